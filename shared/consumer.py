@@ -1,0 +1,96 @@
+"""The CloudEvent consumer boundary shared by lis_consumer, notify and jobs.
+
+A consumer's HTTP status is its acknowledgement: 2xx when the event was applied, was a
+duplicate, or was recorded as impossible; 5xx when a retry could help (the platform redelivers).
+Deduplication is a row in ``processed_events`` keyed by (consumer, source, id), inserted in the
+same transaction as the work: a redelivery hits the primary key and has no second effect, and two
+copies arriving at once serialise on that key.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import flask
+from cloudevents.abstract import CloudEvent
+from flask import Response
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
+from shared.log import bind_request, get_logger
+from shared.models import ProcessedEvent
+
+log = get_logger("patient_mgt.consumer")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+
+
+class RetryLater(Exception):
+    """A transient fault outside the database (a provider is down): answer 5xx so the platform retries."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def claim_event(uow: UnitOfWork, consumer: str, source: str, event_id: str, event_type: str | None) -> bool:
+    """True if this transaction is the first to process the event; False for a duplicate."""
+    row = uow.session.execute(
+        pg_insert(ProcessedEvent)
+        .values(consumer=consumer, source=source, event_id=event_id, event_type=event_type)
+        .on_conflict_do_nothing()
+        .returning(ProcessedEvent.event_id)
+    ).first()
+    return row is not None
+
+
+def bind_event_context(event: CloudEvent) -> None:
+    """Continue the producer's trace: log lines of this delivery carry its trace id."""
+    trace_id = None
+    traceparent = str(event.get("traceparent") or "").lower()
+    if m := _TRACEPARENT.match(traceparent):
+        trace_id = m.group(1)
+    bind_request(uuid.uuid4().hex, trace_id or uuid.uuid4().hex, uuid.uuid4().hex[:16])
+
+
+def acknowledge(status: int = 200, body: dict[str, Any] | None = None) -> Response:
+    return flask.make_response(flask.json.dumps(body or {"status": "ok"}), status, {"Content-Type": "application/json"})
+
+
+def retry_response(reason: str) -> Response:
+    """5xx with no detail beyond a safe reason code."""
+    return flask.make_response(flask.json.dumps({"status": "retry", "reason": reason}), 503,
+                               {"Content-Type": "application/json", "Retry-After": "5"})
+
+
+def run_idempotent(
+    consumer: str,
+    event: CloudEvent,
+    work: Callable[[UnitOfWork, CloudEvent], str],
+) -> str:
+    """Claim the event and do the work in one transaction; returns the outcome ("duplicate" or work's).
+
+    Raises ``flask.abort(503)`` for transient faults so functions-framework answers 5xx without
+    logging exception text.
+    """
+    bind_event_context(event)
+    fields = {"consumer": consumer, "event_type": event["type"], "event_id": event["id"]}
+    try:
+        with unit_of_work() as uow:
+            if not claim_event(uow, consumer, event["source"], event["id"], event["type"]):
+                outcome = "duplicate"
+            else:
+                outcome = work(uow, event)
+    except RetryLater as exc:
+        log.warning("event deferred for retry", extra={"fields": {**fields, "reason": exc.reason}})
+        flask.abort(retry_response(exc.reason))
+    except Exception as exc:
+        if is_transient_db_error(exc):
+            log.warning("database unavailable; event will be redelivered", extra={"fields": {**fields, "error_type": type(exc).__name__}})
+            flask.abort(retry_response("database_unavailable"))
+        log.error("event handler failed", exc_info=True, extra={"fields": fields})
+        flask.abort(flask.make_response(flask.json.dumps({"status": "error"}), 500, {"Content-Type": "application/json"}))
+    log.info("event handled", extra={"fields": {**fields, "outcome": outcome}})
+    return outcome

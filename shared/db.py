@@ -1,0 +1,150 @@
+"""One engine per process and the unit of work.
+
+The pool holds one connection per request thread (``Settings.pool_size``). Services receive a
+:class:`UnitOfWork` and never commit; the boundary (an HTTP handler or a CloudEvent consumer)
+opens it with ``with unit_of_work() as uow:`` which commits on success and rolls back on any
+error. Work that must wait for the commit (publishing outbox events) registers an
+``after_commit`` callback.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from shared.settings import get_settings
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_session_factory: sessionmaker[Session] | None = None
+
+
+def resolve_database_url() -> str:
+    """DATABASE_URL, or the embedded PostgreSQL under DATA_DIR when it is unset."""
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url
+    from shared.embedded_pg import start_embedded  # noqa: PLC0415
+
+    return start_embedded(settings.data_dir)
+
+
+def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
+    settings = get_settings()
+    size = pool_size or settings.pool_size()
+    engine = sa.create_engine(
+        url,
+        pool_size=size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        # pg8000: fail fast when the server is down instead of waiting on the OS timeout.
+        connect_args={"timeout": 5},
+    )
+    statement_timeout = settings.db_statement_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("SET TIME ZONE 'UTC'")
+        if statement_timeout:
+            cur.execute(f"SET statement_timeout = {int(statement_timeout)}")
+        cur.close()
+        # pg8000 starts a transaction on the first statement; leave the connection clean.
+        dbapi_conn.commit()
+
+    return engine
+
+
+def get_engine() -> Engine:
+    global _engine, _session_factory
+    if _engine is None:
+        with _lock:
+            if _engine is None:
+                _engine = make_engine(resolve_database_url())
+                _session_factory = sessionmaker(bind=_engine, expire_on_commit=False, autoflush=True)
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Drop the process engine (tests that switch databases; after fork)."""
+    global _engine, _session_factory
+    with _lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+        _session_factory = None
+
+
+class UnitOfWork:
+    """A transaction boundary: one Session, committed once by whoever opened it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._after_commit: list[Callable[[], None]] = []
+        # CloudEvent ids this transaction wrote to the outbox (published right after the commit).
+        self.outbox_ids: list[uuid.UUID] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the transaction has committed (never if it rolls back)."""
+        self._after_commit.append(callback)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+    def execute(self, statement: Any, params: Any = None) -> sa.Result[Any]:
+        return self.session.execute(statement, params)
+
+
+@contextmanager
+def unit_of_work() -> Iterator[UnitOfWork]:
+    get_engine()
+    assert _session_factory is not None
+    session = _session_factory()
+    uow = UnitOfWork(session)
+    try:
+        yield uow
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    for callback in uow._after_commit:
+        callback()
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """True when retrying later could succeed: connection lost, server down, pool exhausted,
+    serialization failure, deadlock, statement timeout, lock timeout."""
+    from sqlalchemy import exc as sa_exc  # noqa: PLC0415
+
+    if isinstance(exc, sa_exc.TimeoutError):  # pool exhausted
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        code = _sqlstate(exc.orig)
+        return code is not None and (code.startswith("08") or code in _TRANSIENT_SQLSTATES or code.startswith("57P"))
+    return isinstance(exc, (ConnectionError, TimeoutError, OSError))
+
+
+_TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57014", "53300", "53400"}
+
+
+def _sqlstate(orig: Any) -> str | None:
+    args = getattr(orig, "args", None)
+    if args and isinstance(args[0], dict):
+        return args[0].get("C")
+    return None

@@ -1,0 +1,1 @@
+"""CloudEvents this project emits and consumes: the catalog (types and payload models) and the outbox."""

@@ -1,0 +1,107 @@
+"""The event catalog: every CloudEvent type we emit, with the pydantic model of its data.
+
+Data carries ids and the minimum a consumer needs; consumers reload the rest from PostgreSQL.
+No PHI in data or attributes. ``docs/events.md`` and the JSON Schemas under ``docs/events/`` are
+generated from this module (``patient-mgt events docs``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_BASE_URL = "https://patient-mgt.example.org/docs/events/schemas/"
+
+
+class EventData(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PatientRegistered(EventData):
+    patient_id: uuid.UUID
+    version: int
+    origin: Literal["api", "lis"]
+
+
+class PatientUpdated(EventData):
+    patient_id: uuid.UUID
+    version: int
+    changed: list[str]  # field names, never values
+
+
+class PatientDeactivated(EventData):
+    patient_id: uuid.UUID
+    version: int
+
+
+class PatientMerged(EventData):
+    patient_id: uuid.UUID  # the source (now merged)
+    target_id: uuid.UUID
+    moved: dict[str, int]  # counts of moved identifiers, history entries, orders
+
+
+class HistoryEntryChanged(EventData):
+    patient_id: uuid.UUID
+    entry_id: uuid.UUID
+    version: int
+
+
+class OrderEvent(EventData):
+    patient_id: uuid.UUID
+    order_id: uuid.UUID
+    status: str
+
+
+class ResultAvailable(EventData):
+    patient_id: uuid.UUID
+    order_id: uuid.UUID
+    result_ids: list[uuid.UUID]
+    status: Literal["final", "corrected"]
+
+
+class OrderOverdue(EventData):
+    patient_id: uuid.UUID
+    order_id: uuid.UUID
+    ordered_at: datetime | None
+    overdue_hours: int
+
+
+PREFIX = "org.patientmgt."
+
+PATIENT_REGISTERED = PREFIX + "patient.registered.v1"
+PATIENT_UPDATED = PREFIX + "patient.updated.v1"
+PATIENT_DEACTIVATED = PREFIX + "patient.deactivated.v1"
+PATIENT_MERGED = PREFIX + "patient.merged.v1"
+HISTORY_ADDED = PREFIX + "history.added.v1"
+HISTORY_CHANGED = PREFIX + "history.changed.v1"
+ORDER_REQUESTED = PREFIX + "order.requested.v1"
+LIS_PATIENT_CREATED = PREFIX + "lis.patient.created.v1"
+LIS_PATIENT_UPDATED = PREFIX + "lis.patient.updated.v1"
+ORDER_CREATED = PREFIX + "order.created.v1"
+ORDER_UPDATED = PREFIX + "order.updated.v1"
+RESULT_AVAILABLE = PREFIX + "result.available.v1"
+ORDER_OVERDUE = PREFIX + "order.overdue.v1"
+
+# type -> (data model, emitting function, description)
+CATALOG: dict[str, tuple[type[EventData], str, str]] = {
+    PATIENT_REGISTERED: (PatientRegistered, "api", "A patient was registered (API or LIS)."),
+    PATIENT_UPDATED: (PatientUpdated, "api", "A patient's demographics changed through the API."),
+    PATIENT_DEACTIVATED: (PatientDeactivated, "api", "A patient was deactivated."),
+    PATIENT_MERGED: (PatientMerged, "api", "A patient was merged into another (API or LIS A40)."),
+    HISTORY_ADDED: (HistoryEntryChanged, "api", "A medical history entry was added."),
+    HISTORY_CHANGED: (HistoryEntryChanged, "api", "A medical history entry changed."),
+    ORDER_REQUESTED: (OrderEvent, "api", "A lab order was placed through the API, for the LIS to act on."),
+    LIS_PATIENT_CREATED: (PatientRegistered, "lis_consumer", "The LIS feed created a patient."),
+    LIS_PATIENT_UPDATED: (PatientUpdated, "lis_consumer", "The LIS feed updated a patient's demographics."),
+    ORDER_CREATED: (OrderEvent, "lis_consumer", "The LIS feed created an order."),
+    ORDER_UPDATED: (OrderEvent, "lis_consumer", "The LIS feed changed an order (status, cancel)."),
+    RESULT_AVAILABLE: (ResultAvailable, "lis_consumer", "Final or corrected results are available for an order."),
+    ORDER_OVERDUE: (OrderOverdue, "jobs", "An order has had no result for longer than LIS_ORDER_OVERDUE_HOURS."),
+}
+
+
+def dataschema_for(event_type: str) -> str:
+    return f"{SCHEMA_BASE_URL}{event_type}.json"

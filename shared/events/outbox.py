@@ -1,0 +1,56 @@
+"""Append CloudEvents to the outbox in the caller's transaction.
+
+The row *is* the CloudEvent (id, source, type, subject, time, dataschema, data) plus the W3C
+trace context, so publishing later needs nothing else. Publishing happens after the commit
+(see ``shared.events.publishing``); a rolled-back transaction therefore never emits anything.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from shared.db import UnitOfWork
+from shared.events.catalog import CATALOG, EventData, dataschema_for
+from shared.log import current_trace
+from shared.models import OutboxEvent
+from shared.models.base import utcnow
+from shared.settings import get_settings
+
+
+def event_source() -> str:
+    settings = get_settings()
+    if settings.event_source:
+        return settings.event_source
+    target = (settings.function_target or "api").replace("_", "-")
+    return f"/patient-mgt/{target}"
+
+
+def current_traceparent() -> str | None:
+    trace_id, span_id = current_trace()
+    if trace_id and span_id:
+        return f"00-{trace_id}-{span_id}-01"
+    return None
+
+
+def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
+    """Add one event to the outbox; returns its CloudEvent id."""
+    model = CATALOG[event_type][0]
+    if not isinstance(data, model):
+        raise TypeError(f"{event_type} carries {model.__name__}, not {type(data).__name__}")
+    event_id = uuid.uuid4()
+    uow.session.execute(
+        sa.insert(OutboxEvent).values(
+            id=event_id,
+            source=event_source(),
+            type=event_type,
+            subject=str(subject) if subject is not None else None,
+            time=utcnow(),
+            dataschema=dataschema_for(event_type),
+            data=data.model_dump(mode="json"),
+            traceparent=current_traceparent(),
+        )
+    )
+    uow.outbox_ids.append(event_id)
+    return event_id

@@ -1,0 +1,107 @@
+"""Dispatch one HTTP request: route, authenticate, authorise, call the handler, map errors.
+
+Every 4xx/5xx leaves here as problem+json. A transient database fault becomes a 503 with
+``Retry-After``; anything unexpected becomes a generic 500 whose body and log line carry no
+exception text.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from flask import Request, Response
+from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
+from werkzeug.exceptions import NotFound as WzNotFound
+
+from shared import audit
+from shared.auth import Principal, authenticate
+from shared.db import is_transient_db_error, unit_of_work
+from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
+from shared.http.context import RequestContext
+from shared.http.problems import from_domain_error, internal_error
+from shared.http.routing import Route, route_for, url_map
+from shared.log import bind_request, get_logger
+
+log = get_logger("patient_mgt.http")
+ANONYMOUS = Principal(key_id=None, name="anonymous", scopes=frozenset())
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+_CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/(\d+))?")
+AUDITED_FAILURES = {403, 404, 409, 412, 422, 428}
+
+
+def _request_ids(request: Request) -> tuple[str, str | None, str | None]:
+    incoming = request.headers.get("X-Request-Id", "")
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    trace_id = None
+    traceparent = request.headers.get("traceparent", "").strip().lower()
+    if m := _TRACEPARENT.match(traceparent):
+        trace_id = m.group(1)
+    elif m := _CLOUD_TRACE.match(request.headers.get("X-Cloud-Trace-Context", "").lower()):
+        trace_id = m.group(1)
+    if trace_id is None:
+        trace_id = uuid.uuid4().hex
+    # Each request is a new span in the caller's trace (the caller's span is its parent).
+    return request_id, trace_id, uuid.uuid4().hex[:16]
+
+
+def handle(request: Request) -> Response:
+    request_id, trace_id, span_id = _request_ids(request)
+    bind_request(request_id, trace_id, span_id)
+    started = time.perf_counter()
+    matched: Route | None = None
+    principal = ANONYMOUS
+    try:
+        try:
+            endpoint, args = url_map().bind_to_environ(request.environ).match()
+        except WzNotFound:
+            raise NotFound("No such route") from None
+        except WzMethodNotAllowed as exc:
+            raise MethodNotAllowed(list(exc.valid_methods or [])) from None
+        matched = route_for(endpoint)
+        if matched.scope is not None:
+            principal = authenticate(request.headers.get("Authorization"))
+            if not principal.has(matched.scope):
+                raise Forbidden(f"This route needs scope {matched.scope}")
+        ctx = RequestContext(request=request, route=matched, principal=principal, request_id=request_id)
+        response = matched.handler(ctx, **args)
+    except DomainError as error:
+        response = from_domain_error(error, request_id)
+        if matched is not None and matched.audit_action and error.status in AUDITED_FAILURES:
+            _audit_failure(matched, principal, error, request)
+    except Exception as exc:  # noqa: BLE001 — the one place that turns the unexpected into a response
+        if is_transient_db_error(exc):
+            log.warning("database unavailable", extra={"fields": {"route": _template(matched), "error_type": type(exc).__name__}})
+            response = from_domain_error(ServiceUnavailable("The database is unavailable; retry shortly"), request_id)
+        else:
+            log.error("unhandled error", exc_info=True, extra={"fields": {"route": _template(matched)}})
+            response = internal_error(request_id)
+    response.headers["X-Request-Id"] = request_id
+    duration_ms = round((time.perf_counter() - started) * 1000, 2)
+    log.info(
+        "request",
+        extra={"fields": {"httpRequest": {"requestMethod": request.method, "status": response.status_code,
+                                          "latency": f"{duration_ms / 1000:.4f}s"},
+                          "route": _template(matched), "principal": principal.name}},
+    )
+    return response
+
+
+def _template(route: Route | None) -> str:
+    return route.path if route else "(unmatched)"
+
+
+def _audit_failure(route: Route, principal: Principal, error: DomainError, request: Request) -> None:
+    """Refused or failed access to patient data is audited too, in its own transaction."""
+    patient_ids = []
+    view_args = url_map().bind_to_environ(request.environ).match()[1]
+    for value in view_args.values():
+        if isinstance(value, uuid.UUID):
+            patient_ids.append(value)
+    try:
+        with unit_of_work() as uow:
+            audit.record(uow, principal, route.audit_action or "unknown", patient_ids, outcome=error.slug)
+    except Exception as exc:  # noqa: BLE001 — the request already failed; say so in the log, keep its response
+        log.error("failure audit not written", extra={"fields": {"error_type": type(exc).__name__, "action": route.audit_action}})

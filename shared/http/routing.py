@@ -1,0 +1,67 @@
+"""The api function's route table: one list, used for dispatch, OpenAPI and the scope tests.
+
+Paths use werkzeug rules (``/patients/<uuid:patient_id>``), so a malformed UUID simply matches no
+route (404) instead of reaching a handler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from werkzeug.routing import Map, Rule
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    handler: Callable[..., Any]
+    scope: str | None  # None: public (health checks, OpenAPI)
+    summary: str
+    tag: str = "patients"
+    body: type[BaseModel] | None = None
+    body_content_type: str = "application/json"
+    query: type[BaseModel] | None = None
+    # status -> response model (None: no body); problem responses are added by the OpenAPI generator.
+    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    # When set, failures after authentication (403/404/409/412/422) are audited under this action.
+    audit_action: str | None = None
+    headers_in: tuple[str, ...] = ()
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+ROUTES: list[Route] = []
+
+
+def route(method: str, path: str, *, scope: str | None, summary: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+        ROUTES.append(Route(method=method, path=path, handler=handler, scope=scope, summary=summary, **kwargs))
+        return handler
+
+    return register
+
+
+_map: Map | None = None
+_by_endpoint: dict[str, Route] = {}
+
+
+def url_map() -> Map:
+    global _map
+    if _map is None:
+        _by_endpoint.clear()
+        rules = []
+        for r in ROUTES:
+            _by_endpoint[r.endpoint] = r
+            rules.append(Rule(r.path, methods=[r.method], endpoint=r.endpoint, strict_slashes=False))
+        _map = Map(rules, strict_slashes=False, merge_slashes=False)
+    return _map
+
+
+def route_for(endpoint: str) -> Route:
+    return _by_endpoint[endpoint]

@@ -1,0 +1,100 @@
+"""One logger setup: JSON lines on stdout in Cloud Logging's shape.
+
+A line carries ``severity``, ``message``, ``time``, the trace
+(``logging.googleapis.com/trace``) and the request id, plus the ``fields`` a caller passes with
+``extra={"fields": {...}}``. Callers pass ids, counts, codes and durations only — never names,
+birth dates, identifiers, contact data or message payloads. Exception tracebacks are logged as
+the exception *type* and the code location only: exception text can carry PHI.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import traceback
+from datetime import datetime, timezone
+from typing import Any
+
+from shared.settings import get_settings
+
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+_trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
+_span_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("span_id", default=None)
+
+_configured = False
+
+
+def bind_request(request_id: str | None, trace_id: str | None = None, span_id: str | None = None) -> None:
+    """Attach the current request's ids to every line logged from this thread/context."""
+    _request_id.set(request_id)
+    _trace_id.set(trace_id)
+    _span_id.set(span_id)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def current_trace() -> tuple[str | None, str | None]:
+    return _trace_id.get(), _span_id.get()
+
+
+def _safe_traceback(exc_info: Any) -> str:
+    """Type and frames of an exception, without its message (which may quote patient data)."""
+    etype, _evalue, tb = exc_info
+    frames = traceback.extract_tb(tb)[-8:]
+    where = " <- ".join(f"{f.filename.rsplit('/', 2)[-1]}:{f.lineno}:{f.name}" for f in reversed(frames))
+    return f"{etype.__module__}.{etype.__qualname__} at {where}"
+
+
+class CloudLoggingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "severity": "CRITICAL" if record.levelno >= logging.CRITICAL else record.levelname,
+            "message": record.getMessage(),
+            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "logger": record.name,
+        }
+        trace_id = _trace_id.get()
+        if trace_id:
+            project = get_settings().google_cloud_project
+            entry["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace_id}"
+            span_id = _span_id.get()
+            if span_id:
+                entry["logging.googleapis.com/spanId"] = span_id
+        request_id = _request_id.get()
+        if request_id:
+            entry["request_id"] = request_id
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                if key not in entry:
+                    entry[key] = value
+        if record.exc_info:
+            entry["error"] = _safe_traceback(record.exc_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def configure_logging() -> None:
+    """Install the JSON handler on the root logger once per process."""
+    global _configured
+    if _configured:
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(CloudLoggingFormatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(get_settings().log_level)
+    # Libraries that log request details or SQL at INFO stay quiet.
+    for noisy in ("sqlalchemy", "botocore", "urllib3", "google", "alembic", "watchdog"):
+        logging.getLogger(noisy).setLevel(logging.ERROR if noisy == "watchdog" else logging.WARNING)
+    _configured = True
+
+
+def get_logger(name: str) -> logging.Logger:
+    configure_logging()
+    return logging.getLogger(name)

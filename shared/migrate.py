@@ -1,0 +1,56 @@
+"""Apply the Alembic migrations under shared/migrations, safely twice and concurrently.
+
+A PostgreSQL advisory lock serialises concurrent runs (several pods starting, a Job and a
+developer): the second waits, then finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# Arbitrary but fixed: "patient-mgt migrate" in a 64-bit key.
+ADVISORY_LOCK_KEY = 0x50A7_1E47_4D16
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def pending_revisions(engine: sa.Engine) -> list[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    heads = set(script.get_heads())
+    if heads <= current:
+        return []
+    return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
+
+
+def migrate(engine: sa.Engine) -> list[str]:
+    """Upgrade to every head. Returns the revisions that were applied (empty when up to date)."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+        conn.commit()
+        try:
+            before = set(MigrationContext.configure(conn).get_current_heads())
+            conn.commit()
+            cfg = alembic_config(conn)
+            command.upgrade(cfg, "heads")
+            conn.commit()
+            after = set(MigrationContext.configure(conn).get_current_heads())
+            conn.commit()
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
+            conn.commit()
+    return sorted(after - before)

@@ -1,0 +1,21 @@
+"""All tables. Importing this package registers every model on ``Base.metadata``."""
+
+from shared.models.audit import AuditEntry
+from shared.models.auth import ApiKey
+from shared.models.base import Base
+from shared.models.events import OutboxEvent, ProcessedEvent
+from shared.models.orders import LabOrder, LabResult
+from shared.models.patients import MRN_SYSTEM, Patient, PatientIdentifier
+
+__all__ = [
+    "ApiKey",
+    "AuditEntry",
+    "Base",
+    "LabOrder",
+    "LabResult",
+    "MRN_SYSTEM",
+    "OutboxEvent",
+    "Patient",
+    "PatientIdentifier",
+    "ProcessedEvent",
+]

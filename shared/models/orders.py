@@ -1,0 +1,76 @@
+"""Lab orders and their results: written by the LIS consumer (and POST /patients/{id}/orders), read by the API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from shared.models.base import Base, new_id, utcnow
+
+
+class LabOrder(Base):
+    __tablename__ = "lab_orders"
+    __table_args__ = (
+        # Placer and filler numbers identify an order within the namespace of the system that assigned them.
+        Index("uq_lab_orders_placer", "placer_namespace", "placer_number", unique=True,
+              postgresql_where=text("placer_number IS NOT NULL")),
+        Index("uq_lab_orders_filler", "filler_namespace", "filler_number", unique=True,
+              postgresql_where=text("filler_number IS NOT NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    placer_namespace: Mapped[str] = mapped_column(String(200), default="")
+    placer_number: Mapped[str | None] = mapped_column(String(100))
+    filler_namespace: Mapped[str] = mapped_column(String(200), default="")
+    filler_number: Mapped[str | None] = mapped_column(String(100))
+    code_system: Mapped[str | None] = mapped_column(String(200))
+    code: Mapped[str | None] = mapped_column(String(100))
+    code_display: Mapped[str | None] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(32), default="requested")
+    priority: Mapped[str | None] = mapped_column(String(32))
+    notes: Mapped[str | None] = mapped_column(Text)
+    ordered_at: Mapped[datetime | None]
+    source: Mapped[str] = mapped_column(String(16), default="lis")
+    # MSH-7 of the newest LIS message applied to this order (order-of-arrival safety).
+    lis_applied_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    results: Mapped[list[LabResult]] = relationship(back_populates="order", order_by="LabResult.created_at")
+
+
+class LabResult(Base):
+    __tablename__ = "lab_results"
+    __table_args__ = (Index("uq_lab_results_key", "order_id", "result_key", unique=True),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_orders.id"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    # Identifies the observation within its order (code system + code + sub-id), so a corrected
+    # result replaces the one it corrects.
+    result_key: Mapped[str] = mapped_column(String(400))
+    code_system: Mapped[str | None] = mapped_column(String(200))
+    code: Mapped[str | None] = mapped_column(String(100))
+    code_display: Mapped[str | None] = mapped_column(String(300))
+    value_type: Mapped[str | None] = mapped_column(String(8))
+    value: Mapped[str | None] = mapped_column(Text)
+    units: Mapped[str | None] = mapped_column(String(100))
+    reference_range: Mapped[str | None] = mapped_column(String(200))
+    abnormal_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    status: Mapped[str | None] = mapped_column(String(8))
+    observed_at: Mapped[datetime | None]
+    notes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
+    lis_applied_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    previous_versions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    order: Mapped[LabOrder] = relationship(back_populates="results")

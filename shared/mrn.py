@@ -1,0 +1,29 @@
+"""Medical record numbers: a database sequence (unique, never reused) plus a Luhn check digit."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from shared.db import UnitOfWork
+
+
+def luhn_check_digit(digits: str) -> str:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+def is_valid_mrn(mrn: str) -> bool:
+    return mrn.isdigit() and len(mrn) >= 2 and luhn_check_digit(mrn[:-1]) == mrn[-1]
+
+
+def next_mrn(uow: UnitOfWork) -> str:
+    number = uow.session.execute(sa.text("SELECT nextval('patient_mrn_seq')")).scalar_one()
+    base = str(number)
+    return base + luhn_check_digit(base)

@@ -1,0 +1,99 @@
+"""The one settings object. Nothing else in the project reads ``os.environ``.
+
+Every field is read from the environment variable of the same name upper-cased
+(``database_url`` ← ``DATABASE_URL``). The README's configuration table documents each one.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # --- database -----------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, postgresql+pg8000://user@host:5432/db or ...?unix_sock=/path/.s.PGSQL.5432. "
+        "Unset: `make dev` and the tests start an embedded PostgreSQL under DATA_DIR.",
+    )
+    db_pool_size: int | None = Field(
+        default=None, ge=1, le=200, description="Connections per process. Default: THREADS (one per request thread of a gunicorn worker)."
+    )
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0, description="Wait for a free pooled connection before 503.")
+    db_statement_timeout_ms: int = Field(default=15000, ge=0, description="PostgreSQL statement_timeout per connection (0 = none).")
+    threads: int | None = Field(default=None, ge=1, description="gunicorn threads (functions-framework's THREADS; default 4 × CPUs).")
+    workers: int = Field(default=1, ge=1, description="gunicorn workers (functions-framework's WORKERS).")
+
+    # --- HTTP / logging -----------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Minimum log severity.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body (413 above).")
+    api_key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="How long a verified API key is cached in-process (revocation takes effect within this)."
+    )
+
+    # --- events -------------------------------------------------------------------------------
+    event_source: str | None = Field(
+        default=None, description="CloudEvents `source` for events this process emits. Default: /patient-mgt/<function>."
+    )
+    k_sink: str | None = Field(default=None, description="Broker URL, injected by a Knative SinkBinding. HTTP binary-mode sink.")
+    event_sink: str | None = Field(
+        default=None, description="Alternative sink: pubsub://projects/P/topics/T publishes to Pub/Sub (ordering key = subject)."
+    )
+    publish_timeout_seconds: float = Field(default=2.0, gt=0, description="Timeout of the immediate publish after a commit.")
+
+    # --- Pub/Sub push authentication ------------------------------------------------------------
+    push_audience: str | None = Field(default=None, description="When set, lis_consumer requires a Pub/Sub OIDC token with this audience.")
+    push_service_account: str | None = Field(default=None, description="Expected `email` claim of the push token.")
+    push_issuer: str = Field(default="https://accounts.google.com", description="Expected issuer of the push token.")
+    push_certs_url: str = Field(
+        default="https://www.googleapis.com/oauth2/v3/certs", description="JWKS document used to verify push tokens."
+    )
+
+    # --- notifications ------------------------------------------------------------------------
+    notify_provider: Literal["aws", "console"] = Field(default="console", description="aws: SES e-mail + SNS SMS; console: files under DATA_DIR/outbox.")
+    notify_email_from: str = Field(default="no-reply@lab.example.org", description="Verified SES sender address.")
+    portal_url: str = Field(default="http://127.0.0.1:8080/portal", description="Link placed in notifications.")
+    quiet_hours_start: time = Field(default=time(21, 0), description="Local time (patient's timezone) from which SMS are deferred.")
+    quiet_hours_end: time = Field(default=time(8, 0), description="Local time at which deferred SMS may go out.")
+    aws_region: str = Field(default="us-east-1", description="AWS region for SES/SNS.")
+    aws_endpoint_url: str | None = Field(default=None, description="AWS endpoint override (moto in tests); boto3 honours it too.")
+
+    # --- LIS / jobs -----------------------------------------------------------------------------
+    lis_raw_retention_days: int = Field(default=90, ge=1, description="Raw LIS payloads older than this are purged (metadata kept).")
+    lis_order_overdue_hours: int = Field(default=24, ge=1, description="Orders without results after this emit order-overdue.")
+    job_time_budget_seconds: float = Field(default=50.0, gt=0, description="Time budget of one job run (below the service timeout).")
+
+    function_target: str | None = Field(
+        default=None, description="Set by functions-framework/buildpacks (FUNCTION_TARGET): which function this process serves."
+    )
+
+    # --- local -------------------------------------------------------------------------------
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Local state for `make dev`: embedded PostgreSQL, console outbox.")
+    google_cloud_project: str = Field(default="patient-mgt-local", description="Pub/Sub project id.")
+
+    def pool_size(self) -> int:
+        """One connection per request thread: functions-framework runs WORKERS × THREADS (pool is per worker)."""
+        if self.db_pool_size:
+            return self.db_pool_size
+        return self.threads or (os.cpu_count() or 1) * 4
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests that change the environment)."""
+    get_settings.cache_clear()

@@ -1,0 +1,91 @@
+"""Real functions-framework processes on 127.0.0.1 for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class FunctionProcess:
+    target: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int | None = None) -> None:
+        if self.proc.poll() is None:
+            if sig is not None:
+                self.proc.send_signal(sig)
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def start_function(
+    target: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    *,
+    port: int | None = None,
+    ready_path: str | None = None,
+    timeout: float = 30.0,
+) -> FunctionProcess:
+    """Start ``functions-framework`` for a target and wait until its port answers."""
+    port = port or free_port()
+    source = ROOT / "functions" / target / "main.py"
+    signature = "http" if target == "api" else "cloudevent"
+    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    log_path = log_dir / f"{target}-{port}.log"
+    log_file = log_path.open("wb")
+    proc = subprocess.Popen(
+        [str(BIN / "functions-framework"), "--source", str(source), "--target", target,
+         "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    fp = FunctionProcess(target=target, port=port, proc=proc, log_path=log_path, env=dict(env))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{target} exited early:\n{fp.logs()}")
+        try:
+            if ready_path:
+                if requests.get(fp.url + ready_path, timeout=1).status_code == 200:
+                    return fp
+            else:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return fp
+        except (OSError, requests.RequestException):
+            pass
+        time.sleep(0.1)
+    fp.stop()
+    raise RuntimeError(f"{target} did not become ready:\n{fp.logs()}")

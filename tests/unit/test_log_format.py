@@ -1,0 +1,27 @@
+import json
+import logging
+import sys
+
+from shared.log import CloudLoggingFormatter, bind_request
+
+
+def test_lines_are_cloud_logging_json_with_trace_and_fields():
+    bind_request("req-1", "a" * 32, "b" * 16)
+    record = logging.LogRecord("x", logging.WARNING, __file__, 1, "something happened", None, None)
+    record.fields = {"patient_id": "123"}
+    line = json.loads(CloudLoggingFormatter().format(record))
+    assert line["severity"] == "WARNING"
+    assert line["message"] == "something happened"
+    assert line["logging.googleapis.com/trace"].endswith("/traces/" + "a" * 32)
+    assert line["request_id"] == "req-1"
+    assert line["patient_id"] == "123"
+
+
+def test_exception_text_is_not_logged_only_its_type_and_location():
+    try:
+        raise ValueError("Jane Doe born 1980-05-06")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    out = CloudLoggingFormatter().format(record)
+    assert "Jane" not in out and "1980" not in out
+    assert "builtins.ValueError" in json.loads(out)["error"]

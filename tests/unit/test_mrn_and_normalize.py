@@ -1,0 +1,33 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.mrn import is_valid_mrn, luhn_check_digit
+from shared.normalize import fold, has_control_chars, tokens
+
+
+def test_luhn_known_values():
+    # Classic Luhn example: 7992739871 has check digit 3.
+    assert luhn_check_digit("7992739871") == "3"
+    assert is_valid_mrn("79927398713")
+    assert not is_valid_mrn("79927398710")
+
+
+@given(st.integers(min_value=10_000_000, max_value=10**12))
+def test_every_generated_mrn_validates_and_a_changed_digit_does_not(n):
+    mrn = str(n) + luhn_check_digit(str(n))
+    assert is_valid_mrn(mrn)
+    wrong = mrn[:-1] + str((int(mrn[-1]) + 1) % 10)
+    assert not is_valid_mrn(wrong)
+
+
+def test_fold_ignores_case_accents_spacing_and_hyphens():
+    assert fold("García") == fold("GARCIA") == "garcia"
+    assert fold("Müller") == fold("MULLER")
+    assert fold("De la Cruz-Núñez") == fold("delacruz nunez")
+    assert tokens("De la Cruz-Núñez") == ["de", "la", "cruz", "nunez"]
+
+
+def test_control_characters_are_detected():
+    assert has_control_chars("Ana\x00")
+    assert has_control_chars("Ana\u200b")  # zero-width space (format character)
+    assert not has_control_chars("Ana María")
