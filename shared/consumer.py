@@ -94,3 +94,35 @@ def run_idempotent(
         flask.abort(flask.make_response(flask.json.dumps({"status": "error"}), 500, {"Content-Type": "application/json"}))
     log.info("event handled", extra={"fields": {**fields, "outcome": outcome}})
     return outcome
+
+
+Work = Callable[[UnitOfWork, CloudEvent], str]
+
+
+class Dispatcher:
+    """One consumer's handlers by CloudEvent type, behind the idempotent boundary.
+
+    Types without a handler are acknowledged as ``ignored`` (a retry cannot make them
+    applicable) and logged with their type only.
+    """
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        self.handlers: dict[str, Work] = {}
+
+    def on(self, event_type: str) -> Callable[[Work], Work]:
+        def register(func: Work) -> Work:
+            self.handlers[event_type] = func
+            return func
+
+        return register
+
+    def _dispatch(self, uow: UnitOfWork, event: CloudEvent) -> str:
+        handler = self.handlers.get(event["type"])
+        if handler is None:
+            log.warning("no handler for event type", extra={"fields": {"consumer": self.consumer, "event_type": event["type"]}})
+            return "ignored"
+        return handler(uow, event)
+
+    def handle(self, event: CloudEvent) -> str:
+        return run_idempotent(self.consumer, event, self._dispatch)
