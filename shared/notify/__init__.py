@@ -3,6 +3,10 @@
 Importing this package is cheap: Jinja2 is imported on the first render and boto3 on the first
 AWS send. The notify function's service decides consent, quiet hours and bookkeeping; this
 package only renders and sends.
+
+The ``render`` function is not re-exported here on purpose: a package attribute named like the
+submodule would hide ``shared.notify.render`` (``import shared.notify.render as m`` would give the
+function). Use ``from shared.notify.render import render``.
 """
 
 from shared.notify.providers import (
@@ -26,7 +30,6 @@ from shared.notify.render import (
     check_templates,
     kinds,
     languages,
-    render,
     resolve_language,
 )
 from shared.notify.sms import MAX_SEGMENTS, sms_segments
@@ -52,7 +55,6 @@ __all__ = [
     "languages",
     "make_provider",
     "next_allowed_send",
-    "render",
     "resolve_language",
     "sms_segments",
 ]

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from shared.notify import AwsProvider, PermanentProviderError, TransientProviderError, render
+from shared.notify import AwsProvider, PermanentProviderError, TransientProviderError
+from shared.notify.render import render
 
 REGION = "us-east-1"
 SENDER = "no-reply@lab.example.org"

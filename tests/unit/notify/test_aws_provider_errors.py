@@ -20,7 +20,8 @@ from botocore.exceptions import (
 )
 from botocore.stub import Stubber
 
-from shared.notify import AwsProvider, PermanentProviderError, TransientProviderError, render
+from shared.notify import AwsProvider, PermanentProviderError, TransientProviderError
+from shared.notify.render import render
 from shared.notify.providers.aws import classify_error
 
 PATIENT_EMAIL = "xiomara.quill@example.org"

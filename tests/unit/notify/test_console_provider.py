@@ -18,10 +18,10 @@ from shared.notify import (
     Provider,
     TransientProviderError,
     make_provider,
-    render,
 )
 from shared.notify.providers.base import check_email, check_phone
 from shared.notify.providers.fake import FakeProvider
+from shared.notify.render import render
 
 ROOT = Path(__file__).resolve().parents[3]
 PATIENT_EMAIL = "xiomara.quill@example.org"

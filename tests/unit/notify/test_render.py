@@ -295,3 +295,10 @@ def test_one_non_gsm_character_makes_a_template_too_long(tmp_path: Path) -> None
     ts = _sms_template_set(tmp_path, "Sus resultados están listos. " + "x" * 60 + " {{ portal_url }}\n")
     with pytest.raises(SmsTooLong):
         ts.render("long", "sms", "en", {"portal_url": PORTAL})
+
+
+def test_the_render_module_is_not_shadowed_by_the_function() -> None:
+    import shared.notify.render as module
+
+    assert module.TEMPLATES_DIR == TEMPLATES_DIR
+    assert module.render is render
