@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+# One image per function, all from this file. skaffold.yaml builds it four times with the
+# build args FUNCTION_DIR (the folder under functions/), FUNCTION_TARGET and
+# FUNCTION_SIGNATURE_TYPE; every image also carries the shared package and the patient-mgt
+# console script (the migration Job runs `patient-mgt migrate` in the jobs image).
+#
+# Not Google's buildpacks: they install requirements.txt or resolve pyproject.toml afresh,
+# while this project's contract is the hashed requirements.lock (the versions CI tested).
+#
+# Runtime contract (knative/app/services.yaml): uid/gid 10001, read-only root filesystem
+# with an emptyDir on /tmp, port from $PORT (Knative injects it; functions-framework reads it).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# --- 1. every locked distribution as a wheel, hash-checked, plus the project's own wheel ---
+FROM ${PYTHON_IMAGE} AS wheels
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY requirements.lock ./
+# The lock also pins the test tools; they are downloaded here and never installed below.
+RUN pip wheel --require-hashes --no-deps --wheel-dir /wheels -r requirements.lock
+COPY . .
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# --- 2. the runtime virtualenv: offline, from those wheels only ---
+FROM ${PYTHON_IMAGE} AS venv
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+COPY --from=wheels /wheels /wheels
+# --no-index: pip can only pick the locked, hash-checked version of each runtime dependency
+# (a dependency missing from the lock fails the build instead of floating).
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --no-index --find-links /wheels patient-mgt \
+ && /opt/venv/bin/pip check
+
+# --- 3. the function image ---
+FROM ${PYTHON_IMAGE}
+ARG FUNCTION_DIR
+ARG FUNCTION_TARGET
+ARG FUNCTION_SIGNATURE_TYPE
+RUN test -n "${FUNCTION_DIR}" && test -n "${FUNCTION_TARGET}" && test -n "${FUNCTION_SIGNATURE_TYPE}" \
+ && groupadd --gid 10001 app \
+ && useradd --uid 10001 --gid 10001 --home-dir /home/app --create-home --shell /usr/sbin/nologin app
+COPY --from=venv /opt/venv /opt/venv
+WORKDIR /app
+COPY functions/${FUNCTION_DIR}/ functions/${FUNCTION_DIR}/
+# Compile now: at run time the filesystem is read-only and nothing could cache bytecode.
+RUN test -f "functions/${FUNCTION_DIR}/main.py" && python -m compileall -q functions
+# FUNCTION_* are defaults; the Knative Service sets the same values explicitly.
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/home/app \
+    FUNCTION_TARGET=${FUNCTION_TARGET} \
+    FUNCTION_SIGNATURE_TYPE=${FUNCTION_SIGNATURE_TYPE} \
+    FUNCTION_SOURCE=functions/${FUNCTION_DIR}/main.py
+USER 10001:10001
+EXPOSE 8080
+CMD ["functions-framework"]
