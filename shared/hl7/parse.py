@@ -1,0 +1,41 @@
+"""Public entry points: bytes in, `Message` out.
+
+The pipeline per message: unwrap (`framing`), read MSH-18 from the raw bytes and decode
+(`charset`), tokenize (`segments`, which unescapes through `escape`), map (`mapping`).
+"""
+
+from __future__ import annotations
+
+from .charset import codec_for, declared_charset, decode
+from .errors import HL7Error
+from .framing import split_messages
+from .mapping import build_message
+from .model import Message
+from .segments import read_segments
+
+__all__ = ["parse_message", "split_messages"]
+
+
+def parse_message(raw: bytes) -> Message:
+    """Parse exactly one message (MLLP framing, BOM and a batch envelope are allowed).
+
+    Raises HL7Error when the content can never be processed; 'multiple_messages' when `raw`
+    holds more than one message, which must go through `split_messages` instead: taking only
+    the first would silently drop the others.
+    """
+    messages = split_messages(raw)
+    if not messages:
+        raise HL7Error("no_msh")
+    if len(messages) > 1:
+        raise HL7Error("multiple_messages")
+    return _parse_one(messages[0])
+
+
+def _parse_one(data: bytes) -> Message:
+    declared = codec_for(declared_charset(data))
+    text, used = decode(data, declared)
+    hex_codecs = tuple(dict.fromkeys(c for c in (used, declared, "utf-8", "cp1252", "latin-1") if c))
+    segments = read_segments(text, hex_codecs)
+    if any(segment.id == "MSH" for segment in segments[1:]):
+        raise HL7Error("multiple_messages")  # only reachable through a literal "\r" break
+    return build_message(segments)
