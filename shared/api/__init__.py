@@ -1,3 +1,4 @@
 """The api function's routes. Importing this package registers every route on the route table."""
 
 from shared.api import audit_routes, health, patients  # noqa: F401
+from shared.api import history, openapi, orders, patient_merge  # noqa: F401

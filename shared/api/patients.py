@@ -1,4 +1,4 @@
-"""Patient routes: thin adapters over shared.services.patients."""
+"""Patient routes: register, search, read, change (merge patch + If-Match), deactivate."""
 
 from __future__ import annotations
 
@@ -6,26 +6,69 @@ import uuid
 
 from flask import Response
 
+from shared.api.merge_patch_body import MERGE_PATCH, merge_patch_body
 from shared.db import unit_of_work
 from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
-from shared.schemas.patients import Patient, PatientCreate
+from shared.schemas.patients import PATIENT_READ_ONLY, Patient, PatientCreate, PatientCreateQuery, PatientPatch
+from shared.schemas.search import PatientPage, PatientSearchQuery
 from shared.services import patients as service
+from shared.services.search import search_patients
+
+
+def _patient_response(patient: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    resource = service.to_resource(patient)  # type: ignore[arg-type]
+    return json_response(resource, status, {"ETag": etag(resource.version), **(headers or {})})
 
 
 @route("POST", "/patients", scope="patients:write", summary="Register a patient", body=PatientCreate,
-       responses={201: Patient}, audit_action="patient.create")
+       query=PatientCreateQuery, responses={201: Patient, 409: None}, audit_action="patient.create")
 def create_patient(ctx: RequestContext) -> Response:
+    q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)
     with unit_of_work() as uow:
-        patient = service.register_patient(uow, ctx.principal, data)
-        resource = service.to_resource(patient)
-    return json_response(resource, 201, {"Location": f"/patients/{resource.id}", "ETag": etag(resource.version)})
+        patient = service.register_patient(uow, ctx.principal, data, reject_duplicates=not q.allow_duplicate)
+        response = _patient_response(patient, 201, {"Location": f"/patients/{patient.id}"})
+    return response
+
+
+@route("GET", "/patients", scope="patients:read", summary="Search patients", query=PatientSearchQuery,
+       responses={200: PatientPage}, audit_action="patient.search")
+def search(ctx: RequestContext) -> Response:
+    q = ctx.query(PatientSearchQuery)
+    with unit_of_work() as uow:
+        rows, next_cursor = search_patients(uow, ctx.principal, q)
+        page = PatientPage(items=[service.to_resource(p) for p in rows], next_cursor=next_cursor)
+    return json_response(page)
 
 
 @route("GET", "/patients/<uuid:patient_id>", scope="patients:read", summary="Read a patient",
        responses={200: Patient}, audit_action="patient.read")
 def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
-        resource = service.to_resource(service.get_patient(uow, ctx.principal, patient_id))
-    return json_response(resource, 200, {"ETag": etag(resource.version)})
+        response = _patient_response(service.get_patient(uow, ctx.principal, patient_id))
+    return response
+
+
+@route("PATCH", "/patients/<uuid:patient_id>", scope="patients:write",
+       summary="Change a patient (JSON merge patch, If-Match required)", body=PatientPatch,
+       body_content_type=MERGE_PATCH, headers_in=("If-Match",), responses={200: Patient, 409: None},
+       audit_action="patient.update")
+def patch_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
+    version = ctx.if_match_version()
+    patch = merge_patch_body(ctx, PatientPatch, PATIENT_READ_ONLY)
+    with unit_of_work() as uow:
+        patient = service.update_patient(uow, ctx.principal, patient_id, patch, expected_version=version)
+        response = _patient_response(patient)
+    return response
+
+
+@route("DELETE", "/patients/<uuid:patient_id>", scope="patients:write",
+       summary="Deactivate a patient (records are never deleted; If-Match required)", headers_in=("If-Match",),
+       responses={204: None, 409: None}, audit_action="patient.deactivate")
+def deactivate_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
+    version = ctx.if_match_version()
+    with unit_of_work() as uow:
+        patient = service.deactivate_patient(uow, ctx.principal, patient_id, expected_version=version)
+        tag = etag(patient.version)
+    return Response(status=204, headers={"ETag": tag})

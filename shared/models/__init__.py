@@ -4,18 +4,25 @@ from shared.models.audit import AuditEntry
 from shared.models.auth import ApiKey
 from shared.models.base import Base
 from shared.models.events import OutboxEvent, ProcessedEvent
+from shared.models.history import HistoryEntry
+from shared.models.merges import PatientMerge
 from shared.models.orders import LabOrder, LabResult
-from shared.models.patients import MRN_SYSTEM, Patient, PatientIdentifier
+from shared.models.patients import MRN_SYSTEM, Patient, PatientIdentifier, PatientNameToken
+from shared.models.versions import ResourceVersion
 
 __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "HistoryEntry",
     "LabOrder",
     "LabResult",
     "MRN_SYSTEM",
     "OutboxEvent",
     "Patient",
     "PatientIdentifier",
+    "PatientMerge",
+    "PatientNameToken",
     "ProcessedEvent",
+    "ResourceVersion",
 ]

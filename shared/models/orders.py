@@ -21,6 +21,8 @@ class LabOrder(Base):
               postgresql_where=text("placer_number IS NOT NULL")),
         Index("uq_lab_orders_filler", "filler_namespace", "filler_number", unique=True,
               postgresql_where=text("filler_number IS NOT NULL")),
+        # A patient's orders, newest first (GET /patients/{id}/orders page order).
+        Index("ix_lab_orders_patient_created", "patient_id", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

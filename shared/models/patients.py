@@ -41,6 +41,12 @@ class Patient(Base):
         Index("ix_patients_dup_name", "birth_date", "family_norm", "first_given_norm"),
         Index("ix_patients_birth_date_phone", "birth_date", "phone"),
         Index("ix_patients_birth_date_email", "birth_date", "email"),
+        # Search: the stable page order (family_norm, id), the same order within one status, and
+        # exact contact look-ups (see services/search.py and docs/api.md for the plans).
+        Index("ix_patients_family_norm_id", "family_norm", "id"),
+        Index("ix_patients_status_family_norm_id", "status", "family_norm", "id"),
+        Index("ix_patients_phone", "phone"),
+        Index("ix_patients_email", "email"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -81,7 +87,11 @@ class PatientIdentifier(Base):
     """An identifier belongs to one patient: (system, value) is unique across the registry."""
 
     __tablename__ = "patient_identifiers"
-    __table_args__ = (UniqueConstraint("system", "value"),)
+    __table_args__ = (
+        UniqueConstraint("system", "value"),
+        # ``identifier=value`` (any system) in search.
+        Index("ix_patient_identifiers_value", "value"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -91,3 +101,23 @@ class PatientIdentifier(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="identifiers")
+
+
+NAME_TOKEN_KINDS = ("family", "given")
+
+
+class PatientNameToken(Base):
+    """The name-search index: each folded word of a patient's family and given names (and each whole
+    folded name), so ``name=gar`` is the btree range ``token >= 'gar' AND token < 'gas'`` (collation
+    "C": code-point order whatever the database's default collation). Rewritten with the names
+    (``services.name_index.index_names``), in the same transaction."""
+
+    __tablename__ = "patient_name_tokens"
+    __table_args__ = (
+        CheckConstraint("kind IN ('family','given')", name="kind"),
+        Index("ix_patient_name_tokens_token", "token", "kind", "patient_id"),
+    )
+
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    token: Mapped[str] = mapped_column(String(200, collation="C"), primary_key=True)

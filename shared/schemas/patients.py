@@ -9,9 +9,10 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints, field_validator
+from pydantic.json_schema import WithJsonSchema
 
 from shared.models.patients import MRN_SYSTEM
-from shared.schemas.common import Name, ShortText, StrictModel, text
+from shared.schemas.common import Name, QueryModel, ShortText, StrictModel, text
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 BCP47 = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
@@ -43,9 +44,19 @@ def _zone(value: str) -> str:
     return value
 
 
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16), AfterValidator(_phone)]
-Language = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35), AfterValidator(_language)]
-TimeZone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_zone)]
+# The documented schema carries the pattern; the validator gives the readable message.
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=16), AfterValidator(_phone),
+    WithJsonSchema({"type": "string", "pattern": E164.pattern, "maxLength": 16, "examples": ["+14155550123"]}),
+]
+Language = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=35), AfterValidator(_language),
+    WithJsonSchema({"type": "string", "pattern": BCP47.pattern, "maxLength": 35, "examples": ["en", "es-MX"]}),
+]
+TimeZone = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_zone),
+    WithJsonSchema({"type": "string", "maxLength": 64, "description": "IANA time zone", "examples": ["Europe/Madrid"]}),
+]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]
 Email = Annotated[EmailStr, StringConstraints(max_length=254)]
 
@@ -155,3 +166,86 @@ class Patient(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+# --- writes after registration --------------------------------------------------------------------
+
+PATIENT_READ_ONLY = {
+    "id": "is assigned by the server",
+    "mrn": "is assigned by the server",
+    "version": "is managed by the server; send If-Match instead",
+    "merged_into": "is set by POST /patients/{id}/merge",
+    "created_at": "is managed by the server",
+    "updated_at": "is managed by the server",
+}
+
+
+def read_only_errors(raw: object, read_only: dict[str, str]) -> list[dict[str, str]]:
+    """Precise errors for server-managed fields in a patch (rather than "extra inputs")."""
+    if not isinstance(raw, dict):
+        return []
+    return [
+        {"in": "body", "field": key, "message": f"{key} {why} and cannot be changed", "code": "read_only"}
+        for key, why in read_only.items()
+        if key in raw
+    ]
+
+
+class PatientCreateQuery(QueryModel):
+    allow_duplicate: bool = Field(
+        default=False, description="Register even when probable duplicates exist (the 409 lists them otherwise)."
+    )
+
+
+class PatientState(PatientCreate):
+    """The writable state of a patient: what a merge patch must leave valid."""
+
+    status: Literal["active", "inactive"] = "active"
+
+
+class HumanNamePatch(StrictModel):
+    family: Name | None = None
+    given: list[Name] | None = Field(default=None, max_length=10)
+    prefix: list[ShortText] | None = Field(default=None, max_length=5)
+    suffix: list[ShortText] | None = Field(default=None, max_length=5)
+
+
+class AddressPatch(StrictModel):
+    line: list[Name] | None = Field(default=None, max_length=5)
+    city: ShortText | None = None
+    state: ShortText | None = None
+    postal_code: text(20) | None = None  # type: ignore[valid-type]
+    country: Country | None = None
+
+
+class CommunicationPatch(StrictModel):
+    email: bool | None = None
+    sms: bool | None = None
+
+
+class PatientPatch(StrictModel):
+    """A JSON merge patch (RFC 7396) of the patient: members present replace, ``null`` removes.
+
+    ``identifiers`` replaces the whole list; MRN identifiers (system ``urn:patient-mgt:mrn``) are
+    managed by the server: they may be echoed back, never added or removed. ``status`` may move
+    between ``active`` and ``inactive``; ``merged`` is reached only through the merge endpoint.
+    """
+
+    name: HumanNamePatch | None = None
+    birth_date: BirthDate | None = None
+    sex: Sex | None = None
+    identifiers: list[Identifier] | None = Field(default=None, max_length=40)
+    phone: Phone | None = None
+    email: Email | None = None
+    address: AddressPatch | None = None
+    preferred_language: Language | None = None
+    timezone: TimeZone | None = None
+    communication: CommunicationPatch | None = None
+    status: Literal["active", "inactive"] | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _not_merged(cls, value: object) -> object:
+        if value == "merged":
+            raise ValueError("a patient becomes merged only through POST /patients/{id}/merge")
+        return value

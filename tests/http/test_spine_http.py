@@ -14,7 +14,8 @@ PROBLEM = "application/problem+json"
 
 
 def body(**extra):
-    return {"name": {"family": "Doe", "given": ["Jane"]}, "birth_date": "1980-05-06",
+    # A distinct family name each time: registering the same person twice is a probable duplicate (409).
+    return {"name": {"family": f"Doe-{uuid.uuid4().hex[:8]}", "given": ["Jane"]}, "birth_date": "1980-05-06",
             "identifiers": [{"system": "urn:test", "value": uuid.uuid4().hex}], **extra}
 
 

@@ -1,0 +1,42 @@
+"""Lab order routes: a patient's orders with results, one order, and placing an order."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Response
+
+from shared.db import unit_of_work
+from shared.http.context import RequestContext, etag, json_response
+from shared.http.routing import route
+from shared.schemas.orders import Order, OrderCreate, OrderPage, OrderQuery
+from shared.services import orders as service
+
+
+@route("GET", "/patients/<uuid:patient_id>/orders", scope="patients:read",
+       summary="A patient's lab orders with their results, newest first", tag="orders", query=OrderQuery,
+       responses={200: OrderPage}, audit_action="order.read")
+def list_orders(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
+    q = ctx.query(OrderQuery)
+    with unit_of_work() as uow:
+        rows, next_cursor = service.list_orders(uow, ctx.principal, patient_id, q)
+        page = OrderPage(items=[service.to_order(o) for o in rows], next_cursor=next_cursor)
+    return json_response(page)
+
+
+@route("POST", "/patients/<uuid:patient_id>/orders", scope="patients:write",
+       summary="Place a lab order (status requested; the LIS side receives order.requested)", tag="orders",
+       body=OrderCreate, responses={201: Order, 409: None}, audit_action="order.create")
+def place_order(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
+    data = ctx.json_body(OrderCreate)
+    with unit_of_work() as uow:
+        order = service.to_order(service.place_order(uow, ctx.principal, patient_id, data))
+    return json_response(order, 201, {"Location": f"/orders/{order.id}", "ETag": etag(order.version)})
+
+
+@route("GET", "/orders/<uuid:order_id>", scope="patients:read", summary="Read a lab order with its results",
+       tag="orders", responses={200: Order}, audit_action="order.read")
+def read_order(ctx: RequestContext, order_id: uuid.UUID) -> Response:
+    with unit_of_work() as uow:
+        order = service.to_order(service.get_order(uow, ctx.principal, order_id))
+    return json_response(order, 200, {"ETag": etag(order.version)})

@@ -1,0 +1,112 @@
+"""Lab orders and results: read (the LIS feed writes them) and place (``requested``, with an
+``order.requested`` event for the LIS side to act on).
+
+Orders placed here get a placer number from ``lab_order_placer_seq`` in the ``patient-mgt``
+namespace (unique with ``uq_lab_orders_placer``): the LIS echoes it back in ORM/ORU messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
+
+from shared import audit
+from shared.auth import Principal
+from shared.db import UnitOfWork
+from shared.errors import Conflict, NotFound
+from shared.events import catalog
+from shared.events.outbox import emit
+from shared.models import LabOrder, LabResult, Patient
+from shared.models.base import utcnow
+from shared.schemas.orders import Order, OrderCreate, OrderQuery
+from shared.services import cursor
+
+PLACER_NAMESPACE = "patient-mgt"
+CURSOR_KIND = "o"
+
+
+def _coding(system: str | None, code: str | None, display: str | None) -> dict[str, str | None]:
+    return {"system": system, "code": code, "display": display}
+
+
+def _result(r: LabResult) -> dict[str, object]:
+    return {
+        "id": r.id, "code": _coding(r.code_system, r.code, r.code_display), "value": r.value,
+        "value_type": r.value_type, "units": r.units, "reference_range": r.reference_range,
+        "abnormal_flags": list(r.abnormal_flags or []), "status": r.status, "observed_at": r.observed_at,
+        "notes": list(r.notes or []),
+    }
+
+
+def to_order(order: LabOrder) -> Order:
+    return Order.model_validate({
+        "id": order.id, "patient_id": order.patient_id, "placer_number": order.placer_number,
+        "filler_number": order.filler_number, "code": _coding(order.code_system, order.code, order.code_display),
+        "status": order.status, "priority": order.priority, "notes": order.notes, "ordered_at": order.ordered_at,
+        "results": [_result(r) for r in order.results], "version": order.version, "updated_at": order.updated_at,
+    })
+
+
+def place_order(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, data: OrderCreate) -> LabOrder:
+    # FOR KEY SHARE: a concurrent merge (FOR UPDATE) finishes first, and we then see it.
+    patient = uow.session.scalar(
+        sa.select(Patient).where(Patient.id == patient_id).with_for_update(key_share=True, read=True)
+    )
+    if patient is None:
+        raise NotFound("No patient with this id")
+    if patient.status != "active":
+        raise Conflict(f"Orders are placed for active patients; this one is {patient.status}",
+                       merged_into=str(patient.merged_into) if patient.merged_into else None)
+    number = uow.session.execute(sa.text("SELECT nextval('lab_order_placer_seq')")).scalar_one()
+    now = utcnow()
+    order = LabOrder(
+        id=uuid.uuid4(), patient_id=patient_id, placer_namespace=PLACER_NAMESPACE, placer_number=f"PM{number}",
+        code_system=data.code.system, code=data.code.code, code_display=data.code.display, status="requested",
+        priority=data.priority, notes=data.notes, ordered_at=now, source="api", version=1, created_at=now, updated_at=now,
+    )
+    uow.session.add(order)
+    uow.flush()
+    order = _load(uow, order.id)
+    audit.record(uow, principal, "order.create", [patient_id], details={"order_id": str(order.id)})
+    emit(uow, catalog.ORDER_REQUESTED, patient_id,
+         catalog.OrderEvent(patient_id=patient_id, order_id=order.id, status="requested"))
+    return order
+
+
+def _load(uow: UnitOfWork, order_id: uuid.UUID) -> LabOrder:
+    order = uow.session.scalar(
+        sa.select(LabOrder).where(LabOrder.id == order_id).options(selectinload(LabOrder.results))
+        .execution_options(populate_existing=True)
+    )
+    if order is None:
+        raise NotFound("No order with this id")
+    return order
+
+
+def get_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> LabOrder:
+    order = _load(uow, order_id)
+    audit.record(uow, principal, "order.read", [order.patient_id], details={"order_id": str(order_id)})
+    return order
+
+
+def list_orders(
+    uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, q: OrderQuery
+) -> tuple[list[LabOrder], str | None]:
+    """The patient's orders with their results, newest first (created_at, id descending)."""
+    if uow.session.scalar(sa.select(Patient.id).where(Patient.id == patient_id)) is None:
+        raise NotFound("No patient with this id")
+    stmt = sa.select(LabOrder).where(LabOrder.patient_id == patient_id).options(selectinload(LabOrder.results))
+    if q.cursor:
+        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
+        last_at = uow.session.scalar(sa.select(LabOrder.created_at).where(LabOrder.id == last_id))
+        if last_at is None:
+            raise cursor.invalid()
+        stmt = stmt.where(sa.tuple_(LabOrder.created_at, LabOrder.id) < sa.tuple_(sa.literal(last_at), sa.literal(last_id)))
+    stmt = stmt.order_by(LabOrder.created_at.desc(), LabOrder.id.desc()).limit(q.limit + 1)
+    rows = list(uow.session.scalars(stmt))
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    audit.record(uow, principal, "order.read", [patient_id], details={"returned": len(rows)})
+    return rows, cursor.encode(CURSOR_KIND, rows[-1].id) if more else None
