@@ -1,0 +1,90 @@
+"""Fixtures of the fault suite: a private PostgreSQL that may be restarted, real function processes
+whose logs are collected, and the distinctive PHI values that must never reach those logs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from tests.fault.private_pg import PrivatePostgres
+from tests.support.processes import FunctionProcess, start_function
+
+
+class FaultRun:
+    """The processes one fault test started, the PHI it used, and the checks over their logs."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[FunctionProcess] = []
+        self.phi: set[str] = set()
+
+    def start(self, target: str, env: dict[str, str], **kwargs) -> FunctionProcess:
+        full_env = {"API_KEY_CACHE_SECONDS": "5", "LOG_LEVEL": "INFO", **env}
+        proc = start_function(target, full_env, self.tmp, **kwargs)
+        self.procs.append(proc)
+        return proc
+
+    def remember_phi(self, *values: str) -> None:
+        self.phi.update(v for v in values if v)
+
+    def logs(self) -> str:
+        return "\n".join(p.logs() for p in self.procs)
+
+    def assert_clean_logs(self) -> None:
+        text = "\n".join(path.read_text(errors="replace") for path in sorted(self.tmp.glob("*.log")))
+        leaked = sorted(v for v in self.phi if v in text)
+        assert not leaked, f"{len(leaked)} PHI value(s) reached the logs, e.g. {leaked[0][:3]}…"
+        assert "Traceback" not in text, "a stack trace reached the logs"
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+@pytest.fixture()
+def fault_run(tmp_path: Path) -> Iterator[FaultRun]:
+    run = FaultRun(tmp_path)
+    try:
+        yield run
+    finally:
+        run.stop_all()
+    run.assert_clean_logs()
+
+
+@pytest.fixture()
+def private_pg() -> Iterator[PrivatePostgres]:
+    pg = PrivatePostgres().init()
+    pg.start()
+    try:
+        yield pg
+    finally:
+        pg.destroy()
+
+
+def migrated_database(pg: PrivatePostgres, name: str | None = None) -> str:
+    """A new database on the private cluster, migrated to every head."""
+    from shared.migrate import migrate  # noqa: PLC0415
+
+    url = pg.create_database(name or f"fault_{uuid.uuid4().hex[:8]}")
+    engine = sa.create_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+def api_token(url: str, *scopes: str) -> str:
+    """An API key in the database at ``url`` (not the session database)."""
+    from shared.auth import create_api_key  # noqa: PLC0415
+    from shared.db import UnitOfWork  # noqa: PLC0415
+
+    engine = sa.create_engine(url)
+    with Session(engine) as session:
+        _key, token = create_api_key(UnitOfWork(session), f"fault-{uuid.uuid4().hex[:8]}", list(scopes))
+        session.commit()
+    engine.dispose()
+    return token
