@@ -8,10 +8,12 @@ import argparse
 def _dev(args: argparse.Namespace) -> int:
     from shared.devrun import run  # noqa: PLC0415
 
-    return run(reload=not args.no_reload)
+    return run(reload=not args.no_reload, emulator=not args.no_emulator, pingsources=not args.no_pingsources)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    dev = sub.add_parser("dev", help="run every function locally on 127.0.0.1:8080-8083")
+    dev = sub.add_parser("dev", help="run every function, the event router and the Pub/Sub emulator on 127.0.0.1")
     dev.add_argument("--no-reload", action="store_true", help="do not restart on code change")
+    dev.add_argument("--no-emulator", action="store_true", help="do not start the Pub/Sub emulator even if installed")
+    dev.add_argument("--no-pingsources", action="store_true", help="do not fire the PingSources (cron jobs)")
     dev.set_defaults(func=_dev)

@@ -1,34 +1,235 @@
 """`make dev`: the whole system on one machine.
 
 Starts (or attaches to) the embedded PostgreSQL unless DATABASE_URL is set, migrates, prints a
-fresh admin API key, and runs each function as its own functions-framework process on
-127.0.0.1 (api 8080, lis_consumer 8081, notify 8082, jobs 8083) with reload on code change.
+fresh admin API key, and runs:
+- each function as its own functions-framework process on 127.0.0.1 (api 8080, lis_consumer 8081,
+  notify 8082, jobs 8083), reloading on code change;
+- the dev router on 8090 (``shared.devrouter``): every function's K_SINK, delivering broker events
+  along the Triggers in ``knative/`` and firing its PingSources on their schedules;
+- the real Pub/Sub emulator when it is installed (8085, or a free port): topic ``lis-inbound``
+  pushing to lis_consumer and the dead-letter topic pushing to jobs ``/dead-letter``. Without it,
+  ``patient-mgt lis send`` posts push bodies straight to lis_consumer.
+Where everything listens is written to DATA_DIR/dev/stack.json (read by ``patient-mgt lis send``).
 Ctrl-C stops every process it started; the data in DATA_DIR stays for the next run.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from shared.settings import PROJECT_ROOT, get_settings
 
 FUNCTIONS = {"api": 8080, "lis_consumer": 8081, "notify": 8082, "jobs": 8083}
+# Knative Service name of each function (knative/app/services.yaml), as Triggers reference them.
+SERVICE_NAMES = {"api": "api", "lis_consumer": "lis-consumer", "notify": "notify", "jobs": "jobs"}
+ROUTER_PORT = 8090
+EMULATOR_PORT = 8085
+
+
+def _say(text: str) -> None:
+    print(f"[dev] {text}", flush=True)
+
+
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode} while starting")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
 @dataclass
 class Child:
     name: str
     proc: subprocess.Popen[bytes]
+    port: int | None = None
+
+    def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # its own process group: the reloader's child too
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
 
 
-def _say(text: str) -> None:
-    print(f"[dev] {text}", flush=True)
+@dataclass
+class StackConfig:
+    ports: dict[str, int] = field(default_factory=lambda: dict(FUNCTIONS))
+    router_port: int = ROUTER_PORT
+    emulator_port: int | None = EMULATOR_PORT  # None: a free port
+    use_emulator: bool = True
+    reload: bool = True
+    pingsources: bool = True
+    backoff_scale: float = 1.0
+    manifests: Path = PROJECT_ROOT / "knative"
+    log_dir: Path | None = None  # None: every process logs to this terminal, prefixed with its name
+    env: dict[str, str] = field(default_factory=dict)
+    state_path: Path | None = None  # None: DATA_DIR/dev/stack.json
+
+
+class DevStack:
+    """The processes of `make dev`; ``start`` brings them up in dependency order, ``stop`` ends them all."""
+
+    def __init__(self, config: StackConfig, database_url: str) -> None:
+        self.config = config
+        self.database_url = database_url
+        self.children: list[Child] = []
+        self.emulator_host: str | None = None
+        self.project = get_settings().google_cloud_project
+        self.state_path = config.state_path or state_file()
+
+    def url(self, function: str) -> str:
+        return f"http://127.0.0.1:{self.config.ports[function]}"
+
+    @property
+    def router_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.router_port}"
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str], port: int | None) -> Child:
+        if self.config.log_dir is not None:
+            self.config.log_dir.mkdir(parents=True, exist_ok=True)
+            with (self.config.log_dir / f"{name}.log").open("ab") as out:
+                proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        else:
+            proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            threading.Thread(target=_prefix_lines, args=(name, proc.stdout), daemon=True).start()
+        child = Child(name, proc, port)
+        self.children.append(child)
+        return child
+
+    def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from shared.devrouter import emulator  # noqa: PLC0415
+
+        cfg = self.config
+        for name, port in [*cfg.ports.items(), ("router", cfg.router_port)]:
+            if not port_free(port):
+                raise RuntimeError(f"127.0.0.1:{port} ({name}) is in use: is another `make dev` running?")
+        base_env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", "NO_GCE_CHECK": "true",
+                    "K_SINK": self.router_url + "/", "GOOGLE_CLOUD_PROJECT": self.project, **cfg.env}
+        base_env.setdefault("NOTIFY_PROVIDER", "console")
+        base_env.pop("EVENT_SINK", None)
+
+        if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:
+            port = cfg.emulator_port if cfg.emulator_port and port_free(cfg.emulator_port) else free_port()
+            log_path = (cfg.log_dir or get_settings().data_dir / "dev") / "pubsub-emulator.log"
+            proc = emulator.start("127.0.0.1", port, log_path)
+            self.children.append(Child("pubsub-emulator", proc, port))
+            self.emulator_host = f"127.0.0.1:{port}"
+            base_env["PUBSUB_EMULATOR_HOST"] = self.emulator_host
+        elif cfg.use_emulator:
+            _say("Pub/Sub emulator not installed (gcloud components install pubsub-emulator): "
+                 "`patient-mgt lis send` will post push bodies straight to lis_consumer")
+
+        services = {SERVICE_NAMES[f]: self.url(f) for f in cfg.ports}
+        router_cmd = [sys.executable, "-m", "shared.devrouter", "--host", "127.0.0.1", "--port", str(cfg.router_port),
+                      "--manifests", str(cfg.manifests), "--backoff-scale", str(cfg.backoff_scale),
+                      *[arg for name, url in services.items() for arg in ("--service", f"{name}={url}")]]
+        if not cfg.pingsources:
+            router_cmd.append("--no-pingsources")
+        router = self._spawn("router", router_cmd, base_env, cfg.router_port)
+
+        bin_dir = Path(sys.executable).parent
+        functions = []
+        for name, port in cfg.ports.items():
+            signature = "http" if name == "api" else "cloudevent"
+            cmd = [str(bin_dir / "functions-framework"), "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
+                   "--target", name, "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)]
+            if cfg.reload:
+                cmd.append("--debug")  # Flask's server with the reloader: restarts on code change
+            functions.append(self._spawn(name, cmd, {**base_env, "FUNCTION_TARGET": name}, port))
+        for child in [router, *functions]:
+            assert child.port is not None
+            wait_for_port(child.port, child.proc, child.name)
+
+        if self.emulator_host:
+            emulator.Emulator(self.emulator_host, self.project).wire_lis(self.url("lis_consumer"), self.url("jobs"))
+        self._write_state()
+
+    def _write_state(self) -> None:
+        from shared.devrouter import emulator  # noqa: PLC0415
+
+        state = {name: self.url(name) for name in self.config.ports} | {
+            "router": self.router_url, "pubsub_emulator_host": self.emulator_host, "project": self.project,
+            "lis_topic": emulator.LIS_TOPIC, "pid": os.getpid()}
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(json.dumps(state, indent=2))
+
+    def exited(self) -> Child | None:
+        return next((c for c in self.children if c.proc.poll() is not None), None)
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        try:
+            if json.loads(self.state_path.read_text()).get("pid") == os.getpid():
+                self.state_path.unlink()
+        except (OSError, ValueError):
+            pass
+
+
+def state_file() -> Path:
+    return get_settings().data_dir / "dev" / "stack.json"
+
+
+def read_state() -> dict | None:
+    """Where the running `make dev` listens (None when it is not running)."""
+    try:
+        return json.loads(state_file().read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _prefix_lines(name: str, stream: IO[bytes] | None) -> None:
+    if stream is None:
+        return
+    for raw in iter(stream.readline, b""):
+        sys.stdout.write(f"{name:<15} {raw.decode('utf-8', errors='replace')}")
+        sys.stdout.flush()
 
 
 def prepare_database() -> str:
@@ -52,28 +253,10 @@ def create_dev_admin_key() -> str:
     return token
 
 
-def start_function(name: str, port: int, env: dict[str, str], reload: bool) -> Child:
-    bin_dir = Path(sys.executable).parent
-    signature = "http" if name == "api" else "cloudevent"
-    cmd = [str(bin_dir / "functions-framework"), "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
-           "--target", name, "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)]
-    if reload:
-        cmd.append("--debug")  # Flask's server with the reloader: restarts on code change
-    proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env)
-    return Child(name, proc)
-
-
-def run(reload: bool = True, extra_env: dict[str, str] | None = None) -> int:
+def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulator: bool = True, pingsources: bool = True) -> int:
     url = prepare_database()
     token = create_dev_admin_key()
-    env = {**os.environ, "DATABASE_URL": url, "PYTHONUNBUFFERED": "1", "NO_GCE_CHECK": "true", **(extra_env or {})}
-    env.setdefault("NOTIFY_PROVIDER", "console")
-    children = [start_function(name, port, {**env, "FUNCTION_TARGET": name}, reload) for name, port in FUNCTIONS.items()]
-    for name, port in FUNCTIONS.items():
-        _say(f"{name:<13} http://127.0.0.1:{port}")
-    _say("admin API key (use as: Authorization: Bearer <key>):")
-    print(token, flush=True)
-
+    stack = DevStack(StackConfig(reload=reload, use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {})), url)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
@@ -83,20 +266,22 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
+        stack.start()
+        for name in stack.config.ports:
+            _say(f"{name:<15} {stack.url(name)}")
+        _say(f"{'router':<15} {stack.router_url}  (K_SINK of every function; GET /_dev/deliveries)")
+        if stack.emulator_host:
+            _say(f"{'pubsub':<15} {stack.emulator_host}  (PUBSUB_EMULATOR_HOST; topic lis-inbound -> lis_consumer)")
+        _say("send a lab message: .venv/bin/patient-mgt lis send tests/fixtures/hl7/<file>.hl7   (docs/dev.md)")
+        _say("admin API key (use as: Authorization: Bearer <key>):")
+        print(token, flush=True)
         while not stopping:
-            for child in children:
-                if child.proc.poll() is not None:
-                    _say(f"{child.name} exited with {child.proc.returncode}; stopping")
-                    stopping = True
+            child = stack.exited()
+            if child is not None:
+                _say(f"{child.name} exited with {child.proc.returncode}; stopping")
+                break
             time.sleep(0.5)
     finally:
-        for child in children:
-            if child.proc.poll() is None:
-                child.proc.terminate()
-        for child in children:
-            try:
-                child.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
+        stack.stop()
         _say("stopped")
     return 0

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +51,16 @@ class Settings(BaseSettings):
         default=None, description="Alternative sink: pubsub://projects/P/topics/T publishes to Pub/Sub (ordering key = subject)."
     )
     publish_timeout_seconds: float = Field(default=2.0, gt=0, description="Timeout of the immediate publish after a commit.")
+
+    @field_validator("event_sink")
+    @classmethod
+    def _event_sink_shape(cls, value: str | None) -> str | None:
+        # Fail at start-up, not at the first publish: a bad sink would leave every event unpublished.
+        if value and not value.startswith(("http://", "https://")):
+            from shared.events.publishing import parse_pubsub_sink  # noqa: PLC0415
+
+            parse_pubsub_sink(value)
+        return value or None
 
     # --- Pub/Sub push authentication ------------------------------------------------------------
     push_audience: str | None = Field(default=None, description="When set, lis_consumer requires a Pub/Sub OIDC token with this audience.")

@@ -2,7 +2,9 @@
 
 The row *is* the CloudEvent (id, source, type, subject, time, dataschema, data) plus the W3C
 trace context, so publishing later needs nothing else. Publishing happens after the commit
-(see ``shared.events.publishing``); a rolled-back transaction therefore never emits anything.
+(``shared.events.publishing.relay.publish_committed``, registered as the unit of work's
+after-commit callback by the first ``emit``); a rolled-back transaction therefore never emits
+anything, and one that emits nothing pays nothing.
 """
 
 from __future__ import annotations
@@ -52,5 +54,14 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
             traceparent=current_traceparent(),
         )
     )
+    if not uow.outbox_ids:
+        uow.after_commit(lambda: _publish_after_commit(uow.outbox_ids))
     uow.outbox_ids.append(event_id)
     return event_id
+
+
+def _publish_after_commit(ids: list[uuid.UUID]) -> None:
+    """The immediate publish (imported lazily: a transaction that emits nothing pays nothing)."""
+    from shared.events.publishing.relay import publish_committed  # noqa: PLC0415
+
+    publish_committed(list(ids))

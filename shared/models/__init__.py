@@ -5,6 +5,7 @@ from shared.models.auth import ApiKey
 from shared.models.base import Base
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
+from shared.models.lis import LisControlId, LisMessage, LisPatientSync
 from shared.models.merges import PatientMerge
 from shared.models.orders import LabOrder, LabResult
 from shared.models.patients import MRN_SYSTEM, Patient, PatientIdentifier, PatientNameToken
@@ -17,6 +18,9 @@ __all__ = [
     "HistoryEntry",
     "LabOrder",
     "LabResult",
+    "LisControlId",
+    "LisMessage",
+    "LisPatientSync",
     "MRN_SYSTEM",
     "OutboxEvent",
     "Patient",

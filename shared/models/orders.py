@@ -41,6 +41,8 @@ class LabOrder(Base):
     source: Mapped[str] = mapped_column(String(16), default="lis")
     # MSH-7 of the newest LIS message applied to this order (order-of-arrival safety).
     lis_applied_at: Mapped[datetime | None]
+    # Per field, the (MSH-7, MSH-4, MSH-10) stamp of the LIS message that last wrote it (migration 0003_lis).
+    lis_field_stamps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -70,6 +72,11 @@ class LabResult(Base):
     observed_at: Mapped[datetime | None]
     notes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     lis_applied_at: Mapped[datetime | None]
+    # Every OBX-5 repetition (``value`` holds them joined by newlines when there are several), the
+    # (MSH-7, MSH-4, MSH-10) stamp and the lis_messages row of the current version (migration 0003_lis).
+    values: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default=text("'{}'::text[]"))
+    lis_stamp: Mapped[list[str] | None] = mapped_column(JSONB)
+    lis_message_id: Mapped[uuid.UUID | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     previous_versions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,149 @@
+"""Publish outbox rows and mark them published: the immediate path after a commit, and one batch
+of the sweeper.
+
+Safety when several processes publish at once:
+- rows are claimed with ``SELECT … FOR UPDATE SKIP LOCKED`` and stay locked until their outcome is
+  committed, so two publishers never send the same row in the same round (each row is published at
+  least once and marked published once: ``UPDATE … WHERE published_at IS NULL``);
+- per subject, order holds: a row is sent only when no older unpublished row of its subject is
+  outside this claim (locked by another publisher, or failed), and after a failure the subject's
+  later rows in the claim wait. A subject whose oldest event keeps failing blocks its later events.
+If the sink accepted an event but the mark is lost (crash), the row is sent again later with the
+same CloudEvent id; consumers dedupe on (source, id).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from shared.db import unit_of_work
+from shared.events.publishing import NOT_ATTEMPTED, Publisher, publisher_from_settings
+from shared.events.publishing.envelope import from_outbox_row
+from shared.log import get_logger
+from shared.models import OutboxEvent
+
+log = get_logger("patient_mgt.events.publish")
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    published: int = 0
+    failed: int = 0  # the sink refused or timed out (attempt recorded on the row)
+    deferred: int = 0  # not sent: an older event of the subject is unpublished, or no time was left
+    failed_ids: set[uuid.UUID] = field(default_factory=set)
+    blocked_subjects: set[str] = field(default_factory=set)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+def publish_batch(
+    publisher: Publisher,
+    *,
+    ids: Collection[uuid.UUID] | None = None,
+    limit: int = 100,
+    timeout: float,
+    deadline: float,
+    exclude_ids: Iterable[uuid.UUID] = (),
+    exclude_subjects: Iterable[str] = (),
+) -> BatchResult:
+    """Claim up to ``limit`` unpublished rows (oldest first; only ``ids`` when given), publish
+    them in order, and commit the outcome."""
+    result = BatchResult()
+    with unit_of_work() as uow:
+        stmt = sa.select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        if ids is not None:
+            stmt = stmt.where(OutboxEvent.id.in_(list(ids)))
+        exclude_ids = list(exclude_ids)
+        if exclude_ids:
+            stmt = stmt.where(OutboxEvent.id.not_in(exclude_ids))
+        exclude_subjects = list(exclude_subjects)
+        if exclude_subjects:
+            stmt = stmt.where(sa.or_(OutboxEvent.subject.is_(None), OutboxEvent.subject.not_in(exclude_subjects)))
+        rows = list(uow.session.scalars(stmt.order_by(OutboxEvent.seq).limit(limit).with_for_update(skip_locked=True)))
+        result.claimed = len(rows)
+        if not rows:
+            return result
+        sendable, waiting = _in_subject_order(uow.session, rows)
+        result.deferred += len(waiting)
+        result.blocked_subjects.update(r.subject for r in waiting if r.subject is not None)
+
+        outcomes = publisher.publish_many([from_outbox_row(r) for r in sendable], timeout=timeout, deadline=deadline)
+        published: list[uuid.UUID] = []
+        for row, outcome in zip(sendable, outcomes, strict=True):
+            if outcome is None:
+                published.append(row.id)
+                continue
+            if row.subject is not None:
+                result.blocked_subjects.add(row.subject)
+            if outcome.code in NOT_ATTEMPTED:
+                result.deferred += 1
+                continue
+            result.failed += 1
+            result.failed_ids.add(row.id)
+            result.errors[outcome.code] = result.errors.get(outcome.code, 0) + 1
+            uow.session.execute(
+                sa.update(OutboxEvent).where(OutboxEvent.id == row.id)
+                .values(attempts=OutboxEvent.attempts + 1, last_error=outcome.code)
+            )
+        if published:
+            marked = uow.session.execute(
+                sa.update(OutboxEvent)
+                .where(OutboxEvent.id.in_(published), OutboxEvent.published_at.is_(None))
+                .values(published_at=sa.func.now(), attempts=OutboxEvent.attempts + 1, last_error=None)
+            ).rowcount
+            result.published = marked
+    return result
+
+
+def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
+    """Split claimed rows into those that may go now and those that must wait for an older row
+    of their subject that this claim does not hold."""
+    subjects = {r.subject for r in rows if r.subject is not None}
+    if not subjects:
+        return rows, []
+    older_elsewhere = dict(
+        session.execute(
+            sa.select(OutboxEvent.subject, sa.func.min(OutboxEvent.seq))
+            .where(
+                OutboxEvent.subject.in_(subjects),
+                OutboxEvent.published_at.is_(None),
+                OutboxEvent.id.not_in([r.id for r in rows]),
+            )
+            .group_by(OutboxEvent.subject)
+        ).all()
+    )
+    sendable, waiting = [], []
+    for row in rows:
+        first_foreign = older_elsewhere.get(row.subject) if row.subject is not None else None
+        (waiting if first_foreign is not None and first_foreign < row.seq else sendable).append(row)
+    return sendable, waiting
+
+
+def publish_committed(ids: list[uuid.UUID], *, publisher: Publisher | None = None, timeout: float | None = None) -> BatchResult | None:
+    """Right after a commit: try to publish the rows it wrote. Never raises; on any failure the
+    rows stay unpublished for the sweeper. Returns None when no sink is configured."""
+    started = time.monotonic()
+    try:
+        from shared.settings import get_settings  # noqa: PLC0415
+
+        publisher = publisher or publisher_from_settings()
+        if publisher is None:
+            return None
+        budget = timeout if timeout is not None else get_settings().publish_timeout_seconds
+        result = publish_batch(publisher, ids=ids, limit=len(ids), timeout=budget, deadline=started + budget)
+    except Exception as exc:  # a publish problem must never fail the request that committed
+        log.warning("immediate publish failed; the outbox sweep will retry",
+                    extra={"fields": {"events": len(ids), "error_type": type(exc).__name__}})
+        return None
+    fields = {"events": len(ids), "published": result.published, "failed": result.failed, "deferred": result.deferred,
+              "sink": publisher.name, "duration_ms": round((time.monotonic() - started) * 1000, 1)}
+    if result.failed or result.deferred:
+        log.warning("some events were left for the outbox sweep", extra={"fields": {**fields, "errors": result.errors}})
+    else:
+        log.debug("events published", extra={"fields": fields})
+    return result

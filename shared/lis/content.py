@@ -1,0 +1,147 @@
+"""Payload bytes -> the messages in it (`Part`s), each parsed or carrying why it cannot be.
+
+Pure (no database). The format is the one the envelope declared, else sniffed: a payload that
+starts with ``{`` is the JSON LIS event, anything else HL7 v2 ER7. An HL7 payload may hold a
+batch (FHS/BHS, several MSH): each message becomes its own part, stored and deduplicated on its
+own (MSH-4, MSH-10).
+
+Outcomes per part: a parsed `Message`; or ``quarantine`` (content that can never succeed, with
+a PHI-free reason code); or ``crash`` (the parser itself raised something other than HL7Error —
+a bug: the part is stored as ``failed`` and can be replayed once the parser is fixed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from shared.hl7 import HL7Error, Message, parse_message, split_messages
+from shared.hl7.model import Header
+from shared.lis.json_event import LisEvent, to_message
+
+_LEADING_NOISE = b"\xef\xbb\xbf\x0b\x1c\r\n\t "
+_MAX_WARNINGS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Peek:
+    """Best-effort MSH fields of content that did not parse, for the operator view only."""
+
+    message_type: str | None = None
+    control_id: str | None = None
+    sending_application: str | None = None
+    sending_facility: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    raw: bytes
+    content_format: str  # hl7v2 | json
+    message: Message | None = None
+    quarantine: str | None = None
+    crash: str | None = None  # exception type name of a parser bug
+    peek: Peek = field(default_factory=Peek)
+    warnings: tuple[str, ...] = ()
+
+
+def sniff(payload: bytes) -> str:
+    return "json" if payload.lstrip(_LEADING_NOISE)[:1] == b"{" else "hl7v2"
+
+
+def read_parts(payload: bytes, declared_format: str | None) -> list[Part]:
+    fmt = declared_format or sniff(payload)
+    if fmt == "json":
+        return [_json_part(payload)]
+    try:
+        messages = split_messages(payload)
+    except HL7Error as exc:
+        return [Part(raw=payload, content_format="hl7v2", quarantine=exc.reason, peek=peek(payload))]
+    except Exception as exc:  # noqa: BLE001 — a parser bug: stored as failed, replayable after a fix
+        return [Part(raw=payload, content_format="hl7v2", crash=type(exc).__name__, peek=peek(payload))]
+    if not messages:
+        return [Part(raw=payload, content_format="hl7v2", quarantine="no_msh", peek=peek(payload))]
+    return [hl7_part(raw) for raw in messages]
+
+
+def hl7_part(raw: bytes) -> Part:
+    try:
+        message = parse_message(raw)
+    except HL7Error as exc:
+        return Part(raw=raw, content_format="hl7v2", quarantine=exc.reason, peek=peek(raw))
+    except Exception as exc:  # noqa: BLE001 — a parser bug: stored as failed, replayable after a fix
+        return Part(raw=raw, content_format="hl7v2", crash=type(exc).__name__, peek=peek(raw))
+    return Part(raw=raw, content_format="hl7v2", message=message)
+
+
+def _json_part(payload: bytes) -> Part:
+    try:
+        text = payload.decode("utf-8-sig")
+        json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return Part(raw=payload, content_format="json", quarantine="invalid_json")
+    try:
+        event = LisEvent.model_validate_json(text)
+    except ValidationError as exc:
+        # Field paths only (never the offending values: they can be patient data).
+        paths = sorted({".".join(str(p) for p in err["loc"]) or "(event)" for err in exc.errors(include_input=False)})
+        return Part(raw=payload, content_format="json", quarantine="invalid_json_event",
+                    warnings=tuple(f"invalid:{p}"[:200] for p in paths[:_MAX_WARNINGS]), peek=_json_peek(text))
+    return Part(raw=payload, content_format="json", message=to_message(event))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_peek(text: str) -> Peek:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return Peek()
+    if not isinstance(body, dict):
+        return Peek()
+    kind = {"patient": "ADT^A08", "order": "ORM^O01", "result": "ORU^R01"}.get(str(body.get("event")))
+    return Peek(message_type=kind, control_id=_short(body.get("message_id")),
+                sending_application=_short(body.get("sending_application")),
+                sending_facility=_short(body.get("sending_facility")))
+
+
+def _short(value: object, limit: int = 200) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.replace("\x00", "").strip()
+    return value[:limit] or None
+
+
+def peek(raw: bytes) -> Peek:
+    """MSH-3, MSH-4, MSH-9 and MSH-10 read naively from the first MSH line; never raises."""
+    try:
+        start = raw.find(b"MSH")
+        if start < 0 or len(raw) < start + 8:
+            return Peek()
+        line = re.split(rb"[\r\n\x1c]", raw[start:], maxsplit=1)[0].decode("utf-8", "replace")
+        sep = line[3]
+        fields = line.split(sep)
+        component = line[4] if len(line) > 4 else "^"
+
+        def f(n: int) -> str | None:
+            # MSH-1 is the separator itself, so MSH-n is fields[n - 1].
+            return _short(fields[n - 1].split(component)[0]) if len(fields) >= n else None
+
+        kind = _short("^".join(p for p in fields[8].split(component)[:2] if p)) if len(fields) >= 9 else None
+        return Peek(message_type=kind, control_id=_short(fields[9]) if len(fields) >= 10 else None,
+                    sending_application=f(3), sending_facility=f(4))
+    except Exception:  # noqa: BLE001 — a display aid only
+        return Peek()
+
+
+def message_type(header: Header) -> str:
+    return "^".join(p for p in (header.message_type, header.trigger_event) if p)[:40]
+
+
+def message_time(header: Header) -> datetime | None:
+    return header.message_datetime

@@ -1,0 +1,221 @@
+"""The LIS consumer's boundary: store every message, dedupe it, apply it, answer.
+
+One delivery (a Pub/Sub message or a CloudEvent) is one transaction:
+
+1. Each HL7 message in it is inserted into ``lis_messages`` keyed by (Pub/Sub messageId, part) or
+   (CloudEvent source, id, part). The insert waits for a concurrent copy of the same delivery and
+   then conflicts: a redelivery only bumps ``delivery_count`` and is answered 2xx (duplicate).
+2. The message is applied inside a savepoint, after claiming its (MSH-4, MSH-10) in
+   ``lis_control_ids`` — a claim that already exists makes it a ``duplicate`` of that message.
+3. The row gets its final status: processed, duplicate, ignored, quarantined (content that can
+   never succeed, with a reason) or failed (our bug: the savepoint is rolled back, the row is kept
+   with the exception type so it shows in ``/lis/status`` and can be replayed after a fix).
+   Rows are inserted as ``failed``/``incomplete`` and only then finalised, so a row can never be
+   committed looking done when it was not.
+
+The delivery is acknowledged (2xx) only after that commit. Transient database faults roll it all
+back and raise `TransientFault` (→ 503, the platform redelivers); deadlocks, serialisation
+failures and lost unique-key races are retried here first, a few times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
+from shared.lis.apply import MessageContext, apply_message
+from shared.lis.content import Part, read_parts, sniff
+from shared.lis.envelope import Delivery
+from shared.lis.errors import ConcurrentChange, Quarantine
+from shared.lis.ordering import make_stamp
+from shared.lis.values import Warnings
+from shared.log import get_logger
+from shared.models import LisControlId, LisMessage
+from shared.models.base import utcnow
+
+log = get_logger("patient_mgt.lis")
+MAX_ATTEMPTS = 4
+_RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
+
+
+class TransientFault(Exception):
+    """Nothing was committed and a retry could succeed: answer 5xx."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class PartOutcome:
+    message_id: uuid.UUID | None
+    status: str
+    reason: str | None = None
+    patient_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class RowMeta:
+    """What processing needs to know about a stored row."""
+
+    id: uuid.UUID
+    received_at: datetime
+    publish_time: datetime | None
+
+
+def delivery_parts(delivery: Delivery) -> list[Part]:
+    if delivery.problem:
+        fmt = delivery.declared_format or (sniff(delivery.payload) if delivery.payload else "unknown")
+        return [Part(raw=delivery.payload, content_format=fmt, quarantine=delivery.problem)]
+    return read_parts(delivery.payload, delivery.declared_format)
+
+
+def ingest(delivery: Delivery) -> list[PartOutcome]:
+    """Store and apply a delivery; returns one outcome per message in it. Raises TransientFault."""
+    parts = delivery_parts(delivery)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        final = attempt == MAX_ATTEMPTS
+        try:
+            with unit_of_work() as uow:
+                outcomes = [_store_and_process(uow, delivery, i, len(parts), part, final) for i, part in enumerate(parts)]
+        except ConcurrentChange:
+            _backoff(attempt)
+            continue
+        except Exception as exc:
+            if _sqlstate(exc) in _RETRY_IN_PROCESS and not final:
+                _backoff(attempt)
+                continue
+            if is_transient_db_error(exc) or _sqlstate(exc) in _RETRY_IN_PROCESS:
+                raise TransientFault("database_unavailable") from None
+            raise
+        for outcome in outcomes:
+            log.info("lis message", extra={"fields": {
+                "lis_message_id": str(outcome.message_id) if outcome.message_id else None, "status": outcome.status,
+                "reason": outcome.reason, "transport": delivery.transport}})
+        return outcomes
+    raise TransientFault("contention")
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(0.01 * attempt)
+
+
+def _header_columns(part: Part) -> dict[str, object]:
+    if part.message is not None:
+        h = part.message.header
+        kind = "^".join(p for p in (h.message_type, h.trigger_event) if p)
+        return {"sending_application": _cut(h.sending_application, 200), "sending_facility": _cut(h.sending_facility, 200),
+                "control_id": h.control_id, "message_type": kind[:40], "message_time": h.message_datetime}
+    p = part.peek
+    return {"sending_application": p.sending_application, "sending_facility": p.sending_facility,
+            "control_id": p.control_id, "message_type": (p.message_type or "")[:40] or None, "message_time": None}
+
+
+def _cut(value: str | None, limit: int) -> str | None:
+    return value.replace("\x00", "")[:limit] if value else None
+
+
+def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool) -> PartOutcome:
+    received = utcnow()
+    row_id = uuid.uuid4()
+    key = [LisMessage.pubsub_message_id, LisMessage.part] if delivery.pubsub_message_id else \
+        [LisMessage.ce_source, LisMessage.ce_id, LisMessage.part]
+    where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
+    inserted = uow.session.execute(
+        pg_insert(LisMessage)
+        .values(
+            id=row_id, received_at=received, transport=delivery.transport, ce_source=delivery.ce_source,
+            ce_id=delivery.ce_id, ce_type=delivery.ce_type, pubsub_message_id=delivery.pubsub_message_id,
+            publish_time=delivery.publish_time, ordering_key=delivery.ordering_key, subscription=delivery.subscription,
+            attributes=delivery.attributes, part=index, parts=count, content_format=part.content_format,
+            raw=part.raw, raw_sha256=hashlib.sha256(part.raw).hexdigest(), raw_size=len(part.raw),
+            status="failed", error_code="incomplete", warnings=[], delivery_count=1, attempts=1,
+            **_header_columns(part),
+        )
+        .on_conflict_do_nothing(index_elements=key, index_where=where)
+        .returning(LisMessage.id)
+    ).first()
+    if inserted is None:
+        seen = uow.session.execute(
+            sa.update(LisMessage)
+            .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
+            .values(delivery_count=LisMessage.delivery_count + 1)
+            .returning(LisMessage.id, LisMessage.status)
+        ).first()
+        return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
+    return process_part(uow, RowMeta(row_id, received, delivery.publish_time), part, final=final)
+
+
+def _key_values(delivery: Delivery, index: int) -> list[object]:
+    if delivery.pubsub_message_id:
+        return [delivery.pubsub_message_id, index]
+    return [delivery.ce_source, delivery.ce_id, index]
+
+
+def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = True) -> PartOutcome:
+    """Apply a stored part and write its final status (used by ingest and by replay)."""
+    warnings = Warnings(part.warnings)
+    if part.quarantine:
+        return _finish(uow, row, "quarantined", part.quarantine, warnings, None)
+    if part.crash or part.message is None:
+        return _finish(uow, row, "failed", f"parser_error:{part.crash or 'no_message'}", warnings, None)
+    header = part.message.header
+    facility = header.sending_facility or ""
+    control_id = header.control_id or ""
+    when = header.message_datetime or row.publish_time or row.received_at
+    ctx = MessageContext(message_id=row.id, stamp=make_stamp(when, control_id, facility), facility=facility,
+                         control_id=control_id)
+    try:
+        with uow.session.begin_nested():
+            claimed = uow.session.execute(
+                pg_insert(LisControlId).values(sending_facility=facility, control_id=control_id, message_id=row.id,
+                                               claimed_at=utcnow())
+                .on_conflict_do_nothing().returning(LisControlId.message_id)
+            ).first()
+            if claimed is None:
+                owner = uow.session.execute(sa.select(LisControlId.message_id).where(
+                    LisControlId.sending_facility == facility, LisControlId.control_id == control_id)).scalar_one()
+                return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=owner)
+            applied = apply_message(uow, ctx, part.message, warnings)
+    except Quarantine as q:
+        return _finish(uow, row, "quarantined", q.reason, warnings, None)
+    except ConcurrentChange:
+        raise
+    except Exception as exc:
+        state = _sqlstate(exc)
+        if is_transient_db_error(exc) or (state in _RETRY_IN_PROCESS and not final):
+            raise
+        log.error("lis message failed", exc_info=True, extra={"fields": {"lis_message_id": str(row.id)}})
+        code = f"apply_error:{type(exc).__name__}" + (f":{state}" if state else "")
+        return _finish(uow, row, "failed", code, warnings, None)
+    return _finish(uow, row, applied.status, applied.reason, warnings, applied.patient_id)
+
+
+def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,
+            patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None) -> PartOutcome:
+    now = utcnow()
+    message_time = sa.func.coalesce(LisMessage.message_time, LisMessage.publish_time, LisMessage.received_at)
+    uow.session.execute(
+        sa.update(LisMessage).where(LisMessage.id == row.id).values(
+            status=status, error_code=reason[:200] if reason else None, warnings=list(warnings), patient_id=patient_id,
+            duplicate_of=duplicate_of, processed_at=now,
+            lag_seconds=sa.extract("epoch", sa.cast(now, LisMessage.processed_at.type) - message_time),
+        )
+    )
+    return PartOutcome(row.id, status, reason, patient_id)
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    if isinstance(exc, sa_exc.DBAPIError):
+        args = getattr(exc.orig, "args", None)
+        if args and isinstance(args[0], dict):
+            return args[0].get("C")
+    return None

@@ -1,0 +1,226 @@
+"""Lab orders from LIS messages: found by placer or filler number, created when unknown, updated
+under a row lock with the ordering rules of `shared.lis.ordering`.
+
+* Keys: placer number (ORC-2/OBR-2) and filler number (ORC-3/OBR-3), each unique (namespace "" for
+  numbers from the LIS; a placer number also matches an order placed through the API, namespace
+  ``patient-mgt``, which the LIS echoes back). An order that has neither gets a key derived from
+  its message (MSH-4, MSH-10, position), so a redelivery cannot create it twice. Some senders
+  reuse one placer number for several orders (told apart by ORC-2.2, which the neutral model does
+  not carry): when the filler numbers differ they are different orders, and the later one is filed
+  under its filler number alone (warning ``order_number_shared:ORC-2``).
+* An order found under another patient than the message's is never re-filed: the message is
+  quarantined (``order_patient_mismatch``).
+* Status only moves up the rank; code, priority, ordered-at and notes take the newest message's
+  values (per-field stamps in ``lab_orders.lis_field_stamps``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.db import UnitOfWork
+from shared.events import catalog
+from shared.events.outbox import emit
+from shared.hl7.model import OrderData
+from shared.lis.errors import ConcurrentChange, Quarantine
+from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, merge_fields, order_status, stamp_time
+from shared.lis.patients import survivor
+from shared.lis.values import Warnings, clean
+from shared.models import LabOrder
+from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
+from shared.models.base import utcnow
+
+LIS_NAMESPACE = ""
+# Placer numbers the LIS echoes back: its own, and those of orders placed through our API.
+PLACER_NAMESPACES = (LIS_NAMESPACE, API_PLACER_NAMESPACE)
+_NUMBER_MAX = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OrderKeys:
+    placer: str | None
+    filler: str | None
+    filler_namespace: str = LIS_NAMESPACE
+
+
+def order_keys(order: OrderData, index: int, facility: str, control_id: str) -> OrderKeys:
+    placer = _number(order.placer_number, "ORC-2")
+    filler = _number(order.filler_number, "ORC-3")
+    if placer or filler:
+        return OrderKeys(placer=placer, filler=filler)
+    # No number at all: one order per (message, position), stable across redeliveries and replays.
+    synthetic = f"{control_id}#{index + 1}"
+    if len(synthetic) > _NUMBER_MAX:
+        synthetic = "sha256:" + hashlib.sha256(synthetic.encode()).hexdigest()
+    return OrderKeys(placer=None, filler=synthetic, filler_namespace=f"lis-message:{facility}"[:200])
+
+
+def _number(value: str | None, where: str) -> str | None:
+    if value is None:
+        return None
+    value = value.replace("\x00", "").strip()
+    if len(value) > _NUMBER_MAX:
+        raise Quarantine(f"invalid_field:{where}")
+    return value or None
+
+
+def _fields(order: OrderData, warnings: Warnings) -> dict[str, Any]:
+    code = None
+    if order.code.code or order.code.display:
+        code = {
+            "code_system": clean(order.code.system, 200, warnings, "OBR-4.3"),
+            "code": clean(order.code.code, 100, warnings, "OBR-4.1"),
+            "code_display": clean(order.code.display, 300, warnings, "OBR-4.2"),
+        }
+    notes = "\n".join(n for n in order.notes if n is not None).strip() or None
+    return {
+        "code": code,
+        "priority": clean(order.priority, 32, warnings, "OBR-27"),
+        "ordered_at": order.ordered_at.isoformat() if order.ordered_at else None,
+        "notes": clean(notes, 20000, warnings, "NTE"),
+    }
+
+
+def _columns(fields: dict[str, Any]) -> dict[str, Any]:
+    columns: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key == "code":
+            columns.update(value)
+        elif key == "ordered_at":
+            columns[key] = datetime.fromisoformat(value)
+        else:
+            columns[key] = value
+    return columns
+
+
+def _current(row: Any) -> dict[str, Any]:
+    return {
+        "code": {"code_system": row.code_system, "code": row.code, "code_display": row.code_display}
+        if (row.code or row.code_display) else None,
+        "priority": row.priority,
+        "ordered_at": row.ordered_at.isoformat() if row.ordered_at else None,
+        "notes": row.notes,
+    }
+
+
+def find_order_patient(uow: UnitOfWork, keys: OrderKeys) -> uuid.UUID | None:
+    """The patient of an existing order with these keys (for messages without a PID)."""
+    row, _ = _find(uow, keys, lock=False)
+    return row.patient_id if row is not None else None
+
+
+def _compatible(row: Any, keys: OrderKeys) -> bool:
+    """Every number both sides have is equal (a shared placer number with different filler
+    numbers means two orders: some senders reuse ORC-2.1 and tell orders apart by ORC-2.2)."""
+    if keys.placer and row.placer_number not in (None, keys.placer):
+        return False
+    same_ns = row.filler_namespace == keys.filler_namespace
+    return not (keys.filler and same_ns and row.filler_number not in (None, keys.filler))
+
+
+def _find(uow: UnitOfWork, keys: OrderKeys, *, lock: bool) -> tuple[Any, OrderKeys]:
+    """(the order these keys name or None, the keys a new order may take)."""
+    conditions = []
+    if keys.placer:
+        conditions.append(sa.and_(LabOrder.placer_namespace.in_(PLACER_NAMESPACES), LabOrder.placer_number == keys.placer))
+    if keys.filler:
+        conditions.append(sa.and_(LabOrder.filler_namespace == keys.filler_namespace, LabOrder.filler_number == keys.filler))
+    stmt = sa.select(LabOrder.__table__).where(sa.or_(*conditions)).order_by(LabOrder.id)
+    if lock:
+        stmt = stmt.with_for_update()
+    rows = uow.session.execute(stmt).all()
+    matches = [row for row in rows if _compatible(row, keys)]
+    if matches:
+        # Prefer the order that has both numbers, then a placer match.
+        matches.sort(key=lambda r: (r.placer_number != keys.placer, r.filler_number != keys.filler))
+        return matches[0], keys
+    placer_taken = any(row.placer_number == keys.placer for row in rows) if keys.placer else False
+    filler_taken = any(row.filler_number == keys.filler for row in rows) if keys.filler else False
+    free = OrderKeys(placer=None if placer_taken else keys.placer, filler=None if filler_taken else keys.filler,
+                     filler_namespace=keys.filler_namespace)
+    if not free.placer and not free.filler:
+        raise Quarantine("order_number_conflict")
+    return None, free
+
+
+@dataclass
+class OrderOutcome:
+    order_id: uuid.UUID
+    created: bool
+    changed: list[str]
+    status: str
+
+
+def apply_order(
+    uow: UnitOfWork, patient_id: uuid.UUID, order: OrderData, keys: OrderKeys, stamp: Stamp, warnings: Warnings
+) -> OrderOutcome:
+    fields = _fields(order, warnings)
+    asserted = order_status(order.control, order.status, (r.status for r in order.results))
+    if order.status and asserted is None and (order.control or "").upper() not in CANCEL_CONTROLS:
+        warnings.add("unknown_status:ORC-5")
+    row, free = _find(uow, keys, lock=True)
+    if row is None:
+        if free != keys:
+            warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")
+        return _create(uow, patient_id, free, fields, asserted or "requested", stamp)
+    changes, new_stamps = merge_fields(_current(row), row.lis_field_stamps or {}, fields, stamp)
+    values: dict[str, Any] = _columns(changes)
+    if row.patient_id != patient_id:
+        if survivor(uow, row.patient_id) != patient_id:
+            raise Quarantine("order_patient_mismatch")
+        # Filed under a patient since merged into this one: follow the merge.
+        values["patient_id"], changes["patient_id"] = patient_id, patient_id
+        warnings.add("order_followed_merge")
+    status = higher_order_status(row.status, asserted) or row.status
+    if status != row.status:
+        values["status"] = status
+        changes["status"] = status
+    if keys.placer and row.placer_number is None:
+        values["placer_number"], changes["placer_number"] = keys.placer, keys.placer
+    if keys.filler and row.filler_number is None and keys.filler_namespace == LIS_NAMESPACE:
+        values["filler_number"], changes["filler_number"] = keys.filler, keys.filler
+    elif keys.filler and row.filler_number not in (None, keys.filler):
+        warnings.add("filler_number_differs:ORC-3")
+    if new_stamps:
+        values["lis_field_stamps"] = {**(row.lis_field_stamps or {}), **new_stamps}
+    newest = stamp_time(stamp)
+    if row.lis_applied_at is None or newest > row.lis_applied_at:
+        values["lis_applied_at"] = newest
+    if changes:
+        values.update(version=LabOrder.version + 1, updated_at=utcnow())
+    if values:
+        uow.session.execute(sa.update(LabOrder).where(LabOrder.id == row.id).values(**values))
+    if changes:
+        emit(uow, catalog.ORDER_UPDATED, patient_id,
+             catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status))
+    return OrderOutcome(order_id=row.id, created=False, changed=sorted(changes), status=status)
+
+
+def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dict[str, Any], status: str,
+            stamp: Stamp) -> OrderOutcome:
+    now = utcnow()
+    present = {k: v for k, v in fields.items() if v is not None}
+    order_id = uuid.uuid4()
+    inserted = uow.session.execute(
+        pg_insert(LabOrder)
+        .values(
+            id=order_id, patient_id=patient_id, placer_namespace=LIS_NAMESPACE, placer_number=keys.placer,
+            filler_namespace=keys.filler_namespace, filler_number=keys.filler, status=status, source="lis",
+            lis_applied_at=stamp_time(stamp), lis_field_stamps={k: list(stamp) for k in present}, version=1,
+            created_at=now, updated_at=now, **_columns(present),
+        )
+        .on_conflict_do_nothing()
+        .returning(LabOrder.id)
+    ).first()
+    if inserted is None:
+        raise ConcurrentChange("order_created_concurrently")
+    emit(uow, catalog.ORDER_CREATED, patient_id, catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status=status))
+    return OrderOutcome(order_id=order_id, created=True, changed=[], status=status)
+

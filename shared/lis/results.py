@@ -1,0 +1,173 @@
+"""Results (OBX) of one order from one message: every version kept, the current one chosen by rule.
+
+A result is identified within its order by ``result_key``: the OBX-3 code (system|code) and its
+occurrence among same-coded OBX of that order in the message (``#1``, ``#2`` …), or the OBX-1
+set id / position when OBX-3 is empty. A later message about the same observation adds a
+*version*; the current version (the row's columns) is the highest by (status class, stamp) —
+preliminary < final < corrected — and all the others stay in ``previous_versions`` oldest first.
+So a final result never returns to preliminary, a correction replaces the value while the
+corrected value is kept, and the outcome does not depend on the order of arrival.
+
+The order row is locked by the caller, which serialises every writer of its results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from shared.db import UnitOfWork
+from shared.hl7.model import ResultData
+from shared.lis.errors import ConcurrentChange
+from shared.lis.ordering import Stamp, available_status, current_version, stamp_time
+from shared.lis.values import Warnings, clean
+from shared.models import LabResult
+from shared.models.base import utcnow
+
+_KEY_MAX = 400
+# What a reader of the result sees change (a re-sent identical result is not news).
+_CONTENT = ("status", "value", "values", "value_type", "units", "reference_range", "abnormal_flags", "observed_at", "notes")
+
+
+def result_keys(results: tuple[ResultData, ...]) -> list[str]:
+    keys: list[str] = []
+    seen: dict[str, int] = {}
+    for index, result in enumerate(results):
+        if result.code.code or result.code.display:
+            base = f"{result.code.system or ''}|{result.code.code or ''}|{'' if result.code.code else result.code.display}"
+        elif result.set_id:
+            base = f"set:{result.set_id}"
+        else:
+            base = f"pos:{index + 1}"
+        seen[base] = seen.get(base, 0) + 1
+        key = f"{base}#{seen[base]}".replace("\x00", "")
+        if len(key) > _KEY_MAX:
+            key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        keys.append(key)
+    return keys
+
+
+def version_of(result: ResultData, stamp: Stamp, message_id: uuid.UUID, warnings: Warnings) -> dict[str, Any]:
+    """One OBX as a JSON version (the shape of ``previous_versions`` entries)."""
+    values = [v for v in (clean(x, 20000, warnings, "OBX-5") for x in result.values) if v]
+    value = clean(result.value, 100000, warnings, "OBX-5")
+    if len(values) > 1 and result.value_type not in ("TX", "FT"):
+        value = "\n".join(values)  # every repetition stays visible in `value`
+    return {
+        "stamp": list(stamp),
+        "message_id": str(message_id),
+        "status": clean(result.status, 8, warnings, "OBX-11"),
+        "value": value,
+        "values": values,
+        "value_type": clean(result.value_type, 8, warnings, "OBX-2"),
+        "units": clean(result.units, 100, warnings, "OBX-6"),
+        "reference_range": clean(result.reference_range, 200, warnings, "OBX-7"),
+        "abnormal_flags": [f for f in (clean(x, 20, warnings, "OBX-8") for x in result.abnormal_flags) if f],
+        "observed_at": result.observed_at.isoformat() if result.observed_at else None,
+        "notes": [n.replace("\x00", "\ufffd") for n in result.notes if n is not None],
+        "code_system": clean(result.code.system, 200, warnings, "OBX-3.3"),
+        "code": clean(result.code.code, 100, warnings, "OBX-3.1"),
+        "code_display": clean(result.code.display, 300, warnings, "OBX-3.2"),
+    }
+
+
+def _row_version(row: Any) -> dict[str, Any]:
+    return {
+        "stamp": row.lis_stamp or ["", "", ""],
+        "message_id": str(row.lis_message_id) if row.lis_message_id else None,
+        "status": row.status,
+        "value": row.value,
+        "values": list(row.values or []),
+        "value_type": row.value_type,
+        "units": row.units,
+        "reference_range": row.reference_range,
+        "abnormal_flags": list(row.abnormal_flags or []),
+        "observed_at": row.observed_at.isoformat() if row.observed_at else None,
+        "notes": list(row.notes or []),
+        "code_system": row.code_system,
+        "code": row.code,
+        "code_display": row.code_display,
+    }
+
+
+def _columns(version: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": version["status"], "value": version["value"], "values": version["values"],
+        "value_type": version["value_type"], "units": version["units"], "reference_range": version["reference_range"],
+        "abnormal_flags": version["abnormal_flags"],
+        "observed_at": datetime.fromisoformat(version["observed_at"]) if version["observed_at"] else None,
+        "notes": version["notes"], "code_system": version["code_system"], "code": version["code"],
+        "code_display": version["code_display"], "lis_stamp": version["stamp"],
+        "lis_message_id": uuid.UUID(version["message_id"]) if version["message_id"] else None,
+        "lis_applied_at": stamp_time(tuple(version["stamp"])) if version["stamp"][0] else None,
+    }
+
+
+@dataclass
+class ResultsOutcome:
+    recorded: int = 0
+    available: dict[str, list[uuid.UUID]] = field(default_factory=lambda: {"final": [], "corrected": []})
+
+
+def record_results(
+    uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID, results: tuple[ResultData, ...],
+    stamp: Stamp, message_id: uuid.UUID, warnings: Warnings,
+) -> ResultsOutcome:
+    outcome = ResultsOutcome()
+    if not results:
+        return outcome
+    keys = result_keys(results)
+    existing = {
+        row.result_key: row
+        for row in uow.session.execute(
+            sa.select(LabResult.__table__).where(LabResult.order_id == order_id, LabResult.result_key.in_(keys))
+        ).all()
+    }
+    now = utcnow()
+    for key, result in zip(keys, results, strict=True):
+        incoming = version_of(result, stamp, message_id, warnings)
+        row = existing.get(key)
+        if row is None:
+            result_id = _insert(uow, patient_id, order_id, key, incoming, now)
+            before = None
+            current = incoming
+        else:
+            result_id = row.id
+            before = _row_version(row)
+            current, others = current_version([*(row.previous_versions or []), before, incoming])
+            values: dict[str, Any] = {"previous_versions": others, "version": len(others) + 1, "updated_at": now,
+                                      "patient_id": patient_id}
+            if current is incoming:
+                values.update(_columns(incoming))
+            uow.session.execute(sa.update(LabResult).where(LabResult.id == row.id).values(**values))
+        outcome.recorded += 1
+        if current is incoming and (before is None or _content(before) != _content(incoming)):
+            announced = available_status(incoming["status"])
+            if announced:
+                outcome.available[announced].append(result_id)
+    return outcome
+
+
+def _content(version: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(str(version.get(k)) for k in _CONTENT)
+
+
+def _insert(uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID, key: str, version: dict[str, Any],
+            now: datetime) -> uuid.UUID:
+    result_id = uuid.uuid4()
+    inserted = uow.session.execute(
+        pg_insert(LabResult)
+        .values(id=result_id, order_id=order_id, patient_id=patient_id, result_key=key, previous_versions=[],
+                version=1, created_at=now, updated_at=now, **_columns(version))
+        .on_conflict_do_nothing()
+        .returning(LabResult.id)
+    ).first()
+    if inserted is None:
+        raise ConcurrentChange("result_created_concurrently")
+    return result_id
