@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     # --- notifications ------------------------------------------------------------------------
     notify_provider: Literal["aws", "console"] = Field(default="console", description="aws: SES e-mail + SNS SMS; console: files under DATA_DIR/outbox.")
     notify_email_from: str = Field(default="no-reply@lab.example.org", description="Verified SES sender address.")
+    notify_facility_name: str = Field(
+        default="Clinical Laboratory", min_length=1, max_length=100, description="Signature of notification e-mails (never in SMS or subjects)."
+    )
+    notify_sending_lease_seconds: float = Field(
+        default=300.0, ge=30, description="A notification claimed for sending longer than this is marked failed/outcome_unknown, never resent."
+    )
     portal_url: str = Field(default="http://127.0.0.1:8080/portal", description="Link placed in notifications.")
     quiet_hours_start: time = Field(default=time(21, 0), description="Local time (patient's timezone) from which SMS are deferred.")
     quiet_hours_end: time = Field(default=time(8, 0), description="Local time at which deferred SMS may go out.")

@@ -7,6 +7,7 @@ from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
 from shared.models.lis import LisControlId, LisMessage, LisPatientSync
 from shared.models.merges import PatientMerge
+from shared.models.notifications import Notification
 from shared.models.orders import LabOrder, LabResult
 from shared.models.patients import MRN_SYSTEM, Patient, PatientIdentifier, PatientNameToken
 from shared.models.versions import ResourceVersion
@@ -22,6 +23,7 @@ __all__ = [
     "LisMessage",
     "LisPatientSync",
     "MRN_SYSTEM",
+    "Notification",
     "OutboxEvent",
     "Patient",
     "PatientIdentifier",
