@@ -103,11 +103,13 @@ def _query_parameters(model_schema: dict[str, Any]) -> list[dict[str, Any]]:
     return params
 
 
-def _problem(status: int) -> dict[str, Any]:
-    return {
-        "description": PROBLEM_DESCRIPTIONS.get(status, "Problem"),
-        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}},
-    }
+def _problem(status: int, route: Route) -> dict[str, Any]:
+    description = PROBLEM_DESCRIPTIONS.get(status, "Problem")
+    if getattr(route, "error_renderer", None) is not None:
+        # The route renders its own errors (e.g. a FHIR OperationOutcome), not problem+json.
+        return {"description": description, "content": {"*/*": {"schema": {}}}}
+    return {"description": description,
+            "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}}}
 
 
 def problem_statuses(route: Route, path_params: list[dict[str, Any]]) -> set[int]:
@@ -154,7 +156,7 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], dict[str, A
     if not any(s < 400 for s in route.responses):
         responses["200"] = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
     for status in sorted(problem_statuses(route, params)):
-        responses[str(status)] = _problem(status)
+        responses[str(status)] = _problem(status, route)
     op["responses"] = responses
     if route.scope is None:
         op["security"] = []

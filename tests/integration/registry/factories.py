@@ -52,8 +52,9 @@ def new_order_with_result(patient_id: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
                                  code_display="Glucose", status="completed", ordered_at=now))
         uow.flush()
         uow.session.add(LabResult(id=result_id, order_id=order_id, patient_id=patient_id, result_key="LN|2345-7|1",
-                                  code_system="LN", code="2345-7", value_type="NM", value="5.4", units="mmol/L",
-                                  reference_range="3.9-5.5", abnormal_flags=[], status="F", observed_at=now))
+                                  code_system="LN", code="2345-7", code_display="Glucose", value_type="NM", value="5.4",
+                                  units="mmol/L", reference_range="3.9-5.5", abnormal_flags=[], status="F",
+                                  observed_at=now))
     return order_id, result_id
 
 
