@@ -1,13 +1,53 @@
-"""CloudEvent handling of the jobs function: deduped, then dispatched by event type."""
+"""CloudEvent handling of the jobs function.
+
+Three kinds of delivery arrive here:
+- PingSource ticks (``dev.knative.sources.ping``): run the named job at most once per scheduled
+  slot (``shared.jobs.runner``; the slot claim replaces the per-event dedupe, since every tick has a
+  new random id). Unknown jobs are logged and acknowledged; a transient fault is a 503.
+- Broker events routed by Triggers: deduped, then dispatched by type to the default worker.
+"""
 
 from __future__ import annotations
 
+import flask
 from cloudevents.abstract import CloudEvent
 
-from shared.consumer import Dispatcher
+from shared.consumer import Dispatcher, bind_event_context, retry_response
+from shared.events import catalog
+from shared.jobs import ping, registry, worker
+from shared.jobs.context import JobRetry
+from shared.jobs.runner import run_job
+from shared.log import get_logger
+
+log = get_logger("patient_mgt.jobs")
 
 dispatcher = Dispatcher("jobs")
+dispatcher.on(catalog.PATIENT_UPDATED)(worker.recheck_patient)
+dispatcher.on(catalog.LIS_PATIENT_UPDATED)(worker.recheck_patient)
+dispatcher.on(catalog.LIS_PATIENT_CREATED)(worker.recheck_patient)
+dispatcher.on(catalog.PATIENT_MERGED)(worker.recheck_merged)
+dispatcher.on(catalog.ORDER_OVERDUE)(worker.record_overdue)
 
 
 def handle_event(event: CloudEvent) -> None:
+    if ping.is_ping(event):
+        handle_tick(event)
+        return
     dispatcher.handle(event)
+
+
+def handle_tick(event: CloudEvent) -> str:
+    """Run the job a PingSource tick names; returns the run's status."""
+    bind_event_context(event)
+    name = ping.job_name(event)
+    job = registry.get(name) if name else None
+    if job is None:
+        # A retry cannot make the job exist: acknowledge, loudly.
+        log.error("PingSource tick names no known job", extra={"fields": {
+            "job": (name or "")[:64], "event_id": event["id"], "source": str(event["source"])[:300]}})
+        return "unknown_job"
+    try:
+        outcome = run_job(job.name, slot=ping.slot(job, event), trigger="schedule", event_id=str(event["id"]))
+    except JobRetry as exc:
+        flask.abort(retry_response(exc.code))
+    return outcome.status

@@ -5,6 +5,7 @@ from shared.models.auth import ApiKey
 from shared.models.base import Base
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
+from shared.models.jobs import DataQualityIssue, JobRun, JobState, OrderOverdueNotice
 from shared.models.lis import LisControlId, LisMessage, LisPatientSync
 from shared.models.merges import PatientMerge
 from shared.models.notifications import Notification
@@ -16,7 +17,10 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "DataQualityIssue",
     "HistoryEntry",
+    "JobRun",
+    "JobState",
     "LabOrder",
     "LabResult",
     "LisControlId",
@@ -24,6 +28,7 @@ __all__ = [
     "LisPatientSync",
     "MRN_SYSTEM",
     "Notification",
+    "OrderOverdueNotice",
     "OutboxEvent",
     "Patient",
     "PatientIdentifier",
