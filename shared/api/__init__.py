@@ -4,3 +4,4 @@ from shared.api import audit_routes, health, patients  # noqa: F401
 from shared.api import history, openapi, orders, patient_merge  # noqa: F401
 from shared.api import events_routes  # noqa: F401
 from shared.api import notifications_routes  # noqa: F401
+from shared.api import jobs_routes  # noqa: F401
