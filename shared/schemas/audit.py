@@ -15,7 +15,7 @@ class AuditQuery(QueryModel):
     patient_id: uuid.UUID | None = None
     action: str | None = Field(default=None, max_length=64)
     limit: int = Field(default=50, ge=1, le=500)
-    before: int | None = Field(default=None, ge=1, description="Cursor: return entries with a smaller id.")
+    before: int | None = Field(default=None, ge=1, le=2**63 - 1, description="Cursor: return entries with a smaller id.")
 
 
 class AuditEntry(BaseModel):
