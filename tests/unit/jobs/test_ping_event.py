@@ -78,3 +78,10 @@ def test_the_slot_of_a_tick_uses_the_jobs_schedule():
     event = _binary(b'{"job": "retention"}')
     assert ping.slot(registry.JOBS["retention"], event) == datetime(2026, 1, 1, 3, 30, tzinfo=timezone.utc)
     assert ping.slot(registry.JOBS["data-quality"], event) == datetime(2026, 1, 1, 2, 15, tzinfo=timezone.utc)
+
+
+def test_a_tick_sent_a_hair_early_still_lands_in_its_own_slot():
+    early = _binary(b'{"job": "retention"}', time="2026-01-01T03:29:59.400Z")
+    assert ping.slot(registry.JOBS["retention"], early) == datetime(2026, 1, 1, 3, 30, tzinfo=timezone.utc)
+    late_in_minute = _binary(b'{"job": "outbox-sweep"}', time="2026-01-01T03:29:57.000Z")
+    assert ping.slot(registry.JOBS["outbox-sweep"], late_in_minute) == datetime(2026, 1, 1, 3, 29, tzinfo=timezone.utc)
