@@ -23,7 +23,7 @@ from shared.models import ApiKey
 from shared.models.base import utcnow
 from shared.settings import get_settings
 
-SCOPES = frozenset({"patients:read", "patients:write", "lis:read", "lis:admin", "audit:read", "admin"})
+SCOPES = frozenset({"patients:read", "patients:write", "lis:read", "lis:admin", "audit:read", "metrics:read", "admin"})
 TOKEN_PREFIX = "pmk_"
 
 

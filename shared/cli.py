@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(dest="apikey_command", required=True)
     create = apikey.add_parser("create", help="create a key; prints the token as the last line")
     create.add_argument("--name", required=True)
-    create.add_argument("--scopes", required=True, help="comma-separated: patients:read,patients:write,lis:read,lis:admin,audit:read,admin")
+    create.add_argument("--scopes", required=True, help="comma-separated: patients:read,patients:write,lis:read,lis:admin,audit:read,metrics:read,admin")
     create.set_defaults(func=_apikey_create)
     apikey.add_parser("list", help="list keys (never their tokens)").set_defaults(func=_apikey_list)
     revoke = apikey.add_parser("revoke", help="revoke a key by name")

@@ -9,8 +9,6 @@ copies arriving at once serialise on that key.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +18,11 @@ from flask import Response
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
-from shared.log import bind_request, get_logger
+from shared.log import get_logger
 from shared.models import ProcessedEvent
+from shared.telemetry import spans
 
 log = get_logger("patient_mgt.consumer")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 
 
 class RetryLater(Exception):
@@ -47,12 +45,10 @@ def claim_event(uow: UnitOfWork, consumer: str, source: str, event_id: str, even
 
 
 def bind_event_context(event: CloudEvent) -> None:
-    """Continue the producer's trace: log lines of this delivery carry its trace id."""
-    trace_id = None
-    traceparent = str(event.get("traceparent") or "").lower()
-    if m := _TRACEPARENT.match(traceparent):
-        trace_id = m.group(1)
-    bind_request(uuid.uuid4().hex, trace_id or uuid.uuid4().hex, uuid.uuid4().hex[:16])
+    """Continue the producer's trace (the event's ``traceparent``/``tracestate`` extension): this
+    delivery's consumer span, its log lines and the events it emits carry the producer's trace id.
+    Idempotent within one delivery; the span ends when the answer is ready."""
+    spans.begin_event(event)
 
 
 def acknowledge(status: int = 200, body: dict[str, Any] | None = None) -> Response:

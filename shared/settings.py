@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +93,35 @@ class Settings(BaseSettings):
     function_target: str | None = Field(
         default=None, description="Set by functions-framework/buildpacks (FUNCTION_TARGET): which function this process serves."
     )
+
+    # --- observability (OpenTelemetry's standard variables; docs/operations.md) -----------------
+    otel_service_name: str | None = Field(
+        default=None, max_length=100, description="service.name of metrics and traces. Default: patient-mgt-<function>."
+    )
+    otel_traces_exporter: str = Field(
+        default="none", description="Comma list of otlp (OTLP/HTTP), console (one JSON line per span on stderr), none."
+    )
+    otel_metrics_exporter: str = Field(
+        default="none", description="Comma list of otlp, prometheus (GET /metrics on the api), console, none."
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP base URL, e.g. http://collector:4318 (/v1/traces, /v1/metrics appended). "
+        "Unset: the exporter's default, http://localhost:4318."
+    )
+    otel_metric_export_interval: int = Field(default=60000, ge=1000, description="Milliseconds between OTLP/console metric exports.")
+    otel_traces_sampler_arg: float = Field(
+        default=1.0, ge=0, le=1, description="Share of new traces sampled; a caller's sampling decision is always kept."
+    )
+
+    @field_validator("otel_traces_exporter", "otel_metrics_exporter")
+    @classmethod
+    def _exporter_names(cls, value: str, info: ValidationInfo) -> str:
+        allowed = {"otlp", "console", "none"} | ({"prometheus"} if info.field_name == "otel_metrics_exporter" else set())
+        names = [n.strip().lower() for n in value.split(",") if n.strip()]
+        unknown = sorted(set(names) - allowed)
+        if unknown:
+            raise ValueError(f"unknown exporter(s) {unknown}; choose from {sorted(allowed)}")
+        return ",".join(n for n in names if n != "none") or "none"
 
     # --- local -------------------------------------------------------------------------------
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Local state for `make dev`: embedded PostgreSQL, console outbox.")

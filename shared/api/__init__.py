@@ -5,3 +5,4 @@ from shared.api import history, openapi, orders, patient_merge  # noqa: F401
 from shared.api import events_routes  # noqa: F401
 from shared.api import notifications_routes  # noqa: F401
 from shared.api import jobs_routes  # noqa: F401
+from shared.api import metrics_routes  # noqa: F401

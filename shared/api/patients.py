@@ -14,6 +14,7 @@ from shared.schemas.patients import PATIENT_READ_ONLY, Patient, PatientCreate, P
 from shared.schemas.search import PatientPage, PatientSearchQuery
 from shared.services import patients as service
 from shared.services.search import search_patients
+from shared.telemetry import registrations
 
 
 def _patient_response(patient: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -23,6 +24,7 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
 
 @route("POST", "/patients", scope="patients:write", summary="Register a patient", body=PatientCreate,
        query=PatientCreateQuery, responses={201: Patient, 409: None}, audit_action="patient.create")
+@registrations.counted
 def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)

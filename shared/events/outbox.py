@@ -15,10 +15,10 @@ import sqlalchemy as sa
 
 from shared.db import UnitOfWork
 from shared.events.catalog import CATALOG, EventData, dataschema_for
-from shared.log import current_trace
 from shared.models import OutboxEvent
 from shared.models.base import utcnow
 from shared.settings import get_settings
+from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
 
 def event_source() -> str:
@@ -27,13 +27,6 @@ def event_source() -> str:
         return settings.event_source
     target = (settings.function_target or "api").replace("_", "-")
     return f"/patient-mgt/{target}"
-
-
-def current_traceparent() -> str | None:
-    trace_id, span_id = current_trace()
-    if trace_id and span_id:
-        return f"00-{trace_id}-{span_id}-01"
-    return None
 
 
 def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
@@ -52,6 +45,7 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
             dataschema=dataschema_for(event_type),
             data=data.model_dump(mode="json"),
             traceparent=current_traceparent(),
+            tracestate=current_tracestate(),
         )
     )
     if not uow.outbox_ids:

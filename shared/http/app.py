@@ -22,34 +22,24 @@ from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, Se
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
 from shared.http.routing import Route, route_for, url_map
-from shared.log import bind_request, get_logger
+from shared.log import get_logger
+from shared.telemetry import spans
 
 log = get_logger("patient_mgt.http")
 ANONYMOUS = Principal(key_id=None, name="anonymous", scopes=frozenset())
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
-_CLOUD_TRACE = re.compile(r"^([0-9a-f]{32})(?:/(\d+))?")
 AUDITED_FAILURES = {403, 404, 409, 412, 422, 428}
 
 
-def _request_ids(request: Request) -> tuple[str, str | None, str | None]:
+def _request_id(request: Request) -> str:
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    trace_id = None
-    traceparent = request.headers.get("traceparent", "").strip().lower()
-    if m := _TRACEPARENT.match(traceparent):
-        trace_id = m.group(1)
-    elif m := _CLOUD_TRACE.match(request.headers.get("X-Cloud-Trace-Context", "").lower()):
-        trace_id = m.group(1)
-    if trace_id is None:
-        trace_id = uuid.uuid4().hex
-    # Each request is a new span in the caller's trace (the caller's span is its parent).
-    return request_id, trace_id, uuid.uuid4().hex[:16]
+    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
 def handle(request: Request) -> Response:
-    request_id, trace_id, span_id = _request_ids(request)
-    bind_request(request_id, trace_id, span_id)
+    request_id = _request_id(request)
+    # Each request is a new span in the caller's trace (traceparent); logs carry the span's ids.
+    span = spans.start_server(request.method, request.headers, request_id)
     started = time.perf_counter()
     matched: Route | None = None
     principal = ANONYMOUS
@@ -86,6 +76,7 @@ def handle(request: Request) -> Response:
                                           "latency": f"{duration_ms / 1000:.4f}s"},
                           "route": _template(matched), "principal": principal.name}},
     )
+    spans.finish_server(span, request.method, _template(matched), response.status_code)
     return response
 
 
