@@ -7,6 +7,7 @@ API would refuse today (older imports, LIS feeds, rules that tightened), so the 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import random
 import uuid
@@ -57,10 +58,15 @@ def make_order(uow: Any, patient_id: uuid.UUID, *, ordered_at: datetime | None, 
     return oid
 
 
+_SESSION_BASE = datetime(2100, 1, 1, tzinfo=timezone.utc) + timedelta(days=random.randrange(0, 365 * 3000))
+_calls = itertools.count()
+
+
 def unique_minute() -> datetime:
-    """A scheduled minute no other test uses (a random minute decades ahead, at :05 for the hourly job)."""
-    base = datetime(2060, 1, 1, tzinfo=timezone.utc)
-    return base + timedelta(hours=random.randrange(0, 24 * 365 * 30), minutes=5)
+    """A scheduled minute no other call uses, at :05 (the hourly job's minute), in a ten-day window of its own:
+    tests may add hours or a few days to it for later ticks without meeting another test's slots, even for
+    the nightly jobs whose slot is a day."""
+    return _SESSION_BASE + timedelta(days=10 * next(_calls), hours=random.randrange(0, 24), minutes=5)
 
 
 def tick(job: str, sent_at: datetime, *, event_id: str | None = None, namespace: str = "patient-mgt") -> CloudEvent:

@@ -97,11 +97,9 @@ def test_retention_out_of_budget_resumes_where_it_stopped(database_url, monkeypa
     # Every step and batch reads the clock once: budget for the two cheap steps and one LIS batch.
     ticks = itertools.count()
     clock = lambda: float(next(ticks))  # noqa: E731
-    slot = unique_minute()
     stopped = None
     for _ in range(50):  # the first steps may find other tests' old rows; go until the LIS walk starts
-        stopped = run_job("retention", slot=slot, trigger="schedule", budget_seconds=3.5, clock=clock)
-        slot += timedelta(days=1)
+        stopped = run_job("retention", slot=unique_minute(), trigger="schedule", budget_seconds=3.5, clock=clock)
         if stopped.counts.get("lis_raw_purged"):
             break
     assert stopped.status == "incomplete"
@@ -113,6 +111,6 @@ def test_retention_out_of_budget_resumes_where_it_stopped(database_url, monkeypa
     assert cursor[1] == str(purged[-1])
 
     monkeypatch.setattr(retention, "BATCH_SIZE", 1000)
-    assert run_job("retention", slot=slot, trigger="schedule", budget_seconds=600).status == "succeeded"
+    assert run_job("retention", slot=unique_minute(), trigger="schedule", budget_seconds=600).status == "succeeded"
     with unit_of_work() as uow:
         assert all(m.raw is None for m in uow.session.scalars(sa.select(LisMessage).where(LisMessage.id.in_(ids))))
