@@ -67,6 +67,35 @@ def _post_push_body(url: str, project: str, data: bytes) -> int:
         return 0
 
 
+def _lis_schema(args: argparse.Namespace) -> int:
+    """Write the JSON Schema of the JSON LIS event (generated from shared/lis/json_event.py)."""
+    from shared.lis.json_event import schema_text  # noqa: PLC0415
+    from shared.settings import PROJECT_ROOT  # noqa: PLC0415
+
+    text = schema_text()
+    if args.stdout:
+        sys.stdout.write(text)
+        return 0
+    target = PROJECT_ROOT / "docs" / "lis-event.schema.json"
+    target.write_text(text)
+    print(f"wrote {target}")
+    return 0
+
+
+def _lis_replay(args: argparse.Namespace) -> int:
+    """Re-run failed or quarantined LIS messages by id (as POST /lis/messages/{id}/replay)."""
+    from shared.auth import SYSTEM_CLI  # noqa: PLC0415
+    from shared.lis import operator  # noqa: PLC0415
+
+    for message_id in args.ids:
+        outcome, replayed = operator.replay(SYSTEM_CLI, message_id)
+        if replayed and outcome is not None:
+            print(f"{message_id}: {outcome.status}" + (f" ({outcome.reason})" if outcome.reason else ""))
+        else:
+            print(f"{message_id}: not failed or quarantined; nothing to do")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     lis = sub.add_parser("lis", help="LIS tools").add_subparsers(dest="lis_command", required=True)
     send = lis.add_parser("send", help="feed HL7 files to the local stack (Pub/Sub emulator, or straight to lis_consumer)")
@@ -76,3 +105,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     send.add_argument("--post", action="store_true", help="post push bodies to lis_consumer even when the emulator runs")
     send.add_argument("--lis-url", help="lis_consumer base URL for --post (default: the one `make dev` started)")
     send.set_defaults(func=_lis_send)
+    schema = lis.add_parser("schema", help="write docs/lis-event.schema.json from the JSON LIS event model")
+    schema.add_argument("--stdout", action="store_true", help="print it instead")
+    schema.set_defaults(func=_lis_schema)
+    replay = lis.add_parser("replay", help="re-run failed or quarantined LIS messages from their stored bytes")
+    replay.add_argument("ids", nargs="+", type=uuid.UUID, metavar="MESSAGE_ID")
+    replay.set_defaults(func=_lis_replay)

@@ -5,4 +5,5 @@ from shared.api import history, openapi, orders, patient_merge  # noqa: F401
 from shared.api import events_routes  # noqa: F401
 from shared.api import notifications_routes  # noqa: F401
 from shared.api import jobs_routes  # noqa: F401
+from shared.api import lis_routes  # noqa: F401
 from shared.api import metrics_routes  # noqa: F401

@@ -64,6 +64,8 @@ def read_parts(payload: bytes, declared_format: str | None) -> list[Part]:
         return [Part(raw=payload, content_format="hl7v2", crash=type(exc).__name__, peek=peek(payload))]
     if not messages:
         return [Part(raw=payload, content_format="hl7v2", quarantine="no_msh", peek=peek(payload))]
+    if len(messages) == 1:
+        return [hl7_part(payload)]  # keep the delivered bytes exactly (framing, BOM, envelope)
     return [hl7_part(raw) for raw in messages]
 
 

@@ -34,6 +34,8 @@ HL7_CONTENT_TYPES = frozenset({
     "application/x-hl7", "text/hl7", "text/x-hl7",
 })
 _MAX_KEY = 300
+# Quarantine reasons decided by the envelope alone (no message bytes to parse, now or after a fix).
+ENVELOPE_PROBLEMS = frozenset({"no_data", "invalid_base64", "invalid_pubsub_message", "invalid_pubsub_envelope"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +116,6 @@ def from_pubsub_message(
         )
     message_id = _text(message.get("messageId") or message.get("message_id"))
     payload, problem = _decode_base64(message.get("data"))
-    if message_id is None and problem is None:
-        problem = "no_message_id"
     return Delivery(
         transport="pubsub",
         ce_source=ce_source[:_MAX_KEY],

@@ -23,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -44,6 +46,7 @@ from shared.models.base import utcnow
 log = get_logger("patient_mgt.lis")
 MAX_ATTEMPTS = 4
 _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
+T = TypeVar("T")
 
 
 class TransientFault(Exception):
@@ -81,11 +84,24 @@ def delivery_parts(delivery: Delivery) -> list[Part]:
 def ingest(delivery: Delivery) -> list[PartOutcome]:
     """Store and apply a delivery; returns one outcome per message in it. Raises TransientFault."""
     parts = delivery_parts(delivery)
+    outcomes = with_retries(
+        lambda uow, final: [_store_and_process(uow, delivery, i, len(parts), part, final) for i, part in enumerate(parts)]
+    )
+    for outcome in outcomes:
+        log.info("lis message", extra={"fields": {
+            "lis_message_id": str(outcome.message_id) if outcome.message_id else None, "status": outcome.status,
+            "reason": outcome.reason, "transport": delivery.transport}})
+    return outcomes
+
+
+def with_retries(work: Callable[[UnitOfWork, bool], T]) -> T:
+    """Run `work(uow, final_attempt)` in a unit of work; retry lost races, deadlocks and
+    serialisation failures a few times; a database that is unreachable raises TransientFault."""
     for attempt in range(1, MAX_ATTEMPTS + 1):
         final = attempt == MAX_ATTEMPTS
         try:
             with unit_of_work() as uow:
-                outcomes = [_store_and_process(uow, delivery, i, len(parts), part, final) for i, part in enumerate(parts)]
+                return work(uow, final)
         except ConcurrentChange:
             _backoff(attempt)
             continue
@@ -96,11 +112,6 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
             if is_transient_db_error(exc) or _sqlstate(exc) in _RETRY_IN_PROCESS:
                 raise TransientFault("database_unavailable") from None
             raise
-        for outcome in outcomes:
-            log.info("lis message", extra={"fields": {
-                "lis_message_id": str(outcome.message_id) if outcome.message_id else None, "status": outcome.status,
-                "reason": outcome.reason, "transport": delivery.transport}})
-        return outcomes
     raise TransientFault("contention")
 
 
@@ -108,7 +119,7 @@ def _backoff(attempt: int) -> None:
     time.sleep(0.01 * attempt)
 
 
-def _header_columns(part: Part) -> dict[str, object]:
+def header_columns(part: Part) -> dict[str, object]:
     if part.message is not None:
         h = part.message.header
         kind = "^".join(p for p in (h.message_type, h.trigger_event) if p)
@@ -138,7 +149,7 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
             attributes=delivery.attributes, part=index, parts=count, content_format=part.content_format,
             raw=part.raw, raw_sha256=hashlib.sha256(part.raw).hexdigest(), raw_size=len(part.raw),
             status="failed", error_code="incomplete", warnings=[], delivery_count=1, attempts=1,
-            **_header_columns(part),
+            **header_columns(part),
         )
         .on_conflict_do_nothing(index_elements=key, index_where=where)
         .returning(LisMessage.id)

@@ -38,6 +38,32 @@ LongText = Annotated[str, StringConstraints(max_length=20000)]
 ShortCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
 
 
+EXAMPLE = {
+    "version": "1",
+    "event": "result",
+    "message_id": "LAB-000123",
+    "sending_facility": "CENTRAL-LAB",
+    "sent_at": "2026-11-25T10:15:00+01:00",
+    "patient": {
+        "identifiers": [{"value": "MRN-4711", "system": "HOSPITAL", "type": "MR"}],
+        "name": {"family": "Doe", "given": ["Jane"]},
+        "birth_date": "1980-04-01",
+        "sex": "female",
+    },
+    "orders": [{
+        "placer_number": "PM10000017",
+        "filler_number": "F-99812",
+        "code": {"code": "2823-3", "display": "Potassium", "system": "LN"},
+        "status": "F",
+        "results": [{
+            "code": {"code": "2823-3", "display": "Potassium", "system": "LN"},
+            "value_type": "NM", "values": ["4.2"], "units": "mmol/L", "reference_range": "3.5-5.1", "status": "F",
+            "observed_at": "2026-11-25T09:40:00+01:00",
+        }],
+    }],
+}
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -94,6 +120,14 @@ class JsonResult(_Model):
 
 
 class JsonOrder(_Model):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True,
+        json_schema_extra={"anyOf": [
+            {"required": ["placer_number"], "properties": {"placer_number": {"type": "string"}}},
+            {"required": ["filler_number"], "properties": {"filler_number": {"type": "string"}}},
+        ]},
+    )
+
     placer_number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     filler_number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
     control: Literal["NW", "CA", "OC", "DC", "XO", "SC", "RE"] | None = Field(
@@ -118,7 +152,20 @@ class LisEvent(_Model):
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, str_strip_whitespace=True,
-        json_schema_extra={"$id": SCHEMA_ID, "title": "LIS event"},
+        json_schema_extra={
+            "$id": SCHEMA_ID,
+            "title": "LIS event",
+            "allOf": [
+                {"if": {"properties": {"event": {"const": "patient"}}},
+                 "then": {"required": ["patient"], "properties": {"patient": {"type": "object"}, "orders": {"maxItems": 0}}}},
+                {"if": {"properties": {"event": {"enum": ["order", "result"]}}},
+                 "then": {"required": ["orders"], "properties": {"orders": {"minItems": 1}}}},
+                {"if": {"properties": {"event": {"const": "result"}}},
+                 "then": {"properties": {"orders": {"contains": {"required": ["results"],
+                                                                "properties": {"results": {"minItems": 1}}}}}}},
+            ],
+            "examples": [EXAMPLE],
+        },
     )
 
     version: Literal["1"] = Field(description="Schema version of this event")

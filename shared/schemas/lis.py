@@ -1,0 +1,96 @@
+"""The LIS operator routes' resources: sync status, stored messages, replay outcome."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from shared.schemas.common import QueryModel, text
+
+LisStatus = Literal["processed", "duplicate", "ignored", "quarantined", "failed"]
+
+
+class StatusCounts(BaseModel):
+    processed: int
+    duplicate: int
+    ignored: int
+    quarantined: int
+    failed: int
+
+
+class Counts(BaseModel):
+    last_24h: StatusCounts
+    total: StatusCounts
+
+
+class Lag(BaseModel):
+    """processed-at − MSH-7 (or − publish time without MSH-7), over the last hour."""
+
+    p50: float | None
+    p95: float | None
+    max: float | None
+    messages: int
+
+
+class LisSyncStatus(BaseModel):
+    counts: Counts
+    last_message_at: datetime | None
+    lag_seconds: Lag
+
+
+class LisMessageQuery(QueryModel):
+    status: LisStatus | None = None
+    type: text(40) | None = Field(default=None, description="ORU, or ORU^R01")  # type: ignore[valid-type]
+    since: AwareDatetime | None = Field(default=None, description="Received at or after (RFC 3339 with offset)")
+    include_raw: bool = Field(default=False, description="Include the raw bytes (needs scope lis:admin)")
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: text(200) | None = None  # type: ignore[valid-type]
+
+
+class LisMessageRead(QueryModel):
+    include_raw: bool = Field(default=False, description="Include the raw bytes (needs scope lis:admin)")
+
+
+class LisMessage(BaseModel):
+    id: uuid.UUID
+    status: LisStatus
+    error_code: str | None = Field(description="Quarantine/ignore reason or failure code (never message content)")
+    warnings: list[str]
+    message_type: str | None
+    control_id: str | None
+    sending_application: str | None
+    sending_facility: str | None
+    message_time: datetime | None
+    received_at: datetime
+    processed_at: datetime | None
+    lag_seconds: float | None
+    transport: str
+    ce_source: str
+    ce_id: str
+    pubsub_message_id: str | None
+    publish_time: datetime | None
+    ordering_key: str | None
+    part: int
+    parts: int
+    content_format: str
+    patient_id: uuid.UUID | None
+    duplicate_of: uuid.UUID | None
+    delivery_count: int
+    attempts: int
+    raw_size: int
+    raw_sha256: str
+    raw_purged: bool
+    raw_base64: str | None = Field(default=None, description="Only with include_raw=true and scope lis:admin")
+
+
+class LisMessagePage(BaseModel):
+    items: list[LisMessage]
+    next_cursor: str | None
+
+
+class LisReplay(BaseModel):
+    replayed: bool = Field(description="False when the message was not failed or quarantined (nothing to do)")
+    message: LisMessage

@@ -1,0 +1,125 @@
+"""Nothing vanishes: a bug stores the message as failed (replayable), an outage stores nothing and
+asks for redelivery, and replay is idempotent."""
+
+import os
+import threading
+
+import pytest
+
+from shared import db
+from shared.auth import SYSTEM_CLI
+from shared.errors import Conflict
+from shared.lis import ingest as ingest_module
+from shared.lis import operator
+from shared.lis.ingest import TransientFault
+from shared.settings import reset_settings
+from tests.support import lis_db
+from tests.support.lis_ingest import Feed, deliver, hl7, one
+from tests.support.processes import free_port
+
+
+def _oru(f: Feed) -> bytes:
+    return hl7(f.msh("ORU^R01", "20260101110000"), f.pid("MRN1"), f"ORC|RE|{f.id('ORD1')}",
+               f"OBR|1|{f.id('ORD1')}||2823-3^K^LN", "OBX|1|NM|2823-3^K^LN||4.2|mmol/L|||||F")
+
+
+def test_a_bug_while_applying_is_stored_as_failed_and_replayed_after_the_fix(database_url, monkeypatch):
+    f = Feed()
+    real = ingest_module.apply_message
+
+    def broken(*args, **kwargs):
+        real(*args, **kwargs)  # the writes happen, then the "bug" strikes: all of them must roll back
+        raise RuntimeError("a bug quoting DOE^JANE")
+
+    # Fault injection at our own seam: there is no real bug to trigger on purpose.
+    monkeypatch.setattr(ingest_module, "apply_message", broken)
+    failed = one(_oru(f))
+    assert (failed.status, failed.reason, failed.patient_id) == ("failed", "apply_error:RuntimeError", None)
+    row = lis_db.message(failed.message_id)
+    assert row.raw and row.processed_at is not None and "DOE" not in (row.error_code or "")
+    assert lis_db.patient_id_by_identifier(f.facility, f.id("MRN1")) is None  # savepoint rolled back
+    # Resent by the LIS meanwhile (new messageId): not a duplicate of a message that had no effect.
+    monkeypatch.setattr(ingest_module, "apply_message", real)
+    outcome, replayed = operator.replay(SYSTEM_CLI, failed.message_id)
+    assert replayed and outcome.status == "processed"
+    assert lis_db.patient_id_by_identifier(f.facility, f.id("MRN1")) == outcome.patient_id
+    again, replayed_again = operator.replay(SYSTEM_CLI, failed.message_id)
+    assert (again, replayed_again) == (None, False)
+    row = lis_db.message(failed.message_id)
+    assert (row.status, row.attempts, row.error_code) == ("processed", 2, None)
+
+
+def test_replaying_a_failed_message_after_its_copy_was_applied_makes_it_a_duplicate(database_url, monkeypatch):
+    f = Feed()
+    real = ingest_module.apply_message
+    raw = _oru(f)
+    monkeypatch.setattr(ingest_module, "apply_message", lambda *a, **k: (_ for _ in ()).throw(KeyError("x")))
+    failed = one(raw)
+    monkeypatch.setattr(ingest_module, "apply_message", real)
+    resent = one(raw)  # the LIS sends it again (new Pub/Sub message): applied, the failure had no effect
+    assert resent.status == "processed"
+    outcome, replayed = operator.replay(SYSTEM_CLI, failed.message_id)
+    assert replayed and (outcome.status, outcome.reason) == ("duplicate", "same_control_id")
+    assert lis_db.message(failed.message_id).duplicate_of == resent.message_id
+
+
+def test_concurrent_replays_apply_once(database_url, monkeypatch):
+    f = Feed()
+    real = ingest_module.apply_message
+    monkeypatch.setattr(ingest_module, "apply_message", lambda *a, **k: (_ for _ in ()).throw(ValueError("x")))
+    failed = one(_oru(f))
+    monkeypatch.setattr(ingest_module, "apply_message", real)
+    results = []
+    barrier = threading.Barrier(4)
+
+    def run():
+        barrier.wait()
+        results.append(operator.replay(SYSTEM_CLI, failed.message_id))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(replayed for _, replayed in results) == [False, False, False, True]
+    order = lis_db.order_by_number(placer=f.id("ORD1"))
+    assert len(lis_db.results(order["id"])) == 1
+
+
+def test_quarantined_envelopes_cannot_be_replayed_and_processed_ones_are_left_alone(database_url):
+    f = Feed()
+    body_without_data = {"message": {"messageId": "nodata-" + f.tag}, "subscription": "s"}
+    from shared.lis.envelope import from_push_body  # noqa: PLC0415
+
+    [empty] = ingest_module.ingest(from_push_body(body_without_data, "/"))
+    assert (empty.status, empty.reason) == ("quarantined", "no_data")
+    with pytest.raises(Conflict):
+        operator.replay(SYSTEM_CLI, empty.message_id)
+    ok = one(_oru(f))
+    assert operator.replay(SYSTEM_CLI, ok.message_id) == (None, False)
+
+
+@pytest.fixture()
+def database_down(database_url):
+    """The process's database becomes unreachable (a port nobody listens on), then comes back."""
+    os.environ["DATABASE_URL"] = f"postgresql+pg8000://postgres@127.0.0.1:{free_port()}/nowhere"
+    reset_settings()
+    db.dispose_engine()
+    yield
+    os.environ["DATABASE_URL"] = database_url
+    reset_settings()
+    db.dispose_engine()
+
+
+def test_an_unreachable_database_asks_for_redelivery_and_stores_nothing(database_down):
+    f = Feed()
+    with pytest.raises(TransientFault):
+        deliver(_oru(f), "down-" + f.tag)
+
+
+def test_after_the_outage_the_redelivery_is_processed(database_url):
+    f = Feed()
+    message_id = "after-outage-" + f.tag
+    assert lis_db.messages(pubsub_message_id=message_id) == []
+    [outcome] = deliver(_oru(f), message_id)
+    assert outcome.status == "processed"
