@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import is_transient_db_error, unit_of_work
 from shared.jobs import registry
-from shared.jobs.context import JobContext, JobResult, JobRetry, LeaseLost
+from shared.jobs.context import JobContext, JobRetry, LeaseLost
 from shared.log import get_logger
 from shared.models.base import utcnow
 from shared.models.jobs import JobRun, JobState
