@@ -11,13 +11,11 @@ exhausted the original event goes to ``deadLetterSink`` with ``knativeerrorcode`
 from __future__ import annotations
 
 import base64
-import socket
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from shared.events.publishing import OutgoingEvent
 from shared.events.publishing.envelope import to_http_binary
+from shared.events.publishing.http_sink import post
 
 ERROR_DATA_MAX = 1024
 RETRYABLE = frozenset({404, 408, 409, 429})
@@ -39,16 +37,9 @@ class Response:
 
 def send(url: str, event: OutgoingEvent, timeout: float) -> Response:
     headers, body = to_http_binary(event)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310 (URLs from the manifests)
-            return Response(resp.status, resp.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            return Response(exc.code, exc.read())
-        finally:
-            exc.close()
-    except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError, OSError) as exc:
+        return Response(*post(url, headers, body, timeout))
+    except OSError as exc:
         return Response(-1, f"dispatch error: {type(exc).__name__}".encode())
 
 

@@ -1,22 +1,38 @@
 """HTTP sink: POST each CloudEvent in binary content mode to K_SINK (a Knative Broker's ingress).
 
 A 2xx response means accepted. Events of one subject go out one after another, in order, and
-stop at the first failure so a later event never overtakes an earlier one.
+stop at the first failure so a later event never overtakes an earlier one. http.client, not
+urllib: urllib would add a form Content-Type to an event that has no datacontenttype.
 """
 
 from __future__ import annotations
 
+import http.client
 import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 from shared.events.publishing import OutgoingEvent, PublishError
 from shared.events.publishing.envelope import to_http_binary
 
-
 MAX_CONSECUTIVE_UNREACHABLE = 3
+
+
+def post(url: str, headers: dict[str, str], body: bytes, timeout: float) -> tuple[int, bytes]:
+    """POST and return (status, response body). Raises OSError subclasses on connection problems."""
+    parts = urlsplit(url)
+    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = cls(parts.hostname or "", parts.port, timeout=timeout)
+    try:
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body))})
+        response = conn.getresponse()
+        return response.status, response.read()
+    except http.client.HTTPException as exc:
+        raise ConnectionError(type(exc).__name__) from None
+    finally:
+        conn.close()
 
 
 class HttpPublisher:
@@ -29,22 +45,11 @@ class HttpPublisher:
 
     def publish(self, event: OutgoingEvent, timeout: float) -> None:
         headers, body = to_http_binary(event)
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL from configuration)
-                response.read()
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            raise PublishError(f"http_{exc.code}") from None
+            status, _ = post(self.url, headers, body, timeout)
         except (TimeoutError, socket.timeout):
             raise PublishError("timeout") from None
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, (TimeoutError, socket.timeout)):
-                raise PublishError("timeout") from None
-            raise PublishError(f"connection_{type(reason).__name__}") from None
-        except (ConnectionError, OSError) as exc:
+        except OSError as exc:
             raise PublishError(f"connection_{type(exc).__name__}") from None
         if not 200 <= status < 300:
             raise PublishError(f"http_{status}")
