@@ -21,11 +21,13 @@ from shared.http.routing import ROUTES, Route, url_map
 from tests.conftest import auth
 
 PROBLEM = "application/problem+json"
+FHIR = "application/fhir+json"  # FHIR routes answer errors as OperationOutcome
 # Routes that answer without a token. Adding one is a decision: add it here, with a reason.
 PUBLIC = {
     "GET /healthz": "liveness probe",
     "GET /readyz": "readiness probe",
     "GET /openapi.json": "the API description is not patient data",
+    "GET /fhir/metadata": "FHIR requires the CapabilityStatement to be readable before authenticating",
 }
 _PARAM = re.compile(r"<(?:(?P<converter>[a-zA-Z_]\w*)(?:\((?P<args>[^)]*)\))?:)?(?P<name>[a-zA-Z_]\w*)>")
 
@@ -70,12 +72,17 @@ def _send(client, route: Route, path: str, extra_headers: dict[str, str] | None 
     return client.open(path, method=route.method, **kwargs)
 
 
-def _assert_problem(resp, status: int) -> dict:
+def _assert_refused(resp, status: int) -> tuple[str, str]:
+    """The status, and an error document in the route's error format: (code, detail)."""
     assert resp.status_code == status, resp.get_data(as_text=True)[:300]
-    assert resp.mimetype == PROBLEM
     doc = resp.get_json()
+    if resp.mimetype == FHIR:
+        assert doc["resourceType"] == "OperationOutcome"
+        issue = doc["issue"][0]
+        return issue["details"]["coding"][0]["code"], issue.get("diagnostics", "")
+    assert resp.mimetype == PROBLEM
     assert doc["status"] == status
-    return doc
+    return doc["type"].rsplit("/", 1)[-1], doc["detail"]
 
 
 def test_the_route_table_is_loaded_and_every_public_route_is_deliberate():
@@ -100,9 +107,9 @@ def test_generated_request_reaches_this_route(route: Route):
 @pytest.mark.parametrize("route", _protected(), ids=_ids(_protected()))
 def test_route_without_token_is_401(client, route: Route):
     path = build_path(route, random.Random(route.endpoint))
-    _assert_problem(_send(client, route, path), 401)
-    _assert_problem(_send(client, route, path, {"Authorization": "Bearer pmk_" + "x" * 43}), 401)
-    _assert_problem(_send(client, route, path, {"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+    for headers in ({}, {"Authorization": "Bearer pmk_" + "x" * 43}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        code, _detail = _assert_refused(_send(client, route, path, headers), 401)
+        assert code == "unauthorized"
 
 
 @pytest.mark.parametrize("route", _protected(), ids=_ids(_protected()))
@@ -111,8 +118,8 @@ def test_route_with_token_lacking_its_scope_is_403(client, make_token, route: Ro
     assert others, "a token lacking the scope needs at least one other scope"
     token = make_token(*others)
     path = build_path(route, random.Random(route.endpoint))
-    doc = _assert_problem(_send(client, route, path, auth(token)), 403)
-    assert route.scope in doc["detail"]
+    code, detail = _assert_refused(_send(client, route, path, auth(token)), 403)
+    assert code == "forbidden" and route.scope in detail
 
 
 @pytest.mark.parametrize("route", _protected(), ids=_ids(_protected()))
