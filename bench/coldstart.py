@@ -1,0 +1,82 @@
+"""Cold start: process launch → the first 200 on a route that touches the database, and the idle
+memory right after, for every function beside the hello-world function.
+
+Rounds interleave the functions (hello, api, lis_consumer, notify, jobs, hello, api, …) so a
+burst of noise from the shared machine does not land on one function's runs only.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import client
+from bench.oru import OruGenerator, push_body
+from bench.procs import HELLO, Fn, launch, production_env, wait_until
+
+Probe = Callable[[Fn], bool]
+
+
+def _ok(status: int) -> bool:
+    return 200 <= status < 300
+
+
+def hello_probe(fn: Fn) -> bool:
+    return client.request(fn.port, "GET", "/", timeout=30)[0] == 200
+
+
+def api_probe(token: str, patient_id: str) -> Probe:
+    """GET /patients/{id}: authentication, the read and its audit row — all in the database."""
+    return lambda fn: client.request(fn.port, "GET", f"/patients/{patient_id}", headers=client.bearer(token), timeout=30)[0] == 200
+
+
+def cloudevent_probe(fn: Fn) -> bool:
+    """A binary-mode CloudEvent: the consumer boundary claims it in processed_events (a database write)."""
+    headers = {"ce-specversion": "1.0", "ce-id": uuid.uuid4().hex, "ce-source": "/bench/coldstart",
+               "ce-type": "org.patientmgt.bench.coldstart", "Content-Type": "application/json"}
+    return _ok(client.request(fn.port, "POST", "/", body=b"{}", headers=headers, timeout=30)[0])
+
+
+def lis_probe(gen: OruGenerator) -> Probe:
+    """A Pub/Sub push body carrying a real ORU^R01: parsed, matched and stored."""
+    counter = iter(range(10**6, 10**7))
+
+    def probe(fn: Fn) -> bool:
+        n = next(counter)
+        body = push_body(gen.message(n), f"cold-{gen.run}-{n}", datetime.now(timezone.utc))
+        return _ok(client.request(fn.port, "POST", "/", body=json.dumps(body).encode(), timeout=30)[0])
+
+    return probe
+
+
+def measure(targets: dict[str, Probe], env_overrides: dict[str, str], log_dir: Path, runs: int, log) -> dict:
+    samples: dict[str, list[float]] = {t: [] for t in targets}
+    idle: dict[str, list[dict[str, float]]] = {t: [] for t in targets}
+    for r in range(runs):
+        for target, probe in targets.items():
+            fn = launch(target, {**production_env(target), **env_overrides}, log_dir)
+            try:
+                seconds = wait_until(fn, probe, timeout=90)
+                time.sleep(1.0)  # settle: what an idle instance holds after serving its first request
+                idle[target].append(fn.memory())
+            finally:
+                fn.stop()
+            samples[target].append(seconds)
+        log(f"cold start round {r + 1}/{runs}: " + ", ".join(f"{t} {samples[t][-1]:.2f}s" for t in targets))
+    hello = statistics.median(samples[HELLO])
+    out = {}
+    for target in targets:
+        median = statistics.median(samples[target])
+        out[target] = {
+            "runs_s": [round(s, 3) for s in samples[target]],
+            "median_s": round(median, 3),
+            "ratio_to_hello": round(median / hello, 2) if hello else None,
+            "idle_rss_mb": statistics.median(m["rss_mb"] for m in idle[target]),
+            "idle_pss_mb": statistics.median(m["pss_mb"] for m in idle[target]),
+        }
+    return out
