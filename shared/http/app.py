@@ -58,16 +58,16 @@ def handle(request: Request) -> Response:
         ctx = RequestContext(request=request, route=matched, principal=principal, request_id=request_id)
         response = matched.handler(ctx, **args)
     except DomainError as error:
-        response = from_domain_error(error, request_id)
+        response = _render_error(matched, error, request_id)
         if matched is not None and matched.audit_action and error.status in AUDITED_FAILURES:
             _audit_failure(matched, principal, error, request)
     except Exception as exc:  # noqa: BLE001 — the one place that turns the unexpected into a response
         if is_transient_db_error(exc):
             log.warning("database unavailable", extra={"fields": {"route": _template(matched), "error_type": type(exc).__name__}})
-            response = from_domain_error(ServiceUnavailable("The database is unavailable; retry shortly"), request_id)
+            response = _render_error(matched, ServiceUnavailable("The database is unavailable; retry shortly"), request_id)
         else:
             log.error("unhandled error", exc_info=True, extra={"fields": {"route": _template(matched)}})
-            response = internal_error(request_id)
+            response = _render_error(matched, None, request_id)
     response.headers["X-Request-Id"] = request_id
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     log.info(
@@ -78,6 +78,14 @@ def handle(request: Request) -> Response:
     )
     spans.finish_server(span, request.method, _template(matched), response.status_code)
     return response
+
+
+def _render_error(route: Route | None, error: DomainError | None, request_id: str) -> Response:
+    """problem+json, unless the matched route renders its own errors (``Route.error_renderer``).
+    ``error`` None is an unexpected failure: a generic 500."""
+    if route is not None and route.error_renderer is not None:
+        return route.error_renderer(error, request_id)
+    return from_domain_error(error, request_id) if error is not None else internal_error(request_id)
 
 
 def _template(route: Route | None) -> str:

@@ -107,7 +107,7 @@ def _problem(status: int, route: Route) -> dict[str, Any]:
     description = PROBLEM_DESCRIPTIONS.get(status, "Problem")
     if getattr(route, "error_renderer", None) is not None:
         # The route renders its own errors (e.g. a FHIR OperationOutcome), not problem+json.
-        return {"description": description, "content": {"*/*": {"schema": {}}}}
+        return {"description": description, "content": {route.media_type: {"schema": {"type": "object"}}}}
     return {"description": description,
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": REF.format(model="Problem")}}}}
 
@@ -149,12 +149,12 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], dict[str, A
             continue
         response: dict[str, Any] = {"description": DESCRIPTIONS.get(status, "OK")}
         if model is not None:
-            response["content"] = {"application/json": {"schema": refs[(model, "serialization")]}}
+            response["content"] = {route.media_type: {"schema": refs[(model, "serialization")]}}
         if status == 201:
             response["headers"] = {"Location": {"schema": {"type": "string"}, "description": "URL of the new resource"}}
         responses[str(status)] = response
     if not any(s < 400 for s in route.responses):
-        responses["200"] = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+        responses["200"] = {"description": "OK", "content": {route.media_type: {"schema": {"type": "object"}}}}
     for status in sorted(problem_statuses(route, params)):
         responses[str(status)] = _problem(status, route)
     op["responses"] = responses

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from werkzeug.routing import Map, Rule
+
+if TYPE_CHECKING:
+    from flask import Response
+
+    from shared.errors import DomainError
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,11 @@ class Route:
     # When set, failures after authentication (403/404/409/412/422) are audited under this action.
     audit_action: str | None = None
     headers_in: tuple[str, ...] = ()
+    # Renders this route's errors instead of problem+json (the FHIR view answers OperationOutcome).
+    # Called with the domain error, or None for an unexpected failure (a generic 500), and the request id.
+    error_renderer: Callable[[DomainError | None, str], Response] | None = None
+    # Media type of the response bodies, success and error (OpenAPI); problem+json unless error_renderer.
+    media_type: str = "application/json"
 
     @property
     def endpoint(self) -> str:
