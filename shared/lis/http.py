@@ -21,7 +21,6 @@ Well-formed CloudEvents (binary: the four ``ce-`` headers; structured:
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import flask
@@ -30,9 +29,10 @@ from flask import Flask, Response
 from shared.consumer import retry_response
 from shared.http.problems import problem_body, problem_response
 from shared.lis import push_auth
-from shared.lis.envelope import from_push_body, is_push_body
+from shared.lis.envelope import PUBSUB_EVENT_TYPE, from_push_body, is_push_body
 from shared.lis.ingest import PartOutcome, TransientFault, ingest
-from shared.log import bind_request, get_logger
+from shared.log import get_logger
+from shared.telemetry import spans
 
 log = get_logger("patient_mgt.lis.http")
 _BINARY_HEADERS = ("ce-specversion", "ce-id", "ce-source", "ce-type")
@@ -74,7 +74,7 @@ def before_request() -> Response | None:
 
 
 def _push(body: dict[str, Any], path: str) -> Response:
-    bind_request(uuid.uuid4().hex, uuid.uuid4().hex, uuid.uuid4().hex[:16])
+    spans.begin_delivery(PUBSUB_EVENT_TYPE)  # the consumer span of this push delivery; logs carry its ids
     try:
         outcomes = ingest(from_push_body(body, path))
     except TransientFault as fault:

@@ -42,6 +42,7 @@ from shared.lis.values import Warnings
 from shared.log import get_logger
 from shared.models import LisControlId, LisMessage
 from shared.models.base import utcnow
+from shared.telemetry.outcomes import record_lis_outcomes
 
 log = get_logger("patient_mgt.lis")
 MAX_ATTEMPTS = 4
@@ -91,6 +92,7 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
         log.info("lis message", extra={"fields": {
             "lis_message_id": str(outcome.message_id) if outcome.message_id else None, "status": outcome.status,
             "reason": outcome.reason, "transport": delivery.transport}})
+    record_lis_outcomes(outcomes)
     return outcomes
 
 
