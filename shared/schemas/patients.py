@@ -133,11 +133,12 @@ class HumanNameOut(BaseModel):
 
 
 class AddressOut(BaseModel):
-    line: list[str]
-    city: str | None
-    state: str | None
-    postal_code: str | None
-    country: str | None
+    # Defaults: addresses written by the LIS feed may lack parts.
+    line: list[str] = Field(default_factory=list)
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
 
 
 class IdentifierOut(BaseModel):

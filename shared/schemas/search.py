@@ -15,9 +15,16 @@ STATUS_LIST = r"^(active|inactive|merged)(,(active|inactive|merged))*$"
 Cursor = text(200)
 
 
+MAX_WORDS = 6
+
+
 def _has_words(value: str | None) -> str | None:
-    if value is not None and not tokens(value):
-        raise ValueError("must contain at least one letter or digit")
+    if value is not None:
+        words = tokens(value)
+        if not words:
+            raise ValueError("must contain at least one letter or digit")
+        if len(set(words)) > MAX_WORDS:
+            raise ValueError(f"use at most {MAX_WORDS} words")
     return value
 
 

@@ -140,3 +140,15 @@ def test_deactivate_is_conditional_and_idempotent(database_url):
             uow.session.execute(sa.text("UPDATE patients SET status='merged', merged_into=:t WHERE id=:p"),
                                 {"t": new_patient(), "p": pid})
         _patch(pid, {"sex": "male"}, 4)
+
+
+def test_a_partial_address_written_by_another_path_still_reads(database_url):
+    from shared.services.patients import to_resource  # noqa: PLC0415
+
+    pid = new_patient()
+    with unit_of_work() as uow:
+        uow.session.execute(sa.text("UPDATE patients SET address = '{\"city\": \"Lima\"}' WHERE id = :p"), {"p": pid})
+    with unit_of_work() as uow:
+        address = to_resource(load_patient(uow, pid)).address
+    assert address is not None and address.model_dump() == {"line": [], "city": "Lima", "state": None,
+                                                              "postal_code": None, "country": None}

@@ -31,6 +31,7 @@ def fields(model, data, *, json_mode=True):
         ({"status": "deleted"}, "status"),
         ({"name": "---"}, "name"),
         ({"name": "ab\x00"}, "name"),
+        ({"name": "a b c d e f g"}, "name"),
         ({"phone": "555-1234"}, "phone"),
         ({"email": "nope"}, "email"),
         ({"unknown": "1"}, "unknown"),
