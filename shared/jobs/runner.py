@@ -33,6 +33,7 @@ from shared.log import get_logger
 from shared.models.base import utcnow
 from shared.models.jobs import JobRun, JobState
 from shared.settings import get_settings
+from shared.telemetry.outcomes import record_job_run
 
 log = get_logger("patient_mgt.jobs")
 
@@ -110,6 +111,7 @@ def run_job(
         # The run stays "running" until its lease goes stale; a redelivery can then claim it again.
         log.warning("job outcome not recorded: database unavailable", extra={"fields": fields})
         raise JobRetry("database_unavailable") from None
+    record_job_run(name, status, ctx.clock() - ctx.started)
     log_fields = {**fields, "status": status, "counts": ctx.counts, "error_code": error_code}
     if retry is not None:
         log.warning("job hit a transient fault; the tick may be retried", extra={"fields": log_fields})

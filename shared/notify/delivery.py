@@ -24,6 +24,7 @@ from shared.notify import runtime, store
 from shared.notify.policy import RETRIES_EXHAUSTED, Channel, Recipient
 from shared.notify.providers import PermanentProviderError, Provider, TransientProviderError
 from shared.notify.render import Rendered, render
+from shared.telemetry.outcomes import record_notification
 
 log = get_logger("patient_mgt.notify")
 
@@ -155,4 +156,5 @@ def record_outcome(uow: UnitOfWork, claimed: Claimed, outcome: Outcome, now: dat
         extra={"fields": {"notification_id": str(nid), "kind": claimed.kind, "channel": claimed.channel,
                           "status": status, "reason": outcome.reason, "attempts": claimed.attempts, "provider": name}},
     )
+    uow.after_commit(lambda: record_notification(claimed.channel, status, claimed.kind))
     return status

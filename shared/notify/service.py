@@ -38,6 +38,7 @@ from shared.notify.policy import CHANNELS, Channel, Decision, decide
 from shared.notify.providers import Provider
 from shared.notify.render import resolve_language
 from shared.settings import get_settings
+from shared.telemetry.outcomes import record_notification
 
 log = get_logger("patient_mgt.notify")
 
@@ -138,6 +139,7 @@ def _claim(uow: UnitOfWork, request: NotifyRequest, now: datetime, counts: Count
                                    to=recipient.address(channel) or "", rendered=rendered, attempts=attempts))
         else:
             counts[values["status"]] += 1  # type: ignore[index]
+            uow.after_commit(lambda ch=channel, st=values["status"]: record_notification(ch, str(st), request.kind))
     return claimed
 
 
