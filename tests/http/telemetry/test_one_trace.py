@@ -7,15 +7,10 @@ after the commit by the real HTTP sink (K_SINK) to the notify function, served o
 
 import json
 import logging
-import threading
 import uuid
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from functions_framework import create_app
 from opentelemetry.trace import SpanKind
-from werkzeug.serving import make_server
 
 from shared.db import unit_of_work
 from shared.events import catalog
@@ -25,47 +20,8 @@ from tests.conftest import auth
 from tests.http.telemetry.conftest import patient_body
 from tests.support.telemetry import hex_span, hex_trace
 
-ROOT = Path(__file__).resolve().parents[3]
 CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
-
-
-class Recorder:
-    """WSGI middleware keeping the headers of each delivery the notify function receives."""
-
-    def __init__(self, app):
-        self.app = app
-        self.deliveries: list[dict[str, str]] = []
-
-    def __call__(self, environ, start_response):
-        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
-        self.deliveries.append(headers)
-        return self.app(environ, start_response)
-
-
-@pytest.fixture()
-def notify_sink(database_url, tmp_path, monkeypatch):
-    from shared.notify.runtime import reset_provider
-    from shared.settings import reset_settings
-
-    app = create_app(target="notify", source=str(ROOT / "functions" / "notify" / "main.py"), signature_type="cloudevent")
-    recorder = Recorder(app.wsgi_app)
-    server = make_server("127.0.0.1", 0, recorder, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("K_SINK", f"http://127.0.0.1:{server.server_port}/")
-    monkeypatch.setenv("NOTIFY_PROVIDER", "console")
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    reset_settings()
-    reset_provider()
-    try:
-        yield recorder
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
-        monkeypatch.undo()
-        reset_settings()
-        reset_provider()
 
 
 def test_one_trace_spans_the_request_the_published_event_and_the_notify_invocation(client, admin_token, cap, notify_sink):
