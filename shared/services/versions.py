@@ -18,9 +18,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
+from shared.log import current_request_id
 from shared.models import HistoryEntry, ResourceVersion
 from shared.models.base import utcnow
-from shared.log import current_request_id
 from shared.schemas.versions import VersionEntry, VersionQuery
 from shared.services import cursor
 
