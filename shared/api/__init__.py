@@ -7,3 +7,4 @@ from shared.api import notifications_routes  # noqa: F401
 from shared.api import jobs_routes  # noqa: F401
 from shared.api import lis_routes  # noqa: F401
 from shared.api import metrics_routes  # noqa: F401
+from shared.api import fhir_routes  # noqa: F401

@@ -1,0 +1,73 @@
+"""Bundles (searchset and history) and the URLs in them.
+
+Links and ``fullUrl`` are absolute, on the base the client used: the Host header, and the scheme
+from ``X-Forwarded-Proto`` when a proxy in front (Knative's) terminated TLS. ``next`` repeats the
+request's parameters with an opaque ``_cursor``; there is no ``previous`` (pages are keyset pages,
+followed forwards).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Request
+
+
+def base_url(request: Request) -> str:
+    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    scheme = proto if proto in ("http", "https") else request.scheme
+    return f"{scheme}://{request.host}/fhir"
+
+
+def page_url(request: Request, path: str, cursor: str | None = None) -> str:
+    """``{base}/{path}?{the request's parameters}``, with ``_cursor`` replaced when given."""
+    params = [(k, v) for k, vs in request.args.lists() for v in vs if k != "_cursor" or cursor is None]
+    if cursor is not None:
+        params.append(("_cursor", cursor))
+    query = urlencode(params)
+    return f"{base_url(request)}/{path}" + (f"?{query}" if query else "")
+
+
+def _links(request: Request, path: str, next_cursor: str | None) -> list[dict[str, str]]:
+    links = [{"relation": "self", "url": page_url(request, path)}]
+    if next_cursor:
+        links.append({"relation": "next", "url": page_url(request, path, next_cursor)})
+    return links
+
+
+def searchset(request: Request, path: str, resources: Iterable[dict[str, Any]], total: int,
+              next_cursor: str | None) -> dict[str, Any]:
+    base = base_url(request)
+    entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+               for r in resources]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total,
+                              "link": _links(request, path, next_cursor)}
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+def history(request: Request, path: str, versions: Iterable[tuple[dict[str, Any], str]], total: int,
+            next_cursor: str | None) -> dict[str, Any]:
+    """``versions``: (resource, changed_at instant), newest first. Version 1 was a create (POST),
+    every later version an update (PUT): records are never deleted."""
+    base = base_url(request)
+    entries = []
+    for resource, changed_at in versions:
+        rid, version = resource["id"], resource["meta"]["versionId"]
+        created = version == "1"
+        entries.append({
+            "fullUrl": f"{base}/{resource['resourceType']}/{rid}",
+            "resource": resource,
+            "request": {"method": "POST" if created else "PUT",
+                        "url": resource["resourceType"] if created else f"{resource['resourceType']}/{rid}"},
+            "response": {"status": "201 Created" if created else "200 OK", "etag": f'W/"{version}"',
+                         "lastModified": changed_at},
+        })
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total,
+                              "link": _links(request, path, next_cursor)}
+    if entries:
+        bundle["entry"] = entries
+    return bundle

@@ -1,0 +1,110 @@
+"""GET /fhir/metadata: the CapabilityStatement — exactly what the routes in
+``shared/api/fhir_routes.py`` implement, and nothing else (a test compares it with the route table).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+FHIR_VERSION = "4.0.1"
+STATEMENT_DATE = "2026-11-25"
+SP = "http://hl7.org/fhir/SearchParameter/"
+PAGING = ("Results are Bundles of type searchset with `total`; `_count` sets the page size (default 20, at most "
+          "100) and the `next` link carries an opaque `_cursor`. Unknown parameters and modifiers are refused (400).")
+
+
+def _param(name: str, kind: str, definition: str, documentation: str) -> dict[str, str]:
+    return {"name": name, "definition": SP + definition, "type": kind, "documentation": documentation}
+
+
+PATIENT: dict[str, Any] = {
+    "type": "Patient",
+    "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
+    "documentation": "The patient registry. The MRN is the identifier with system urn:patient-mgt:mrn (type v2-0203 MR). "
+    "A merged patient is inactive and links `replaced-by` to the surviving patient. " + PAGING,
+    "interaction": [
+        {"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+        {"code": "search-type", "documentation": "Merged patients are not returned by searches (read them by id)."},
+        {"code": "history-instance", "documentation": "Every version, newest first."},
+        {"code": "create", "documentation": "Stores one name, one phone, one e-mail, one address, one preferred "
+         "language and identifiers with a system; birthDate is required; other elements are refused (422). "
+         "Probable duplicates (same birth date and name, phone or e-mail) are refused (409) unless "
+         "?allow_duplicate=true."},
+    ],
+    "versioning": "versioned",
+    "readHistory": False,
+    "updateCreate": False,
+    "conditionalCreate": True,
+    "conditionalRead": "not-supported",
+    "conditionalUpdate": False,
+    "conditionalDelete": "not-supported",
+    "searchParam": [
+        _param("name", "string", "Patient-name", "Every word is a prefix of a word of the family or a given name; "
+               "case and accents are ignored."),
+        _param("family", "string", "individual-family", "Every word is a prefix of a word of the family name."),
+        _param("given", "string", "individual-given", "Every word is a prefix of a word of a given name."),
+        _param("birthdate", "date", "individual-birthdate", "YYYY, YYYY-MM or YYYY-MM-DD with prefix eq (default), "
+               "lt, le, gt or ge; give it twice for a range."),
+        _param("gender", "token", "individual-gender", "male | female | other | unknown."),
+        _param("identifier", "token", "Patient-identifier", "system|value or value; for conditional create "
+               "(If-None-Exist: identifier=system|value) the identifier must be one of the resource's."),
+    ],
+}
+
+SERVICE_REQUEST: dict[str, Any] = {
+    "type": "ServiceRequest",
+    "profile": "http://hl7.org/fhir/StructureDefinition/ServiceRequest",
+    "documentation": "Lab orders. `patient` is required. " + PAGING,
+    "interaction": [{"code": "search-type"}],
+    "searchParam": [_param("patient", "reference", "clinical-patient", "Required: <id> or Patient/<id>.")],
+}
+
+OBSERVATION: dict[str, Any] = {
+    "type": "Observation",
+    "profile": "http://hl7.org/fhir/StructureDefinition/Observation",
+    "documentation": "Lab results. `patient` is required. Values are Quantity (UCUM where the unit is known), Ratio, "
+    "Range or string; interpretation from HL7 v2 OBX-8; status from OBX-11. " + PAGING,
+    "interaction": [{"code": "search-type"}],
+    "searchParam": [
+        _param("patient", "reference", "clinical-patient", "Required: <id> or Patient/<id>."),
+        _param("code", "token", "clinical-code", "system|code or code; comma-separated for any of several."),
+    ],
+}
+
+
+def _version() -> str:
+    try:
+        return metadata.version("patient-mgt")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+@lru_cache(maxsize=1)
+def _statement() -> dict[str, Any]:
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": STATEMENT_DATE,
+        "publisher": "patient-mgt",
+        "kind": "instance",
+        "software": {"name": "patient-mgt", "version": _version()},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "A FHIR R4 view of the patient registry and its lab orders and results. See docs/fhir.md.",
+            "security": {
+                "cors": False,
+                "description": "Authorization: Bearer <API key>. Reads need scope patients:read, create needs "
+                "patients:write. Every read and write is audited.",
+            },
+            "resource": [PATIENT, SERVICE_REQUEST, OBSERVATION],
+        }],
+    }
+
+
+def capability_statement(base: str) -> dict[str, Any]:
+    """The statement, with ``implementation.url`` the base the client used."""
+    return {**_statement(), "implementation": {"description": "patient-mgt FHIR view", "url": base}}

@@ -1,0 +1,146 @@
+"""Lab orders → FHIR ServiceRequest, lab results → FHIR Observation, as plain dicts.
+
+Vocabularies:
+* Observation.status from OBX-11 (HL7 v2 table 0085), as the HL7 v2-to-FHIR concept map has it.
+* Observation.interpretation from OBX-8 (table 0078): the v3 ObservationInterpretation code
+  system holds the same codes; a flag outside it keeps its text only (never a guessed code).
+* ServiceRequest.status from the order status the LIS consumer keeps (``shared.lis.ordering``).
+* Units: ``shared.fhir.units`` (UCUM only where the unit is known).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.fhir.encoding import compact
+from shared.fhir.patient import instant
+from shared.fhir.systems import code_system, identifier_system
+from shared.fhir.units import reference_range, value_element
+from shared.models import LabOrder, LabResult
+
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+DATA_ABSENT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+
+# OBX-11 → Observation.status. A, C, D, F, P, W and X as the HL7 v2-to-FHIR concept map
+# (table-hl70085-to-observation-status); it leaves B, I, N, O, R, S and U unmapped, and these
+# are our reading of their definitions. Anything else is "unknown".
+RESULT_STATUS = {
+    "A": "amended",
+    "B": "amended",
+    "C": "corrected",
+    "D": "entered-in-error",
+    "F": "final",
+    "I": "registered",
+    "N": "cancelled",
+    "O": "registered",
+    "P": "preliminary",
+    "R": "preliminary",
+    "S": "preliminary",
+    "U": "final",
+    "W": "entered-in-error",
+    "X": "cancelled",
+}
+
+# OBX-8 codes that v3 ObservationInterpretation defines with the same code (code → display).
+INTERPRETATION = {
+    "L": "Low", "H": "High", "LL": "Critical low", "HH": "Critical high", "<": "Off scale low",
+    ">": "Off scale high", "N": "Normal", "A": "Abnormal", "AA": "Critical abnormal", "U": "Significant change up",
+    "D": "Significant change down", "B": "Better", "W": "Worse", "S": "Susceptible", "R": "Resistant",
+    "I": "Intermediate", "MS": "moderately susceptible", "VS": "very susceptible", "POS": "Positive",
+    "NEG": "Negative", "IND": "Indeterminate", "DET": "Detected", "ND": "Not detected", "AC": "Anti-complementary substances present",
+    "RR": "Reactive", "NR": "Non-reactive", "WR": "Weakly reactive", "TOX": "Cytotoxic substance present",
+    "QCF": "Quality control failure", "EX": "outside threshold", "HX": "above high threshold",
+    "LX": "below low threshold", "HU": "Significantly high", "LU": "Significantly low", "E": "Equivocal",
+    "EXP": "Expected", "UNE": "Unexpected", "NS": "Non-susceptible", "SDD": "Susceptible-dose dependent",
+    "SYN-R": "Synergy - resistant", "SYN-S": "Synergy - susceptible", "CAR": "Carrier", "IE": "Insufficient evidence",
+    "NCL": "No CLSI defined breakpoint",
+}
+
+# The LIS consumer's order statuses → ServiceRequest.status
+ORDER_STATUS = {
+    "requested": "active", "scheduled": "active", "on_hold": "on-hold", "in_progress": "active",
+    "partial": "active", "preliminary": "active", "cancelled": "revoked", "final": "completed",
+    "corrected": "completed",
+}
+PRIORITIES = ("routine", "urgent", "asap", "stat")
+
+
+def concept(system: str | None, code: str | None, display: str | None) -> dict[str, Any] | None:
+    """A CodeableConcept from a stored (system, code, display); None when all three are empty."""
+    if not code and not display:
+        return None
+    coding = {"system": code_system(system), "code": code, "display": display} if code else None
+    return compact({"coding": [coding] if coding else [], "text": display})
+
+
+def absent_concept() -> dict[str, Any]:
+    """A required CodeableConcept the sender did not fill in."""
+    return {"extension": [{"url": DATA_ABSENT_EXTENSION, "valueCode": "unknown"}]}
+
+
+def result_status(code: str | None) -> str:
+    return RESULT_STATUS.get((code or "").strip().upper(), "unknown")
+
+
+def interpretation(flag: str) -> dict[str, Any]:
+    code = flag.strip()
+    if code not in INTERPRETATION and code.upper() in INTERPRETATION:
+        code = code.upper()
+    if code in INTERPRETATION:
+        return {"coding": [{"system": V3_INTERPRETATION, "code": code, "display": INTERPRETATION[code]}]}
+    return {"text": flag}
+
+
+def _order_identifiers(order: LabOrder) -> list[dict[str, Any]]:
+    out = []
+    for number, namespace, kind, display in (
+        (order.placer_number, order.placer_namespace, "PLAC", "Placer Identifier"),
+        (order.filler_number, order.filler_namespace, "FILL", "Filler Identifier"),
+    ):
+        if number:
+            out.append({"type": {"coding": [{"system": V2_0203, "code": kind, "display": display}]},
+                        "system": identifier_system(namespace) if namespace else None, "value": number})
+    return out
+
+
+def to_service_request(order: LabOrder) -> dict[str, Any]:
+    return compact({
+        "resourceType": "ServiceRequest",
+        "id": str(order.id),
+        "meta": {"versionId": str(order.version), "lastUpdated": instant(order.updated_at)},
+        "identifier": _order_identifiers(order),
+        "status": ORDER_STATUS.get(order.status, "unknown"),
+        "intent": "order",
+        "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "108252007",
+                                  "display": "Laboratory procedure"}]}],
+        "priority": order.priority if order.priority in PRIORITIES else None,
+        "code": concept(order.code_system, order.code, order.code_display),
+        "subject": {"reference": f"Patient/{order.patient_id}"},
+        "authoredOn": instant(order.ordered_at),
+        "note": [{"text": order.notes}] if order.notes else [],
+    })
+
+
+def to_observation(result: LabResult) -> dict[str, Any]:
+    value = value_element(result.value_type, result.value, result.units)
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "id": str(result.id),
+        "meta": {"versionId": str(result.version), "lastUpdated": instant(result.updated_at)},
+        "basedOn": [{"reference": f"ServiceRequest/{result.order_id}"}],
+        "status": result_status(result.status),
+        "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
+        "code": concept(result.code_system, result.code, result.code_display) or absent_concept(),
+        "subject": {"reference": f"Patient/{result.patient_id}"},
+        "effectiveDateTime": instant(result.observed_at),
+        **value,
+        "interpretation": [interpretation(f) for f in result.abnormal_flags or [] if f.strip()],
+        "note": [{"text": n} for n in result.notes or [] if n.strip()],
+        "referenceRange": [r] if (r := reference_range(result.reference_range, result.units)) else [],
+    }
+    if not value:
+        resource["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}
+    return compact(resource)

@@ -1,0 +1,42 @@
+"""What the FHIR routes declare in the route table (OpenAPI): FHIR JSON, described loosely —
+the FHIR specification is the schema; ``fhir.resources`` validates every response in the tests."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.fhir.params import FormatQuery
+
+
+class _FhirResource(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class FhirPatient(_FhirResource):
+    """A FHIR R4 Patient (http://hl7.org/fhir/R4/patient.html)."""
+
+    resourceType: Literal["Patient"]  # noqa: N815
+    id: str
+    meta: dict[str, str] = Field(description="versionId is the registry version (also the ETag).")
+
+
+class FhirBundle(_FhirResource):
+    """A FHIR R4 Bundle of type searchset or history (http://hl7.org/fhir/R4/bundle.html)."""
+
+    resourceType: Literal["Bundle"]  # noqa: N815
+    type: Literal["searchset", "history"]
+    total: int
+    link: list[dict[str, str]] = Field(description="self, and next (with an opaque _cursor) when there is more.")
+
+
+class FhirCapabilityStatement(_FhirResource):
+    """A FHIR R4 CapabilityStatement (http://hl7.org/fhir/R4/capabilitystatement.html)."""
+
+    resourceType: Literal["CapabilityStatement"]  # noqa: N815
+
+
+class PatientCreateParams(FormatQuery):
+    allow_duplicate: bool = Field(
+        default=False, description="Register even when probable duplicates exist (409 names them otherwise).")

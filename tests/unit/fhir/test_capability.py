@@ -1,0 +1,38 @@
+"""The CapabilityStatement says exactly what the route table implements."""
+
+import shared.api  # noqa: F401 — registers every route
+from shared.fhir.capability import capability_statement
+from shared.fhir.params import ObservationSearchParams, PatientSearchParams, ServiceRequestSearchParams
+from shared.http.routing import ROUTES
+from tests.support.fhir import validate
+
+INTERACTION_ROUTES = {
+    ("Patient", "read"): "GET /fhir/Patient/<patient_id>",
+    ("Patient", "search-type"): "GET /fhir/Patient",
+    ("Patient", "history-instance"): "GET /fhir/Patient/<patient_id>/_history",
+    ("Patient", "create"): "POST /fhir/Patient",
+    ("ServiceRequest", "search-type"): "GET /fhir/ServiceRequest",
+    ("Observation", "search-type"): "GET /fhir/Observation",
+}
+SEARCH_MODELS = {"Patient": PatientSearchParams, "ServiceRequest": ServiceRequestSearchParams,
+                 "Observation": ObservationSearchParams}
+
+
+def test_statement_validates_and_matches_the_route_table():
+    doc = capability_statement("https://fhir.example.org/fhir")
+    validate(doc)
+    rest = doc["rest"][0]
+    declared = {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
+    assert declared == set(INTERACTION_ROUTES)
+    fhir_routes = {r.endpoint for r in ROUTES if r.path.startswith("/fhir/")}
+    assert fhir_routes == set(INTERACTION_ROUTES.values()) | {"GET /fhir/metadata"}
+    assert "interaction" not in rest  # no system-level interactions (batch, transaction, whole-system search)
+
+
+def test_declared_search_parameters_are_the_ones_accepted():
+    for resource in capability_statement("http://x/fhir")["rest"][0]["resource"]:
+        declared = {p["name"] for p in resource["searchParam"]}
+        accepted = {f.alias or name for name, f in SEARCH_MODELS[resource["type"]].model_fields.items()}
+        assert accepted - {"_count", "_cursor", "_format"} == declared, resource["type"]
+    patient = capability_statement("http://x/fhir")["rest"][0]["resource"][0]
+    assert patient["conditionalCreate"] is True and patient["readHistory"] is False
