@@ -137,17 +137,18 @@ def _find(uow: UnitOfWork, keys: OrderKeys, *, lock: bool) -> tuple[Any, OrderKe
         stmt = stmt.with_for_update()
     rows = uow.session.execute(stmt).all()
     matches = [row for row in rows if _compatible(row, keys)]
-    if matches:
-        # Prefer the order that has both numbers, then a placer match.
-        matches.sort(key=lambda r: (r.placer_number != keys.placer, r.filler_number != keys.filler))
-        return matches[0], keys
-    placer_taken = any(row.placer_number == keys.placer for row in rows) if keys.placer else False
-    filler_taken = any(row.filler_number == keys.filler for row in rows) if keys.filler else False
+    # Prefer the order that has both numbers, then a placer match.
+    matches.sort(key=lambda r: (r.placer_number != keys.placer, r.filler_number != keys.filler))
+    found = matches[0] if matches else None
+    others = [row for row in rows if row is not found]
+    placer_taken = bool(keys.placer) and any(row.placer_number == keys.placer for row in others)
+    filler_taken = bool(keys.filler) and any(
+        row.filler_number == keys.filler and row.filler_namespace == keys.filler_namespace for row in others)
     free = OrderKeys(placer=None if placer_taken else keys.placer, filler=None if filler_taken else keys.filler,
                      filler_namespace=keys.filler_namespace)
-    if not free.placer and not free.filler:
+    if found is None and not free.placer and not free.filler:
         raise Quarantine("order_number_conflict")
-    return None, free
+    return found, free
 
 
 @dataclass
@@ -182,12 +183,13 @@ def apply_order(
     if status != row.status:
         values["status"] = status
         changes["status"] = status
-    if keys.placer and row.placer_number is None:
-        values["placer_number"], changes["placer_number"] = keys.placer, keys.placer
-    if keys.filler and row.filler_number is None and keys.filler_namespace == LIS_NAMESPACE:
-        values["filler_number"], changes["filler_number"] = keys.filler, keys.filler
-    elif keys.filler and row.filler_number not in (None, keys.filler):
-        warnings.add("filler_number_differs:ORC-3")
+    # Adopt a number the order lacks, unless another order holds it (then both keep theirs).
+    if free.placer and row.placer_number is None:
+        values["placer_number"], changes["placer_number"] = free.placer, free.placer
+    if free.filler and row.filler_number is None and free.filler_namespace == LIS_NAMESPACE:
+        values["filler_number"], changes["filler_number"] = free.filler, free.filler
+    if free != keys:
+        warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")
     if new_stamps:
         values["lis_field_stamps"] = {**(row.lis_field_stamps or {}), **new_stamps}
     newest = stamp_time(stamp)
