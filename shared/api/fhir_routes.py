@@ -41,6 +41,8 @@ from shared.http.routing import route
 from shared.schemas.patients import Patient as PatientResource
 
 FHIR: dict[str, Any] = {"tag": "fhir", "error_renderer": render_error, "media_type": FHIR_JSON}
+# FHIR answers a bad search parameter with 400 (not 422) and a format other than JSON with 406.
+SEARCH_ERRORS: dict[int, None] = {400: None, 406: None}
 
 
 def _patient_id(raw: str) -> uuid.UUID:
@@ -60,7 +62,7 @@ def _patient_response(ctx: RequestContext, p: PatientResource, status: int = 200
 
 
 @route("GET", "/fhir/metadata", scope=None, summary="FHIR CapabilityStatement: what this FHIR view implements",
-       query=MetadataQuery, responses={200: FhirCapabilityStatement}, **FHIR)
+       query=MetadataQuery, responses={200: FhirCapabilityStatement, **SEARCH_ERRORS}, **FHIR)
 def fhir_metadata(ctx: RequestContext) -> Response:
     """Public, like any FHIR server's: clients read it before authenticating. It holds no patient data."""
     parse_query(ctx, MetadataQuery)
@@ -68,7 +70,7 @@ def fhir_metadata(ctx: RequestContext) -> Response:
 
 
 @route("GET", "/fhir/Patient/<patient_id>", scope="patients:read", summary="FHIR read of a Patient",
-       query=FormatQuery, responses={200: FhirPatient}, audit_action="patient.read", **FHIR)
+       query=FormatQuery, responses={200: FhirPatient, **SEARCH_ERRORS}, audit_action="patient.read", **FHIR)
 def fhir_read_patient(ctx: RequestContext, patient_id: str) -> Response:
     parse_query(ctx, FormatQuery)
     pid = _patient_id(patient_id)
@@ -78,7 +80,7 @@ def fhir_read_patient(ctx: RequestContext, patient_id: str) -> Response:
 
 
 @route("GET", "/fhir/Patient", scope="patients:read", summary="FHIR search of Patients (searchset Bundle)",
-       query=PatientSearchParams, responses={200: FhirBundle}, audit_action="patient.search", **FHIR)
+       query=PatientSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="patient.search", **FHIR)
 def fhir_search_patients(ctx: RequestContext) -> Response:
     params = parse_query(ctx, PatientSearchParams)
     with unit_of_work() as uow:
@@ -88,7 +90,7 @@ def fhir_search_patients(ctx: RequestContext) -> Response:
 
 @route("GET", "/fhir/Patient/<patient_id>/_history", scope="patients:read",
        summary="FHIR history of a Patient (every version, newest first)", query=PageQuery,
-       responses={200: FhirBundle}, audit_action="patient.versions.read", **FHIR)
+       responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="patient.versions.read", **FHIR)
 def fhir_patient_history(ctx: RequestContext, patient_id: str) -> Response:
     params = parse_query(ctx, PageQuery)
     pid = _patient_id(patient_id)
@@ -119,7 +121,7 @@ def _condition(ctx: RequestContext, body: FhirPatientIn) -> tuple[str, str] | No
 @route("POST", "/fhir/Patient", scope="patients:write",
        summary="FHIR create of a Patient; conditional with If-None-Exist: identifier=system|value",
        body=FhirPatientIn, body_content_type=FHIR_JSON, query=PatientCreateParams,
-       responses={201: FhirPatient, 200: FhirPatient, 409: None}, audit_action="patient.create", **FHIR)
+       responses={201: FhirPatient, 200: FhirPatient, 409: None, **SEARCH_ERRORS}, audit_action="patient.create", **FHIR)
 def fhir_create_patient(ctx: RequestContext) -> Response:
     """201 with the new patient; with If-None-Exist, 200 with the patient that already holds the
     identifier (exactly one patient however many identical requests race)."""
@@ -135,7 +137,7 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
 
 
 @route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of a patient's lab orders",
-       query=ServiceRequestSearchParams, responses={200: FhirBundle}, audit_action="order.read", **FHIR)
+       query=ServiceRequestSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_service_requests(ctx: RequestContext) -> Response:
     params = parse_query(ctx, ServiceRequestSearchParams)
     pid = patient_reference(params.patient)
@@ -146,7 +148,7 @@ def fhir_search_service_requests(ctx: RequestContext) -> Response:
 
 
 @route("GET", "/fhir/Observation", scope="patients:read", summary="FHIR search of a patient's lab results",
-       query=ObservationSearchParams, responses={200: FhirBundle}, audit_action="result.read", **FHIR)
+       query=ObservationSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_search_observations(ctx: RequestContext) -> Response:
     params = parse_query(ctx, ObservationSearchParams)
     pid = patient_reference(params.patient)
