@@ -156,7 +156,7 @@ def test_an_undeliverable_broker_event_is_dead_lettered_listed_and_redriven(stac
     assert (row.redrive_count, row.redriven_at, json.loads(row.data)) == (1, None, {"n": 1})
 
 
-def test_a_lis_message_nobody_can_take_goes_through_the_dead_letter_topic_and_back(stack):
+def test_a_lis_message_nobody_can_take_goes_through_the_dead_letter_topic_and_back(stack, monkeypatch):
     from google.cloud import pubsub_v1
 
     emu, tag = stack.emulator, uuid.uuid4().hex[:8]
@@ -175,15 +175,12 @@ def test_a_lis_message_nobody_can_take_goes_through_the_dead_letter_topic_and_ba
 
     [row] = wait_for(stored, timeout=90, what="the Pub/Sub dead letter to reach jobs")
     assert (row.origin, row.delivery_attempts, row.redrive_target) == ("pubsub", 5, emu.topic_path(topic))
-    os.environ["PUBSUB_EMULATOR_HOST"] = emu.host
-    try:
-        subscriber = pubsub_v1.SubscriberClient()
-        pull = subscriber.subscription_path(emu.project, f"{topic}-pull")
-        subscriber.create_subscription(name=pull, topic=emu.topic_path(topic))
-        resp = requests.post(f"{stack.url('api')}/events/dead-letters/{row.id}/redrive", headers=stack.auth, timeout=10)
-        assert resp.status_code == 200, resp.text
-        received = subscriber.pull(subscription=pull, max_messages=5, timeout=10).received_messages
-        assert [(m.message.data, dict(m.message.attributes)) for m in received] == [(payload, {"origin": "e2e"})]
-        subscriber.close()
-    finally:
-        os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", emu.host)
+    subscriber = pubsub_v1.SubscriberClient()
+    pull = subscriber.subscription_path(emu.project, f"{topic}-pull")
+    subscriber.create_subscription(name=pull, topic=emu.topic_path(topic))
+    resp = requests.post(f"{stack.url('api')}/events/dead-letters/{row.id}/redrive", headers=stack.auth, timeout=10)
+    assert resp.status_code == 200, resp.text
+    received = subscriber.pull(subscription=pull, max_messages=5, timeout=10).received_messages
+    assert [(m.message.data, dict(m.message.attributes)) for m in received] == [(payload, {"origin": "e2e"})]
+    subscriber.close()
