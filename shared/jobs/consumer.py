@@ -5,6 +5,7 @@ Three kinds of delivery arrive here:
   slot (``shared.jobs.runner``; the slot claim replaces the per-event dedupe, since every tick has a
   new random id). Unknown jobs are logged and acknowledged; a transient fault is a 503.
 - Broker events routed by Triggers: deduped, then dispatched by type to the default worker.
+- Dead letters (path ``/dead-letter``, or Knative's error extensions): stored for an operator.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import flask
 from cloudevents.abstract import CloudEvent
 
 from shared.consumer import Dispatcher, bind_event_context, retry_response
+from shared.events import dead_letters
 from shared.events import catalog
 from shared.jobs import ping, registry, worker
 from shared.jobs.context import JobRetry
@@ -30,6 +32,11 @@ dispatcher.on(catalog.ORDER_OVERDUE)(worker.record_overdue)
 
 
 def handle_event(event: CloudEvent) -> None:
+    # Dead letters (path /dead-letter, or Knative's knativeerror* extensions) are stored, not dispatched.
+    path = flask.request.path if flask.has_request_context() else None
+    if dead_letters.is_dead_letter(event.get_attributes(), path):
+        dead_letters.handle_delivery(dict(event.get_attributes()), event.get_data())
+        return
     if ping.is_ping(event):
         handle_tick(event)
         return
