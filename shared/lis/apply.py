@@ -94,15 +94,15 @@ def resolve_patient(uow: UnitOfWork, ctx: MessageContext, message: Message, warn
     if not keys:
         raise Quarantine("missing_field:PID-3")
     fields = demographics(message.patient, warnings)
-    patient_id, held = lis_patients.find_patient(uow, keys)
-    if patient_id is None:
-        patient_id = lis_patients.create_patient(uow, keys, fields, ctx.stamp, ctx.control_id)
-        if lis_patients.flag_duplicates(uow, patient_id):
+    found = lis_patients.find_and_lock(uow, keys)
+    if found is None:
+        created = lis_patients.create_patient(uow, keys, fields, ctx.stamp, ctx.control_id)
+        if created.probable_duplicates:
             warnings.add("probable_duplicate")
-        return Applied(status="processed", patient_id=patient_id, patient="created")
-    row = lis_patients.lock_patient(uow, patient_id)
-    lis_patients.add_identifiers(uow, row.id, [k for k in keys if (k[0], k[1]) not in held])
-    changed = lis_patients.update_demographics(uow, row, fields, ctx.stamp, ctx.control_id)
+        return Applied(status="processed", patient_id=created.patient_id, patient="created")
+    row = found.row
+    lis_patients.add_identifiers(uow, row.id, [k for k in keys if (k[0], k[1]) not in found.held])
+    changed = lis_patients.update_demographics(uow, row, found.stamps, fields, ctx.stamp, ctx.control_id)
     return Applied(status="processed", patient_id=row.id, patient="updated" if changed else "unchanged", changed=changed)
 
 
@@ -143,7 +143,8 @@ def _orders(uow: UnitOfWork, ctx: MessageContext, message: Message, warnings: Wa
         outcome.orders_created += done.created
         outcome.orders_updated += bool(done.changed)
         if order.results:
-            recorded = record_results(uow, patient_id, done.order_id, order.results, ctx.stamp, ctx.message_id, warnings)
+            recorded = record_results(uow, patient_id, done.order_id, order.results, ctx.stamp, ctx.message_id, warnings,
+                                      new_order=done.created)
             outcome.results += recorded.recorded
             for status, ids in recorded.available.items():
                 if ids:

@@ -48,6 +48,8 @@ log = get_logger("patient_mgt.lis")
 MAX_ATTEMPTS = 4
 _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
 T = TypeVar("T")
+_MESSAGES = LisMessage.__table__
+_CLAIMS = LisControlId.__table__
 
 
 class TransientFault(Exception):
@@ -139,11 +141,11 @@ def _cut(value: str | None, limit: int) -> str | None:
 def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool) -> PartOutcome:
     received = utcnow()
     row_id = uuid.uuid4()
-    key = [LisMessage.pubsub_message_id, LisMessage.part] if delivery.pubsub_message_id else \
-        [LisMessage.ce_source, LisMessage.ce_id, LisMessage.part]
+    t = _MESSAGES
+    key = [t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id else [t.c.ce_source, t.c.ce_id, t.c.part]
     where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
     inserted = uow.session.execute(
-        pg_insert(LisMessage)
+        pg_insert(t)
         .values(
             id=row_id, received_at=received, transport=delivery.transport, ce_source=delivery.ce_source,
             ce_id=delivery.ce_id, ce_type=delivery.ce_type, pubsub_message_id=delivery.pubsub_message_id,
@@ -154,14 +156,14 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
             **header_columns(part),
         )
         .on_conflict_do_nothing(index_elements=key, index_where=where)
-        .returning(LisMessage.id)
+        .returning(t.c.id)
     ).first()
     if inserted is None:
         seen = uow.session.execute(
-            sa.update(LisMessage)
+            sa.update(t)
             .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
-            .values(delivery_count=LisMessage.delivery_count + 1)
-            .returning(LisMessage.id, LisMessage.status)
+            .values(delivery_count=t.c.delivery_count + 1)
+            .returning(t.c.id, t.c.status)
         ).first()
         return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
     return process_part(uow, RowMeta(row_id, received, delivery.publish_time), part, final=final)
@@ -188,14 +190,15 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
                          control_id=control_id)
     try:
         with uow.session.begin_nested():
+            claims = _CLAIMS
             claimed = uow.session.execute(
-                pg_insert(LisControlId).values(sending_facility=facility, control_id=control_id, message_id=row.id,
-                                               claimed_at=utcnow())
-                .on_conflict_do_nothing().returning(LisControlId.message_id)
+                pg_insert(claims).values(sending_facility=facility, control_id=control_id, message_id=row.id,
+                                         claimed_at=utcnow())
+                .on_conflict_do_nothing().returning(claims.c.message_id)
             ).first()
             if claimed is None:
-                owner = uow.session.execute(sa.select(LisControlId.message_id).where(
-                    LisControlId.sending_facility == facility, LisControlId.control_id == control_id)).scalar_one()
+                owner = uow.session.execute(sa.select(claims.c.message_id).where(
+                    claims.c.sending_facility == facility, claims.c.control_id == control_id)).scalar_one()
                 return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=owner)
             applied = apply_message(uow, ctx, part.message, warnings)
     except Quarantine as q:
@@ -215,12 +218,13 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
 def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,
             patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None) -> PartOutcome:
     now = utcnow()
-    message_time = sa.func.coalesce(LisMessage.message_time, LisMessage.publish_time, LisMessage.received_at)
+    t = _MESSAGES
+    message_time = sa.func.coalesce(t.c.message_time, t.c.publish_time, t.c.received_at)
     uow.session.execute(
-        sa.update(LisMessage).where(LisMessage.id == row.id).values(
+        sa.update(t).where(t.c.id == row.id).values(
             status=status, error_code=reason[:200] if reason else None, warnings=list(warnings), patient_id=patient_id,
             duplicate_of=duplicate_of, processed_at=now,
-            lag_seconds=sa.extract("epoch", sa.cast(now, LisMessage.processed_at.type) - message_time),
+            lag_seconds=sa.extract("epoch", sa.cast(now, t.c.processed_at.type) - message_time),
         )
     )
     return PartOutcome(row.id, status, reason, patient_id)

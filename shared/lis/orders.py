@@ -196,9 +196,12 @@ def apply_order(
     if row.lis_applied_at is None or newest > row.lis_applied_at:
         values["lis_applied_at"] = newest
     if changes:
-        values.update(version=LabOrder.version + 1, updated_at=utcnow())
+        values["updated_at"] = utcnow()
     if values:
-        uow.session.execute(sa.update(LabOrder).where(LabOrder.id == row.id).values(**values))
+        table = LabOrder.__table__
+        if changes:
+            values["version"] = table.c.version + 1
+        uow.session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
     if changes:
         emit(uow, catalog.ORDER_UPDATED, patient_id,
              catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status))
@@ -211,7 +214,7 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
     present = {k: v for k, v in fields.items() if v is not None}
     order_id = uuid.uuid4()
     inserted = uow.session.execute(
-        pg_insert(LabOrder)
+        pg_insert(LabOrder.__table__)
         .values(
             id=order_id, patient_id=patient_id, placer_namespace=LIS_NAMESPACE, placer_number=keys.placer,
             filler_namespace=keys.filler_namespace, filler_number=keys.filler, status=status, source="lis",
@@ -219,7 +222,7 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
             created_at=now, updated_at=now, **_columns(present),
         )
         .on_conflict_do_nothing()
-        .returning(LabOrder.id)
+        .returning(LabOrder.__table__.c.id)
     ).first()
     if inserted is None:
         raise ConcurrentChange("order_created_concurrently")

@@ -15,6 +15,7 @@ identifiers; the unique (system, value) index makes the second wait and then fai
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +38,8 @@ from shared.services.name_index import index_names
 from shared.services.patients import claim_identifiers
 
 _MAX_MERGE_HOPS = 20  # as the registry's MAX_CHAIN
+_PATIENTS = Patient.__table__
+_SYNC = LisPatientSync.__table__
 
 
 def identifier_keys(identifiers: tuple[Identifier, ...], warnings: Warnings) -> list[tuple[str, str, str | None]]:
@@ -81,6 +84,44 @@ def find_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> tu
     return distinct.pop(), set(survivors)
 
 
+@dataclass(frozen=True)
+class Found:
+    row: Any  # the surviving patient's row, locked FOR UPDATE
+    held: set[tuple[str, str]]  # which of the message's identifiers it already holds
+    stamps: dict[str, Any]  # its per-field demographic stamps
+
+
+def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> Found | None:
+    """The patient holding any of `keys`, locked, with its stamps — one round trip in the usual case.
+
+    Every patient row the identifiers name is locked (in id order, so concurrent messages cannot
+    deadlock on them); identifiers naming two different surviving patients quarantine the message.
+    """
+    if not keys:
+        return None
+    p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
+    rows = uow.session.execute(
+        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps)
+        .select_from(i.join(p, p.c.id == i.c.patient_id).outerjoin(sync, sync.c.patient_id == p.c.id))
+        .where(sa.tuple_(i.c.system, i.c.value).in_([(system, value) for system, value, _ in keys]))
+        .order_by(p.c.id)
+        .with_for_update(of=p)
+    ).all()
+    if not rows:
+        return None
+    if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
+        return Found(rows[0], {(r.id_system, r.id_value) for r in rows}, rows[0].field_stamps or {})
+    # Merged patients in the way (rare): resolve each to its survivor, then lock that one.
+    owners = {r.id if r.merged_into is None else survivor(uow, r.merged_into) for r in rows}
+    if len(owners) > 1:
+        raise Quarantine("identifier_conflict")
+    row = lock_patient(uow, owners.pop())
+    stamps = uow.session.execute(
+        sa.select(sync.c.field_stamps).where(sync.c.patient_id == row.id)
+    ).scalar_one_or_none() or {}
+    return Found(row, {(r.id_system, r.id_value) for r in rows}, stamps)
+
+
 def lock_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> Any:
     """The patient row, locked FOR UPDATE; follows a merge that happened since it was found."""
     for _ in range(_MAX_MERGE_HOPS):
@@ -93,8 +134,14 @@ def lock_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> Any:
     raise Quarantine("merge_chain_too_long")
 
 
+@dataclass(frozen=True)
+class Created:
+    patient_id: uuid.UUID
+    probable_duplicates: int
+
+
 def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fields: dict[str, Any], stamp: Stamp,
-                   control_id: str) -> uuid.UUID:
+                   control_id: str) -> Created:
     """A new patient (source ``lis``) with the message's identifiers and usable demographics."""
     now = utcnow()
     patient_id = uuid.uuid4()
@@ -106,7 +153,7 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
         **patient_columns(present),
     }
     uow.session.execute(
-        sa.insert(Patient).values(
+        sa.insert(Patient.__table__).values(
             id=patient_id, mrn=mrn, status="active", preferred_language="en", timezone="UTC",
             comm_email=False, comm_sms=False, source="lis", lis_applied_at=stamp_time(stamp),
             lis_applied_control_id=control_id[:64], version=1, created_at=now, updated_at=now, **columns,
@@ -117,12 +164,12 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
     except DuplicateIdentifier:
         raise ConcurrentChange("identifier_claimed_concurrently") from None
     uow.session.execute(
-        sa.insert(LisPatientSync).values(patient_id=patient_id, field_stamps={k: list(stamp) for k in present}, updated_at=now)
+        sa.insert(LisPatientSync.__table__).values(patient_id=patient_id, field_stamps={k: list(stamp) for k in present}, updated_at=now)
     )
     index_names(uow, patient_id, columns["family"], columns["given"])
     emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
          catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
-    return patient_id
+    return Created(patient_id, probable_duplicates(uow, patient_id, columns))
 
 
 def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]]) -> int:
@@ -135,31 +182,29 @@ def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str
     return len(keys)
 
 
-def update_demographics(uow: UnitOfWork, row: Any, fields: dict[str, Any], stamp: Stamp, control_id: str) -> list[str]:
+def update_demographics(uow: UnitOfWork, row: Any, sync: dict[str, Any], fields: dict[str, Any], stamp: Stamp,
+                        control_id: str) -> list[str]:
     """Write the fields this message is the newest source of; returns the names that changed."""
-    sync = uow.session.execute(
-        sa.select(LisPatientSync.field_stamps).where(LisPatientSync.patient_id == row.id)
-    ).scalar_one_or_none() or {}
     changes, new_stamps = merge_fields(current_demographics(row), sync, fields, stamp)
     now = utcnow()
-    if new_stamps:
-        upsert = pg_insert(LisPatientSync).values(patient_id=row.id, field_stamps=new_stamps, updated_at=now)
-        uow.session.execute(upsert.on_conflict_do_update(
-            index_elements=[LisPatientSync.patient_id],
-            set_={"field_stamps": LisPatientSync.field_stamps.op("||")(upsert.excluded.field_stamps), "updated_at": now},
-        ))
     newest = stamp_time(stamp)
-    applied = {}
+    values: dict[str, Any] = patient_columns(changes)
     if row.lis_applied_at is None or newest > row.lis_applied_at:
-        applied = {"lis_applied_at": newest, "lis_applied_control_id": control_id[:64]}
-    if not changes and not applied:
-        return []
-    values: dict[str, Any] = {**patient_columns(changes), **applied}
+        values.update(lis_applied_at=newest, lis_applied_control_id=control_id[:64])
     if changes:
-        values.update(version=Patient.version + 1, updated_at=now)
-    version = uow.session.execute(
-        sa.update(Patient).where(Patient.id == row.id).values(**values).returning(Patient.version)
-    ).scalar_one()
+        values.update(updated_at=now, version=_PATIENTS.c.version + 1)
+    if not values and not new_stamps:
+        return []
+    # One round trip: the stamps upsert rides along as a CTE of the patient update.
+    update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
+    if new_stamps:
+        upsert = pg_insert(_SYNC).values(patient_id=row.id, field_stamps=new_stamps, updated_at=now)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["patient_id"],
+            set_={"field_stamps": _SYNC.c.field_stamps.op("||")(upsert.excluded.field_stamps), "updated_at": now},
+        )
+        update = update.add_cte(upsert.cte("stamps"))
+    version = uow.session.execute(update.returning(_PATIENTS.c.version)).scalar_one()
     if "name" in changes:
         index_names(uow, row.id, changes["name"]["family"], changes["name"]["given"])
     if changes:
@@ -168,14 +213,14 @@ def update_demographics(uow: UnitOfWork, row: Any, fields: dict[str, Any], stamp
     return sorted(changes)
 
 
-def flag_duplicates(uow: UnitOfWork, patient_id: uuid.UUID) -> int:
-    """How many existing patients the new LIS patient probably duplicates.
+def probable_duplicates(uow: UnitOfWork, patient_id: uuid.UUID, columns: dict[str, Any]) -> int:
+    """How many existing patients a new LIS patient probably duplicates (the registry's rules).
 
     Nothing is merged: the registry lists them at ``GET /patients/{id}/duplicates`` for review,
     and the message carries a ``probable_duplicate`` warning.
     """
-    row = uow.session.execute(
-        sa.select(Patient.birth_date, Patient.family, Patient.given, Patient.phone, Patient.email).where(Patient.id == patient_id)
-    ).one()
-    probe = PatientLike(row.birth_date, row.family, tuple(row.given), row.phone, row.email, exclude_id=patient_id)
+    if columns.get("birth_date") is None:
+        return 0  # every duplicate rule needs the birth date
+    probe = PatientLike(columns["birth_date"], columns["family"], tuple(columns["given"]), columns["phone"],
+                        columns["email"], exclude_id=patient_id)
     return len(find_duplicates(uow, probe))

@@ -31,6 +31,7 @@ from shared.models import LabResult
 from shared.models.base import utcnow
 
 _KEY_MAX = 400
+_INSERT = pg_insert(LabResult.__table__).on_conflict_do_nothing().returning(LabResult.__table__.c.id)
 # What a reader of the result sees change (a re-sent identical result is not news).
 _CONTENT = ("status", "value", "values", "value_type", "units", "reference_range", "abnormal_flags", "observed_at", "notes")
 
@@ -117,26 +118,30 @@ class ResultsOutcome:
 
 def record_results(
     uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID, results: tuple[ResultData, ...],
-    stamp: Stamp, message_id: uuid.UUID, warnings: Warnings,
+    stamp: Stamp, message_id: uuid.UUID, warnings: Warnings, *, new_order: bool = False,
 ) -> ResultsOutcome:
     outcome = ResultsOutcome()
     if not results:
         return outcome
     keys = result_keys(results)
-    existing = {
+    existing = {} if new_order else {
         row.result_key: row
         for row in uow.session.execute(
             sa.select(LabResult.__table__).where(LabResult.order_id == order_id, LabResult.result_key.in_(keys))
         ).all()
     }
     now = utcnow()
+    table = LabResult.__table__
+    new_rows: list[dict[str, Any]] = []
     for key, result in zip(keys, results, strict=True):
         incoming = version_of(result, stamp, message_id, warnings)
         row = existing.get(key)
         if row is None:
-            result_id = _insert(uow, patient_id, order_id, key, incoming, now)
-            before = None
-            current = incoming
+            result_id = uuid.uuid4()
+            new_rows.append({"id": result_id, "order_id": order_id, "patient_id": patient_id, "result_key": key,
+                             "previous_versions": [], "version": 1, "created_at": now, "updated_at": now,
+                             **_columns(incoming)})
+            before, current = None, incoming
         else:
             result_id = row.id
             before = _row_version(row)
@@ -145,29 +150,19 @@ def record_results(
                                       "patient_id": patient_id}
             if current is incoming:
                 values.update(_columns(incoming))
-            uow.session.execute(sa.update(LabResult).where(LabResult.id == row.id).values(**values))
+            uow.session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
         outcome.recorded += 1
         if current is incoming and (before is None or _content(before) != _content(incoming)):
             announced = available_status(incoming["status"])
             if announced:
                 outcome.available[announced].append(result_id)
+    if new_rows:
+        # executemany: one cached statement, sent as one multi-row INSERT (SQLAlchemy's insertmanyvalues).
+        inserted = uow.session.execute(_INSERT, new_rows).all()
+        if len(inserted) != len(new_rows):
+            raise ConcurrentChange("result_created_concurrently")
     return outcome
 
 
 def _content(version: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(str(version.get(k)) for k in _CONTENT)
-
-
-def _insert(uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID, key: str, version: dict[str, Any],
-            now: datetime) -> uuid.UUID:
-    result_id = uuid.uuid4()
-    inserted = uow.session.execute(
-        pg_insert(LabResult)
-        .values(id=result_id, order_id=order_id, patient_id=patient_id, result_key=key, previous_versions=[],
-                version=1, created_at=now, updated_at=now, **_columns(version))
-        .on_conflict_do_nothing()
-        .returning(LabResult.id)
-    ).first()
-    if inserted is None:
-        raise ConcurrentChange("result_created_concurrently")
-    return result_id
