@@ -15,7 +15,7 @@ from shared.http.routing import route
 
 
 @route("GET", "/metrics", scope="metrics:read", summary="Metrics in Prometheus text format", tag="operations",
-       responses={200: None})
+       responses={200: None, 404: None})
 def metrics(ctx: RequestContext) -> Response:
     from shared.telemetry.prometheus import render  # noqa: PLC0415
 

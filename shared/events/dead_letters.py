@@ -156,7 +156,8 @@ def _publish_to_sink(row: DeadLetter, timeout: float) -> None:
 
     publisher = publisher_from_settings()
     if publisher is None:
-        raise ServiceUnavailable("No event sink is configured (K_SINK or EVENT_SINK), so nothing can be re-driven")
+        # Not transient: retrying cannot help until the deployment configures a sink.
+        raise Conflict("No event sink is configured (K_SINK or EVENT_SINK), so nothing can be re-driven")
     attributes = dict(row.attributes)
     if row.datacontenttype:
         attributes["datacontenttype"] = row.datacontenttype

@@ -94,11 +94,9 @@ def _template(route: Route | None) -> str:
 
 def _audit_failure(route: Route, principal: Principal, error: DomainError, request: Request) -> None:
     """Refused or failed access to patient data is audited too, in its own transaction."""
-    patient_ids = []
+    # Only the patient the route names: other ids in a path (dead letters, orders) are not patients.
     view_args = url_map().bind_to_environ(request.environ).match()[1]
-    for value in view_args.values():
-        if isinstance(value, uuid.UUID):
-            patient_ids.append(value)
+    patient_ids = [view_args["patient_id"]] if isinstance(view_args.get("patient_id"), uuid.UUID) else []
     try:
         with unit_of_work() as uow:
             audit.record(uow, principal, route.audit_action or "unknown", patient_ids, outcome=error.slug)

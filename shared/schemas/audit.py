@@ -8,14 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from shared.schemas.common import QueryModel
+from shared.schemas.common import MAX_BIGINT, QueryModel
 
 
 class AuditQuery(QueryModel):
     patient_id: uuid.UUID | None = None
     action: str | None = Field(default=None, max_length=64)
     limit: int = Field(default=50, ge=1, le=500)
-    before: int | None = Field(default=None, ge=1, le=2**63 - 1, description="Cursor: return entries with a smaller id.")
+    before: int | None = Field(default=None, ge=1, le=MAX_BIGINT, description="Cursor: return entries with a smaller id.")
 
 
 class AuditEntry(BaseModel):

@@ -23,6 +23,9 @@ def text(max_length: int, min_length: int = 1) -> type[str]:
     ]
 
 
+# A keyset cursor over a bigint id: anything larger would reach PostgreSQL and fail there.
+MAX_BIGINT = 2**63 - 1
+
 Name = text(200)
 ShortText = text(100)
 Code = text(64)

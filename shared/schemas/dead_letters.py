@@ -8,14 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from shared.schemas.common import QueryModel
+from shared.schemas.common import MAX_BIGINT, QueryModel
 
 
 class DeadLetterQuery(QueryModel):
     status: Literal["pending", "redriven", "all"] = Field(default="pending", description="pending: not re-driven yet.")
     type: str | None = Field(default=None, max_length=200, description="Only this CloudEvents type.")
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1, description="Cursor: the next_cursor of the previous page.")
+    before: int | None = Field(default=None, ge=1, le=MAX_BIGINT, description="Cursor: the next_cursor of the previous page.")
 
 
 class DeadLetterEvent(BaseModel):

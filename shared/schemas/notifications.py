@@ -8,12 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from shared.schemas.common import QueryModel
+from shared.schemas.common import MAX_BIGINT, QueryModel
 
 
 class NotificationQuery(QueryModel):
     limit: int = Field(default=50, ge=1, le=200)
-    before: int | None = Field(default=None, ge=1, description="Cursor: the next_cursor of the previous page.")
+    before: int | None = Field(default=None, ge=1, le=MAX_BIGINT, description="Cursor: the next_cursor of the previous page.")
 
 
 class NotificationOut(BaseModel):

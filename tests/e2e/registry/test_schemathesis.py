@@ -89,6 +89,8 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(start_fn, 
     tested = {case.get("name") for case in suite.iter("testcase")}
     documented = {f"{m.upper()} {p}" for p, ops in requests.get(f"{api.url}/openapi.json", timeout=5).json()["paths"].items()
                   for m in ops}
+    # schemathesis does not call the operation that serves the very document it is testing from
+    documented.discard("GET /openapi.json")
     assert tested == documented and suite.get("failures") == "0" and suite.get("errors") == "0"
     statuses = [json.loads(line)["httpRequest"]["status"] for line in api.logs().splitlines()
                 if line.startswith("{") and '"httpRequest"' in line]

@@ -131,11 +131,11 @@ def test_a_redrive_the_sink_refuses_changes_nothing(jobs_client, client, admin_t
     assert after.redriven_at is None and after.redrive_count == 0
 
 
-def test_a_redrive_without_a_sink_is_503_and_an_unknown_dead_letter_404(client, admin_token, jobs_client, use_sink):
+def test_a_redrive_without_a_sink_is_409_and_an_unknown_dead_letter_404(client, admin_token, jobs_client, use_sink):
     event = knative_dead_letter()
     post_dead_letter(jobs_client, event)
     [row] = stored(event["id"])
-    assert client.post(f"/events/dead-letters/{row.id}/redrive", headers=auth(admin_token)).status_code == 503
+    assert client.post(f"/events/dead-letters/{row.id}/redrive", headers=auth(admin_token)).status_code == 409
     assert client.post(f"/events/dead-letters/{uuid.uuid4()}/redrive", headers=auth(admin_token)).status_code == 404
     assert stored(event["id"])[0].redriven_at is None
 
