@@ -33,3 +33,19 @@ def test_sample_outcome(lis_process, sample: Sample, form: str) -> None:
     rows = lis_db.messages(pubsub_message_id=message_id)
     assert [r.delivery_count for r in rows] == [2] * len(rows)
     check(sample, rows, run)
+
+
+PHI = ["EVERYWOMAN", "KLEINSAMPLE", "NEWLASTNAME", "RUFUSS", "MELLODIAL", "PIPPO", "fakey", "TESTPATIENT",
+       "1010110909194822", "PATID1234", "A0995614951", "555-44-4444", "0d70c6c8", "19560927", "FERNWOOD",
+       "Potassium", "GLUCOSE", "eGFR calculation"]
+
+
+def test_the_function_logs_no_patient_data(lis_process):
+    for sample in SAMPLES:
+        for form in FORMS.values():
+            message_id = new_id()
+            headers, body = form(tag(sample.raw, uuid.uuid4().hex[:8]), message_id)
+            assert requests.post(lis_process.url + "/", data=body, headers=headers, timeout=30).status_code == 200
+    logs = lis_process.logs()
+    assert '"status": "processed"' in logs and '"status": "quarantined"' in logs  # it did log each message
+    assert not [word for word in PHI if word in logs]
