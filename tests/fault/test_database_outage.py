@@ -174,3 +174,38 @@ def test_api_answers_503_during_a_database_restart_and_recovers_without_restart(
         doc = got.json()
         assert doc["name"]["family"] == body["name"]["family"]
         assert body["identifiers"][0]["value"] in [i["value"] for i in doc["identifiers"]]
+
+
+@pytest.mark.timeout(240)
+def test_lis_consumer_answers_5xx_during_a_database_restart_and_redelivery_applies_each_message_once(
+        private_pg, fault_run, lis_reference):
+    from tests.fault.conftest import LIS_FEED_SIZE, LIS_NAMESPACE  # noqa: PLC0415
+    from tests.fault.lis_support import Pusher, assert_applied_exactly_once, feed, phi_values  # noqa: PLC0415
+
+    url = migrated_database(private_pg)
+    messages = feed(LIS_FEED_SIZE, LIS_NAMESPACE)
+    fault_run.remember_phi(*phi_values(messages))
+    lis = fault_run.start("lis_consumer", {"DATABASE_URL": url, "THREADS": "4", "DB_POOL_SIZE": "4"})
+    pid = lis.proc.pid
+    reached = threading.Event()
+    pusher = Pusher(url=lambda: lis.url, concurrency=4, timeout=REQUEST_TIMEOUT, deadline_s=180)
+    outcome: dict = {}
+    sender = threading.Thread(target=lambda: outcome.update(
+        failed=pusher.deliver(messages, on_ack=lambda n: n >= 50 and reached.set())), daemon=True)
+    sender.start()
+    assert reached.wait(120), "the stream never got going"
+    private_pg.stop("immediate")
+    down_at = time.monotonic()
+    assert _wait_for(lambda: sum(1 for a in list(pusher.attempts) if a.status == 503) >= 3, 60), "no 5xx during the outage"
+    time.sleep(max(0.0, 2.0 - (time.monotonic() - down_at)))
+    private_pg.start()
+    sender.join(timeout=200)
+
+    assert outcome.get("failed") == [], "messages were never acknowledged after the outage"
+    assert lis.proc.poll() is None and lis.proc.pid == pid, "the lis_consumer process was restarted"
+    statuses = pusher.statuses()
+    assert set(statuses) <= {200, 503}, f"answers other than 200 and 503 (a hang, a 500, a dropped connection): {statuses}"
+    retry_bodies = [a.body for a in pusher.attempts if a.status == 503]
+    assert all("Traceback" not in b and "pg8000" not in b for b in retry_bodies)
+    assert '"event handler failed"' not in lis.logs() and '"lis message failed"' not in lis.logs()
+    assert_applied_exactly_once(url, LIS_NAMESPACE, messages, lis_reference)
