@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -48,6 +48,7 @@ log = get_logger("patient_mgt.lis")
 MAX_ATTEMPTS = 4
 _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
 T = TypeVar("T")
+FUTURE_TOLERANCE = timedelta(days=1)
 _MESSAGES = LisMessage.__table__
 _CLAIMS = LisControlId.__table__
 
@@ -185,7 +186,12 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
     header = part.message.header
     facility = header.sending_facility or ""
     control_id = header.control_id or ""
-    when = header.message_datetime or row.publish_time or row.received_at
+    when = header.message_datetime
+    if when is not None and when > row.received_at + FUTURE_TOLERANCE:
+        # A sender clock far ahead would make this message "newer" than every real one to come.
+        warnings.add("future_timestamp:MSH-7")
+        when = None
+    when = when or row.publish_time or row.received_at
     ctx = MessageContext(message_id=row.id, stamp=make_stamp(when, control_id, facility), facility=facility,
                          control_id=control_id)
     try:

@@ -85,7 +85,10 @@ def demographics(patient: PatientData, warnings: Warnings) -> dict[str, Any]:
     if patient.name is not None:
         family = clean(patient.name.family, 200, warnings, "PID-5") or ""
         given = [g for g in (clean(x, 200, warnings, "PID-5") for x in patient.name.given[:10]) if g]
-        if family or given:
+        if given and not family:
+            # A name without its family name is not applied: it would blank the one on record.
+            warnings.add("incomplete:PID-5")
+        if family:
             name = {
                 "family": family,
                 "given": given,
@@ -116,7 +119,8 @@ def demographics(patient: PatientData, warnings: Warnings) -> dict[str, Any]:
     return {
         "name": name,
         "birth_date": born.isoformat() if born else None,
-        "sex": patient.sex,
+        # "unknown" (PID-8 U) says nothing: it never replaces a sex on record.
+        "sex": patient.sex if patient.sex != "unknown" else None,
         "address": address,
         "phone": phone,
         "email": mail,

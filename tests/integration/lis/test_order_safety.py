@@ -118,3 +118,20 @@ def test_a_cancel_for_an_order_we_never_saw_creates_it_cancelled(database_url):
     one(nw)
     order = lis_db.order_by_number(placer=f.id("ORD9"))
     assert order["status"] == "cancelled" and order["code"] == "GLU"  # the late NW filled the code only
+
+
+def test_a_message_dated_in_the_future_cannot_lock_out_later_updates(database_url):
+    f = Feed()
+    bogus = one(hl7(f.msh("ADT^A08", "20990101000000"), f.pid("MRN1", name="FUTURE^X")))
+    assert "future_timestamp:MSH-7" in lis_db.message(bogus.message_id).warnings
+    one(hl7(f.msh("ADT^A08", dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d%H%M%S")), f.pid("MRN1", name="NOW^X")))
+    assert _patient(f, "MRN1")["family"] == "NOW"
+
+
+def test_unknown_sex_and_a_name_without_family_do_not_erase_what_is_known(database_url):
+    f = Feed()
+    one(hl7(f.msh("ADT^A04", "20260101100000"), f.pid("MRN1", name="KNOWN^ANA", sex="F")))
+    vague = one(hl7(f.msh("ADT^A08", "20260102100000"), f.pid("MRN1", name="^ANNA", sex="U")))
+    p = _patient(f, "MRN1")
+    assert (p["family"], p["given"], p["sex"]) == ("KNOWN", ["ANA"], "female")
+    assert "incomplete:PID-5" in lis_db.message(vague.message_id).warnings
