@@ -7,6 +7,7 @@ burst of noise from the shared machine does not land on one function's runs only
 
 from __future__ import annotations
 
+import http.client
 import json
 import statistics
 import time
@@ -16,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import client
-from bench.oru import OruGenerator, push_body
+from bench.oru import messages, push_body
 from bench.procs import HELLO, Fn, launch, production_env, wait_until
 
 Probe = Callable[[Fn], bool]
@@ -42,14 +43,19 @@ def cloudevent_probe(fn: Fn) -> bool:
     return _ok(client.request(fn.port, "POST", "/", body=b"{}", headers=headers, timeout=30)[0])
 
 
-def lis_probe(gen: OruGenerator) -> Probe:
-    """A Pub/Sub push body carrying a real ORU^R01: parsed, matched and stored."""
-    counter = iter(range(10**6, 10**7))
+def lis_probe(namespace: str) -> Probe:
+    """A Pub/Sub push body carrying a real ORU^R01 (a new one each time): parsed, matched and stored."""
+    raws = iter(messages(200, namespace, patients=20))
+    counter = iter(range(10**6))
 
     def probe(fn: Fn) -> bool:
-        n = next(counter)
-        body = push_body(gen.message(n), f"cold-{gen.run}-{n}", datetime.now(timezone.utc))
-        return _ok(client.request(fn.port, "POST", "/", body=json.dumps(body).encode(), timeout=30)[0])
+        conn = http.client.HTTPConnection("127.0.0.1", fn.port, timeout=30)
+        conn.connect()  # refused until gunicorn listens: no message is spent on that
+        try:
+            body = push_body(next(raws), f"{namespace}-{next(counter)}", datetime.now(timezone.utc))
+            return _ok(client.request(fn.port, "POST", "/", body=json.dumps(body).encode(), conn=conn)[0])
+        finally:
+            conn.close()
 
     return probe
 

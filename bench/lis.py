@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.load import fixed_point
-from bench.oru import OruGenerator, push_lines
+from bench.oru import messages, push_lines
 from bench.procs import Fn, MemorySampler
 
 
@@ -28,13 +28,14 @@ def parse_only(raws: list[bytes], min_seconds: float = 3.0) -> dict:
     return {"messages": done, "seconds": round(seconds, 2), "rate": round(done / seconds, 1)}
 
 
-def _statuses(url: str, run: str) -> dict[str, int] | str:
-    """Stored status of this run's messages (control ids start with the run tag)."""
+def _statuses(url: str, namespaces: list[str]) -> dict[str, int] | str:
+    """Stored status of every message the run sent (their control ids start with a batch namespace)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT status, count(*) FROM lis_messages WHERE control_id LIKE :p GROUP BY status"),
-                                {"p": f"{run}%"}).all()
+            rows = conn.execute(sa.text(
+                "SELECT status, count(*) FROM lis_messages WHERE left(control_id, 7) = ANY(CAST(:p AS text[])) GROUP BY status"),
+                {"p": namespaces}).all()
         return {status: n for status, n in rows}
     except sa.exc.SQLAlchemyError as exc:
         return f"not verified ({type(exc).__name__})"
@@ -43,29 +44,33 @@ def _statuses(url: str, run: str) -> dict[str, int] | str:
 
 
 def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float, log) -> dict:
-    gen = OruGenerator(patients=2000, run=uuid.uuid4().hex[:6])
-    next_n = 0
+    """Calibrate on a warm-up batch, then send about ``duration`` seconds' worth of messages per point."""
+    batches = [0]
 
-    def batch(count: int, name: str) -> Path:
-        nonlocal next_n
-        _raws, lines = push_lines(gen, next_n, count)
-        next_n += count
-        path = work / f"lis-{name}.jsonl"
-        path.write_text("\n".join(lines) + "\n")
+    def batch(count: int) -> Path:
+        namespace = f"B{uuid.uuid4().hex[:6].upper()}"
+        raws = messages(count, namespace)
+        path = work / f"lis-{batches[0]}.jsonl"
+        batches[0] += 1
+        path.write_text("\n".join(push_lines(raws, namespace)) + "\n")
+        tags.append(namespace)
         return path
 
-    sample, _ = push_lines(OruGenerator(patients=200, run="p"), 0, 500)
+    tags: list[str] = []
+    sample = messages(500, "PARSE", patients=200)
     parse = parse_only(sample)
     segments = [raw.count(b"\r") for raw in sample]
     log(f"LIS parse-only: {parse['rate']:.0f} msg/s ({min(segments)}–{max(segments)} segments per message)")
 
-    warm = fixed_point(fn.port, batch(200, "warmup"), max(concurrencies))
+    warm = fixed_point(fn.port, batch(200), max(concurrencies))
     rate = max(50.0, warm["ok"] / warm["duration_s"])
     points = {}
+    sent = 200
     for c in concurrencies:
         count = int(min(20000, max(500, rate * duration)))
         with MemorySampler(fn) as mem:
-            result = fixed_point(fn.port, batch(count, f"c{c}"), c)
+            result = fixed_point(fn.port, batch(count), c)
+        sent += count
         result["peak_memory"] = mem.peak
         result["messages"] = count
         result["ok_rate"] = round(result["ok"] / result["duration_s"], 1)
@@ -75,8 +80,8 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
     return {
         "parse_only": parse,
         "segments_per_message": [min(segments), max(segments)],
-        "patients": len(gen.patients),
+        "patients_per_batch": 2000,
         "points": points,
-        "stored_statuses": _statuses(url, gen.run),
-        "sent": next_n,
+        "stored_statuses": _statuses(url, tags),
+        "sent": sent,
     }

@@ -126,12 +126,10 @@ def _port_open(port: int) -> bool:
 
 def run_cold(results: dict, env: dict[str, str], token: str, patient_id: str, work: Path,
              args: argparse.Namespace, log) -> None:
-    from bench.oru import OruGenerator  # noqa: PLC0415
-
     probes = {
         HELLO: coldstart.hello_probe,
         "api": coldstart.api_probe(token, patient_id),
-        "lis_consumer": coldstart.lis_probe(OruGenerator(patients=50, run=f"c{time.time_ns() % 10**6}")),
+        "lis_consumer": coldstart.lis_probe(f"C{time.time_ns() % 10**5:05d}"),
         "notify": coldstart.cloudevent_probe,
         "jobs": coldstart.cloudevent_probe,
     }
@@ -179,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         if "api" in sections:
             _section(results, "api", log, run_api, results, url, api, hello, token, wrk, work, args, log)
         patient_id = seed.sample_ids(url, 1)
+        if not patient_id:  # the api section did not run: the api cold-start probe reads this patient
+            seed.seed_sample(api.port, token, 1)
+            patient_id = seed.sample_ids(url, 1)
         env["K_SINK"] = sink.url
         if "lis" in sections:
             _section(results, "lis", log, run_lis, results, url, env, work, args, log)
