@@ -13,6 +13,9 @@ from cloudevents.abstract import CloudEvent
 from shared.consumer import bind_event_context, retry_response
 from shared.lis.envelope import from_cloud_event
 from shared.lis.ingest import PartOutcome, TransientFault, ingest
+from shared.log import get_logger
+
+log = get_logger("patient_mgt.lis")
 
 
 def handle_event(event: CloudEvent) -> list[PartOutcome]:
@@ -21,4 +24,5 @@ def handle_event(event: CloudEvent) -> list[PartOutcome]:
     try:
         return ingest(from_cloud_event(event.get_attributes(), event.get_data()))
     except TransientFault as fault:
+        log.warning("lis delivery deferred for redelivery", extra={"fields": {"reason": fault.reason}})
         flask.abort(retry_response(fault.reason))

@@ -78,6 +78,7 @@ def _push(body: dict[str, Any], path: str) -> Response:
     try:
         outcomes = ingest(from_push_body(body, path))
     except TransientFault as fault:
+        log.warning("lis delivery deferred for redelivery", extra={"fields": {"reason": fault.reason}})
         return retry_response(fault.reason)
     return acknowledgement(outcomes)
 
