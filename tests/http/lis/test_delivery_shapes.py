@@ -157,3 +157,18 @@ def test_message_data_is_read_as_base64_of_bytes_not_text(lis_client):
     assert lis_client.post("/", json=body).status_code == 200
     [row] = lis_db.messages(pubsub_message_id=message_id)
     assert row.raw == raw and row.status == "processed"
+
+
+def test_a_structured_lis_cloudevent_with_base64_data(lis_client):
+    run, event_id = uuid.uuid4().hex[:8], new_id()
+    raw = tag(ORU.raw, run)
+    event = {"specversion": "1.0", "type": "org.example.lis.message.v1", "source": "/lis/b64", "id": event_id,
+             "datacontenttype": "application/hl7-v2", "data_base64": base64.b64encode(raw).decode()}
+    response = lis_client.post("/", headers={"Content-Type": "application/cloudevents+json"}, data=json.dumps(event))
+    assert response.status_code == 200
+    rows = lis_db.messages(ce_source="/lis/b64", ce_id=event_id)
+    check(ORU, rows, run)
+    assert rows[0].raw == raw
+    # The same CloudEvent (source, id) again: one row, counted twice.
+    lis_client.post("/", headers={"Content-Type": "application/cloudevents+json"}, data=json.dumps(event))
+    assert [r.delivery_count for r in lis_db.messages(ce_source="/lis/b64", ce_id=event_id)] == [2]
