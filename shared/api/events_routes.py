@@ -33,7 +33,7 @@ def list_dead_letters(ctx: RequestContext) -> Response:
 
 
 @route("POST", "/events/dead-letters/<uuid:dead_letter_id>/redrive", scope="admin", summary="Re-drive a dead-lettered event",
-       tag="events", responses={200: DeadLetterOut}, audit_action="events.dead_letter.redrive")
+       tag="events", responses={200: DeadLetterOut, 409: None}, audit_action="events.dead_letter.redrive")
 def redrive_dead_letter(ctx: RequestContext, dead_letter_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
         row = service.redrive(uow, dead_letter_id, timeout=max(get_settings().publish_timeout_seconds, 5.0))
