@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import statistics
 import time
 import uuid
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from bench import client
 from bench.oru import messages, push_body
-from bench.procs import HELLO, Fn, launch, production_env, wait_until
+from bench.procs import HELLO, ROOT, Fn, launch, production_env, wait_until
 
 Probe = Callable[[Fn], bool]
 
@@ -60,6 +63,31 @@ def lis_probe(namespace: str) -> Probe:
     return probe
 
 
+_IMPORT = """
+import importlib.util, sys, time
+t0 = time.perf_counter()
+import functions_framework, flask
+t1 = time.perf_counter()
+spec = importlib.util.spec_from_file_location("function_main", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(t1 - t0, time.perf_counter() - t1)
+"""
+
+
+def import_seconds(source: str, env: dict[str, str], runs: int = 3) -> float:
+    """Median time to import a function's module in a fresh interpreter (functions-framework and
+    Flask already imported: what the function adds to the framework's own start)."""
+    times = []
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", _IMPORT, str(ROOT / source)], capture_output=True, text=True,
+                             env={**os.environ, **env}, cwd=ROOT, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError(f"importing {source} failed: {out.stderr[-1000:]}")
+        times.append(float(out.stdout.split()[-1]))
+    return statistics.median(times)
+
+
 def measure(targets: dict[str, Probe], env_overrides: dict[str, str], log_dir: Path, runs: int, log) -> dict:
     samples: dict[str, list[float]] = {t: [] for t in targets}
     idle: dict[str, list[dict[str, float]]] = {t: [] for t in targets}
@@ -84,5 +112,6 @@ def measure(targets: dict[str, Probe], env_overrides: dict[str, str], log_dir: P
             "ratio_to_hello": round(median / hello, 2) if hello else None,
             "idle_rss_mb": statistics.median(m["rss_mb"] for m in idle[target]),
             "idle_pss_mb": statistics.median(m["pss_mb"] for m in idle[target]),
+            "import_s": round(import_seconds(production_env(target)["FUNCTION_SOURCE"], env_overrides), 3),
         }
     return out

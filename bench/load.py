@@ -90,3 +90,14 @@ def db_point(url: str, mode: str, concurrency: int, duration: float, ids: Path |
     result = _parse(done.stdout)
     result["generator"] = "bench.dbload"
     return result
+
+
+def anatomy(url: str, function: str, **kwargs: str) -> dict:
+    """Per-request wall time, CPU time and SQL statements of ``function`` (see bench.anatomy)."""
+    cmd = [sys.executable, "-m", "bench.anatomy", "--url", url, "--function", function]
+    for key, value in kwargs.items():
+        cmd += [f"--{key}", str(value)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=HERE.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"anatomy failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(next(line for line in done.stdout.splitlines() if line.startswith("BENCH_JSON "))[11:])

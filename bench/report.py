@@ -100,11 +100,20 @@ def render(results: dict) -> str:
     cold = results.get("cold_start")
     if cold:
         peaks = results.get("peak_memory", {})
-        rows = [[name, f"{c['median_s']:.2f}", f"{c['ratio_to_hello']:.2f}×", f"{c['idle_pss_mb']:.0f}", f"{c['idle_rss_mb']:.0f}",
+        rows = [[name, f"{c['median_s']:.2f}", f"{c['ratio_to_hello']:.2f}×", f"{c.get('import_s', 0):.2f}",
+                 f"{c['idle_pss_mb']:.0f}", f"{c['idle_rss_mb']:.0f}",
                  f"{peaks[name]['pss_mb']:.0f} / {peaks[name]['rss_mb']:.0f}" if name in peaks else "-"]
                 for name, c in cold.items()]
         parts.append("Cold start (launch → first 200 on a database route, median) and memory (MB)\n" + _table(
-            ["function", "cold s", "vs hello", "idle PSS", "idle RSS", "peak under load PSS / RSS"], rows))
+            ["function", "cold s", "vs hello", "of which importing its code", "idle PSS", "idle RSS",
+             "peak under load PSS / RSS"], rows))
+    anat = results.get("anatomy") or {}
+    rows = [[f"{fn} {kind}", f"{m['wall_ms']:.1f}", f"{m['cpu_ms']:.1f}", f"{m['statements']:.0f}",
+             f"{1000 / m['cpu_ms']:.0f}/s" if m["cpu_ms"] else "-"]
+            for fn, kinds in anat.items() for kind, m in kinds.items()]
+    if rows:
+        parts.append("Where a request's time goes (one at a time, in-process, no HTTP server)\n" + _table(
+            ["request", "wall ms", "CPU ms", "SQL statements", "CPU-bound ceiling of one worker"], rows))
     rows = [[t["target"], t["shown"], t["verdict"]] for t in results.get("targets", [])]
     if rows:
         parts.append("Targets\n" + _table(["target", "measured", "verdict"], rows))

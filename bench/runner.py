@@ -21,7 +21,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench import coldstart, lis, seed
-from bench.load import db_point, ensure_wrk, http_point
+from bench.load import anatomy, db_point, ensure_wrk, http_point
 from bench.machine import describe
 from bench.procs import HELLO, ROOT, Fn, MemorySampler, launch, production_env, wait_until
 from bench.report import render, targets
@@ -104,6 +104,7 @@ def run_api(results: dict, url: str, api: Fn, hello: Fn, token: str, wrk: str | 
             log(f"api c={c}: " + ", ".join(f"{k} {v['ok_rps']:.0f}/s p99 {v['p99_ms']:.1f}ms" for k, v in points.items()))
     results["api"] = api_points
     results.setdefault("peak_memory", {})["api"] = mem.peak
+    results.setdefault("anatomy", {})["api"] = anatomy(url, "api", token=token, ids=ids, queries=queries)
 
 
 def run_lis(results: dict, url: str, env: dict[str, str], work: Path, args: argparse.Namespace, log) -> None:
@@ -111,6 +112,7 @@ def run_lis(results: dict, url: str, env: dict[str, str], work: Path, args: argp
     try:
         wait_until(fn, lambda f: _port_open(f.port), timeout=60)
         results["lis"] = lis.run(fn, url, work, [int(x) for x in args.lis_concurrency.split(",")], args.duration, log)
+        results.setdefault("anatomy", {})["lis_consumer"] = anatomy(url, "lis_consumer")
         peaks = [p["peak_memory"] for p in results["lis"]["points"].values()]
         results.setdefault("peak_memory", {})["lis_consumer"] = {k: max(p[k] for p in peaks) for k in ("rss_mb", "pss_mb")}
     finally:
