@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from shared.devrouter import cron
+from shared import cron
 from shared.devrouter.delivery import NotACloudEvent, parse_http, send, with_error_extensions
 from shared.devrouter.manifests import Delivery, Destination, Manifests, PingSource, Trigger, delivery_for
 from shared.events.publishing import OutgoingEvent
@@ -85,8 +85,10 @@ def _guarded(task: Callable[[], None]) -> None:
 
 class Router:
     def __init__(self, manifests: Manifests, services: dict[str, str], *, backoff_scale: float = 1.0,
-                 pingsources: bool = True, history: int = 2000) -> None:
+                 pingsources: bool = True, history: int = 2000,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.manifests = manifests
+        self._now = now  # the wall clock PingSource schedules are read against (tests move it)
         self.services = services  # Knative Service name -> base URL (http://127.0.0.1:8082)
         self.backoff_scale = backoff_scale
         self.deliveries: deque[dict[str, Any]] = deque(maxlen=history)
@@ -149,7 +151,7 @@ class Router:
 
     # -- PingSources ----------------------------------------------------------------------------
     def _schedule_ping(self, source: PingSource, schedule: cron.Schedule) -> None:
-        now = datetime.now(timezone.utc)
+        now = self._now()
         due = schedule.next_after(now)
         wait = (due - now).total_seconds()
 

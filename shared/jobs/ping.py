@@ -20,7 +20,8 @@ from typing import Any
 
 from cloudevents.abstract import CloudEvent
 
-from shared.jobs import registry, schedule
+from shared import cron
+from shared.jobs import registry
 from shared.models.base import utcnow
 
 PING_TYPE = "dev.knative.sources.ping"
@@ -59,4 +60,4 @@ def event_time(event: CloudEvent) -> datetime:
 
 
 def slot(job: registry.Job, event: CloudEvent) -> datetime:
-    return schedule.slot_for(job.schedule, job.timezone, event_time(event) + EARLY_TOLERANCE)
+    return cron.slot_for(job.schedule, job.timezone, event_time(event) + EARLY_TOLERANCE)

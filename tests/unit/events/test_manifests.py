@@ -18,7 +18,7 @@ def test_every_trigger_in_knative_is_routable_locally():
 
 
 def test_every_pingsource_in_knative_has_a_valid_schedule_and_a_local_sink():
-    from shared.devrouter.cron import parse
+    from shared.cron import parse
 
     manifests = load()
     assert manifests.pingsources

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from shared.jobs import schedule
+from shared import cron
 from shared.jobs.registry import JOBS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,7 +32,7 @@ def test_every_pingsource_names_an_existing_job_with_the_same_schedule():
         job = JOBS[job_name]
         assert (spec.get("schedule", "* * * * *"), spec.get("timezone", "Etc/UTC")) == (job.schedule, job.timezone), name
         assert spec["sink"]["ref"]["name"] == "jobs"
-        schedule.parse(spec["schedule"])  # within the cron subset the slot computation understands
+        cron.parse(spec["schedule"], spec.get("timezone"))  # a schedule the slot computation understands
 
 
 def test_every_job_has_a_pingsource():
