@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from shared.hl7 import HL7Error, Message, parse_message, split_messages
 from shared.hl7.model import Header
 from shared.lis.json_event import LisEvent, to_message
+from shared.lis.values import safe_text
 
 _LEADING_NOISE = b"\xef\xbb\xbf\x0b\x1c\r\n\t "
 _MAX_WARNINGS = 20
@@ -115,7 +116,7 @@ def _json_peek(text: str) -> Peek:
 def _short(value: object, limit: int = 200) -> str | None:
     if not isinstance(value, str):
         return None
-    value = value.replace("\x00", "").strip()
+    value = safe_text(value).strip()
     return value[:limit] or None
 
 

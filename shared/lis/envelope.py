@@ -57,7 +57,7 @@ class Delivery:
 def _text(value: Any, limit: int = _MAX_KEY) -> str | None:
     if value is None:
         return None
-    text = str(value).replace("\x00", "")
+    text = _safe(str(value)).replace("\ufffd", "")
     return text[:limit] if text else None
 
 
@@ -81,7 +81,12 @@ def parse_time(value: Any) -> datetime | None:
 def _attributes(value: Any) -> dict[str, str] | None:
     if not isinstance(value, dict) or not value:
         return None
-    return {str(k)[:256]: str(v)[:1024] for k, v in value.items()}
+    # JSONB cannot hold NUL characters; nothing from outside may make the insert of the row fail.
+    return {_safe(str(k))[:256]: _safe(str(v))[:1024] for k, v in list(value.items())[:100]}
+
+
+def _safe(text: str) -> str:
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _decode_base64(data: Any) -> tuple[bytes, str | None]:
@@ -203,5 +208,5 @@ def _as_bytes(data: Any) -> bytes:
     if isinstance(data, bytearray):
         return bytes(data)
     if isinstance(data, str):
-        return data.encode("utf-8", "surrogateescape")
-    return json.dumps(data, default=str, ensure_ascii=False).encode("utf-8")
+        return data.encode("utf-8", "surrogatepass")
+    return json.dumps(data, default=str, ensure_ascii=False).encode("utf-8", "surrogatepass")

@@ -38,7 +38,7 @@ from shared.lis.content import Part, read_parts, sniff
 from shared.lis.envelope import Delivery
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import make_stamp
-from shared.lis.values import Warnings
+from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
 from shared.models import LisControlId, LisMessage
 from shared.models.base import utcnow
@@ -129,14 +129,22 @@ def header_columns(part: Part) -> dict[str, object]:
         h = part.message.header
         kind = "^".join(p for p in (h.message_type, h.trigger_event) if p)
         return {"sending_application": _cut(h.sending_application, 200), "sending_facility": _cut(h.sending_facility, 200),
-                "control_id": h.control_id, "message_type": kind[:40], "message_time": h.message_datetime}
+                "control_id": _cut(h.control_id, None), "message_type": _cut(kind, 40), "message_time": h.message_datetime}
     p = part.peek
     return {"sending_application": p.sending_application, "sending_facility": p.sending_facility,
             "control_id": p.control_id, "message_type": (p.message_type or "")[:40] or None, "message_time": None}
 
 
-def _cut(value: str | None, limit: int) -> str | None:
-    return value.replace("\x00", "")[:limit] if value else None
+def _cut(value: str | None, limit: int | None) -> str | None:
+    if not value:
+        return None
+    value = safe_text(value)
+    return value[:limit] if limit else value
+
+
+def _clean_key(value: str | None) -> str:
+    """MSH-4 / MSH-10 as stored keys: no NUL, valid UTF-8 (PostgreSQL text and JSONB refuse both)."""
+    return _cut(value, None) or ""
 
 
 def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool) -> PartOutcome:
@@ -184,8 +192,8 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
     if part.crash or part.message is None:
         return _finish(uow, row, "failed", f"parser_error:{part.crash or 'no_message'}", warnings, None)
     header = part.message.header
-    facility = header.sending_facility or ""
-    control_id = header.control_id or ""
+    facility = _clean_key(header.sending_facility)
+    control_id = _clean_key(header.control_id)
     when = header.message_datetime
     if when is not None and when > row.received_at + FUTURE_TOLERANCE:
         # A sender clock far ahead would make this message "newer" than every real one to come.

@@ -32,7 +32,7 @@ from shared.hl7.model import OrderData
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, merge_fields, order_status, stamp_time
 from shared.lis.patients import survivor
-from shared.lis.values import Warnings, clean
+from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabOrder
 from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.models.base import utcnow
@@ -65,7 +65,7 @@ def order_keys(order: OrderData, index: int, facility: str, control_id: str) -> 
 def _number(value: str | None, where: str) -> str | None:
     if value is None:
         return None
-    value = value.replace("\x00", "").strip()
+    value = safe_text(value).strip()
     if len(value) > _NUMBER_MAX:
         raise Quarantine(f"invalid_field:{where}")
     return value or None

@@ -28,7 +28,7 @@ from shared.events.outbox import emit
 from shared.hl7.model import Identifier
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import Stamp, merge_fields, stamp_time
-from shared.lis.values import Warnings, clean, current_demographics, patient_columns
+from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
 from shared.mrn import next_mrn
@@ -46,8 +46,8 @@ def identifier_keys(identifiers: tuple[Identifier, ...], warnings: Warnings) -> 
     """(system, value, type) of the message's identifiers, de-duplicated, in message order."""
     keys: dict[tuple[str, str], str | None] = {}
     for ident in identifiers:
-        value = (ident.value or "").replace("\x00", "").strip()
-        system = (ident.system or "").replace("\x00", "").strip() or "LIS"
+        value = safe_text(ident.value or "").strip()
+        system = safe_text(ident.system or "").strip() or "LIS"
         if not value:
             continue
         if len(value) > 200 or len(system) > 200:

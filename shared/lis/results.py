@@ -26,7 +26,7 @@ from shared.db import UnitOfWork
 from shared.hl7.model import ResultData
 from shared.lis.errors import ConcurrentChange
 from shared.lis.ordering import Stamp, available_status, current_version, stamp_time
-from shared.lis.values import Warnings, clean
+from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabResult
 from shared.models.base import utcnow
 
@@ -47,7 +47,7 @@ def result_keys(results: tuple[ResultData, ...]) -> list[str]:
         else:
             base = f"pos:{index + 1}"
         seen[base] = seen.get(base, 0) + 1
-        key = f"{base}#{seen[base]}".replace("\x00", "")
+        key = safe_text(f"{base}#{seen[base]}")
         if len(key) > _KEY_MAX:
             key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         keys.append(key)
@@ -71,7 +71,7 @@ def version_of(result: ResultData, stamp: Stamp, message_id: uuid.UUID, warnings
         "reference_range": clean(result.reference_range, 200, warnings, "OBX-7"),
         "abnormal_flags": [f for f in (clean(x, 20, warnings, "OBX-8") for x in result.abnormal_flags) if f],
         "observed_at": result.observed_at.isoformat() if result.observed_at else None,
-        "notes": [n.replace("\x00", "\ufffd") for n in result.notes if n is not None],
+        "notes": [safe_text(n) for n in result.notes if n is not None],
         "code_system": clean(result.code.system, 200, warnings, "OBX-3.3"),
         "code": clean(result.code.code, 100, warnings, "OBX-3.1"),
         "code_display": clean(result.code.display, 300, warnings, "OBX-3.2"),

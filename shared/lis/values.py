@@ -30,13 +30,21 @@ class Warnings(list[str]):
             self.append(code)
 
 
+def safe_text(value: str) -> str:
+    """Text PostgreSQL accepts: no NUL characters, no lone surrogates (both become U+FFFD)."""
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
 def clean(value: str | None, limit: int, warnings: Warnings | None = None, where: str = "") -> str | None:
-    """Text without NULs, cut to `limit` characters (with a ``truncated:<where>`` warning)."""
+    """Safe text (`safe_text`), stripped, cut to `limit` characters (with a ``truncated:<where>`` warning)."""
     if value is None:
         return None
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    value = value.strip()
+    value = safe_text(value).strip()
     if not value:
         return None
     if len(value) > limit:

@@ -121,3 +121,45 @@ def test_mutated_messages(lis_app, raw):
 @given(raw=st.binary(max_size=400))
 def test_arbitrary_bytes(lis_app, raw):
     _deliver(lis_app, raw)
+
+
+junk_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(attributes=st.dictionaries(junk_text, junk_text, max_size=4), ordering_key=junk_text, publish_time=junk_text,
+       subscription=junk_text, raw=st.one_of(escaped(), st.sampled_from([s.raw for s in SAMPLES])))
+def test_junk_in_the_envelope(lis_app, attributes, ordering_key, publish_time, subscription, raw):
+    import base64 as b64
+    import json
+
+    message_id = uuid.uuid4().hex
+    body = {"message": {"data": b64.b64encode(raw).decode(), "messageId": message_id, "attributes": attributes,
+                        "orderingKey": ordering_key, "publishTime": publish_time}, "subscription": subscription}
+    response = lis_app.test_client().post("/", data=json.dumps(body), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200
+    rows = lis_db.messages(pubsub_message_id=message_id)
+    assert rows and all(r.status in OK for r in rows)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.recursive(st.none() | st.booleans() | st.integers() | junk_text,
+                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(junk_text, inner, max_size=3),
+                         max_leaves=12),
+       event=st.sampled_from(["patient", "order", "result"]))
+def test_junk_json_events(lis_app, data, event):
+    import json
+
+    from shared.lis.json_event import EXAMPLE
+
+    doc = json.loads(json.dumps(EXAMPLE))
+    doc.update(event=event, message_id=uuid.uuid4().hex)
+    doc["patient"]["name"] = data if isinstance(data, dict) else {"family": str(data)}
+    doc["orders"][0]["results"][0]["values"] = [data] if not isinstance(data, list) else data
+    event_id = uuid.uuid4().hex
+    headers = {"Content-Type": "application/json", "ce-specversion": "1.0", "ce-type": "org.example.lis.v1",
+               "ce-source": "/lis/junk", "ce-id": event_id}
+    response = lis_app.test_client().post("/", data=json.dumps(doc), headers=headers)
+    assert response.status_code == 200
+    rows = lis_db.messages(ce_source="/lis/junk", ce_id=event_id)
+    assert rows and all(r.status in OK for r in rows), [(r.status, r.error_code) for r in rows]
