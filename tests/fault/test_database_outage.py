@@ -73,7 +73,7 @@ def load_worker(base_url: str, token: str, recorder: LoadRecorder, stop: threadi
     while not stop.is_set():
         n = next(_counter)
         body = patient_body(n)
-        phi.update([body["name"]["family"], body["name"]["given"][0], body["identifiers"][0]["value"]])
+        phi.update([body["name"]["family"], body["name"]["given"][0], body["identifiers"][0]["value"], body["phone"]])
         resp, error = _call(session, "POST", f"{base_url}/patients?allow_duplicate=true", json=body, headers=headers)
         recorder.add(_outcome("POST", resp, error))
         if resp is not None and resp.status_code == 201:
