@@ -92,7 +92,7 @@ def _json_part(payload: bytes) -> Part:
         # Field paths only (never the offending values: they can be patient data).
         paths = sorted({".".join(str(p) for p in err["loc"]) or "(event)" for err in exc.errors(include_input=False)})
         return Part(raw=payload, content_format="json", quarantine="invalid_json_event",
-                    warnings=tuple(f"invalid:{p}"[:200] for p in paths[:_MAX_WARNINGS]), peek=_json_peek(text))
+                    warnings=tuple(safe_text(f"invalid:{p}")[:200] for p in paths[:_MAX_WARNINGS]), peek=_json_peek(text))
     return Part(raw=payload, content_format="json", message=to_message(event))
 
 

@@ -88,9 +88,15 @@ def delivery_parts(delivery: Delivery) -> list[Part]:
 def ingest(delivery: Delivery) -> list[PartOutcome]:
     """Store and apply a delivery; returns one outcome per message in it. Raises TransientFault."""
     parts = delivery_parts(delivery)
-    outcomes = with_retries(
-        lambda uow, final: [_store_and_process(uow, delivery, i, len(parts), part, final) for i, part in enumerate(parts)]
-    )
+    try:
+        outcomes = with_retries(
+            lambda uow, final: [_store_and_process(uow, delivery, i, len(parts), part, final) for i, part in enumerate(parts)]
+        )
+    except TransientFault:
+        raise
+    except Exception as exc:  # noqa: BLE001 — our bug outside the savepoint: keep the bytes rather than loop on 5xx
+        log.error("lis delivery could not be stored normally", exc_info=True)
+        outcomes = with_retries(lambda uow, final: _store_failed(uow, delivery, parts, type(exc).__name__))
     for outcome in outcomes:
         log.info("lis message", extra={"fields": {
             "lis_message_id": str(outcome.message_id) if outcome.message_id else None, "status": outcome.status,
@@ -176,6 +182,26 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         ).first()
         return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
     return process_part(uow, RowMeta(row_id, received, delivery.publish_time), part, final=final)
+
+
+def _store_failed(uow: UnitOfWork, delivery: Delivery, parts: list[Part], error: str) -> list[PartOutcome]:
+    """The last resort: the raw bytes and delivery keys only, as ``failed`` (replayable after the fix)."""
+    outcomes = []
+    for index, part in enumerate(parts):
+        t = _MESSAGES
+        key = ["pubsub_message_id", "part"] if delivery.pubsub_message_id else ["ce_source", "ce_id", "part"]
+        where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
+        row = uow.session.execute(
+            pg_insert(t).values(
+                id=uuid.uuid4(), received_at=utcnow(), processed_at=utcnow(), transport=delivery.transport,
+                ce_source=delivery.ce_source, ce_id=delivery.ce_id, pubsub_message_id=delivery.pubsub_message_id,
+                part=index, parts=len(parts), content_format=part.content_format, raw=part.raw,
+                raw_sha256=hashlib.sha256(part.raw).hexdigest(), raw_size=len(part.raw), status="failed",
+                error_code=f"store_error:{error}"[:200], warnings=[], delivery_count=1, attempts=1,
+            ).on_conflict_do_nothing(index_elements=key, index_where=where).returning(t.c.id)
+        ).first()
+        outcomes.append(PartOutcome(row.id if row else None, "failed", f"store_error:{error}"))
+    return outcomes
 
 
 def _key_values(delivery: Delivery, index: int) -> list[object]:

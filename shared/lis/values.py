@@ -25,7 +25,7 @@ class Warnings(list[str]):
     """The PHI-free warning codes of one message (field names and codes, never values)."""
 
     def add(self, code: str) -> None:
-        code = code[:200]
+        code = safe_text(code)[:200]
         if code not in self and len(self) < 50:
             self.append(code)
 

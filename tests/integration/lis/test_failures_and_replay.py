@@ -123,3 +123,22 @@ def test_after_the_outage_the_redelivery_is_processed(database_url):
     assert lis_db.messages(pubsub_message_id=message_id) == []
     [outcome] = deliver(_oru(f), message_id)
     assert outcome.status == "processed"
+
+
+def test_a_bug_outside_the_savepoint_still_keeps_the_message(database_url, monkeypatch):
+    f = Feed()
+    raw = _oru(f)
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the storing code")
+
+    # Fault injection at our own seam: the final status write fails for a reason no retry fixes.
+    monkeypatch.setattr(ingest_module, "_finish", broken)
+    [outcome] = deliver(raw, "store-bug-" + f.tag)
+    assert (outcome.status, outcome.reason) == ("failed", "store_error:TypeError")
+    [row] = lis_db.messages(pubsub_message_id="store-bug-" + f.tag)
+    assert (row.status, row.raw, row.error_code) == ("failed", raw, "store_error:TypeError")
+    assert lis_db.patient_id_by_identifier(f.facility, f.id("MRN1")) is None  # nothing half-applied
+    monkeypatch.undo()
+    outcome, replayed = operator.replay(SYSTEM_CLI, row.id)
+    assert replayed and outcome.status == "processed"
