@@ -3,6 +3,7 @@
 from shared.models.audit import AuditEntry
 from shared.models.auth import ApiKey
 from shared.models.base import Base
+from shared.models.dead_letters import DeadLetter
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
 from shared.models.jobs import DataQualityIssue, JobRun, JobState, OrderOverdueNotice
@@ -18,6 +19,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "DataQualityIssue",
+    "DeadLetter",
     "HistoryEntry",
     "JobRun",
     "JobState",
