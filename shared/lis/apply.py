@@ -13,6 +13,7 @@ caller's savepoint; raises `Quarantine` (roll back, store as quarantined) or `Co
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ from shared.lis.results import record_results
 from shared.lis.values import Warnings, demographics
 
 ORDER_TYPES = frozenset({"ORM", "OML"})
+_CODE = re.compile(r"[A-Z0-9]{3}")
 RESULT_TYPES = frozenset({"ORU", "OUL"})
 
 
@@ -61,8 +63,7 @@ class MessageContext:
 def apply_message(uow: UnitOfWork, ctx: MessageContext, message: Message, warnings: Warnings) -> Applied:
     kind = message.header.message_type
     if kind not in ("ADT", *ORDER_TYPES, *RESULT_TYPES):
-        trigger = message.header.trigger_event
-        return Applied(status="ignored", reason=f"unsupported_type:{kind}{'^' + trigger if trigger else ''}"[:200])
+        return Applied(status="ignored", reason="unsupported_type" + _code_suffix(kind, message.header.trigger_event))
     if message.extra_patient_groups:
         # The parser maps only the first patient group; acknowledging the rest as done would lose them.
         raise Quarantine("multiple_patient_groups")
@@ -75,10 +76,23 @@ def apply_message(uow: UnitOfWork, ctx: MessageContext, message: Message, warnin
     return outcome
 
 
+def _code_suffix(*parts: str | None) -> str:
+    """``:ORU^R01`` when MSH-9 holds HL7 codes, else nothing.
+
+    Reasons are logged and returned; MSH-9 is message content, and a sender that shifts fields
+    puts patient data there — so only what has the shape of a code (three letters or digits) is
+    ever quoted.
+    """
+    present = [p for p in parts if p]
+    if present and all(_CODE.fullmatch(p) for p in present):
+        return ":" + "^".join(present)
+    return ""
+
+
 def _audit_details(ctx: MessageContext, message: Message, outcome: Applied) -> dict[str, Any]:
     return {
         "lis_message_id": str(ctx.message_id),
-        "message_type": "^".join(p for p in (message.header.message_type, message.header.trigger_event) if p),
+        "message_type": _code_suffix(message.header.message_type, message.header.trigger_event).lstrip(":") or None,
         "patient": outcome.patient,
         "changed": outcome.changed,
         "orders_created": outcome.orders_created,
@@ -115,7 +129,7 @@ def _adt(uow: UnitOfWork, ctx: MessageContext, message: Message, warnings: Warni
             raise Quarantine("missing_segment:MRG")
         outcome.merged_from = lis_merge.merge_prior(uow, outcome.patient_id, message.merge, warnings)
     elif message.merge is not None:
-        warnings.add(f"merge_not_applied:{message.header.trigger_event or ''}")
+        warnings.add("merge_not_applied" + _code_suffix(message.header.trigger_event))
     return outcome
 
 
