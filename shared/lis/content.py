@@ -90,10 +90,18 @@ def _json_part(payload: bytes) -> Part:
         event = LisEvent.model_validate_json(text)
     except ValidationError as exc:
         # Field paths only (never the offending values: they can be patient data).
-        paths = sorted({".".join(str(p) for p in err["loc"]) or "(event)" for err in exc.errors(include_input=False)})
+        paths = sorted({_path(err) for err in exc.errors(include_input=False)})
         return Part(raw=payload, content_format="json", quarantine="invalid_json_event",
                     warnings=tuple(safe_text(f"invalid:{p}")[:200] for p in paths[:_MAX_WARNINGS]), peek=_json_peek(text))
     return Part(raw=payload, content_format="json", message=to_message(event))
+
+
+def _path(err: dict) -> str:
+    """The field path of a validation error; an unknown key is content, so it is not quoted."""
+    loc = list(err["loc"])
+    if err["type"] == "extra_forbidden" and loc:
+        loc[-1] = "(unknown field)"
+    return ".".join(str(p) for p in loc) or "(event)"
 
 
 def _reject_constant(name: str) -> None:

@@ -75,3 +75,10 @@ def test_json_event_shape_rules():
     order_event = {**EVENT, "event": "order", "patient": None, "orders": [{"filler_number": "F-1", "control": "CA"}]}
     [part] = read_parts(json.dumps(order_event).encode(), "json")
     assert part.message.header.message_type == "ORM" and part.message.patient is None
+
+
+def test_an_unknown_key_in_a_json_event_is_not_quoted():
+    event = {**EVENT, "patient": {**EVENT["patient"], "JANE DOE 1980": 1}}
+    [part] = read_parts(json.dumps(event).encode(), "json")
+    assert part.quarantine == "invalid_json_event"
+    assert part.warnings == ("invalid:patient.(unknown field)",)
