@@ -15,7 +15,9 @@ One delivery (a Pub/Sub message or a CloudEvent) is one transaction:
 
 The delivery is acknowledged (2xx) only after that commit. Transient database faults roll it all
 back and raise `TransientFault` (→ 503, the platform redelivers); deadlocks, serialisation
-failures and lost unique-key races are retried here first, a few times.
+failures and lost unique-key races are retried here first, a few times. Should our own code fail
+outside the savepoint, the raw bytes and delivery keys alone are stored as ``failed``
+(``store_error:<type>``) rather than answering 5xx to a message that would fail the same way forever.
 """
 
 from __future__ import annotations
