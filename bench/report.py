@@ -90,7 +90,7 @@ def render(results: dict) -> str:
     lis = results.get("lis")
     if isinstance(lis, dict) and lis.get("points"):
         parse = lis["parse_only"]["rate"]
-        rows = [[f"ORU^R01 push → lis_consumer", c, f"{p['ok_rate']:.0f}", f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}",
+        rows = [["ORU^R01 push → lis_consumer", c, f"{p['ok_rate']:.0f}", f"{p['p50_ms']:.1f}", f"{p['p99_ms']:.1f}",
                  f"{p['ok_rate'] / parse:.0%} of parse-only ({parse:.0f}/s)", f"{p['peak_memory']['pss_mb']:.0f} MB"]
                 for c, p in lis["points"].items()]
         parts.append("LIS (messages/s end to end)\n" + _table(["scenario", "c", "msg/s", "p50", "p99", "beside its ceiling", "peak PSS"], rows)

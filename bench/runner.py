@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             fn.stop()
         if "cold" in sections and patient_id:
             _section(results, "cold_start", log, run_cold, results, env, token, patient_id[0], work, args, log)
-        results["machine"]["loadavg_end"] = [round(x, 2) for x in __import__("os").getloadavg()]
+        results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         for fn in procs:
             fn.stop()

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tests.fault.conftest import LIS_FEED_SIZE, LIS_NAMESPACE
-from tests.fault.lis_support import Pusher, assert_applied_exactly_once, feed, phi_values, shuffled_redeliveries
+from tests.fault.lis_support import (
+    Pusher,
+    assert_applied_exactly_once,
+    feed,
+    phi_values,
+    shuffled_redeliveries,
+    stored_messages,
+)
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
@@ -23,6 +30,4 @@ def test_feed_delivered_three_times_shuffled_ends_like_one_in_order_delivery(fre
     # Every delivery was answered 200 at once: redeliveries are acknowledged as duplicates, never retried.
     assert pusher.statuses() == {200: 3 * LIS_FEED_SIZE}
     assert_applied_exactly_once(fresh_database, LIS_NAMESPACE, messages, lis_reference)
-    rows = {r.pubsub_message_id: r for r in __import__("tests.fault.lis_support", fromlist=["x"]).stored_messages(
-        fresh_database, LIS_NAMESPACE)}
-    assert {r.delivery_count for r in rows.values()} == {3}
+    assert {r.delivery_count for r in stored_messages(fresh_database, LIS_NAMESPACE)} == {3}
