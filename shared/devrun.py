@@ -111,7 +111,9 @@ class DevStack:
         self.database_url = database_url
         self.children: list[Child] = []
         self.emulator_host: str | None = None
-        self.project = get_settings().google_cloud_project
+        # A fresh emulator project per run: the emulator keeps nothing and numbers messages from 1
+        # again, so a topic path reused across runs would repeat message ids the database has seen.
+        self.project = f"{get_settings().google_cloud_project}-{time.strftime('%m%d%H%M%S')}"
         self.state_path = config.state_path or state_file()
 
     def url(self, function: str) -> str:

@@ -159,7 +159,8 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
     received = utcnow()
     row_id = uuid.uuid4()
     t = _MESSAGES
-    key = [t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id else [t.c.ce_source, t.c.ce_id, t.c.part]
+    key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
+           else [t.c.ce_source, t.c.ce_id, t.c.part])
     where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
     inserted = uow.session.execute(
         pg_insert(t)
@@ -191,7 +192,7 @@ def _store_failed(uow: UnitOfWork, delivery: Delivery, parts: list[Part], error:
     outcomes = []
     for index, part in enumerate(parts):
         t = _MESSAGES
-        key = ["pubsub_message_id", "part"] if delivery.pubsub_message_id else ["ce_source", "ce_id", "part"]
+        key = ["ce_source", "pubsub_message_id", "part"] if delivery.pubsub_message_id else ["ce_source", "ce_id", "part"]
         where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
         row = uow.session.execute(
             pg_insert(t).values(
@@ -208,7 +209,7 @@ def _store_failed(uow: UnitOfWork, delivery: Delivery, parts: list[Part], error:
 
 def _key_values(delivery: Delivery, index: int) -> list[object]:
     if delivery.pubsub_message_id:
-        return [delivery.pubsub_message_id, index]
+        return [delivery.ce_source, delivery.pubsub_message_id, index]
     return [delivery.ce_source, delivery.ce_id, index]
 
 

@@ -31,8 +31,10 @@ class LisMessage(Base):
     __table_args__ = (
         CheckConstraint("status IN ('processed','duplicate','ignored','quarantined','failed')", name="status"),
         CheckConstraint("part >= 0 AND part < parts", name="part_in_range"),
-        # The delivery keys: one row per (Pub/Sub message, part), or per (CloudEvent, part).
-        Index("uq_lis_messages_pubsub", "pubsub_message_id", "part", unique=True,
+        # The delivery keys: one row per (Pub/Sub message, part), or per (CloudEvent, part). A Pub/Sub
+        # message id is unique within its topic only (an emulator restart reuses "1", "2", …), so the
+        # source — which names the topic — is part of the key.
+        Index("uq_lis_messages_pubsub_source", "ce_source", "pubsub_message_id", "part", unique=True,
               postgresql_where=text("pubsub_message_id IS NOT NULL")),
         Index("uq_lis_messages_cloudevent", "ce_source", "ce_id", "part", unique=True,
               postgresql_where=text("pubsub_message_id IS NULL")),

@@ -12,10 +12,14 @@ from shared.models import LabOrder, LabResult, LisMessage, MRN_SYSTEM, Patient, 
 
 
 def messages(*, pubsub_message_id: str | None = None, ce_source: str | None = None, ce_id: str | None = None) -> list[Any]:
+    """Rows of one delivery. Pub/Sub ids are unique per topic only: pass ``ce_source`` with them when
+    several topics (or emulator runs, which restart ids at 1) share the database."""
     with unit_of_work() as uow:
         stmt = sa.select(LisMessage.__table__).order_by(LisMessage.part)
         if pubsub_message_id is not None:
             stmt = stmt.where(LisMessage.pubsub_message_id == pubsub_message_id)
+            if ce_source is not None:
+                stmt = stmt.where(LisMessage.ce_source == ce_source)
         else:
             stmt = stmt.where(LisMessage.ce_source == ce_source, LisMessage.ce_id == ce_id)
         return list(uow.session.execute(stmt).all())

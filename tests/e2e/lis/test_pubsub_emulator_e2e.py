@@ -67,11 +67,12 @@ def test_published_during_an_outage_applied_once_after_it(late_role, tmp_path):
             _wait(lambda: "lis delivery deferred for redelivery" in proc.logs())  # refused while the database is out
             grant()  # the database is back; the same process, the redeliveries get through
             for sample, run, message_id in zip(SAMPLES, runs, ids, strict=True):
-                rows = _wait(lambda m=message_id: lis_db.messages(pubsub_message_id=m))
+                source = f"//pubsub.googleapis.com/{emulator.topic_path(topic)}"
+                rows = _wait(lambda m=message_id: lis_db.messages(pubsub_message_id=m, ce_source=source))
                 check(sample, rows, run)  # one row per message, applied once (results at version 1)
                 assert rows[0].subscription.endswith(f"{topic}-push")
                 assert rows[0].ce_source == f"//pubsub.googleapis.com/{emulator.topic_path(topic)}"
-            [empty] = _wait(lambda: lis_db.messages(pubsub_message_id=no_data))
+            [empty] = _wait(lambda: lis_db.messages(pubsub_message_id=no_data, ce_source=source))
             assert (empty.status, empty.error_code, empty.attributes) == ("quarantined", "no_data", {"only": "attributes"})
     finally:
         proc.stop()

@@ -38,6 +38,16 @@ def test_push_to_a_topic_url_keys_the_source_like_functions_framework(lis_client
     assert row.ce_source == "//pubsub.googleapis.com/projects/p1/topics/lis"
 
 
+def test_one_message_id_on_two_topics_is_two_messages_and_a_redelivery_on_one_is_a_duplicate(lis_client):
+    # Pub/Sub ids are unique per topic only (the emulator of a second `make dev` starts again at 1).
+    message_id, first, second = new_id(), uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    assert _post(lis_client, push(tag(ORU.raw, first), message_id), "/projects/p1/topics/lis-a").status_code == 200
+    assert _post(lis_client, push(tag(ORU.raw, second), message_id), "/projects/p1/topics/lis-b").status_code == 200
+    assert _post(lis_client, push(tag(ORU.raw, first), message_id), "/projects/p1/topics/lis-a").status_code == 200
+    rows = {r.ce_source.rsplit("/", 1)[1]: r for r in lis_db.messages(pubsub_message_id=message_id)}
+    assert {k: (r.status, r.delivery_count) for k, r in rows.items()} == {"lis-a": ("processed", 2), "lis-b": ("processed", 1)}
+
+
 @pytest.mark.parametrize("content_type", ["application/hl7-v2", "application/hl7-v2+er7", "text/plain"])
 def test_a_lis_cloudevent_with_hl7_data(lis_client, content_type):
     run, event_id = uuid.uuid4().hex[:8], new_id()
