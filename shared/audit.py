@@ -24,8 +24,10 @@ def record(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Append one audit row. ``details`` holds ids, counts and codes only — never patient data."""
-    uow.session.execute(
-        sa.insert(AuditEntry).values(
+    # A Core insert on the session's connection (same transaction): every read writes one of
+    # these, and the ORM's bulk-insert path costs more CPU than the statement itself.
+    uow.session.connection().execute(
+        sa.insert(AuditEntry.__table__).values(
             principal=principal.name,
             principal_id=principal.key_id,
             action=action,
