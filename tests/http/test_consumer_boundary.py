@@ -33,5 +33,18 @@ def test_an_event_is_claimed_once_however_often_it_is_delivered(jobs_client, mod
     assert [(r.consumer, r.source) for r in rows] == [("jobs", "/tests")]
 
 
-def test_a_request_that_is_not_a_cloudevent_is_400(jobs_client):
-    assert jobs_client.post("/", json={"hello": "world"}).status_code == 400
+@pytest.mark.parametrize("target", ["jobs", "notify"])
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        ({"Content-Type": "application/json"}, b'{"hello": "Zyxwvut Qwerty"}'),
+        ({"ce-specversion": "1.0", "ce-id": "x", "Content-Type": "application/json"}, b'{"n": "Zyxwvut Qwerty"}'),
+        ({"Content-Type": "application/cloudevents+json"}, b'{"specversion": "1.0", "data": "Zyxwvut Qwerty"}'),
+        ({"Content-Type": "text/plain"}, b"Zyxwvut Qwerty"),
+    ],
+)
+def test_a_request_that_is_not_a_cloudevent_is_a_400_problem_that_quotes_nothing(database_url, target, headers, body):
+    app = create_app(target=target, source=str(ROOT / "functions" / target / "main.py"), signature_type="cloudevent")
+    resp = app.test_client().post("/", headers=headers, data=body)
+    assert resp.status_code == 400 and resp.mimetype == "application/problem+json"
+    assert "Zyxwvut" not in resp.get_data(as_text=True)
