@@ -35,6 +35,7 @@ def handle_event(event: CloudEvent) -> None:
     # Dead letters (path /dead-letter, or Knative's knativeerror* extensions) are stored, not dispatched.
     path = flask.request.path if flask.has_request_context() else None
     if dead_letters.is_dead_letter(event.get_attributes(), path):
+        bind_event_context(event)  # its consumer span and log lines continue the event's trace
         dead_letters.handle_delivery(dict(event.get_attributes()), event.get_data())
         return
     if ping.is_ping(event):

@@ -35,7 +35,9 @@ from shared.mrn import next_mrn
 from shared.services.duplicates import PatientLike, find_duplicates
 from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names
-from shared.services.patients import claim_identifiers
+from shared import auth
+from shared.services import versions
+from shared.services.patients import claim_identifiers, load_patient, to_resource
 
 _MAX_MERGE_HOPS = 20  # as the registry's MAX_CHAIN
 _PATIENTS = Patient.__table__
@@ -167,9 +169,16 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
         sa.insert(LisPatientSync.__table__).values(patient_id=patient_id, field_stamps={k: list(stamp) for k in present}, updated_at=now)
     )
     index_names(uow, patient_id, columns["family"], columns["given"])
+    _record_version(uow, patient_id, "lis-create")
     emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
          catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
     return Created(patient_id, probable_duplicates(uow, patient_id, columns))
+
+
+def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str) -> None:
+    """Keep every version of the patient, as the registry does for its own writes (GET …/versions)."""
+    patient = load_patient(uow, patient_id, fresh=True)
+    versions.record(uow, auth.SYSTEM_LIS, "patient", to_resource(patient), change)
 
 
 def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]]) -> int:
@@ -208,6 +217,7 @@ def update_demographics(uow: UnitOfWork, row: Any, sync: dict[str, Any], fields:
     if "name" in changes:
         index_names(uow, row.id, changes["name"]["family"], changes["name"]["given"])
     if changes:
+        _record_version(uow, row.id, "lis-update")
         emit(uow, catalog.LIS_PATIENT_UPDATED, row.id,
              catalog.PatientUpdated(patient_id=row.id, version=version, changed=sorted(changes)))
     return sorted(changes)

@@ -35,7 +35,7 @@ class ResourceVersion(Base):
     # The patient the resource belonged to when this version was written.
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
     version: Mapped[int] = mapped_column(Integer)
-    # create | update | deactivate | merge | merge-target | move | baseline
+    # create | update | deactivate | merge | merge-target | move | baseline | lis-create | lis-update
     change: Mapped[str] = mapped_column(String(32))
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSONB)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)

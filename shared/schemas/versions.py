@@ -23,7 +23,7 @@ class VersionEntry(BaseModel):
     resource_type: ResourceType
     resource_id: uuid.UUID
     version: int
-    change: str = Field(description="create, update, deactivate, merge, merge-target, move or baseline.")
+    change: str = Field(description="create, update, deactivate, merge, merge-target, move, baseline, lis-create or lis-update.")
     changed_at: datetime
     changed_by: str
     snapshot: dict[str, Any] = Field(description="The resource as the API returned it at this version.")
