@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL database per test session.
 
 Uses the server on 127.0.0.1:5432 when one answers (CI machines have it), otherwise the embedded
-pgserver under .data/test-pg. Never SQLite.
+pgserver under .data/test-pg: PostgreSQL only, like production.
 """
 
 from __future__ import annotations
