@@ -13,9 +13,9 @@ from typing import Any
 
 from flask import Response
 
-from shared.errors import DomainError, DuplicateIdentifier, InvalidJson, MethodNotAllowed, ServiceUnavailable
+from shared.errors import DomainError, DuplicateIdentifier, InvalidJson
 from shared.fhir.encoding import fhir_response
-from shared.http.problems import PROBLEM_BASE
+from shared.http.problems import PROBLEM_BASE, error_headers
 
 PROBLEM_SYSTEM = PROBLEM_BASE.rstrip("/")
 
@@ -87,11 +87,4 @@ def render_error(error: DomainError | None, request_id: str) -> Response:
     """``Route.error_renderer`` of every FHIR route."""
     if error is None:
         return fhir_response(internal_outcome(request_id), 500)
-    headers: dict[str, str] = {}
-    if isinstance(error, MethodNotAllowed):
-        headers["Allow"] = ", ".join(error.allowed)
-    if isinstance(error, ServiceUnavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    if error.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="patient-mgt"'
-    return fhir_response(operation_outcome(error), error.status, headers)
+    return fhir_response(operation_outcome(error), error.status, error_headers(error))

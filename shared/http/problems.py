@@ -28,7 +28,8 @@ def problem_response(body: dict[str, Any], headers: dict[str, str] | None = None
     return response
 
 
-def from_domain_error(error: DomainError, request_id: str | None = None) -> Response:
+def error_headers(error: DomainError) -> dict[str, str]:
+    """The headers an error status carries, whatever the body format (problem+json, OperationOutcome)."""
     headers: dict[str, str] = {}
     if isinstance(error, MethodNotAllowed):
         headers["Allow"] = ", ".join(error.allowed)
@@ -36,8 +37,12 @@ def from_domain_error(error: DomainError, request_id: str | None = None) -> Resp
         headers["Retry-After"] = str(error.retry_after)
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="patient-mgt"'
+    return headers
+
+
+def from_domain_error(error: DomainError, request_id: str | None = None) -> Response:
     body = problem_body(error.status, error.slug, error.title, error.detail, request_id=request_id, **error.extensions)
-    return problem_response(body, headers)
+    return problem_response(body, error_headers(error))
 
 
 def internal_error(request_id: str | None) -> Response:
