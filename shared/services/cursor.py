@@ -9,7 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from typing import Any
 
+import sqlalchemy as sa
+
+from shared.db import UnitOfWork
 from shared.errors import ValidationFailed
 
 
@@ -46,3 +50,17 @@ def decode_int(kind: str, token: str) -> int:
     if not payload.isdigit() or len(payload) > 18:
         raise invalid()
     return int(payload)
+
+
+def newest_first_page(
+    uow: UnitOfWork, stmt: sa.Select[Any], model: Any, at: Any, kind: str, token: str | None, limit: int,
+) -> tuple[list[Any], str | None]:
+    """One page of ``stmt`` ordered newest first by (``at``, id), continuing after the row ``token`` names."""
+    if token:
+        last_id = decode_id(kind, token)
+        last_at = uow.session.scalar(sa.select(at).where(model.id == last_id))
+        if last_at is None:
+            raise invalid()
+        stmt = stmt.where(sa.tuple_(at, model.id) < sa.tuple_(sa.literal(last_at), sa.literal(last_id)))
+    rows = list(uow.session.scalars(stmt.order_by(at.desc(), model.id.desc()).limit(limit + 1)))
+    return rows[:limit], encode(kind, rows[limit - 1].id) if len(rows) > limit else None

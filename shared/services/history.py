@@ -111,18 +111,10 @@ def list_entries(
         stmt = stmt.where(HistoryEntry.category == q.category)
     if q.status is not None:
         stmt = stmt.where(HistoryEntry.status == q.status)
-    if q.cursor:
-        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
-        last_at = uow.session.scalar(sa.select(HistoryEntry.recorded_at).where(HistoryEntry.id == last_id))
-        if last_at is None:
-            raise cursor.invalid()
-        stmt = stmt.where(sa.tuple_(HistoryEntry.recorded_at, HistoryEntry.id) < sa.tuple_(sa.literal(last_at), sa.literal(last_id)))
-    stmt = stmt.order_by(HistoryEntry.recorded_at.desc(), HistoryEntry.id.desc()).limit(q.limit + 1)
-    rows = list(uow.session.scalars(stmt))
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
+    rows, next_cursor = cursor.newest_first_page(uow, stmt, HistoryEntry, HistoryEntry.recorded_at, CURSOR_KIND,
+                                                 q.cursor, q.limit)
     audit.record(uow, principal, "history.read", [patient_id], details={"returned": len(rows)})
-    return rows, cursor.encode(CURSOR_KIND, rows[-1].id) if more else None
+    return rows, next_cursor
 
 
 def update_entry(

@@ -98,15 +98,6 @@ def list_orders(
     if uow.session.scalar(sa.select(Patient.id).where(Patient.id == patient_id)) is None:
         raise NotFound("No patient with this id")
     stmt = sa.select(LabOrder).where(LabOrder.patient_id == patient_id).options(selectinload(LabOrder.results))
-    if q.cursor:
-        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
-        last_at = uow.session.scalar(sa.select(LabOrder.created_at).where(LabOrder.id == last_id))
-        if last_at is None:
-            raise cursor.invalid()
-        stmt = stmt.where(sa.tuple_(LabOrder.created_at, LabOrder.id) < sa.tuple_(sa.literal(last_at), sa.literal(last_id)))
-    stmt = stmt.order_by(LabOrder.created_at.desc(), LabOrder.id.desc()).limit(q.limit + 1)
-    rows = list(uow.session.scalars(stmt))
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
+    rows, next_cursor = cursor.newest_first_page(uow, stmt, LabOrder, LabOrder.created_at, CURSOR_KIND, q.cursor, q.limit)
     audit.record(uow, principal, "order.read", [patient_id], details={"returned": len(rows)})
-    return rows, cursor.encode(CURSOR_KIND, rows[-1].id) if more else None
+    return rows, next_cursor
