@@ -5,6 +5,10 @@ The pool holds one connection per request thread (``Settings.pool_size``). Servi
 opens it with ``with unit_of_work() as uow:`` which commits on success and rolls back on any
 error. Work that must wait for the commit (publishing outbox events) registers an
 ``after_commit`` callback.
+
+A pooled connection that saw an error the server did not send is discarded, never reused
+(`_discard_out_of_step_connection`): pg8000 can fail after it sent part of a statement, and the
+next statement on that connection would read the previous one's answers.
 """
 
 from __future__ import annotations
@@ -18,10 +22,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.log import get_logger
 from shared.settings import get_settings
+
+log = get_logger(__name__)
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -78,7 +85,8 @@ def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
         # No pre-ping: it costs a round trip on every checkout. A connection that died with the
         # server fails its request with a disconnect error, which answers 503 (Retry-After) and makes
         # SQLAlchemy invalidate the whole pool, so the next requests get fresh connections
-        # (tests/fault/test_database_outage.py restarts and freezes the server under load).
+        # (tests/fault/test_database_outage.py restarts and freezes the server under load). A
+        # connection left out of step by a driver-side error is discarded by the handle_error hook.
         pool_pre_ping=False,
         pool_recycle=1800,
         # pg8000: fail fast when the server is down instead of waiting on the OS timeout.
@@ -96,7 +104,35 @@ def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
         # pg8000 starts a transaction on the first statement; leave the connection clean.
         dbapi_conn.commit()
 
+    event.listen(engine, "handle_error", _discard_out_of_step_connection)
     return engine
+
+
+def _discard_out_of_step_connection(ctx: ExceptionContext) -> None:
+    """Invalidate the connection behind any error that PostgreSQL did not send.
+
+    PostgreSQL's own errors (an ErrorResponse: pg8000 raises them with the fields as a dict, the
+    SQLSTATE under ``"C"``) arrive after the server's ReadyForQuery, so the protocol stream is in
+    step and the connection can be reused. Anything else may have struck mid-exchange: pg8000's
+    ``execute_unnamed`` sends PARSE+SYNC and DESCRIBE+SYNC *before* it converts the parameters, so
+    a value it cannot encode (a datetime whose UTC conversion leaves year 1-9999, a lone surrogate)
+    raises with the server's answers still unread; the next statement on that connection would
+    read them as its own (wrong rows, or errors) — and without pre-ping it would stay in the pool
+    for ``pool_recycle``. So such a connection is marked a disconnect: SQLAlchemy closes it and
+    the pool opens a new one. Only this connection; the rest of the pool is sound (a real
+    disconnect, which pg8000 reports as a network error, still invalidates the whole pool).
+
+    SQLAlchemy routes every failure of execute, commit and rollback through this hook; a failed
+    reset when a connection is returned already makes the pool invalidate it.
+    """
+    if ctx.connection is None or ctx.is_disconnect or ctx.is_pre_ping:
+        return
+    if _sqlstate(ctx.original_exception) is not None:
+        return
+    ctx.is_disconnect = True
+    ctx.invalidate_pool_on_disconnect = False
+    log.warning("database connection discarded after a client-side error",
+                extra={"fields": {"error_type": type(ctx.original_exception).__name__}})
 
 
 def get_engine() -> Engine:
