@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     aws_endpoint_url: str | None = Field(default=None, description="AWS endpoint override (moto in tests); boto3 honours it too.")
 
     # --- LIS / jobs -----------------------------------------------------------------------------
+    lis_max_body_bytes: int = Field(
+        default=10_485_760, ge=1024, description="Largest body lis_consumer accepts (413 above, nothing stored; Pub/Sub dead-letters it)."
+    )
     lis_raw_retention_days: int = Field(default=90, ge=1, description="Raw LIS payloads older than this are purged (metadata kept).")
     lis_order_overdue_hours: int = Field(default=24, ge=1, description="Orders without results after this emit order-overdue.")
     job_time_budget_seconds: float = Field(default=50.0, gt=0, description="Time budget of one job run (below the service timeout).")

@@ -26,8 +26,8 @@ class HL7Error(Exception):
     """Content that can never be processed.
 
     `reason` is a short, stable, PHI-free code: ``no_msh``, ``unparseable``, ``no_message_type``,
-    ``no_control_id``, ``multiple_messages``, ``missing_segment:<SEG>`` or
-    ``missing_field:<SEG-n>``.
+    ``no_control_id``, ``multiple_messages``, ``missing_segment:<SEG>``,
+    ``missing_field:<SEG-n>`` or ``out_of_range:<SEG-n>`` (a timestamp without a UTC form).
     """
 
     def __init__(self, reason: str) -> None:
@@ -42,6 +42,8 @@ class HL7Error(Exception):
             return f"HL7 message rejected ({self.reason}): required {where} segment missing"
         if kind == "missing_field":
             return f"HL7 message rejected ({self.reason}): required {where} empty"
+        if kind == "out_of_range":
+            return f"HL7 message rejected ({self.reason}): {where} has no UTC instant in years 1-9999"
         return f"HL7 message rejected ({self.reason})"
 
     def __repr__(self) -> str:

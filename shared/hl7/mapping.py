@@ -16,10 +16,16 @@ variants and sloppy senders map the same way:
 * Z-segments and every other segment are kept in `segment_ids` and otherwise ignored.
 
 Required content (HL7Error reasons, checked in this order): MSH-9 ('no_message_type'), MSH-10
-('no_control_id'); ADT and ORU: PID ('missing_segment:PID') with an identifier
-('missing_field:PID-3'); ADT merges: MRG ('missing_segment:MRG') with an identifier
+('no_control_id'), MSH-7 in range ('out_of_range:MSH-7'); ADT and ORU: PID ('missing_segment:PID')
+with an identifier ('missing_field:PID-3'); ADT merges: MRG ('missing_segment:MRG') with an identifier
 ('missing_field:MRG-1'); ORU and OUL: an OBR or an order with results, and for ORU no orphan OBX
-('missing_segment:OBR'); ORM and OML: an order ('missing_segment:ORC').
+('missing_segment:OBR'); ORM and OML: an order ('missing_segment:ORC'); then every mapped timestamp
+in range ('out_of_range:OBR-7', 'ORC-9', 'OBX-14').
+
+A timestamp is out of range when it has no UTC form (`shared.instants.utc_instant`): the calendar's
+edge with an offset, e.g. ``99991231235959-1400``. The model promises instants a consumer can
+convert and store, and such a value is not a typo to skip like an unreadable one (which only lands
+in ``invalid_fields``): it is refused with the field's name.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from shared.instants import is_storable
 
 from . import datatypes as dt
 from .errors import HL7Error
@@ -59,15 +67,21 @@ class _Order:
 
 
 def _timestamp(segment: Segment | None, n: int, invalid: list[str]) -> datetime | None:
-    """SEG-n.1 as a datetime; None when empty, None plus an `invalid` entry when unreadable."""
+    """SEG-n.1 as a datetime; None when empty, None plus an `invalid` entry when unreadable.
+
+    Raises HL7Error ``out_of_range:SEG-n`` for a value without a UTC form (see the module docstring).
+    """
     raw = segment.value(n) if segment is not None else None
     if segment is None or raw is None:
         return None
     try:
-        return parse_dtm(raw)
+        value = parse_dtm(raw)
     except ValueError:
         invalid.append(f"{segment.id}-{n}")
         return None
+    if not is_storable(value):
+        raise HL7Error(f"out_of_range:{segment.id}-{n}")
+    return value
 
 
 def _header(msh: Segment) -> Header:

@@ -7,9 +7,10 @@ Conventions for every class here:
   values, notes) keeps leading spaces and inner line breaks; ``\\X0D0A\\`` stays ``"\\r\\n"``.
   Nothing else is normalised (phone formats, code case, ...): the consumer validates. Only
   message-structure codes (MSH-9, OBX-2) are upper-cased.
-* Timestamps are timezone-aware. An HL7 timestamp without an offset is taken as UTC: HL7 says
-  such a value is in the sender's local time, which we cannot know, so the consumer must not
-  treat these as exact instants when the sender is in another zone.
+* Timestamps are timezone-aware and have a UTC form (years 1-9999 in UTC; a message holding one
+  that does not is refused with ``out_of_range:<SEG-n>``). An HL7 timestamp without an offset
+  is taken as UTC: HL7 says such a value is in the sender's local time, which we cannot know, so
+  the consumer must not treat these as exact instants when the sender is in another zone.
 * ``invalid_fields`` names fields that were present but could not be read (``"PID-7"``); the
   value is then ``None``. The message is still usable, the consumer decides whether it cares.
 """
@@ -177,3 +178,6 @@ class Message:
     merge: MergeData | None
     segment_ids: tuple[str, ...]
     extra_patient_groups: int = 0
+    # Fields (``SEG-n``) that held NUL characters: the values are kept without them (NUL is never
+    # meaningful in HL7 and cannot be stored), and this says where the text was changed.
+    nul_fields: tuple[str, ...] = ()

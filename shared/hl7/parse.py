@@ -6,12 +6,14 @@ The pipeline per message: unwrap (`framing`), read MSH-18 from the raw bytes and
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .charset import codec_for, declared_charset, decode
 from .errors import HL7Error
 from .framing import split_messages
 from .mapping import build_message
 from .model import Message
-from .segments import read_segments
+from .segments import nul_fields, read_segments
 
 __all__ = ["parse_message", "split_messages"]
 
@@ -38,4 +40,7 @@ def _parse_one(data: bytes) -> Message:
     segments = read_segments(text, hex_codecs)
     if any(segment.id == "MSH" for segment in segments[1:]):
         raise HL7Error("multiple_messages")  # only reachable through a literal "\r" break
-    return build_message(segments)
+    message = build_message(segments)
+    if b"\x00" in data:  # decoding dropped them: say where
+        message = replace(message, nul_fields=nul_fields(data))
+    return message

@@ -28,7 +28,7 @@ from .delimiters import Delimiters, read_delimiters
 from .errors import HL7Error
 from .escape import unescape
 
-__all__ = ["Rep", "Segment", "read_segments"]
+__all__ = ["Rep", "Segment", "nul_fields", "read_segments"]
 
 _EDGE = "".join(map(chr, range(0x21))) + "\x7f\ufeff"
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
@@ -192,3 +192,40 @@ def read_segments(text: str, hex_codecs: tuple[str, ...]) -> list[Segment]:
             fields.insert(1, d.field)
         segments.append(Segment(fields, values))
     return segments
+
+
+_EDGE_BYTES = bytes(range(1, 0x21)) + b"\x7f"
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def nul_fields(data: bytes) -> tuple[str, ...]:
+    """The fields (``SEG-n``, numbered like `Segment.field`) of one message's bytes that hold NUL.
+
+    Decoding drops NUL (`charset.decode`: never meaningful in HL7, and PostgreSQL cannot store it),
+    which would silently change a value; this names where it happened so the consumer can say so.
+    A NUL inside a segment id names the segment; one in a continuation line, the field it continues.
+    Works on the bytes, before decoding: NUL is the byte 0 in every charset the parser reads
+    (UTF-16/32 input was re-encoded to UTF-8 by `framing`).
+    """
+    found: dict[str, None] = {}
+    separator: bytes | None = None
+    current: tuple[str, int] | None = None  # (segment id, number of its last field)
+    for line in _LINE_BREAK.split(data):
+        core = line.strip(_EDGE_BYTES)
+        bare = core.replace(b"\x00", b"")
+        if separator is None and bare.startswith(b"MSH") and len(bare) > 3:
+            separator = bare[3:4]
+        starts = (separator is not None and _SEGMENT_ID.match(bare[:3].decode("latin-1")) is not None
+                  and (len(bare) == 3 or bare[3:4] == separator))
+        if starts:
+            assert separator is not None
+            seg_id = bare[:3].decode("latin-1")
+            fields = core.split(separator)
+            shift = 1 if seg_id == "MSH" else 0  # MSH-1 is the separator itself
+            for k, value in enumerate(fields):
+                if b"\x00" in value:
+                    found[seg_id if k == 0 else f"{seg_id}-{k + shift}"] = None
+            current = (seg_id, len(fields) - 1 + shift)
+        elif b"\x00" in line and current is not None:
+            found[f"{current[0]}-{current[1]}"] = None
+    return tuple(found)

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from shared.hl7 import HL7Error, Message, parse_message, split_messages
 from shared.hl7.model import Header
-from shared.lis.json_event import LisEvent, to_message
+from shared.lis.json_event import OUT_OF_RANGE, LisEvent, to_message
 from shared.lis.values import safe_text
 
 _LEADING_NOISE = b"\xef\xbb\xbf\x0b\x1c\r\n\t "
@@ -77,7 +77,9 @@ def hl7_part(raw: bytes) -> Part:
         return Part(raw=raw, content_format="hl7v2", quarantine=exc.reason, peek=peek(raw))
     except Exception as exc:  # noqa: BLE001 — a parser bug: stored as failed, replayable after a fix
         return Part(raw=raw, content_format="hl7v2", crash=type(exc).__name__, peek=peek(raw))
-    return Part(raw=raw, content_format="hl7v2", message=message)
+    # A NUL was dropped from these fields (the value is kept without it): the row says where.
+    warnings = tuple(f"nul_removed:{name}" for name in message.nul_fields[:_MAX_WARNINGS])
+    return Part(raw=raw, content_format="hl7v2", message=message, warnings=warnings)
 
 
 def _json_part(payload: bytes) -> Part:
@@ -90,10 +92,16 @@ def _json_part(payload: bytes) -> Part:
         event = LisEvent.model_validate_json(text)
     except ValidationError as exc:
         # Field paths only (never the offending values: they can be patient data).
-        paths = sorted({_path(err) for err in exc.errors(include_input=False)})
-        return Part(raw=payload, content_format="json", quarantine="invalid_json_event",
-                    warnings=tuple(safe_text(f"invalid:{p}")[:200] for p in paths[:_MAX_WARNINGS]), peek=_json_peek(text))
+        problems = sorted({(_kind(err), _path(err)) for err in exc.errors(include_input=False)})
+        warnings = tuple(safe_text(f"{kind}:{p}")[:200] for kind, p in problems[:_MAX_WARNINGS])
+        # Only timestamps out of range: the reason names the first (as out_of_range:<SEG-n> does for HL7).
+        reason = warnings[0] if all(kind == OUT_OF_RANGE for kind, _ in problems) else "invalid_json_event"
+        return Part(raw=payload, content_format="json", quarantine=reason, warnings=warnings, peek=_json_peek(text))
     return Part(raw=payload, content_format="json", message=to_message(event))
+
+
+def _kind(err: dict) -> str:
+    return OUT_OF_RANGE if err["type"] == OUT_OF_RANGE else "invalid"
 
 
 def _path(err: dict) -> str:

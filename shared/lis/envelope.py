@@ -11,7 +11,11 @@ Three shapes reach the LIS consumer:
    bytes) or ``application/json`` (data = the JSON LIS event, ``docs/lis-event.schema.json``).
 
 Nothing here raises on content: an envelope that cannot carry a message (no data, bad base64)
-becomes a `Delivery` with a ``problem`` code, which the ingest stores as quarantined.
+becomes a `Delivery` with a ``problem`` code, which the ingest stores as quarantined. A publish
+time (``publishTime``, else the CloudEvent ``time``) without a UTC form in years 1-9999
+(`shared.instants`) is transport metadata, not lab content: it is dropped — the receipt time
+stands in — and the delivery carries the warning ``out_of_range:publishTime`` or
+``out_of_range:ce-time``; the message itself is stored and applied as usual.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from shared.instants import is_storable
 
 PUBSUB_EVENT_TYPE = "google.cloud.pubsub.topic.v1.messagePublished"
 PUBSUB_SOURCE = "//pubsub.googleapis.com/"
@@ -52,6 +58,7 @@ class Delivery:
     declared_format: str | None  # "hl7v2" | "json" | None (decided by sniffing the payload)
     payload: bytes
     problem: str | None = None  # envelope-level quarantine reason
+    warnings: tuple[str, ...] = ()  # envelope-level warning codes (PHI-free)
 
 
 def _text(value: Any, limit: int = _MAX_KEY) -> str | None:
@@ -76,6 +83,15 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else None
+
+
+def _publish_time(message_time: Any, ce_time: Any) -> tuple[datetime | None, tuple[str, ...]]:
+    """The publish time (the message's, else the CloudEvent's) and the warning when it was dropped."""
+    label, value = ("publishTime", message_time) if message_time else ("ce-time", ce_time)
+    parsed = parse_time(value)
+    if parsed is not None and not is_storable(parsed):
+        return None, (f"out_of_range:{label}",)
+    return parsed, ()
 
 
 def _attributes(value: Any) -> dict[str, str] | None:
@@ -113,27 +129,30 @@ def from_pubsub_message(
 ) -> Delivery:
     """A Pub/Sub message (the ``message`` object of a push body or of MessagePublishedData)."""
     if not isinstance(message, dict):
+        published, warnings = _publish_time(None, fallback_time)
         return Delivery(
             transport="pubsub", ce_source=ce_source[:_MAX_KEY], ce_id=(ce_id or _fallback_id(message))[:_MAX_KEY],
-            ce_type=ce_type, pubsub_message_id=None, publish_time=parse_time(fallback_time), ordering_key=None,
+            ce_type=ce_type, pubsub_message_id=None, publish_time=published, ordering_key=None,
             subscription=_text(subscription), attributes=None, declared_format=None,
-            payload=json.dumps(message, default=str).encode("utf-8"), problem="invalid_pubsub_message",
+            payload=json.dumps(message, default=str).encode("utf-8"), problem="invalid_pubsub_message", warnings=warnings,
         )
     message_id = _text(message.get("messageId") or message.get("message_id"))
     payload, problem = _decode_base64(message.get("data"))
+    published, warnings = _publish_time(message.get("publishTime") or message.get("publish_time"), fallback_time)
     return Delivery(
         transport="pubsub",
         ce_source=ce_source[:_MAX_KEY],
         ce_id=(ce_id or message_id or _fallback_id(message, subscription))[:_MAX_KEY],
         ce_type=ce_type,
         pubsub_message_id=message_id,
-        publish_time=parse_time(message.get("publishTime") or message.get("publish_time") or fallback_time),
+        publish_time=published,
         ordering_key=_text(message.get("orderingKey") or message.get("ordering_key")),
         subscription=_text(subscription),
         attributes=_attributes(message.get("attributes")),
         declared_format=None,
         payload=payload,
         problem=problem,
+        warnings=warnings,
     )
 
 
@@ -150,7 +169,7 @@ def is_push_body(body: Any) -> bool:
 def from_push_body(body: dict[str, Any], path: str) -> Delivery:
     """A push body, keyed like functions-framework would key it (source from the URL's topic)."""
     topic = _TOPIC_IN_PATH.search(path or "")
-    source = PUBSUB_SOURCE + (topic.group(0) if topic else "")
+    source = PUBSUB_SOURCE + ((_text(topic.group(0)) or "") if topic else "")  # the path may hold NUL
     return from_pubsub_message(
         body["message"], ce_source=source, ce_id=None, ce_type=PUBSUB_EVENT_TYPE, subscription=body.get("subscription")
     )
@@ -177,13 +196,14 @@ def from_cloud_event(attributes: dict[str, Any], data: Any) -> Delivery:
         if isinstance(envelope, (bytes, str)):
             try:
                 envelope = json.loads(envelope)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested past Python's limit
                 envelope = None
         if not isinstance(envelope, dict) or "message" not in envelope:
+            published, warnings = _publish_time(None, attributes.get("time"))
             return Delivery(
                 transport="pubsub", ce_source=ce_source, ce_id=ce_id, ce_type=ce_type, pubsub_message_id=None,
-                publish_time=parse_time(attributes.get("time")), ordering_key=None, subscription=None, attributes=None,
-                declared_format=None, payload=_as_bytes(data), problem="invalid_pubsub_envelope",
+                publish_time=published, ordering_key=None, subscription=None, attributes=None,
+                declared_format=None, payload=_as_bytes(data), problem="invalid_pubsub_envelope", warnings=warnings,
             )
         return from_pubsub_message(
             envelope["message"], ce_source=ce_source, ce_id=ce_id, ce_type=ce_type,
@@ -193,10 +213,11 @@ def from_cloud_event(attributes: dict[str, Any], data: Any) -> Delivery:
     payload = _as_bytes(data)
     if isinstance(data, (dict, list)):
         declared = "json"
+    published, warnings = _publish_time(None, attributes.get("time"))
     return Delivery(
         transport="cloudevent", ce_source=ce_source, ce_id=ce_id, ce_type=ce_type, pubsub_message_id=None,
-        publish_time=parse_time(attributes.get("time")), ordering_key=None, subscription=None, attributes=None,
-        declared_format=declared, payload=payload, problem=None if payload else "no_data",
+        publish_time=published, ordering_key=None, subscription=None, attributes=None,
+        declared_format=declared, payload=payload, problem=None if payload else "no_data", warnings=warnings,
     )
 
 

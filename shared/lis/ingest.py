@@ -26,7 +26,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -83,8 +83,11 @@ class RowMeta:
 def delivery_parts(delivery: Delivery) -> list[Part]:
     if delivery.problem:
         fmt = delivery.declared_format or (sniff(delivery.payload) if delivery.payload else "unknown")
-        return [Part(raw=delivery.payload, content_format=fmt, quarantine=delivery.problem)]
-    return read_parts(delivery.payload, delivery.declared_format)
+        return [Part(raw=delivery.payload, content_format=fmt, quarantine=delivery.problem, warnings=delivery.warnings)]
+    parts = read_parts(delivery.payload, delivery.declared_format)
+    if not delivery.warnings:
+        return parts
+    return [replace(part, warnings=delivery.warnings + part.warnings) for part in parts]
 
 
 def ingest(delivery: Delivery) -> list[PartOutcome]:

@@ -13,10 +13,11 @@ The JSON Schema is generated from these models: ``docs/lis-event.schema.json``
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from shared.hl7.model import (
     Address,
@@ -29,6 +30,7 @@ from shared.hl7.model import (
     PersonName,
     ResultData,
 )
+from shared.instants import is_storable
 
 SCHEMA_ID = "https://patient-mgt.example.org/docs/lis-event.schema.json"
 JSON_VERSION = "json/1"
@@ -36,6 +38,17 @@ JSON_VERSION = "json/1"
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=20000)]
 ShortCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+OUT_OF_RANGE = "out_of_range"
+
+
+def _storable(value: datetime) -> datetime:
+    if not is_storable(value):
+        raise PydanticCustomError(OUT_OF_RANGE, "no UTC instant in years 1-9999")
+    return value
+
+
+# RFC 3339 with an offset, with a UTC form the database can hold (else the error type is OUT_OF_RANGE).
+Instant = Annotated[AwareDatetime, AfterValidator(_storable)]
 
 
 EXAMPLE = {
@@ -115,7 +128,7 @@ class JsonResult(_Model):
     status: Literal["P", "F", "C", "X", "I", "R", "S", "D", "W", "U", "N", "O"] = Field(
         description="HL7 OBX-11: P preliminary, F final, C corrected, X cannot be obtained…"
     )
-    observed_at: AwareDatetime | None = None
+    observed_at: Instant | None = None
     notes: list[LongText] = Field(default_factory=list, max_length=50)
 
 
@@ -136,7 +149,7 @@ class JsonOrder(_Model):
     code: JsonCode | None = None
     status: ShortCode | None = Field(default=None, description="HL7 ORC-5 or OBR-25 code (SC, IP, CM, P, F, C, X…)")
     priority: Annotated[str, StringConstraints(max_length=32)] | None = Field(default=None, description="stat, asap, routine")
-    ordered_at: AwareDatetime | None = None
+    ordered_at: Instant | None = None
     notes: list[LongText] = Field(default_factory=list, max_length=50)
     results: list[JsonResult] = Field(default_factory=list, max_length=500)
 
@@ -175,7 +188,7 @@ class LisEvent(_Model):
     )
     sending_facility: Text | None = Field(default=None, description="MSH-4; the default identifier system")
     sending_application: Text | None = None
-    sent_at: AwareDatetime = Field(description="When the LIS produced the event (MSH-7): decides which data is newer")
+    sent_at: Instant = Field(description="When the LIS produced the event (MSH-7): decides which data is newer")
     patient: JsonPatient | None = Field(default=None, description="Required for patient events; orders may omit it "
                                         "when their order number is already known")
     orders: list[JsonOrder] = Field(default_factory=list, max_length=100)

@@ -1,6 +1,7 @@
 """Every way a LIS message reaches the function, and the status code each answer carries."""
 
 import base64
+import io
 import json
 import uuid
 
@@ -182,3 +183,74 @@ def test_a_structured_lis_cloudevent_with_base64_data(lis_client):
     # The same CloudEvent (source, id) again: one row, counted twice.
     lis_client.post("/", headers={"Content-Type": "application/cloudevents+json"}, data=json.dumps(event))
     assert [r.delivery_count for r in lis_db.messages(ce_source="/lis/b64", ce_id=event_id)] == [2]
+
+
+# --- JSON nested past the recursion limit, and the body limit -------------------------------------
+
+DEEP = b'{"version": "1", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(("form", "reason"), [
+    ("push data", "invalid_json"),
+    ("binary lis event", "invalid_json"),
+    ("binary eventarc", "invalid_pubsub_envelope"),
+])
+def test_deep_json_is_stored_as_quarantined_in_every_mode_that_carries_a_message(lis_client, form, reason):
+    event_id = new_id()
+    if form == "push data":
+        request = push(DEEP, event_id)
+    elif form == "binary lis event":
+        request = lis_event(DEEP, "application/json", event_id=event_id)
+    else:
+        headers, _ = eventarc_binary(b"x", event_id)
+        request = (headers, DEEP)
+    response = _post(lis_client, request)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    rows = (lis_db.messages(pubsub_message_id=event_id) if form == "push data"
+            else lis_db.messages(ce_source=request[0]["ce-source"], ce_id=event_id))
+    assert [(r.status, r.error_code, r.raw) for r in rows] == [("quarantined", reason, DEEP)]
+    again = _post(lis_client, request)  # redelivered: a duplicate of the stored row
+    assert again.status_code == 200 and again.get_json()["messages"][0]["status"] == "duplicate"
+
+
+@pytest.mark.parametrize("body", [
+    b'{"specversion": "1.0", "type": "t", "source": "s", "id": "i", "data": ' + DEEP + b"}",
+    b'{"message": ' + DEEP + b"}",
+])
+def test_deep_json_with_nothing_readable_to_store_is_a_precise_400(lis_client, body):
+    content_type = "application/cloudevents+json" if b"specversion" in body else "application/json"
+    response = lis_client.post("/", data=body, headers={"Content-Type": content_type})
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+
+
+def test_a_body_over_the_limit_is_413_and_stores_nothing(lis_client, monkeypatch):
+    from shared.settings import reset_settings  # noqa: PLC0415
+
+    monkeypatch.setenv("LIS_MAX_BODY_BYTES", "4096")
+    reset_settings()
+    try:
+        message_id = new_id()
+        headers, body = push(b"MSH|^~\\&|" + b"x" * 5000, message_id)
+        response = lis_client.post("/", data=body, headers=headers)
+        assert response.status_code == 413 and response.mimetype == "application/problem+json"
+        assert "4096" in response.get_json()["detail"]
+        # Without Content-Length (chunked): read up to the limit only, same answer.
+        for size in (4097, len(body)):  # chunked, as gunicorn passes it on: no Content-Length
+            chunked = lis_client.post("/", input_stream=io.BytesIO(body[:size]),
+                                      headers={**headers, "Transfer-Encoding": "chunked"},
+                                      environ_overrides={"wsgi.input_terminated": True})
+            assert chunked.status_code == 413, size
+        headers, body = lis_event(b"x" * 5000)
+        assert lis_client.post("/", data=body, headers=headers).status_code == 413
+        assert lis_db.messages(pubsub_message_id=message_id) == []
+        ok_id = new_id()
+        assert _post(lis_client, push(tag(ORU.raw, ok_id), ok_id)).status_code == 200
+        headers, body = lis_event(b"MSH|" + b"y" * 4092)  # exactly the limit, chunked: read whole
+        exact = lis_client.post("/", input_stream=io.BytesIO(body), headers={**headers, "Transfer-Encoding": "chunked"},
+                                environ_overrides={"wsgi.input_terminated": True})
+        assert exact.status_code == 200
+        [row] = lis_db.messages(ce_source=headers["ce-source"], ce_id=headers["ce-id"])
+        assert row.raw == body
+    finally:
+        monkeypatch.undo()
+        reset_settings()

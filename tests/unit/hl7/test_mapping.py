@@ -465,3 +465,49 @@ def test_model_is_frozen() -> None:
     assert message.patient is not None
     with pytest.raises(AttributeError):
         message.patient.identifiers[0].value = "other"  # type: ignore[misc]
+
+
+# --- timestamps without a UTC form; NUL ---------------------------------------------------------
+
+LATE, EARLY = "99991231235959-1400", "00010101000000+1400"
+
+
+def _oru_with(msh7: str = "20240301101500", orc9: str = "", obr7: str = "", obx14: str = "") -> tuple[str, ...]:
+    return (f"MSH|^~\\&|LABAPP|LABFAC|LIS|HOSP|{msh7}||ORU^R01|CTRL1|P|2.5.1", PID, f"ORC|RE|P1|F1||||||{orc9}",
+            f"OBR|1|P1|F1|X|||{obr7}", f"OBX|1|NM|X||1||||||F|||{obx14}")
+
+
+@pytest.mark.parametrize("value", [LATE, EARLY, "99991231235959.9999-2359"])
+@pytest.mark.parametrize(("field", "segments"), [
+    ("MSH-7", lambda v: _oru_with(msh7=v)),
+    ("OBR-7", lambda v: _oru_with(obr7=v)),
+    ("ORC-9", lambda v: _oru_with(orc9=v)),  # read because OBR-7 is empty
+    ("OBX-14", lambda v: _oru_with(obx14=v)),
+])
+def test_a_timestamp_without_a_utc_form_refuses_the_message_naming_the_field(field, segments, value) -> None:
+    assert reason(*segments(value)) == f"out_of_range:{field}"
+
+
+def test_timestamps_at_the_edges_with_a_utc_form_are_kept() -> None:
+    message = parse(*_oru_with(msh7="99991231235959+1400", obr7="00010101000000-1400", obx14="99991231"))
+    assert message.header.message_datetime.astimezone(UTC) == datetime(9999, 12, 31, 9, 59, 59, tzinfo=UTC)
+    assert message.orders[0].ordered_at.astimezone(UTC) == datetime(1, 1, 1, 14, 0, tzinfo=UTC)
+    assert message.orders[0].results[0].observed_at == datetime(9999, 12, 31, tzinfo=UTC)
+
+
+def test_orc9_is_not_read_when_obr7_gives_the_time() -> None:
+    message = parse(*_oru_with(obr7="20240301080000", orc9=LATE))
+    assert message.orders[0].ordered_at == datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_nul_is_dropped_and_the_fields_that_held_it_are_named() -> None:
+    raw = build(MSH_ORU.replace("CTRL1", "CT\x00RL1"), "PID|1||MRN1^^^HOSP^MR||Nul\x00pat^Al||19800202|F",
+                "OBR|1|P1|F1|X", "OBX|1|NM|X||4\x00.2|u|||||F\x00", "  continued\x00 text", "P\x00ID|2")
+    message = parse_message(raw)
+    assert (message.header.control_id, message.patient.name.family) == ("CTRL1", "Nulpat")
+    assert message.orders[0].results[0].value == "4.2"
+    assert message.nul_fields == ("MSH-10", "PID-5", "OBX-5", "OBX-11", "PID")
+
+
+def test_no_nul_no_nul_fields() -> None:
+    assert parse(*_oru_with()).nul_fields == ()

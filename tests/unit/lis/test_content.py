@@ -82,3 +82,43 @@ def test_an_unknown_key_in_a_json_event_is_not_quoted():
     [part] = read_parts(json.dumps(event).encode(), "json")
     assert part.quarantine == "invalid_json_event"
     assert part.warnings == ("invalid:patient.(unknown field)",)
+
+
+def _with_result(**changes):
+    result = {**EVENT["orders"][0]["results"][0], **changes}
+    return {**EVENT, "orders": [{**EVENT["orders"][0], "results": [result]}]}
+
+
+def test_json_timestamps_without_a_utc_form_are_quarantined_naming_the_field():
+    late, early = "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"
+    cases = {
+        "sent_at": {**EVENT, "sent_at": late},
+        "orders.0.ordered_at": {**EVENT, "orders": [{**EVENT["orders"][0], "ordered_at": early}]},
+        "orders.0.results.0.observed_at": _with_result(observed_at=late),
+    }
+    for name, event in cases.items():
+        [part] = read_parts(json.dumps(event).encode(), "json")
+        assert (part.quarantine, part.warnings) == (f"out_of_range:{name}", (f"out_of_range:{name}",)), name
+    # The last instants with a UTC form are applied.
+    [edge] = read_parts(json.dumps({**EVENT, "sent_at": "9999-12-31T23:59:59+14:00"}).encode(), "json")
+    assert edge.quarantine is None and edge.message.header.message_datetime.year == 9999
+
+
+def test_a_json_event_out_of_range_and_otherwise_invalid_is_invalid_naming_both():
+    event = {**_with_result(observed_at="0001-01-01T00:00:00+14:00"), "sent_at": "yesterday"}
+    [part] = read_parts(json.dumps(event).encode(), "json")
+    assert part.quarantine == "invalid_json_event"
+    assert set(part.warnings) == {"out_of_range:orders.0.results.0.observed_at", "invalid:sent_at"}
+
+
+def test_json_nested_past_the_recursion_limit_is_invalid_json():
+    deep = b'{"version": "1", "x": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    [part] = read_parts(deep, None)
+    assert (part.quarantine, part.content_format, part.raw) == ("invalid_json", "json", deep)
+
+
+def test_hl7_fields_that_held_nul_are_named_in_warnings():
+    raw = ADT.replace(b"DOE^JANE", b"Nul\x00pat^Al")
+    [part] = read_parts(raw, None)
+    assert part.message.patient.name.family == "Nulpat" and part.raw == raw
+    assert part.warnings == ("nul_removed:PID-5",)

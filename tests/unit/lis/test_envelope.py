@@ -102,3 +102,36 @@ def test_parse_time():
     assert parse_time("2021-02-05T04:06:14+02:00").utcoffset().total_seconds() == 7200
     assert parse_time("2021-02-05T04:06:14") is None  # no offset: not an instant
     assert parse_time("yesterday") is None and parse_time(12) is None and parse_time("") is None
+
+
+LATE, EARLY = "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"
+
+
+@pytest.mark.parametrize("value", [LATE, EARLY])
+def test_a_publish_time_without_a_utc_form_is_dropped_with_a_warning(value):
+    d = from_push_body({"message": {"data": b64(HL7), "messageId": "m-5", "publishTime": value}}, "/")
+    assert (d.publish_time, d.warnings, d.problem, d.payload) == (None, ("out_of_range:publishTime",), None, HL7)
+    eventarc = from_cloud_event({"type": PUBSUB_EVENT_TYPE, "source": "s", "id": "e5", "time": value},
+                                {"message": {"data": b64(HL7), "messageId": "m-6"}})
+    assert (eventarc.publish_time, eventarc.warnings) == (None, ("out_of_range:ce-time",))
+    own = from_cloud_event({"type": "org.example.lis.v1", "source": "/lis", "id": "e6", "time": value,
+                            "datacontenttype": "application/hl7-v2"}, HL7)
+    assert (own.publish_time, own.warnings, own.payload) == (None, ("out_of_range:ce-time",), HL7)
+    broken = from_cloud_event({"type": PUBSUB_EVENT_TYPE, "source": "s", "id": "e7", "time": value}, b"{")
+    assert (broken.problem, broken.warnings) == ("invalid_pubsub_envelope", ("out_of_range:ce-time",))
+
+
+def test_a_publish_time_at_the_edge_with_a_utc_form_is_kept():
+    d = from_push_body({"message": {"data": b64(HL7), "publishTime": "9999-12-31T23:59:59.999999999Z"}}, "/")
+    assert d.publish_time == datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc) and d.warnings == ()
+
+
+def test_an_eventarc_envelope_nested_past_the_recursion_limit_is_unusable_not_an_error():
+    deep = b'{"message": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    d = from_cloud_event({"type": PUBSUB_EVENT_TYPE, "source": "s", "id": "e8"}, deep)
+    assert (d.problem, d.payload) == ("invalid_pubsub_envelope", deep)
+
+
+def test_nul_in_the_push_url_does_not_reach_the_source():
+    d = from_push_body({"message": {"data": b64(HL7), "messageId": "m-9"}}, "/projects/p\x00/topics/t\ud800")
+    assert "\x00" not in d.ce_source and d.ce_source.encode("utf-8")
