@@ -4,7 +4,9 @@ One delivery (a Pub/Sub message or a CloudEvent) is one transaction:
 
 1. Each HL7 message in it is inserted into ``lis_messages`` keyed by (Pub/Sub messageId, part) or
    (CloudEvent source, id, part). The insert waits for a concurrent copy of the same delivery and
-   then conflicts: a redelivery only bumps ``delivery_count`` and is answered 2xx (duplicate).
+   then conflicts: a redelivery bumps ``delivery_count`` and is answered 2xx (duplicate) — unless
+   the stored row is ``failed`` (a bug, or left incomplete): then it is processed again, so
+   ``failed`` is never a state only an operator can leave.
 2. The message is applied inside a savepoint, after claiming its (MSH-4, MSH-10) in
    ``lis_control_ids`` — a claim that already exists makes it a ``duplicate`` of that message.
 3. The row gets its final status: processed, duplicate, ignored, quarantined (content that can
@@ -180,13 +182,21 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         .returning(t.c.id)
     ).first()
     if inserted is None:
+        # The update locks the row: a concurrent copy waits here, then reads the status the first
+        # one committed (READ COMMITTED re-reads the row), so only one of them processes it.
         seen = uow.session.execute(
             sa.update(t)
             .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
-            .values(delivery_count=t.c.delivery_count + 1)
-            .returning(t.c.id, t.c.status)
+            .values(delivery_count=t.c.delivery_count + 1,
+                    attempts=t.c.attempts + sa.case((t.c.status == "failed", 1), else_=0))
+            .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time)
         ).first()
-        return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
+        if seen is None or seen.status != "failed":
+            return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
+        # Failed (a bug, or a row left incomplete) is never final: the redelivery runs it again.
+        published = seen.publish_time or delivery.publish_time
+        uow.session.execute(sa.update(t).where(t.c.id == seen.id).values(publish_time=published, **header_columns(part)))
+        return process_part(uow, RowMeta(seen.id, seen.received_at, published), part, final=final)
     return process_part(uow, RowMeta(row_id, received, delivery.publish_time), part, final=final)
 
 

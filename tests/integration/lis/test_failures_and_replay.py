@@ -142,3 +142,91 @@ def test_a_bug_outside_the_savepoint_still_keeps_the_message(database_url, monke
     monkeypatch.undo()
     outcome, replayed = operator.replay(SYSTEM_CLI, row.id)
     assert replayed and outcome.status == "processed"
+
+
+def _result_value(f: Feed) -> str | None:
+    order = lis_db.order_by_number(placer=f.id("ORD1"))
+    return lis_db.results(order["id"])[0]["value"] if order else None
+
+
+def test_a_message_left_incomplete_is_applied_when_it_is_redelivered(database_url, monkeypatch):
+    """The issue's scenario: the row was committed as failed/incomplete with nothing applied (its
+    writes were lost), and Pub/Sub redelivers it — the redelivery applies it, it is no duplicate."""
+    f = Feed()
+    message_id = "incomplete-" + f.tag
+    # Our seam: the row is stored (inserted failed/incomplete), and then nothing else happens.
+    monkeypatch.setattr(ingest_module, "process_part",
+                        lambda uow, row, part, final=True: ingest_module.PartOutcome(row.id, "failed", "incomplete"))
+    deliver(_oru(f), message_id)
+    [row] = lis_db.messages(pubsub_message_id=message_id)
+    assert (row.status, row.error_code) == ("failed", "incomplete") and _result_value(f) is None
+    monkeypatch.undo()
+    [outcome] = deliver(_oru(f), message_id)
+    assert (outcome.status, outcome.message_id) == ("processed", row.id)
+    assert _result_value(f) == "4.2"
+    [row] = lis_db.messages(pubsub_message_id=message_id)
+    assert (row.status, row.error_code, row.delivery_count, row.attempts) == ("processed", None, 2, 2)
+    assert row.message_type == "ORU^R01" and row.processed_at is not None
+    # Applied now: a further redelivery is a duplicate again, with no second effect.
+    [again] = deliver(_oru(f), message_id)
+    assert (again.status, again.reason) == ("duplicate", "redelivery")
+    assert lis_db.messages(pubsub_message_id=message_id)[0].attempts == 2
+
+
+@pytest.mark.parametrize("seam", ["apply_message", "_finish"])
+def test_a_failed_message_is_processed_again_when_redelivered(database_url, monkeypatch, seam):
+    """Failed by a bug inside the savepoint (apply_error) or outside it (store_error, the raw bytes
+    alone): once the bug is gone, the next redelivery applies it — no operator needed."""
+    f = Feed()
+    message_id = f"failed-{seam}-" + f.tag
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(ingest_module, seam, broken)
+    [failed] = deliver(_oru(f), message_id)
+    assert failed.status == "failed"
+    monkeypatch.undo()
+    [outcome] = deliver(_oru(f), message_id)
+    assert outcome.status == "processed" and _result_value(f) == "4.2"
+    [row] = lis_db.messages(pubsub_message_id=message_id)
+    assert (row.status, row.delivery_count, row.attempts) == ("processed", 2, 2)
+    assert row.sending_facility == f.facility and row.publish_time is not None
+
+
+def test_concurrent_redeliveries_of_a_failed_message_apply_it_once(database_url, monkeypatch):
+    f = Feed()
+    message_id = "failed-race-" + f.tag
+    monkeypatch.setattr(ingest_module, "apply_message", lambda *a, **k: (_ for _ in ()).throw(ValueError("x")))
+    deliver(_oru(f), message_id)
+    monkeypatch.undo()
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def run():
+        barrier.wait()
+        outcomes.extend(deliver(_oru(f), message_id))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(o.status for o in outcomes) == ["duplicate", "duplicate", "duplicate", "processed"]
+    order = lis_db.order_by_number(placer=f.id("ORD1"))
+    assert [r["value"] for r in lis_db.results(order["id"])] == ["4.2"]
+    [row] = lis_db.messages(pubsub_message_id=message_id)
+    assert (row.status, row.delivery_count, row.attempts) == ("processed", 5, 2)
+
+
+def test_a_quarantined_message_redelivered_stays_a_duplicate(database_url):
+    f = Feed()
+    message_id = "quarantined-" + f.tag
+    raw = hl7(f.msh("ORU^R01", "99991231235959-1400"), f.pid("MRN1"), f"OBR|1|{f.id('ORD1')}||2823-3^K^LN",
+              "OBX|1|NM|2823-3^K^LN||4.2|mmol/L|||||F")
+    [first] = deliver(raw, message_id)
+    assert (first.status, first.reason) == ("quarantined", "out_of_range:MSH-7")
+    [again] = deliver(raw, message_id)
+    assert (again.status, again.reason, again.message_id) == ("duplicate", "redelivery", first.message_id)
+    [row] = lis_db.messages(pubsub_message_id=message_id)
+    assert (row.status, row.error_code, row.delivery_count, row.attempts) == ("quarantined", "out_of_range:MSH-7", 2, 1)
