@@ -3,7 +3,9 @@
 Tokens are ``pmk_`` + 32 random bytes (URL-safe base64); only their SHA-256 is stored (a token
 has 256 bits of entropy, so a fast hash is the right tool — no password stretching needed).
 Verified keys are cached in-process for ``API_KEY_CACHE_SECONDS``; a revocation therefore takes
-effect within that many seconds on every instance.
+effect within that many seconds on every instance. A lookup that fails (the database is down, a
+connection broke) is a 503 with Retry-After and is not cached: only a lookup that ran can say
+"no such key" (401).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from shared.db import UnitOfWork, unit_of_work
-from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
+from shared.log import get_logger
 from shared.models import ApiKey
 from shared.models.base import utcnow
 from shared.settings import get_settings
 
+log = get_logger(__name__)
 SCOPES = frozenset({"patients:read", "patients:write", "lis:read", "lis:admin", "audit:read", "metrics:read", "admin"})
 TOKEN_PREFIX = "pmk_"
 
@@ -124,10 +128,14 @@ def authenticate(authorization: str | None) -> Principal:
     ttl = get_settings().api_key_cache_seconds
     hit, principal = _cache.get(digest, ttl)
     if not hit:
-        with unit_of_work() as uow:
-            row = uow.session.execute(
-                sa.select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(ApiKey.token_hash == digest)
-            ).first()
+        try:
+            with unit_of_work() as uow:
+                row = uow.session.execute(
+                    sa.select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(ApiKey.token_hash == digest)
+                ).first()
+        except Exception as exc:  # noqa: BLE001 — the key may well be valid: never a 401, never cached
+            log.warning("api key lookup failed", extra={"fields": {"error_type": type(exc).__name__}})
+            raise ServiceUnavailable("Authentication is unavailable; retry shortly") from None
         principal = None
         if row is not None and row.revoked_at is None:
             principal = Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
