@@ -62,6 +62,27 @@ def test_search_filters_name_given_gender_birthdate_identifier(client, admin_tok
     assert empty["total"] == 0 and "entry" not in empty
 
 
+def test_birthdate_at_the_edges_of_the_calendar_is_answered_correctly(client, admin_token, make_token):
+    """Year 9999's last day has no day after it and year 0001's first none before: the bounds are
+    open there (or empty), never a date computed past the calendar's end."""
+    token = make_token("patients:read")
+    family = unique_family()
+    a = rest_patient(client, admin_token, name={"family": family, "given": ["Abena"]}, birth_date="1970-05-06")
+
+    def search(birthdates: str) -> list[str]:
+        query = "&".join(f"birthdate={b}" for b in birthdates.split())
+        return _ids(fhir_ok(client.get(f"/fhir/Patient?family={family}&{query}", headers=auth(token))))
+
+    for everyone in ("le9999-12-31", "lt9999-12-31", "le9999", "le9999-12", "ge0001-01-01", "gt0001-01-01", "ge0001",
+                     "ge0001-01-01 le9999-12-31"):
+        assert search(everyone) == [a["id"]], everyone
+    for nobody in ("9999-12-31", "9999", "9999-12", "gt9999-12-31", "gt9999", "ge9999-12-31", "0001-01-01", "0001",
+                   "lt0001-01-01", "le0001-01-01", "lt0001", "gt9999-12-31 lt2000", "ge9999-12-31 le9999-12-31"):
+        assert search(nobody) == [], nobody
+    for invalid in ("0000", "le0000-12-31", "9999-13", "gt10000"):
+        outcome(client.get(f"/fhir/Patient?family={family}&birthdate={invalid}", headers=auth(token)), 400, "invalid")
+
+
 def test_unsupported_or_malformed_parameters_are_400(client, make_token):
     token = make_token("patients:read")
     for query, field in (("name:exact=x", "name:exact"), ("_sort=family", "_sort"), ("birthdate=ne1970", None),
