@@ -174,11 +174,10 @@ class DevStack:
             router_cmd.append("--no-pingsources")
         router = self._spawn("router", router_cmd, base_env, cfg.router_port)
 
-        bin_dir = Path(sys.executable).parent
         functions = []
         for name, port in cfg.ports.items():
             signature = "http" if name == "api" else "cloudevent"
-            cmd = [str(bin_dir / "functions-framework"), "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
+            cmd = [sys.executable, "-m", "shared.serve", "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
                    "--target", name, "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)]
             if cfg.reload:
                 cmd.append("--debug")  # Flask's server with the reloader: restarts on code change
