@@ -153,6 +153,7 @@ class DevStack:
         base_env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", "NO_GCE_CHECK": "true",
                     "K_SINK": self.router_url + "/", "GOOGLE_CLOUD_PROJECT": self.project, **cfg.env}
         base_env.setdefault("NOTIFY_PROVIDER", "console")
+        base_env.setdefault("PUBLIC_BASE_URL", self.url("api"))  # FHIR links point at this api
         base_env.pop("EVENT_SINK", None)
 
         if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:

@@ -64,7 +64,8 @@ def start_function(
     port = port or free_port()
     source = ROOT / "functions" / target / "main.py"
     signature = "http" if target == "api" else "cloudevent"
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    # The public URL is where the tests reach the process (FHIR links are built on it), unless given.
+    full_env = {**os.environ, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env, "PYTHONUNBUFFERED": "1"}
     log_path = log_dir / f"{target}-{port}.log"
     log_file = log_path.open("wb")
     proc = subprocess.Popen(

@@ -3,7 +3,7 @@
 from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import auth
-from tests.http.fhir.support import audit_rows, fhir_ok, outcome, rest_patient, unique_family
+from tests.http.fhir.support import HOSTILE_HOST, audit_rows, fhir_base, fhir_ok, outcome, rest_patient, unique_family
 
 
 def _path(url: str) -> str:
@@ -19,14 +19,17 @@ def test_search_pages_follow_next_links_to_every_match(client, admin_token, make
     token = make_token("patients:read")
     family = unique_family()
     made = {rest_patient(client, admin_token, name={"family": family, "given": [g]})["id"] for g in ("Ama", "Kwame", "Esi")}
-    first = fhir_ok(client.get(f"/fhir/Patient?family={family}&_count=2", headers=auth(token)))
+    resp = client.get(f"/fhir/Patient?family={family}&_count=2", headers={**auth(token), **HOSTILE_HOST})
+    first = fhir_ok(resp)
     assert first["type"] == "searchset" and first["total"] == 3 and len(first["entry"]) == 2
+    assert "evil.example" not in resp.get_data(as_text=True) and resp.headers["Cache-Control"] == "no-store"
     links = {link["relation"]: link["url"] for link in first["link"]}
-    assert links["self"] == f"http://localhost/fhir/Patient?family={family}&_count=2"
+    assert links["self"] == f"{fhir_base()}/Patient?family={family}&_count=2"
+    assert links["next"].startswith(f"{fhir_base()}/Patient?")
     query = parse_qs(urlsplit(links["next"]).query)
     assert query["family"] == [family] and query["_count"] == ["2"] and query["_cursor"][0]
     assert family not in query["_cursor"][0]  # the cursor carries an id, not the search terms
-    assert all(e["fullUrl"] == f"http://localhost/fhir/Patient/{e['resource']['id']}" for e in first["entry"])
+    assert all(e["fullUrl"] == f"{fhir_base()}/Patient/{e['resource']['id']}" for e in first["entry"])
     second = fhir_ok(client.get(_path(links["next"]), headers=auth(token)))
     assert second["total"] == 3 and len(second["entry"]) == 1
     assert "next" not in {link["relation"] for link in second["link"]}
