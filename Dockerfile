@@ -9,6 +9,8 @@
 #
 # Runtime contract (knative/app/services.yaml): uid/gid 10001, read-only root filesystem
 # with an emptyDir on /tmp, port from $PORT (Knative injects it; functions-framework reads it).
+# The command is functions-framework's, through `python -m shared.serve`: the same app and gunicorn
+# server, with gunicorn's own error answers (malformed requests) in problem+json.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -55,4 +57,4 @@ ENV PATH=/opt/venv/bin:${PATH} \
     FUNCTION_SOURCE=functions/${FUNCTION_DIR}/main.py
 USER 10001:10001
 EXPOSE 8080
-CMD ["functions-framework"]
+CMD ["python", "-m", "shared.serve"]

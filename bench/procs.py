@@ -21,7 +21,6 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 HELLO = "hello"
 # Settings that only make sense in a cluster (Pub/Sub push tokens, AWS) are dropped locally.
 _DROP = {"PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNT", "AWS_ENDPOINT_URL", "EVENT_SINK", "K_SINK"}
@@ -106,7 +105,8 @@ class Fn:
 
 
 def launch(target: str, env: dict[str, str], log_dir: Path, *, port: int | None = None) -> Fn:
-    """Start ``functions-framework`` for ``target`` and return at once (cold start is timed by the caller)."""
+    """Start ``target`` as the container does (functions-framework through ``python -m shared.serve``) and
+    return at once (cold start is timed by the caller)."""
     port = port or free_port()
     source = env.get("FUNCTION_SOURCE") or f"functions/{target}/main.py"
     signature = env.get("FUNCTION_SIGNATURE_TYPE") or "http"
@@ -115,7 +115,7 @@ def launch(target: str, env: dict[str, str], log_dir: Path, *, port: int | None 
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [str(BIN / "functions-framework"), "--source", str(ROOT / source), "--target", env.get("FUNCTION_TARGET", target),
+        [sys.executable, "-m", "shared.serve", "--source", str(ROOT / source), "--target", env.get("FUNCTION_TARGET", target),
          "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )

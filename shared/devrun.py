@@ -153,6 +153,7 @@ class DevStack:
         base_env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", "NO_GCE_CHECK": "true",
                     "K_SINK": self.router_url + "/", "GOOGLE_CLOUD_PROJECT": self.project, **cfg.env}
         base_env.setdefault("NOTIFY_PROVIDER", "console")
+        base_env.setdefault("PUBLIC_BASE_URL", self.url("api"))  # FHIR links point at this api
         base_env.pop("EVENT_SINK", None)
 
         if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:
@@ -174,11 +175,10 @@ class DevStack:
             router_cmd.append("--no-pingsources")
         router = self._spawn("router", router_cmd, base_env, cfg.router_port)
 
-        bin_dir = Path(sys.executable).parent
         functions = []
         for name, port in cfg.ports.items():
             signature = "http" if name == "api" else "cloudevent"
-            cmd = [str(bin_dir / "functions-framework"), "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
+            cmd = [sys.executable, "-m", "shared.serve", "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
                    "--target", name, "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)]
             if cfg.reload:
                 cmd.append("--debug")  # Flask's server with the reloader: restarts on code change

@@ -11,6 +11,7 @@ from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,9 +39,22 @@ class Settings(BaseSettings):
     # --- HTTP / logging -----------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Minimum log severity.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body (413 above).")
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="The api's public URL (scheme, host, optional path prefix). FHIR links, fullUrl and Location are built on it, "
+        "never on the request's Host header.",
+    )
     api_key_cache_seconds: float = Field(
         default=5.0, ge=0, description="How long a verified API key is cached in-process (revocation takes effect within this)."
     )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url_shape(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("must be an absolute http(s) URL without query or fragment, e.g. https://api.lab.example.org")
+        return value.strip().rstrip("/")
 
     # --- events -------------------------------------------------------------------------------
     event_source: str | None = Field(

@@ -1,10 +1,15 @@
 """HTTP entrypoint of the api function: functions-framework --source functions/api/main.py --target api."""
 
+import flask
 import functions_framework
 from flask import Request, Response
 
 import shared.api  # noqa: F401  (registers the routes)
+from shared.http import function_app
 from shared.http.app import handle
+
+if flask.has_app_context():  # functions-framework executes this module inside its app's context
+    function_app.install(flask.current_app, probes=False)  # /favicon.ico, /robots.txt: problem+json too
 
 
 @functions_framework.http

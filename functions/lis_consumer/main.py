@@ -8,11 +8,13 @@ import flask
 import functions_framework
 from cloudevents.abstract import CloudEvent
 
+from shared.http import function_app
 from shared.lis import http
 from shared.lis.consumer import handle_event
 
 if flask.has_app_context():  # functions-framework executes this module inside its app's context
     http.install(flask.current_app)
+    function_app.install(flask.current_app, probes=True)
 
 
 @functions_framework.cloud_event

@@ -37,7 +37,7 @@ from shared.fhir.patient_input import FhirPatientIn, parse_fhir_patient, to_pati
 from shared.fhir.schemas import FhirBundle, FhirCapabilityStatement, FhirPatient, PatientCreateParams
 from shared.fhir.systems import identifier_system_from_fhir
 from shared.http.context import RequestContext, etag
-from shared.http.routing import route
+from shared.http.routing import PUBLIC_DOCUMENT, route
 from shared.schemas.patients import Patient as PatientResource
 
 FHIR: dict[str, Any] = {"tag": "fhir", "error_renderer": render_error, "media_type": FHIR_JSON}
@@ -62,11 +62,11 @@ def _patient_response(ctx: RequestContext, p: PatientResource, status: int = 200
 
 
 @route("GET", "/fhir/metadata", scope=None, summary="FHIR CapabilityStatement: what this FHIR view implements",
-       query=MetadataQuery, responses={200: FhirCapabilityStatement, **SEARCH_ERRORS}, **FHIR)
+       query=MetadataQuery, responses={200: FhirCapabilityStatement, **SEARCH_ERRORS}, cache_control=PUBLIC_DOCUMENT, **FHIR)
 def fhir_metadata(ctx: RequestContext) -> Response:
     """Public, like any FHIR server's: clients read it before authenticating. It holds no patient data."""
     parse_query(ctx, MetadataQuery)
-    return fhir_response(capability_statement(base_url(ctx.request)))
+    return fhir_response(capability_statement(base_url()))
 
 
 @route("GET", "/fhir/Patient/<patient_id>", scope="patients:read", summary="FHIR read of a Patient",
@@ -133,7 +133,7 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
                                                      allow_duplicate=params.allow_duplicate)
     if not created:
         return _patient_response(ctx, resource)
-    return _patient_response(ctx, resource, 201, {"Location": f"{base_url(ctx.request)}/Patient/{resource.id}"})
+    return _patient_response(ctx, resource, 201, {"Location": f"{base_url()}/Patient/{resource.id}"})
 
 
 @route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of a patient's lab orders",

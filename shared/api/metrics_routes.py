@@ -23,4 +23,4 @@ def metrics(ctx: RequestContext) -> Response:
     if rendered is None:
         raise NotFound("Metrics are not served here: set OTEL_METRICS_EXPORTER to include prometheus")
     body, content_type = rendered
-    return Response(body, status=200, content_type=content_type, headers={"Cache-Control": "no-store"})
+    return Response(body, status=200, content_type=content_type)

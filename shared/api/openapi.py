@@ -9,7 +9,7 @@ from flask import Response
 
 from shared.http.context import RequestContext, json_response
 from shared.http.openapi import build_document
-from shared.http.routing import ROUTES, route
+from shared.http.routing import PUBLIC_DOCUMENT, ROUTES, route
 
 _lock = threading.Lock()
 _cache: dict[int, dict[str, Any]] = {}
@@ -25,6 +25,7 @@ def document() -> dict[str, Any]:
         return _cache[key]
 
 
-@route("GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description", tag="operations")
+@route("GET", "/openapi.json", scope=None, summary="This API's OpenAPI 3.1 description", tag="operations",
+       cache_control=PUBLIC_DOCUMENT)
 def openapi_json(ctx: RequestContext) -> Response:
     return json_response(document())

@@ -1,9 +1,10 @@
 """Bundles (searchset and history) and the URLs in them.
 
-Links and ``fullUrl`` are absolute, on the base the client used: the Host header, and the scheme
-from ``X-Forwarded-Proto`` when a proxy in front (Knative's) terminated TLS. ``next`` repeats the
-request's parameters with an opaque ``_cursor``; there is no ``previous`` (pages are keyset pages,
-followed forwards).
+Links and ``fullUrl`` are absolute, on the configured ``PUBLIC_BASE_URL`` + ``/fhir`` — never on
+the request's Host or X-Forwarded-* headers, which any client sets (a link built on them would
+send the next request, and its API key, wherever the client said). ``next`` repeats the request's
+parameters with an opaque ``_cursor``; there is no ``previous`` (pages are keyset pages, followed
+forwards).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from urllib.parse import urlencode
 
 from flask import Request
 
+from shared.settings import get_settings
 
-def base_url(request: Request) -> str:
-    proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    scheme = proto if proto in ("http", "https") else request.scheme
-    return f"{scheme}://{request.host}/fhir"
+
+def base_url() -> str:
+    return f"{get_settings().public_base_url}/fhir"
 
 
 def page_url(request: Request, path: str, cursor: str | None = None) -> str:
@@ -27,7 +28,7 @@ def page_url(request: Request, path: str, cursor: str | None = None) -> str:
     if cursor is not None:
         params.append(("_cursor", cursor))
     query = urlencode(params)
-    return f"{base_url(request)}/{path}" + (f"?{query}" if query else "")
+    return f"{base_url()}/{path}" + (f"?{query}" if query else "")
 
 
 def _links(request: Request, path: str, next_cursor: str | None) -> list[dict[str, str]]:
@@ -39,7 +40,7 @@ def _links(request: Request, path: str, next_cursor: str | None) -> list[dict[st
 
 def searchset(request: Request, path: str, resources: Iterable[dict[str, Any]], total: int,
               next_cursor: str | None) -> dict[str, Any]:
-    base = base_url(request)
+    base = base_url()
     entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                for r in resources]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total,
@@ -53,7 +54,7 @@ def history(request: Request, path: str, versions: Iterable[tuple[dict[str, Any]
             next_cursor: str | None) -> dict[str, Any]:
     """``versions``: (resource, changed_at instant), newest first. Version 1 was a create (POST),
     every later version an update (PUT): records are never deleted."""
-    base = base_url(request)
+    base = base_url()
     entries = []
     for resource, changed_at in versions:
         rid, version = resource["id"], resource["meta"]["versionId"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from calendar import monthrange
 from datetime import date, timedelta
 from typing import Any, Literal, TypeVar
 
@@ -18,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 from shared.errors import BadRequest, ValidationFailed
 from shared.fhir.outcome import NotAcceptable
 from shared.http.context import RequestContext
-from shared.schemas.common import QueryModel, text
+from shared.schemas.common import MAX_BIGINT, QueryModel, text
 
 M = TypeVar("M", bound=BaseModel)
 MAX_COUNT = 100
@@ -40,7 +41,7 @@ class MetadataQuery(FormatQuery):
 
 
 class PageQuery(FormatQuery):
-    count: int = Field(default=DEFAULT_COUNT, ge=1, alias="_count",
+    count: int = Field(default=DEFAULT_COUNT, ge=1, le=MAX_BIGINT, alias="_count",
                        description=f"Page size; above {MAX_COUNT} the server returns {MAX_COUNT}.")
     cursor: _Cursor | None = Field(default=None, alias="_cursor",  # type: ignore[valid-type]
                                    description="Opaque: follow the Bundle's `next` link rather than building it.")
@@ -164,19 +165,22 @@ def patient_reference(value: str) -> uuid.UUID:
 _DATE = re.compile(r"^(eq|lt|le|gt|ge)?(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
 
 
-def _period(year: int, month: int | None, day: int | None) -> tuple[date, date]:
-    """[first day, day after the last day] of a FHIR partial date."""
+def _period(year: int, month: int | None, day: int | None) -> tuple[date, date | None]:
+    """[first day, day after the last day) of a FHIR partial date; the end is None when the period
+    runs to the end of the calendar (9999-12-31: no day after it exists to compare with)."""
     if day is not None:
-        start = date(year, month or 1, day)
-        return start, start + timedelta(days=1)
-    if month is not None:
-        start = date(year, month, 1)
-        return start, date(year + (month == 12), month % 12 + 1, 1)
-    return date(year, 1, 1), date(year + 1, 1, 1)
+        start = last = date(year, month or 1, day)
+    elif month is not None:
+        start, last = date(year, month, 1), date(year, month, monthrange(year, month)[1])
+    else:
+        start, last = date(year, 1, 1), date(year, 12, 31)
+    return start, (last + timedelta(days=1) if last < date.max else None)
 
 
 def birthdate_bounds(values: list[str]) -> tuple[date | None, date | None]:
-    """The half-open range [low, high) of birth dates the ``birthdate`` parameters select."""
+    """The half-open range [low, high) of birth dates the ``birthdate`` parameters select (None:
+    unbounded on that side). A range nothing can fall in (``gt9999-12-31``, or bounds that cross)
+    comes back with ``low >= high``, which selects no row."""
     low: date | None = None
     high: date | None = None
     for raw in values:
@@ -189,8 +193,11 @@ def birthdate_bounds(values: list[str]) -> tuple[date | None, date | None]:
                                  int(m.group(4)) if m.group(4) else None)
         except ValueError:
             raise bad_param("birthdate", "is not a calendar date") from None
-        lo, hi = {"eq": (start, end), "ge": (start, None), "gt": (end, None),
-                  "lt": (None, start), "le": (None, end)}[prefix]
+        if prefix == "gt" and end is None:
+            lo, hi = date.max, date.max  # after the last day of the calendar: nothing
+        else:
+            lo, hi = {"eq": (start, end), "ge": (start, None), "gt": (end, None),
+                      "lt": (None, start), "le": (None, end)}[prefix]
         if lo is not None:
             low = lo if low is None else max(low, lo)
         if hi is not None:

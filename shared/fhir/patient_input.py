@@ -55,7 +55,7 @@ class FhirContactPoint(_Element):
     system: Literal["phone", "email"]
     value: str
     use: str | None = None
-    rank: int | None = None
+    rank: int | None = Field(default=None, ge=1, le=2**31 - 1)  # FHIR positiveInt
 
 
 class FhirAddress(_Element):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-from shared.models.patients import MRN_SYSTEM
+from shared.models.patients import is_mrn_system
 
 IDENTIFIER_SYSTEM_URN = "urn:patient-mgt:identifier-system:"
 CODE_SYSTEM_URN = "urn:patient-mgt:code-system:"
@@ -114,4 +114,4 @@ def identifier_type_from_fhir(concept: dict[str, object] | None) -> str | None:
 
 
 def is_mrn(system: str) -> bool:
-    return system == MRN_SYSTEM
+    return is_mrn_system(system)

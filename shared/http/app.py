@@ -21,7 +21,7 @@ from shared.db import is_transient_db_error, unit_of_work
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
-from shared.http.routing import Route, route_for, url_map
+from shared.http.routing import NO_STORE, Route, route_for, url_map
 from shared.log import get_logger
 from shared.telemetry import spans
 
@@ -69,6 +69,7 @@ def handle(request: Request) -> Response:
             log.error("unhandled error", exc_info=True, extra={"fields": {"route": _template(matched)}})
             response = _render_error(matched, None, request_id)
     response.headers["X-Request-Id"] = request_id
+    response.headers["Cache-Control"] = _cache_control(matched, response)
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     log.info(
         "request",
@@ -86,6 +87,13 @@ def _render_error(route: Route | None, error: DomainError | None, request_id: st
     if route is not None and route.error_renderer is not None:
         return route.error_renderer(error, request_id)
     return from_domain_error(error, request_id) if error is not None else internal_error(request_id)
+
+
+def _cache_control(route: Route | None, response: Response) -> str:
+    """no-store unless the route is a public document and this is its success (docs/api.md, "Caching")."""
+    if route is None or response.status_code >= 400:
+        return NO_STORE
+    return route.cache_control
 
 
 def _template(route: Route | None) -> str:

@@ -19,6 +19,7 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from shared.http import inputs
 from shared.http.routing import Route
 from shared.settings import get_settings
 
@@ -48,40 +49,40 @@ class RequestContext:
         length = self.request.content_length
         if length is not None and length > limit:
             raise PayloadTooLarge(f"Body exceeds {limit} bytes")
-        data = self.request.stream.read(limit + 1)
+        try:
+            data = self.request.stream.read(limit + 1)
+        except inputs.BODY_READ_ERRORS:
+            raise inputs.unreadable_body() from None
         if len(data) > limit:
             raise PayloadTooLarge(f"Body exceeds {limit} bytes")
         return data
 
     def json_body(self, model: type[M], *, content_types: tuple[str, ...] = ("application/json",)) -> M:
-        mimetype = (self.request.mimetype or "").lower()
-        if mimetype not in content_types:
-            raise UnsupportedMediaType(f"Send Content-Type: {' or '.join(content_types)}")
-        data = self.raw_body()
-        # The stdlib parser is the strict one (it refuses NaN/Infinity, which pydantic's accepts).
-        try:
-            json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError):
-            raise InvalidJson("The body is not valid UTF-8 JSON") from None
+        data = self._body_of(content_types)
+        # The stdlib parser is the strict one (it refuses NaN/Infinity, which pydantic's accepts), and
+        # inputs.load_json bounds the depth and refuses text PostgreSQL cannot store.
+        inputs.load_json(data)
         try:
             return model.model_validate_json(data)
         except ValidationError as exc:
             if any(err["type"] in ("json_invalid", "json_type") for err in exc.errors()):
-                raise InvalidJson("The body is not valid UTF-8 JSON") from None
+                raise InvalidJson(inputs.NOT_JSON) from None
             raise ValidationFailed(validation_errors(exc, "body")) from None
 
     def json_value(self, *, content_types: tuple[str, ...] = ("application/json",)) -> Any:
         """The parsed JSON body without a model (JSON merge patch validates after merging)."""
+        return inputs.load_json(self._body_of(content_types))
+
+    def _body_of(self, content_types: tuple[str, ...]) -> bytes:
+        """The body, when its media type is one of ``content_types`` (415 otherwise)."""
         mimetype = (self.request.mimetype or "").lower()
         if mimetype not in content_types:
             raise UnsupportedMediaType(f"Send Content-Type: {' or '.join(content_types)}")
-        try:
-            return json.loads(self.raw_body().decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError):
-            raise InvalidJson("The body is not valid UTF-8 JSON") from None
+        return self.raw_body()
 
     # -- query ------------------------------------------------------------------------------
     def query(self, model: type[M]) -> M:
+        inputs.check_query(self.request.query_string)
         args: dict[str, Any] = {}
         for key in self.request.args:
             values = self.request.args.getlist(key)
@@ -100,10 +101,6 @@ class RequestContext:
         if not match:
             raise PreconditionFailed("If-Match is not an ETag this server issued")
         return int(match.group(1))
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
 
 
 def etag(version: int) -> str:

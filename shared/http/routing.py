@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from shared.errors import DomainError
 
 
+NO_STORE = "no-store"
+# The API description and the FHIR CapabilityStatement: public, the same for every caller, no patient data.
+PUBLIC_DOCUMENT = "public, max-age=300"
+
+
 @dataclass(frozen=True)
 class Route:
     method: str
@@ -40,6 +45,9 @@ class Route:
     error_renderer: Callable[[DomainError | None, str], Response] | None = None
     # Media type of the response bodies, success and error (OpenAPI); problem+json unless error_renderer.
     media_type: str = "application/json"
+    # Cache-Control of this route's successful responses. Every response that may carry patient data
+    # is no-store (errors always are); only public documents without patient data may say otherwise.
+    cache_control: str = NO_STORE
 
     @property
     def endpoint(self) -> str:

@@ -26,6 +26,13 @@ from shared.models.base import Base, new_id, utcnow
 
 MRN_SEQUENCE = Sequence("patient_mrn_seq", start=10_000_000)
 MRN_SYSTEM = "urn:patient-mgt:mrn"
+
+
+def is_mrn_system(system: str) -> bool:
+    """The MRN's system in any letter case: it is reserved for the registry. A URN's scheme and
+    namespace compare case-insensitively, so ``URN:Patient-MGT:mrn`` names the same system, and a
+    client identifier under it would make an MRN search find a second patient."""
+    return system.strip().casefold() == MRN_SYSTEM
 PATIENT_STATUSES = ("active", "inactive", "merged")
 SEXES = ("male", "female", "other", "unknown")
 

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
-from shared.schemas.common import QueryModel, text
+from shared.schemas.common import QueryModel, StorableDatetime, text
 
 LisStatus = Literal["processed", "duplicate", "ignored", "quarantined", "failed"]
 
@@ -44,7 +44,7 @@ class LisSyncStatus(BaseModel):
 class LisMessageQuery(QueryModel):
     status: LisStatus | None = None
     type: text(40) | None = Field(default=None, description="ORU, or ORU^R01")  # type: ignore[valid-type]
-    since: AwareDatetime | None = Field(default=None, description="Received at or after (RFC 3339 with offset)")
+    since: StorableDatetime | None = Field(default=None, description="Received at or after (RFC 3339 with offset)")
     include_raw: bool = Field(default=False, description="Include the raw bytes (needs scope lis:admin)")
     limit: int = Field(default=50, ge=1, le=500)
     cursor: text(200) | None = None  # type: ignore[valid-type]

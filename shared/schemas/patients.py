@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints, field_validator
 from pydantic.json_schema import WithJsonSchema
 
-from shared.models.patients import MRN_SYSTEM
+from shared.models.patients import is_mrn_system
 from shared.schemas.common import Name, QueryModel, ShortText, StrictModel, text
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -116,8 +116,8 @@ class PatientCreate(StrictModel):
     def _client_identifiers(cls, value: list[Identifier]) -> list[Identifier]:
         seen = set()
         for ident in value:
-            if ident.system == MRN_SYSTEM:
-                raise ValueError("the MRN is assigned by the server")
+            if is_mrn_system(ident.system):
+                raise ValueError("the MRN is assigned by the server (its system is reserved, in any letter case)")
             key = (ident.system, ident.value)
             if key in seen:
                 raise ValueError("the same identifier is listed twice")
@@ -227,8 +227,8 @@ class CommunicationPatch(StrictModel):
 class PatientPatch(StrictModel):
     """A JSON merge patch (RFC 7396) of the patient: members present replace, ``null`` removes.
 
-    ``identifiers`` replaces the whole list; MRN identifiers (system ``urn:patient-mgt:mrn``) are
-    managed by the server: they may be echoed back, never added or removed. ``status`` may move
+    ``identifiers`` replaces the whole list; MRN identifiers (system ``urn:patient-mgt:mrn``, in any
+    letter case) are managed by the server: they may be echoed back, never added or removed. ``status`` may move
     between ``active`` and ``inactive``; ``merged`` is reached only through the merge endpoint.
     """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pydantic import BaseModel, Field, field_validator
 
-from shared.models.patients import PATIENT_STATUSES
+from shared.models.patients import MRN_SYSTEM, PATIENT_STATUSES, is_mrn_system
 from shared.mrn import is_valid_mrn
 from shared.normalize import tokens
 from shared.schemas.common import QueryModel, text
@@ -87,7 +87,10 @@ class PatientSearchQuery(QueryModel):
         if self.identifier is None:
             return None
         system, sep, code = self.identifier.partition("|")
-        return (system.strip(), code.strip()) if sep else (None, system.strip())
+        if not sep:
+            return None, system.strip()
+        # The MRN's system in another letter case is the MRN's system (no other identifier holds it).
+        return (MRN_SYSTEM if is_mrn_system(system) else system.strip()), code.strip()
 
     def used(self) -> list[str]:
         """Names (never values) of the filters in use, for the audit row."""

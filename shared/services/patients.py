@@ -22,6 +22,7 @@ from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import MRN_SYSTEM, Patient, PatientIdentifier
 from shared.models.base import utcnow
+from shared.models.patients import is_mrn_system
 from shared.mrn import next_mrn
 from shared.normalize import fold
 from shared.schemas.patients import Patient as PatientResource
@@ -210,15 +211,16 @@ def _sync_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, old: dict[IdentKey
 
 def _patched_state(patient: Patient, before: PatientResource, patch: dict[str, Any]) -> tuple[PatientState, dict[str, Any]]:
     """Apply the merge patch to the writable document and validate it; MRN identifiers are the
-    server's: echoing them is fine, adding one is refused, leaving them out keeps them."""
+    server's: echoing them is fine, adding one (in the MRN's system in any letter case) is refused,
+    leaving them out keeps them."""
     doc = before.model_dump(mode="json", include=set(WRITABLE))
     merged = apply_merge_patch(doc, patch)
     owned = {(i.system, i.value) for i in patient.identifiers if i.system == MRN_SYSTEM}
     errors, client = [], []
     for n, ident in enumerate(merged.get("identifiers") or []):
-        if ident.get("system") != MRN_SYSTEM:
+        if not isinstance(ident.get("system"), str) or not is_mrn_system(ident["system"]):
             client.append(ident)
-        elif (ident.get("system"), ident.get("value")) not in owned:
+        elif (MRN_SYSTEM, ident.get("value")) not in owned:
             errors.append({"in": "body", "field": f"identifiers.{n}", "message": "the MRN is assigned by the server",
                            "code": "read_only"})
     if errors:

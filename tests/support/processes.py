@@ -14,7 +14,6 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -60,15 +59,17 @@ def start_function(
     ready_path: str | None = None,
     timeout: float = 30.0,
 ) -> FunctionProcess:
-    """Start ``functions-framework`` for a target and wait until its port answers."""
+    """Start the function as the container does (functions-framework through ``python -m shared.serve``)
+    and wait until its port answers."""
     port = port or free_port()
     source = ROOT / "functions" / target / "main.py"
     signature = "http" if target == "api" else "cloudevent"
-    full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
+    # The public URL is where the tests reach the process (FHIR links are built on it), unless given.
+    full_env = {**os.environ, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env, "PYTHONUNBUFFERED": "1"}
     log_path = log_dir / f"{target}-{port}.log"
     log_file = log_path.open("wb")
     proc = subprocess.Popen(
-        [str(BIN / "functions-framework"), "--source", str(source), "--target", target,
+        [sys.executable, "-m", "shared.serve", "--source", str(source), "--target", target,
          "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT,
     )

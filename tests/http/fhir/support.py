@@ -10,10 +10,18 @@ import sqlalchemy as sa
 
 from shared.db import unit_of_work
 from shared.models import AuditEntry, LabOrder, LabResult, PatientIdentifier
+from shared.settings import get_settings
 from tests.conftest import auth
 from tests.support.fhir import validate
 
 FHIR_JSON = "application/fhir+json"
+# What a client (or an attacker relaying a victim) may claim: links must never be built on it.
+HOSTILE_HOST = {"Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+
+
+def fhir_base() -> str:
+    """The FHIR base every link is built on: PUBLIC_BASE_URL + /fhir."""
+    return get_settings().public_base_url + "/fhir"
 
 
 def unique_family() -> str:

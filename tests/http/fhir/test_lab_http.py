@@ -4,8 +4,9 @@ import json
 import uuid
 from decimal import Decimal
 
+from shared.settings import get_settings
 from tests.conftest import auth
-from tests.http.fhir.support import add_order, audit_rows, fhir_ok, outcome, rest_patient
+from tests.http.fhir.support import add_order, audit_rows, fhir_base, fhir_ok, outcome, rest_patient
 
 GLUCOSE = {"code_system": "LN", "code": "2345-7", "code_display": "Glucose", "value_type": "NM", "value": "5.10",
            "units": "mmol/L", "reference_range": "3.9-5.5", "abnormal_flags": [], "status": "F"}
@@ -81,7 +82,8 @@ def test_observation_code_filter_and_paging(client, admin_token, make_token):
     assert codes("code=urn:patient-mgt:code-system:L|COM") == ["COM"]
     first = fhir_ok(client.get(f"/fhir/Observation?patient={p['id']}&_count=2", headers=auth(token)))
     nxt = next(link["url"] for link in first["link"] if link["relation"] == "next")
-    rest = fhir_ok(client.get(nxt.replace("http://localhost", ""), headers=auth(token)))
+    assert nxt.startswith(f"{fhir_base()}/Observation?")
+    rest = fhir_ok(client.get(nxt.removeprefix(get_settings().public_base_url), headers=auth(token)))
     seen = [e["resource"]["id"] for e in first["entry"] + rest["entry"]]
     assert len(seen) == len(set(seen)) == 3 and rest["total"] == 3
 

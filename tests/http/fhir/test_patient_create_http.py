@@ -4,7 +4,16 @@ import json
 import uuid
 
 from tests.conftest import auth
-from tests.http.fhir.support import FHIR_JSON, audit_rows, fhir_ok, fhir_patient, outcome, patients_with_identifier
+from tests.http.fhir.support import (
+    FHIR_JSON,
+    HOSTILE_HOST,
+    audit_rows,
+    fhir_base,
+    fhir_ok,
+    fhir_patient,
+    outcome,
+    patients_with_identifier,
+)
 
 
 def post(client, token, body, headers=None, query=""):
@@ -23,10 +32,11 @@ def test_create_stores_the_patient_the_registry_reads_back(client, make_token):
                         identifier=[{"system": "urn:test:partner", "value": uuid.uuid4().hex,
                                      "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "PT"}]}}],
                         id="client-chosen", meta={"versionId": "9"})
-    resp = post(client, token, body)
+    resp = post(client, token, body, headers=HOSTILE_HOST)
     doc = fhir_ok(resp, 201)
     assert doc["id"] != "client-chosen" and doc["meta"]["versionId"] == "1" and resp.headers["ETag"] == 'W/"1"'
-    assert resp.headers["Location"] == f"http://localhost/fhir/Patient/{doc['id']}"
+    # On PUBLIC_BASE_URL, never on the Host (or X-Forwarded-*) the request claimed.
+    assert resp.headers["Location"] == f"{fhir_base()}/Patient/{doc['id']}"
     stored = client.get(f"/patients/{doc['id']}", headers=auth(token)).get_json()
     assert stored["name"]["family"] == body["name"][0]["family"] and stored["birth_date"] == "1990-07-08"
     assert stored["sex"] == "male" and stored["phone"] == "+447700900123" and stored["email"] == "kofi@example.org"

@@ -4,7 +4,7 @@ import uuid
 
 from shared.http.routing import ROUTES
 from tests.conftest import auth
-from tests.http.fhir.support import audit_rows, fhir_ok, outcome, rest_patient
+from tests.http.fhir.support import HOSTILE_HOST, audit_rows, fhir_base, fhir_ok, outcome, rest_patient
 
 
 def test_read_maps_every_registry_field_and_is_audited(client, admin_token, make_token):
@@ -74,11 +74,13 @@ def test_every_fhir_route_answers_errors_as_operation_outcome(client, make_token
         outcome(client.open(path, method=r.method, headers=auth(wrong)), 403, "forbidden")
 
 
-def test_metadata_is_public_and_describes_the_base_used(client):
-    resp = client.get("/fhir/metadata", headers={"X-Forwarded-Proto": "https", "Host": "fhir.lab.example.org"})
+def test_metadata_is_public_and_describes_the_configured_base_whatever_the_host(client):
+    resp = client.get("/fhir/metadata", headers=HOSTILE_HOST)
     doc = fhir_ok(resp)
     assert doc["resourceType"] == "CapabilityStatement" and doc["fhirVersion"] == "4.0.1"
-    assert doc["implementation"]["url"] == "https://fhir.lab.example.org/fhir"
+    assert doc["implementation"]["url"] == fhir_base()
+    assert "evil.example" not in resp.get_data(as_text=True)
+    assert resp.headers["Cache-Control"] == "public, max-age=300"  # the same public document for everyone
     outcome(client.get("/fhir/metadata?mode=terminology"), 400, "invalid")
 
 

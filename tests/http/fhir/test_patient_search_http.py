@@ -3,7 +3,7 @@
 from urllib.parse import parse_qs, urlsplit
 
 from tests.conftest import auth
-from tests.http.fhir.support import audit_rows, fhir_ok, outcome, rest_patient, unique_family
+from tests.http.fhir.support import HOSTILE_HOST, audit_rows, fhir_base, fhir_ok, outcome, rest_patient, unique_family
 
 
 def _path(url: str) -> str:
@@ -19,14 +19,17 @@ def test_search_pages_follow_next_links_to_every_match(client, admin_token, make
     token = make_token("patients:read")
     family = unique_family()
     made = {rest_patient(client, admin_token, name={"family": family, "given": [g]})["id"] for g in ("Ama", "Kwame", "Esi")}
-    first = fhir_ok(client.get(f"/fhir/Patient?family={family}&_count=2", headers=auth(token)))
+    resp = client.get(f"/fhir/Patient?family={family}&_count=2", headers={**auth(token), **HOSTILE_HOST})
+    first = fhir_ok(resp)
     assert first["type"] == "searchset" and first["total"] == 3 and len(first["entry"]) == 2
+    assert "evil.example" not in resp.get_data(as_text=True) and resp.headers["Cache-Control"] == "no-store"
     links = {link["relation"]: link["url"] for link in first["link"]}
-    assert links["self"] == f"http://localhost/fhir/Patient?family={family}&_count=2"
+    assert links["self"] == f"{fhir_base()}/Patient?family={family}&_count=2"
+    assert links["next"].startswith(f"{fhir_base()}/Patient?")
     query = parse_qs(urlsplit(links["next"]).query)
     assert query["family"] == [family] and query["_count"] == ["2"] and query["_cursor"][0]
     assert family not in query["_cursor"][0]  # the cursor carries an id, not the search terms
-    assert all(e["fullUrl"] == f"http://localhost/fhir/Patient/{e['resource']['id']}" for e in first["entry"])
+    assert all(e["fullUrl"] == f"{fhir_base()}/Patient/{e['resource']['id']}" for e in first["entry"])
     second = fhir_ok(client.get(_path(links["next"]), headers=auth(token)))
     assert second["total"] == 3 and len(second["entry"]) == 1
     assert "next" not in {link["relation"] for link in second["link"]}
@@ -60,6 +63,27 @@ def test_search_filters_name_given_gender_birthdate_identifier(client, admin_tok
     assert search(f"identifier=urn:patient-mgt:mrn|{b['mrn']}") == [b["id"]]
     empty = fhir_ok(client.get(f"/fhir/Patient?family={family}&gender=other", headers=auth(token)))
     assert empty["total"] == 0 and "entry" not in empty
+
+
+def test_birthdate_at_the_edges_of_the_calendar_is_answered_correctly(client, admin_token, make_token):
+    """Year 9999's last day has no day after it and year 0001's first none before: the bounds are
+    open there (or empty), never a date computed past the calendar's end."""
+    token = make_token("patients:read")
+    family = unique_family()
+    a = rest_patient(client, admin_token, name={"family": family, "given": ["Abena"]}, birth_date="1970-05-06")
+
+    def search(birthdates: str) -> list[str]:
+        query = "&".join(f"birthdate={b}" for b in birthdates.split())
+        return _ids(fhir_ok(client.get(f"/fhir/Patient?family={family}&{query}", headers=auth(token))))
+
+    for everyone in ("le9999-12-31", "lt9999-12-31", "le9999", "le9999-12", "ge0001-01-01", "gt0001-01-01", "ge0001",
+                     "ge0001-01-01 le9999-12-31"):
+        assert search(everyone) == [a["id"]], everyone
+    for nobody in ("9999-12-31", "9999", "9999-12", "gt9999-12-31", "gt9999", "ge9999-12-31", "0001-01-01", "0001",
+                   "lt0001-01-01", "le0001-01-01", "lt0001", "gt9999-12-31 lt2000", "ge9999-12-31 le9999-12-31"):
+        assert search(nobody) == [], nobody
+    for invalid in ("0000", "le0000-12-31", "9999-13", "gt10000"):
+        outcome(client.get(f"/fhir/Patient?family={family}&birthdate={invalid}", headers=auth(token)), 400, "invalid")
 
 
 def test_unsupported_or_malformed_parameters_are_400(client, make_token):

@@ -1,0 +1,100 @@
+"""``python -m shared.serve``: run one function exactly as ``functions-framework`` does, except that
+what gunicorn answers by itself is problem+json.
+
+functions-framework's command builds the function's Flask app and runs it in gunicorn. gunicorn
+answers a request it cannot parse (an invalid character in a header, a request line too long, a
+malformed chunked body) itself, before Flask sees it, with an HTML page quoting the offending text.
+This command takes functions-framework's options and variables (``--target``/``FUNCTION_TARGET``,
+``--source``/``FUNCTION_SOURCE``, ``--signature-type``/``FUNCTION_SIGNATURE_TYPE``, ``--host``/
+``HOST``, ``--port``/``PORT``, ``--debug``/``DEBUG``; ``THREADS``, ``WORKERS`` and the timeout are read
+by functions-framework's gunicorn application as before) and builds the same app and server, with
+one change: gunicorn's worker is :class:`ProblemWorker`, whose error answer keeps gunicorn's status
+and reason but carries a problem+json body that quotes nothing. ``--debug`` runs Flask's
+development server with the reloader, as functions-framework does (``make dev``).
+
+The Dockerfile's CMD, ``make dev`` (``shared.devrun``) and the end-to-end tests start every function
+with this command. What the Flask app itself would answer in HTML is ``shared.http.function_app``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import click
+from functions_framework import create_app
+from functions_framework._http import create_server
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+from shared.http.problems import PROBLEM_CONTENT_TYPE, internal_error, problem_body
+
+DETAILS = {
+    400: "The request is not valid HTTP/1.1 (request line, header or body framing) and was not processed",
+    414: "The request line is too long",
+    431: "The request's header fields are too large",
+}
+
+
+class _Captured:
+    """The client socket as gunicorn's error writer sees it: what is written is kept, not sent."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.written = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.written += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def error_response(status: int, reason: str) -> bytes:
+    """The whole HTTP/1.1 response gunicorn's error page is replaced with."""
+    if status >= 500:
+        body = internal_error(None).get_data()
+    else:
+        slug = reason.lower().replace(" ", "-")
+        body = json.dumps(problem_body(status, slug, reason, DETAILS.get(status, reason))).encode()
+    head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM_CONTENT_TYPE}\r\n"
+            f"Cache-Control: no-store\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode("latin-1") + body
+
+
+class ProblemWorker(ThreadWorker):
+    """gunicorn's threaded worker (functions-framework's), answering its own errors in problem+json."""
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        # gunicorn decides the status (and logs); only the page it would send is replaced.
+        captured = _Captured(client)
+        super().handle_error(req, captured, addr, exc)
+        status_line = captured.written.split(b"\r\n", 1)[0].decode("latin-1")
+        try:
+            _version, code, reason = status_line.split(" ", 2)
+            status = int(code)
+        except ValueError:
+            status, reason = 500, "Internal Server Error"
+        try:
+            util.write_nonblock(client, error_response(status, reason))
+        except OSError:
+            self.log.debug("Failed to send error message.")
+
+
+@click.command()
+@click.option("--target", envvar="FUNCTION_TARGET", type=click.STRING, required=True)
+@click.option("--source", envvar="FUNCTION_SOURCE", type=click.Path(), default=None)
+@click.option("--signature-type", envvar="FUNCTION_SIGNATURE_TYPE",
+              type=click.Choice(["http", "event", "cloudevent", "typed"]), default="http")
+@click.option("--host", envvar="HOST", type=click.STRING, default="0.0.0.0")
+@click.option("--port", envvar="PORT", type=click.INT, default=8080)
+@click.option("--debug", envvar="DEBUG", is_flag=True)
+def main(target: str, source: str | None, signature_type: str, host: str, port: int, debug: bool) -> None:
+    app = create_app(target, source, signature_type)
+    options = {} if debug else {"worker_class": ProblemWorker}
+    create_server(app, debug, **options).run(host, port)
+
+
+if __name__ == "__main__":
+    main()
