@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 
+from shared.errors import ServiceUnavailable
 from shared.log import get_logger
 from shared.settings import get_settings
 
@@ -153,6 +154,30 @@ def dispose_engine() -> None:
             _engine.dispose()
         _engine = None
         _session_factory = None
+
+
+READY_STATEMENT_TIMEOUT_MS = 1000
+
+
+def check_ready() -> None:
+    """Run one checked query through the request pool, or raise :class:`ServiceUnavailable`.
+
+    Every function's ``/readyz`` calls this (the api's route in ``shared.api.health``, the CloudEvent functions' in
+    ``shared.http.function_app``), so one probe decides readiness everywhere.
+    """
+    try:
+        with get_engine().connect() as conn:
+            try:
+                # SET LOCAL: the timeout ends with this transaction (rolled back when the connection returns).
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {READY_STATEMENT_TIMEOUT_MS}")
+                if conn.execute(sa.text("SELECT 1")).scalar() != 1:
+                    raise RuntimeError("wrong answer")
+            except Exception:
+                conn.invalidate()  # whatever failed here, the next probe starts from a new connection
+                raise
+    except Exception as exc:  # noqa: BLE001 — any failure to run a query means not ready
+        log.warning("readiness check failed", extra={"fields": {"error_type": type(exc).__name__}})
+        raise ServiceUnavailable("The database is not reachable", retry_after=2) from None
 
 
 class UnitOfWork:

@@ -12,17 +12,11 @@ one and readiness comes back with the database. The checkout waits at most
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from flask import Response
 
-from shared.db import get_engine
-from shared.errors import ServiceUnavailable
+from shared.db import check_ready
 from shared.http.context import RequestContext, json_response
 from shared.http.routing import route
-from shared.log import get_logger
-
-log = get_logger(__name__)
-READY_STATEMENT_TIMEOUT_MS = 1000
 
 
 @route("GET", "/healthz", scope=None, summary="Liveness: the process answers", tag="operations")
@@ -32,17 +26,6 @@ def healthz(ctx: RequestContext) -> Response:
 
 @route("GET", "/readyz", scope=None, summary="Readiness: the database answers through the pool", tag="operations")
 def readyz(ctx: RequestContext) -> Response:
-    try:
-        with get_engine().connect() as conn:
-            try:
-                # SET LOCAL: the timeout ends with this transaction (rolled back when the connection returns).
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {READY_STATEMENT_TIMEOUT_MS}")
-                if conn.execute(sa.text("SELECT 1")).scalar() != 1:
-                    raise RuntimeError("wrong answer")
-            except Exception:
-                conn.invalidate()  # whatever failed here, the next probe starts from a new connection
-                raise
-    except Exception as exc:  # noqa: BLE001 — any failure to run a query means not ready
-        log.warning("readiness check failed", extra={"fields": {"error_type": type(exc).__name__}})
-        raise ServiceUnavailable("The database is not reachable", retry_after=2) from None
+    check_ready()
     return json_response({"status": "ready"})
+

@@ -20,13 +20,12 @@ sees a request (a malformed request line or header) is ``shared.serve``'s.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from cloudevents.exceptions import GenericException
 from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 
-from shared.db import get_engine
+from shared.db import check_ready
 from shared.errors import (
     BadRequest,
     DomainError,
@@ -91,9 +90,7 @@ def healthz() -> Response:
 
 def readyz() -> Response:
     try:
-        with get_engine().connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 — any failure to reach the database means not ready
-        log.warning("readiness check failed", extra={"fields": {"error_type": type(exc).__name__}})
-        return from_domain_error(ServiceUnavailable("The database is not reachable", retry_after=2))
+        check_ready()
+    except ServiceUnavailable as exc:
+        return from_domain_error(exc)
     return Response('{"status": "ready"}', status=200, mimetype="application/json")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
+from shared.instants import is_storable
 from shared.normalize import has_control_chars
 
 
@@ -33,11 +34,9 @@ LATEST_INSTANT = "9999-12-31T23:59:59.999999Z"
 def _storable_instant(value: datetime) -> datetime:
     # Python's datetime ends at year 1 and 9999 in every offset; PostgreSQL's timestamptz reaches
     # further. An instant whose UTC form falls outside Python's calendar (0001-01-01T00:00:00+14:00)
-    # would overflow inside the driver while it converts the parameter.
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(f"must be an instant from {EARLIEST_INSTANT} to {LATEST_INSTANT}") from None
+    # would overflow inside the driver while it converts the parameter (shared.instants).
+    if not is_storable(value):
+        raise ValueError(f"must be an instant from {EARLIEST_INSTANT} to {LATEST_INSTANT}")
     return value
 
 
