@@ -14,7 +14,7 @@ from flask import Response
 from werkzeug.http import http_date
 
 from shared.db import unit_of_work
-from shared.errors import BadRequest, NotFound, ValidationFailed
+from shared.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from shared.fhir import lab_view, patients_view
 from shared.fhir.bundle import base_url, history, searchset
 from shared.fhir.capability import capability_statement
@@ -27,6 +27,7 @@ from shared.fhir.params import (
     ObservationSearchParams,
     PageQuery,
     PatientSearchParams,
+    fhir_version_ok,
     ServiceRequestSearchParams,
     parse_query,
     patient_reference,
@@ -37,12 +38,15 @@ from shared.fhir.patient_input import FhirPatientIn, parse_fhir_patient, to_pati
 from shared.fhir.schemas import FhirBundle, FhirCapabilityStatement, FhirPatient, PatientCreateParams
 from shared.fhir.systems import identifier_system_from_fhir
 from shared.http.context import RequestContext, etag
-from shared.http.routing import PUBLIC_DOCUMENT, route
+from shared.http.routing import PREFIX_ERROR_RENDERERS, PUBLIC_DOCUMENT, route
 from shared.schemas.patients import Patient as PatientResource
 
 FHIR: dict[str, Any] = {"tag": "fhir", "error_renderer": render_error, "media_type": FHIR_JSON}
 # FHIR answers a bad search parameter with 400 (not 422) and a format other than JSON with 406.
 SEARCH_ERRORS: dict[int, None] = {400: None, 406: None}
+# A path under /fhir that matches no route (GET /fhir/Encounter, DELETE /fhir/Patient/{id}) is a
+# FHIR client's mistake too: OperationOutcome, not problem+json.
+PREFIX_ERROR_RENDERERS["/fhir"] = render_error
 
 
 def _patient_id(raw: str) -> uuid.UUID:
@@ -100,6 +104,15 @@ def fhir_patient_history(ctx: RequestContext, patient_id: str) -> Response:
     return fhir_response(history(ctx.request, f"Patient/{pid}/_history", versions, total, next_cursor))
 
 
+def _fhir_body(ctx: RequestContext) -> Any:
+    """The JSON body of a FHIR media type; its ``fhirVersion`` (if any) R4 and its charset UTF-8 (else 415)."""
+    params = ctx.request.mimetype_params
+    charset = params.get("charset", "utf-8").lower()
+    if not fhir_version_ok(params) or charset not in {"utf-8", "utf8"}:
+        raise UnsupportedMediaType("Send Content-Type: application/fhir+json (fhirVersion=4.0, charset=utf-8)")
+    return ctx.json_value(content_types=FHIR_BODY_TYPES)
+
+
 def _condition(ctx: RequestContext, body: FhirPatientIn) -> tuple[str, str] | None:
     """``If-None-Exist: identifier=system|value``, naming one of the resource's identifiers (so the
     unique identifier constraint, not a look-up, decides concurrent creates)."""
@@ -126,7 +139,7 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
     """201 with the new patient; with If-None-Exist, 200 with the patient that already holds the
     identifier (exactly one patient however many identical requests race)."""
     params = parse_query(ctx, PatientCreateParams)
-    body = parse_fhir_patient(ctx.json_value(content_types=FHIR_BODY_TYPES))
+    body = parse_fhir_patient(_fhir_body(ctx))
     condition = _condition(ctx, body)
     data = to_patient_create(body)
     resource, created = patients_view.create_patient(ctx.principal, data, condition,

@@ -98,7 +98,8 @@ def _friendlier(err: dict[str, Any]) -> dict[str, Any]:
 
 
 def negotiate(ctx: RequestContext, fmt: str | None) -> None:
-    """JSON only: ``_format`` or ``Accept`` asking for something else is a 406."""
+    """JSON only: ``_format`` or ``Accept`` asking for something else is a 406. Accept's media-type
+    parameters are honoured: ``fhirVersion`` must be 4.0 (R4), ``charset`` utf-8."""
     if fmt is not None:
         if fmt.lower() in XML_FORMATS:
             raise NotAcceptable("This server serves FHIR JSON only (_format=json)")
@@ -106,9 +107,34 @@ def negotiate(ctx: RequestContext, fmt: str | None) -> None:
             raise BadRequest("_format must be json", errors=[
                 {"in": "query", "field": "_format", "message": "use json", "code": "unsupported"}])
         return
-    accept = ctx.request.accept_mimetypes
-    if ctx.request.headers.get("Accept") and accept.best_match(sorted(JSON_FORMATS - {"json"})) is None:
-        raise NotAcceptable("This server serves application/fhir+json only")
+    header = ctx.request.headers.get("Accept")
+    if header and not any(_acceptable(r) for r in header.split(",")):
+        raise NotAcceptable("This server serves application/fhir+json (fhirVersion=4.0, charset utf-8) only")
+
+
+def fhir_version_ok(params: dict[str, str]) -> bool:
+    """A media type's ``fhirVersion`` parameter, when present, names R4 (4.0 or 4.0.x)."""
+    version = next((v for k, v in params.items() if k.lower() == "fhirversion"), None)
+    return version is None or version.strip().strip('"') == "4.0" or version.strip().strip('"').startswith("4.0.")
+
+
+def _acceptable(media_range: str) -> bool:
+    kind, _, rest = media_range.partition(";")
+    params: dict[str, str] = {}
+    for piece in rest.split(";"):
+        name, sep, value = piece.partition("=")
+        if sep:
+            params[name.strip().lower()] = value.strip().strip('"')
+    try:
+        if float(params.pop("q", "1")) <= 0:
+            return False
+    except ValueError:
+        return False
+    kind = kind.strip().lower()
+    if kind not in {"*/*", "application/*"} | (JSON_FORMATS - {"json"}):
+        return False
+    charset = params.get("charset")
+    return fhir_version_ok(params) and (charset is None or charset.lower() in {"utf-8", "utf8"})
 
 
 def bad_param(field: str, message: str) -> BadRequest:
