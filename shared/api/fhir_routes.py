@@ -30,7 +30,6 @@ from shared.fhir.params import (
     fhir_version_ok,
     ServiceRequestSearchParams,
     parse_query,
-    patient_reference,
     split_escaped,
 )
 from shared.fhir.patient import to_fhir_patient
@@ -149,23 +148,21 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
     return _patient_response(ctx, resource, 201, {"Location": f"{base_url()}/Patient/{resource.id}"})
 
 
-@route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of a patient's lab orders",
+@route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of lab orders",
        query=ServiceRequestSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_service_requests(ctx: RequestContext) -> Response:
     params = parse_query(ctx, ServiceRequestSearchParams)
-    pid = patient_reference(params.patient)
     with unit_of_work() as uow:
-        rows, next_cursor, total = lab_view.search_service_requests(uow, ctx.principal, pid, params)
+        rows, next_cursor, total = lab_view.search_service_requests(uow, ctx.principal, params)
         resources = [to_service_request(r) for r in rows]
     return fhir_response(searchset(ctx.request, "ServiceRequest", resources, total, next_cursor))
 
 
-@route("GET", "/fhir/Observation", scope="patients:read", summary="FHIR search of a patient's lab results",
+@route("GET", "/fhir/Observation", scope="patients:read", summary="FHIR search of lab results",
        query=ObservationSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_search_observations(ctx: RequestContext) -> Response:
     params = parse_query(ctx, ObservationSearchParams)
-    pid = patient_reference(params.patient)
     with unit_of_work() as uow:
-        rows, next_cursor, total = lab_view.search_observations(uow, ctx.principal, pid, params)
+        rows, next_cursor, total = lab_view.search_observations(uow, ctx.principal, params)
         resources = [to_observation(r) for r in rows]
     return fhir_response(searchset(ctx.request, "Observation", resources, total, next_cursor))

@@ -38,13 +38,16 @@ def _links(request: Request, path: str, next_cursor: str | None) -> list[dict[st
     return links
 
 
-def searchset(request: Request, path: str, resources: Iterable[dict[str, Any]], total: int,
+def searchset(request: Request, path: str, resources: Iterable[dict[str, Any]], total: int | None,
               next_cursor: str | None) -> dict[str, Any]:
+    """``total`` None (``_total=none``) leaves Bundle.total out."""
     base = base_url()
     entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                for r in resources]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total,
                               "link": _links(request, path, next_cursor)}
+    if total is None:
+        del bundle["total"]
     if entries:
         bundle["entry"] = entries
     return bundle

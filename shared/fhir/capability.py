@@ -11,12 +11,29 @@ from typing import Any
 FHIR_VERSION = "4.0.1"
 STATEMENT_DATE = "2026-11-25"
 SP = "http://hl7.org/fhir/SearchParameter/"
-PAGING = ("Results are Bundles of type searchset with `total`; `_count` sets the page size (default 20, at most "
-          "100) and the `next` link carries an opaque `_cursor`. Unknown parameters and modifiers are refused (400).")
+PAGING = ("Results are Bundles of type searchset with `total` (`_total=none` leaves it out; `_summary=count` or "
+          "`_count=0` answer it alone); `_count` sets the page size (default 20, at most 100) and the `next` link "
+          "carries an opaque `_cursor`. A comma in a value means any of them; a repeated parameter means all of them. "
+          "Unknown parameters and modifiers are refused (400).")
 
 
 def _param(name: str, kind: str, definition: str, documentation: str) -> dict[str, str]:
     return {"name": name, "definition": SP + definition, "type": kind, "documentation": documentation}
+
+
+def _common(kind: str, sorts: str) -> list[dict[str, str]]:
+    """``_id`` and ``_lastUpdated``, which every search here takes; ``sorts``: the ``_sort`` keys."""
+    return [
+        _param("_id", "token", "Resource-id", f"The {kind} id."),
+        _param("_lastUpdated", "date", "Resource-lastUpdated", "Prefixes eq, ne, lt, le, gt, ge, sa, eb; a time "
+               "without an offset is UTC. `_sort` keys: " + sorts + " (`-` for descending)."),
+    ]
+
+
+SUBJECT = [
+    _param("patient", "reference", "clinical-patient", "<id>, Patient/<id> or an absolute reference."),
+    _param("subject", "reference", "clinical-patient", "Patient/<id> (only patients are subjects here)."),
+]
 
 
 PATIENT: dict[str, Any] = {
@@ -48,28 +65,30 @@ PATIENT: dict[str, Any] = {
         _param("birthdate", "date", "individual-birthdate", "YYYY, YYYY-MM or YYYY-MM-DD with prefix eq (default), "
                "lt, le, gt or ge; give it twice for a range."),
         _param("gender", "token", "individual-gender", "male | female | other | unknown."),
-        _param("identifier", "token", "Patient-identifier", "system|value or value; for conditional create "
+        _param("identifier", "token", "Patient-identifier", "system|value, value or system|; for conditional create "
                "(If-None-Exist: identifier=system|value) the identifier must be one of the resource's."),
+        *_common("Patient", "family, _lastUpdated"),
     ],
 }
 
 SERVICE_REQUEST: dict[str, Any] = {
     "type": "ServiceRequest",
     "profile": "http://hl7.org/fhir/StructureDefinition/ServiceRequest",
-    "documentation": "Lab orders. `patient` is required. " + PAGING,
+    "documentation": "Lab orders, newest first. " + PAGING,
     "interaction": [{"code": "search-type"}],
-    "searchParam": [_param("patient", "reference", "clinical-patient", "Required: <id> or Patient/<id>.")],
+    "searchParam": [*SUBJECT, *_common("ServiceRequest", "authored, _lastUpdated")],
 }
 
 OBSERVATION: dict[str, Any] = {
     "type": "Observation",
     "profile": "http://hl7.org/fhir/StructureDefinition/Observation",
-    "documentation": "Lab results. `patient` is required. Values are Quantity (UCUM where the unit is known), Ratio, "
+    "documentation": "Lab results, newest first. Values are Quantity (UCUM where the unit is known), Ratio, "
     "Range or string; interpretation from HL7 v2 OBX-8; status from OBX-11. " + PAGING,
     "interaction": [{"code": "search-type"}],
     "searchParam": [
-        _param("patient", "reference", "clinical-patient", "Required: <id> or Patient/<id>."),
-        _param("code", "token", "clinical-code", "system|code or code; comma-separated for any of several."),
+        *SUBJECT,
+        _param("code", "token", "clinical-code", "system|code, code, system| or |code (no system)."),
+        *_common("Observation", "date, _lastUpdated"),
     ],
 }
 

@@ -14,6 +14,8 @@ INTERACTION_ROUTES = {
     ("ServiceRequest", "search-type"): "GET /fhir/ServiceRequest",
     ("Observation", "search-type"): "GET /fhir/Observation",
 }
+# Result parameters (paging, sorting, summaries): documented, not search parameters.
+RESULT_PARAMETERS = {"_count", "_cursor", "_format", "_sort", "_total", "_summary"}
 SEARCH_MODELS = {"Patient": PatientSearchParams, "ServiceRequest": ServiceRequestSearchParams,
                  "Observation": ObservationSearchParams}
 
@@ -33,6 +35,6 @@ def test_declared_search_parameters_are_the_ones_accepted():
     for resource in capability_statement("http://x/fhir")["rest"][0]["resource"]:
         declared = {p["name"] for p in resource["searchParam"]}
         accepted = {f.alias or name for name, f in SEARCH_MODELS[resource["type"]].model_fields.items()}
-        assert accepted - {"_count", "_cursor", "_format"} == declared, resource["type"]
+        assert accepted - RESULT_PARAMETERS == declared, resource["type"]
     patient = capability_statement("http://x/fhir")["rest"][0]["resource"][0]
     assert patient["conditionalCreate"] is True and patient["readHistory"] is False
