@@ -34,7 +34,14 @@ from shared.fhir.params import (
 )
 from shared.fhir.patient import to_fhir_patient
 from shared.fhir.patient_input import FhirPatientIn, parse_fhir_patient, to_patient_create
-from shared.fhir.schemas import FhirBundle, FhirCapabilityStatement, FhirPatient, PatientCreateParams
+from shared.fhir.schemas import (
+    FhirBundle,
+    FhirCapabilityStatement,
+    FhirObservation,
+    FhirPatient,
+    FhirServiceRequest,
+    PatientCreateParams,
+)
 from shared.fhir.systems import identifier_system_from_fhir
 from shared.http.context import RequestContext, etag
 from shared.http.routing import PREFIX_ERROR_RENDERERS, PUBLIC_DOCUMENT, route
@@ -48,20 +55,42 @@ SEARCH_ERRORS: dict[int, None] = {400: None, 406: None}
 PREFIX_ERROR_RENDERERS["/fhir"] = render_error
 
 
-def _patient_id(raw: str) -> uuid.UUID:
+def _id(raw: str, kind: str = "Patient") -> uuid.UUID:
     """FHIR ids are strings: one that is not ours is a 404 OperationOutcome, not an unmatched route."""
     try:
         return uuid.UUID(raw)
     except ValueError:
-        raise NotFound("No Patient with this id") from None
+        raise NotFound(f"No {kind} with this id") from None
+
+
+def _patient_id(raw: str) -> uuid.UUID:
+    return _id(raw)
+
+
+def _version_id(raw: str) -> int:
+    if not raw.isdigit() or len(raw) > 9:
+        raise NotFound("No such version")
+    return int(raw)
+
+
+def _prefers_minimal(ctx: RequestContext) -> bool:
+    return any(p.strip().replace(" ", "") == "return=minimal" for p in ctx.request.headers.get("Prefer", "").split(";"))
+
+
+def _resource_response(ctx: RequestContext, resource: dict[str, Any], version: int, updated_at: Any,
+                       status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    meta = {"ETag": etag(version), "Last-Modified": http_date(updated_at), **(headers or {})}
+    if status in (200, 201) and ctx.request.method == "POST" and _prefers_minimal(ctx):
+        # No body, so no Content-Type: one would describe a body that is not there.
+        response = Response(status=status, headers=meta)
+        del response.headers["Content-Type"]
+        return response
+    return fhir_response(resource, status, meta)
 
 
 def _patient_response(ctx: RequestContext, p: PatientResource, status: int = 200,
                       headers: dict[str, str] | None = None) -> Response:
-    meta = {"ETag": etag(p.version), "Last-Modified": http_date(p.updated_at), **(headers or {})}
-    if status == 201 and "return=minimal" in ctx.request.headers.get("Prefer", ""):
-        return Response(status=status, headers=meta)
-    return fhir_response(to_fhir_patient(p), status, meta)
+    return _resource_response(ctx, to_fhir_patient(p), p.version, p.updated_at, status, headers)
 
 
 @route("GET", "/fhir/metadata", scope=None, summary="FHIR CapabilityStatement: what this FHIR view implements",
@@ -112,6 +141,17 @@ def _fhir_body(ctx: RequestContext) -> Any:
     return ctx.json_value(content_types=FHIR_BODY_TYPES)
 
 
+@route("GET", "/fhir/Patient/<patient_id>/_history/<version_id>", scope="patients:read",
+       summary="FHIR vread: one version of a Patient", query=FormatQuery, responses={200: FhirPatient, **SEARCH_ERRORS},
+       audit_action="patient.versions.read", **FHIR)
+def fhir_vread_patient(ctx: RequestContext, patient_id: str, version_id: str) -> Response:
+    parse_query(ctx, FormatQuery)
+    pid, version = _patient_id(patient_id), _version_id(version_id)
+    with unit_of_work() as uow:
+        resource = patients_view.patient_version(uow, ctx.principal, pid, version)
+    return _patient_response(ctx, resource)
+
+
 def _condition(ctx: RequestContext, body: FhirPatientIn) -> tuple[str, str] | None:
     """``If-None-Exist: identifier=system|value``, naming one of the resource's identifiers (so the
     unique identifier constraint, not a look-up, decides concurrent creates)."""
@@ -145,7 +185,8 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
                                                      allow_duplicate=params.allow_duplicate)
     if not created:
         return _patient_response(ctx, resource)
-    return _patient_response(ctx, resource, 201, {"Location": f"{base_url()}/Patient/{resource.id}"})
+    location = f"{base_url()}/Patient/{resource.id}/_history/{resource.version}"
+    return _patient_response(ctx, resource, 201, {"Location": location})
 
 
 @route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of lab orders",
@@ -166,3 +207,25 @@ def fhir_search_observations(ctx: RequestContext) -> Response:
         rows, next_cursor, total = lab_view.search_observations(uow, ctx.principal, params)
         resources = [to_observation(r) for r in rows]
     return fhir_response(searchset(ctx.request, "Observation", resources, total, next_cursor))
+
+
+@route("GET", "/fhir/ServiceRequest/<order_id>", scope="patients:read", summary="FHIR read of a lab order",
+       query=FormatQuery, responses={200: FhirServiceRequest, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
+def fhir_read_service_request(ctx: RequestContext, order_id: str) -> Response:
+    parse_query(ctx, FormatQuery)
+    oid = _id(order_id, "ServiceRequest")
+    with unit_of_work() as uow:
+        order = lab_view.read_order(uow, ctx.principal, oid)
+        resource = to_service_request(order)
+    return _resource_response(ctx, resource, order.version, order.updated_at)
+
+
+@route("GET", "/fhir/Observation/<result_id>", scope="patients:read", summary="FHIR read of a lab result",
+       query=FormatQuery, responses={200: FhirObservation, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
+def fhir_read_observation(ctx: RequestContext, result_id: str) -> Response:
+    parse_query(ctx, FormatQuery)
+    rid = _id(result_id, "Observation")
+    with unit_of_work() as uow:
+        result = lab_view.read_result(uow, ctx.principal, rid)
+        resource = to_observation(result)
+    return _resource_response(ctx, resource, result.version, result.updated_at)

@@ -68,6 +68,7 @@ def history(request: Request, path: str, versions: Iterable[tuple[dict[str, Any]
             "request": {"method": "POST" if created else "PUT",
                         "url": resource["resourceType"] if created else f"{resource['resourceType']}/{rid}"},
             "response": {"status": "201 Created" if created else "200 OK", "etag": f'W/"{version}"',
+                         "location": f"{resource['resourceType']}/{rid}/_history/{version}",  # its vread
                          "lastModified": changed_at},
         })
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total,

@@ -43,6 +43,7 @@ PATIENT: dict[str, Any] = {
     "A merged patient is inactive and links `replaced-by` to the surviving patient. " + PAGING,
     "interaction": [
         {"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+        {"code": "vread", "documentation": "Every version the registry kept (history entries link to them)."},
         {"code": "search-type", "documentation": "Merged patients are not returned by searches (read them by id)."},
         {"code": "history-instance", "documentation": "Every version, newest first."},
         {"code": "create", "documentation": "Stores one name, one phone, one e-mail, one address, one preferred "
@@ -51,7 +52,7 @@ PATIENT: dict[str, Any] = {
          "?allow_duplicate=true."},
     ],
     "versioning": "versioned",
-    "readHistory": False,
+    "readHistory": True,
     "updateCreate": False,
     "conditionalCreate": True,
     "conditionalRead": "not-supported",
@@ -75,7 +76,8 @@ SERVICE_REQUEST: dict[str, Any] = {
     "type": "ServiceRequest",
     "profile": "http://hl7.org/fhir/StructureDefinition/ServiceRequest",
     "documentation": "Lab orders, newest first. " + PAGING,
-    "interaction": [{"code": "search-type"}],
+    "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+                    {"code": "search-type"}],
     "searchParam": [*SUBJECT, *_common("ServiceRequest", "authored, _lastUpdated")],
 }
 
@@ -84,7 +86,8 @@ OBSERVATION: dict[str, Any] = {
     "profile": "http://hl7.org/fhir/StructureDefinition/Observation",
     "documentation": "Lab results, newest first. Values are Quantity (UCUM where the unit is known), Ratio, "
     "Range or string; interpretation from HL7 v2 OBX-8; status from OBX-11. " + PAGING,
-    "interaction": [{"code": "search-type"}],
+    "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+                    {"code": "search-type"}],
     "searchParam": [
         *SUBJECT,
         _param("code", "token", "clinical-code", "system|code, code, system| or |code (no system)."),

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
+from shared.errors import NotFound
 from shared.fhir.params import ObservationSearchParams, SearchQuery, ServiceRequestSearchParams
 from shared.fhir.search import Sort, all_of, count, date_condition, id_condition, page, sort_of, token
 from shared.fhir.systems import code_systems_from_fhir
@@ -87,3 +88,19 @@ def search_observations(
     where = _common(LabResult, "Observation", p) + all_of(p.code, "code", _code, unescape=False)
     return _search(uow, principal, "result.read", LabResult, where, sort, RESULT_CURSOR, p,
                    _used(p, ("patient", "subject", "code", "id", "last_updated")))
+
+
+def read_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> LabOrder:
+    order = uow.session.get(LabOrder, order_id)
+    if order is None:
+        raise NotFound("No ServiceRequest with this id")
+    audit.record(uow, principal, "order.read", [order.patient_id], details={"view": "fhir"})
+    return order
+
+
+def read_result(uow: UnitOfWork, principal: Principal, result_id: uuid.UUID) -> LabResult:
+    result = uow.session.get(LabResult, result_id)
+    if result is None:
+        raise NotFound("No Observation with this id")
+    audit.record(uow, principal, "result.read", [result.patient_id], details={"view": "fhir"})
+    return result

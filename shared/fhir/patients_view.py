@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork, unit_of_work
-from shared.errors import DuplicateIdentifier, ValidationFailed
+from shared.errors import DuplicateIdentifier, NotFound, ValidationFailed
 from shared.fhir.params import PageQuery, PatientSearchParams, bad_param
 from shared.fhir.search import (
     Sort,
@@ -131,6 +131,23 @@ def patient_history(
     total = uow.session.scalar(sa.select(sa.func.count()).select_from(ResourceVersion).where(
         ResourceVersion.resource_type == "patient", ResourceVersion.resource_id == patient_id)) or 0
     return [(PatientResource.model_validate(i.snapshot), i.changed_at) for i in items], next_cursor, total
+
+
+def patient_version(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, version: int) -> PatientResource:
+    """One version of a patient (vread). The current version is the record itself when no snapshot
+    holds it (a patient written before versioning)."""
+    current = registry.load_patient(uow, patient_id)
+    snapshot = uow.session.scalar(sa.select(ResourceVersion.snapshot).where(
+        ResourceVersion.resource_type == "patient", ResourceVersion.resource_id == patient_id,
+        ResourceVersion.version == version))
+    if snapshot is not None:
+        resource = PatientResource.model_validate(snapshot)
+    elif version == current.version:
+        resource = registry.to_resource(current)
+    else:
+        raise NotFound("No such version of this Patient")
+    audit.record(uow, principal, "patient.versions.read", [patient_id], details={"version": version, "view": "fhir"})
+    return resource
 
 
 # --- create -------------------------------------------------------------------------------------

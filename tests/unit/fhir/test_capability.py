@@ -8,6 +8,9 @@ from tests.support.fhir import validate
 
 INTERACTION_ROUTES = {
     ("Patient", "read"): "GET /fhir/Patient/<patient_id>",
+    ("Patient", "vread"): "GET /fhir/Patient/<patient_id>/_history/<version_id>",
+    ("ServiceRequest", "read"): "GET /fhir/ServiceRequest/<order_id>",
+    ("Observation", "read"): "GET /fhir/Observation/<result_id>",
     ("Patient", "search-type"): "GET /fhir/Patient",
     ("Patient", "history-instance"): "GET /fhir/Patient/<patient_id>/_history",
     ("Patient", "create"): "POST /fhir/Patient",
@@ -37,4 +40,4 @@ def test_declared_search_parameters_are_the_ones_accepted():
         accepted = {f.alias or name for name, f in SEARCH_MODELS[resource["type"]].model_fields.items()}
         assert accepted - RESULT_PARAMETERS == declared, resource["type"]
     patient = capability_statement("http://x/fhir")["rest"][0]["resource"][0]
-    assert patient["conditionalCreate"] is True and patient["readHistory"] is False
+    assert patient["conditionalCreate"] is True and patient["readHistory"] is True  # vread of past versions
