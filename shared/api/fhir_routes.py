@@ -209,23 +209,22 @@ def fhir_search_observations(ctx: RequestContext) -> Response:
     return fhir_response(searchset(ctx.request, "Observation", resources, total, next_cursor))
 
 
+def _lab_read(ctx: RequestContext, raw_id: str, kind: str, read: Any, to_fhir: Any) -> Response:
+    parse_query(ctx, FormatQuery)
+    row_id = _id(raw_id, kind)
+    with unit_of_work() as uow:
+        row = read(uow, ctx.principal, row_id)
+        resource = to_fhir(row)
+    return _resource_response(ctx, resource, row.version, row.updated_at)
+
+
 @route("GET", "/fhir/ServiceRequest/<order_id>", scope="patients:read", summary="FHIR read of a lab order",
        query=FormatQuery, responses={200: FhirServiceRequest, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_read_service_request(ctx: RequestContext, order_id: str) -> Response:
-    parse_query(ctx, FormatQuery)
-    oid = _id(order_id, "ServiceRequest")
-    with unit_of_work() as uow:
-        order = lab_view.read_order(uow, ctx.principal, oid)
-        resource = to_service_request(order)
-    return _resource_response(ctx, resource, order.version, order.updated_at)
+    return _lab_read(ctx, order_id, "ServiceRequest", lab_view.read_order, to_service_request)
 
 
 @route("GET", "/fhir/Observation/<result_id>", scope="patients:read", summary="FHIR read of a lab result",
        query=FormatQuery, responses={200: FhirObservation, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_read_observation(ctx: RequestContext, result_id: str) -> Response:
-    parse_query(ctx, FormatQuery)
-    rid = _id(result_id, "Observation")
-    with unit_of_work() as uow:
-        result = lab_view.read_result(uow, ctx.principal, rid)
-        resource = to_observation(result)
-    return _resource_response(ctx, resource, result.version, result.updated_at)
+    return _lab_read(ctx, result_id, "Observation", lab_view.read_result, to_observation)

@@ -90,17 +90,18 @@ def search_observations(
                    _used(p, ("patient", "subject", "code", "id", "last_updated")))
 
 
+def _read(uow: UnitOfWork, principal: Principal, model: type[LabOrder] | type[LabResult], row_id: uuid.UUID,
+          kind: str, action: str) -> Any:
+    row = uow.session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"No {kind} with this id")
+    audit.record(uow, principal, action, [row.patient_id], details={"view": "fhir"})
+    return row
+
+
 def read_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> LabOrder:
-    order = uow.session.get(LabOrder, order_id)
-    if order is None:
-        raise NotFound("No ServiceRequest with this id")
-    audit.record(uow, principal, "order.read", [order.patient_id], details={"view": "fhir"})
-    return order
+    return _read(uow, principal, LabOrder, order_id, "ServiceRequest", "order.read")  # type: ignore[no-any-return]
 
 
 def read_result(uow: UnitOfWork, principal: Principal, result_id: uuid.UUID) -> LabResult:
-    result = uow.session.get(LabResult, result_id)
-    if result is None:
-        raise NotFound("No Observation with this id")
-    audit.record(uow, principal, "result.read", [result.patient_id], details={"view": "fhir"})
-    return result
+    return _read(uow, principal, LabResult, result_id, "Observation", "result.read")  # type: ignore[no-any-return]
