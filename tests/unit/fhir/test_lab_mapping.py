@@ -68,6 +68,18 @@ def test_structured_numeric_values():
         "high": {"value": Decimal("5"), "unit": "%", "system": UCUM, "code": "%"}}
 
 
+def test_sn_keeps_its_meaning():
+    # SN =^4.2 is written out "=4.2" by the HL7 layer: a plain quantity with its unit, not a string
+    assert observation(value_type="SN", value="=4.2", units="mEq/L")["valueQuantity"] == {
+        "value": Decimal("4.2"), "unit": "mEq/L", "system": UCUM, "code": "meq/L"}
+    assert observation(value_type="SN", value="<=0.5", units="mg/dL")["valueQuantity"]["comparator"] == "<="
+    assert observation(value_type="SN", value=">1:128", units=None)["valueRatio"] == {
+        "numerator": {"value": Decimal("1"), "comparator": ">"}, "denominator": {"value": Decimal("128")}}
+    assert observation(value_type="SN", value="1/64", units=None)["valueRatio"]["denominator"] == {"value": Decimal("64")}
+    for text in ("<>5", "2+", ">2-5"):  # not equal, a categorical grade, a range with a comparator
+        assert observation(value_type="SN", value=text, units=None)["valueString"] == text
+
+
 def test_text_and_unparseable_values_stay_strings():
     assert observation(value_type="ST", value="12345", units=None)["valueString"] == "12345"
     assert observation(value_type="NM", value="5,4", units="mmol/L")["valueString"] == "5,4"
