@@ -19,9 +19,10 @@ from shared.fhir import lab_view, patients_view
 from shared.fhir.bundle import base_url, history, searchset
 from shared.fhir.capability import capability_statement
 from shared.fhir.encoding import FHIR_BODY_TYPES, FHIR_JSON, fhir_response
-from shared.fhir.lab import to_observation, to_service_request
+from shared.fhir.lab import to_diagnostic_report, to_observation, to_service_request
 from shared.fhir.outcome import render_error
 from shared.fhir.params import (
+    DiagnosticReportSearchParams,
     FormatQuery,
     MetadataQuery,
     ObservationSearchParams,
@@ -37,6 +38,7 @@ from shared.fhir.patient_input import FhirPatientIn, parse_fhir_patient, to_pati
 from shared.fhir.schemas import (
     FhirBundle,
     FhirCapabilityStatement,
+    FhirDiagnosticReport,
     FhirObservation,
     FhirPatient,
     FhirServiceRequest,
@@ -189,24 +191,24 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
     return _patient_response(ctx, resource, 201, {"Location": location})
 
 
+def _lab_search(ctx: RequestContext, kind: str, model: Any, search: Any, to_fhir: Any) -> Response:
+    params = parse_query(ctx, model)
+    with unit_of_work() as uow:
+        rows, next_cursor, total = search(uow, ctx.principal, params)
+        resources = [to_fhir(r) for r in rows]
+    return fhir_response(searchset(ctx.request, kind, resources, total, next_cursor))
+
+
 @route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of lab orders",
        query=ServiceRequestSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_service_requests(ctx: RequestContext) -> Response:
-    params = parse_query(ctx, ServiceRequestSearchParams)
-    with unit_of_work() as uow:
-        rows, next_cursor, total = lab_view.search_service_requests(uow, ctx.principal, params)
-        resources = [to_service_request(r) for r in rows]
-    return fhir_response(searchset(ctx.request, "ServiceRequest", resources, total, next_cursor))
+    return _lab_search(ctx, "ServiceRequest", ServiceRequestSearchParams, lab_view.search_service_requests, to_service_request)
 
 
 @route("GET", "/fhir/Observation", scope="patients:read", summary="FHIR search of lab results",
        query=ObservationSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_search_observations(ctx: RequestContext) -> Response:
-    params = parse_query(ctx, ObservationSearchParams)
-    with unit_of_work() as uow:
-        rows, next_cursor, total = lab_view.search_observations(uow, ctx.principal, params)
-        resources = [to_observation(r) for r in rows]
-    return fhir_response(searchset(ctx.request, "Observation", resources, total, next_cursor))
+    return _lab_search(ctx, "Observation", ObservationSearchParams, lab_view.search_observations, to_observation)
 
 
 def _lab_read(ctx: RequestContext, raw_id: str, kind: str, read: Any, to_fhir: Any) -> Response:
@@ -228,3 +230,20 @@ def fhir_read_service_request(ctx: RequestContext, order_id: str) -> Response:
        query=FormatQuery, responses={200: FhirObservation, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_read_observation(ctx: RequestContext, result_id: str) -> Response:
     return _lab_read(ctx, result_id, "Observation", lab_view.read_result, to_observation)
+
+
+def _report(order: Any) -> dict[str, Any]:
+    return to_diagnostic_report(order, list(order.results))
+
+
+@route("GET", "/fhir/DiagnosticReport/<report_id>", scope="patients:read",
+       summary="FHIR read of a lab report (an order with its results)", query=FormatQuery,
+       responses={200: FhirDiagnosticReport, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
+def fhir_read_diagnostic_report(ctx: RequestContext, report_id: str) -> Response:
+    return _lab_read(ctx, report_id, "DiagnosticReport", lab_view.read_report, _report)
+
+
+@route("GET", "/fhir/DiagnosticReport", scope="patients:read", summary="FHIR search of lab reports",
+       query=DiagnosticReportSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
+def fhir_search_diagnostic_reports(ctx: RequestContext) -> Response:
+    return _lab_search(ctx, "DiagnosticReport", DiagnosticReportSearchParams, lab_view.search_diagnostic_reports, _report)

@@ -91,7 +91,28 @@ OBSERVATION: dict[str, Any] = {
     "searchParam": [
         *SUBJECT,
         _param("code", "token", "clinical-code", "system|code, code, system| or |code (no system)."),
+        _param("date", "date", "clinical-date", "The effective time (OBX-14), with a prefix; repeat for a range."),
+        _param("category", "token", "Observation-category", "laboratory: every result here."),
+        _param("status", "token", "Observation-status", "The FHIR status (from OBX-11)."),
         *_common("Observation", "date, _lastUpdated"),
+    ],
+}
+
+DIAGNOSTIC_REPORT: dict[str, Any] = {
+    "type": "DiagnosticReport",
+    "profile": "http://hl7.org/fhir/StructureDefinition/DiagnosticReport",
+    "documentation": "One report per lab order that has results: status from the order, `result` its Observations, "
+    "`basedOn` the ServiceRequest (same id), `conclusion` the order's notes, `effectiveDateTime` the earliest "
+    "effective time of its results. Newest first. " + PAGING,
+    "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the order's version."},
+                    {"code": "search-type"}],
+    "searchParam": [
+        *SUBJECT,
+        _param("code", "token", "clinical-code", "The order's code: system|code, code, system| or |code."),
+        _param("date", "date", "clinical-date", "The earliest effective time of the results, with a prefix."),
+        _param("category", "token", "DiagnosticReport-category", "LAB (HL7 v2 table 0074): every report here."),
+        _param("status", "token", "DiagnosticReport-status", "The report's status (from the order's)."),
+        *_common("DiagnosticReport", "issued, _lastUpdated"),
     ],
 }
 
@@ -122,7 +143,7 @@ def _statement() -> dict[str, Any]:
                 "description": "Authorization: Bearer <API key>. Reads need scope patients:read, create needs "
                 "patients:write. Every read and write is audited.",
             },
-            "resource": [PATIENT, SERVICE_REQUEST, OBSERVATION],
+            "resource": [PATIENT, SERVICE_REQUEST, OBSERVATION, DIAGNOSTIC_REPORT],
         }],
     }
 

@@ -8,20 +8,33 @@ that does not exist is an empty Bundle, as FHIR searches are.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
-from shared.fhir.params import ObservationSearchParams, SearchQuery, ServiceRequestSearchParams
+from shared.fhir.lab import OBSERVATION_CATEGORY, REPORT_STATUS, RESULT_STATUS, V2_0074
+from shared.fhir.params import (
+    DiagnosticReportSearchParams,
+    ObservationSearchParams,
+    SearchQuery,
+    ServiceRequestSearchParams,
+    bad_param,
+)
 from shared.fhir.search import Sort, all_of, count, date_condition, id_condition, page, sort_of, token
 from shared.fhir.systems import code_systems_from_fhir
 from shared.models import LabOrder, LabResult
 
 ORDER_CURSOR = "fs"
+REPORT_CURSOR = "fd"
+OBSERVATION_STATUSES = ("registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                        "entered-in-error", "unknown")
+REPORT_STATUSES = ("registered", "partial", "preliminary", "final", "corrected", "cancelled", "unknown")
 RESULT_CURSOR = "fo"
 
 
@@ -40,9 +53,9 @@ def _common(model: type[LabOrder] | type[LabResult], kind: str, p: ObservationSe
 
 def _search(uow: UnitOfWork, principal: Principal, action: str, model: type[LabOrder] | type[LabResult],
             where: list[sa.ColumnElement[bool]], sort: Sort, kind: str, p: ObservationSearchParams | ServiceRequestSearchParams,
-            used: list[str]) -> tuple[list[Any], str | None, int | None]:
+            used: list[str], options: tuple[Any, ...] = ()) -> tuple[list[Any], str | None, int | None]:
     stmt = sa.select(model).where(*where)
-    rows, next_cursor = page(uow, stmt, sort, kind, p.cursor, p.size())
+    rows, next_cursor = page(uow, stmt.options(*options), sort, kind, p.cursor, p.size())
     total = count(uow, stmt.with_only_columns(model.id)) if p.totals() else None
     audit.record(uow, principal, action, list(dict.fromkeys(r.patient_id for r in rows)),
                  details={"returned": len(rows), "params": used, "view": "fhir"})
@@ -64,17 +77,41 @@ def search_service_requests(
                    _used(p, ("patient", "subject", "id", "last_updated")))
 
 
-def _code(value: str) -> sa.ColumnElement[bool]:
-    """A token on the result's code: ``http://loinc.org`` also matches the HL7 name ``LN``."""
-    t = token(value, "code")
-    parts = []
-    if t.code is not None:
-        parts.append(LabResult.code == t.code)
-    if t.system == "":
-        parts.append(sa.func.coalesce(LabResult.code_system, "") == "")
-    elif t.system is not None:
-        parts.append(sa.func.upper(LabResult.code_system).in_(code_systems_from_fhir(t.system)))
-    return sa.and_(*parts)
+def _code(model: type[LabOrder] | type[LabResult]) -> Callable[[str], sa.ColumnElement[bool]]:
+    """A token on the stored code: ``http://loinc.org`` also matches the HL7 name ``LN``."""
+    def condition(value: str) -> sa.ColumnElement[bool]:
+        t = token(value, "code")
+        parts = []
+        if t.code is not None:
+            parts.append(model.code == t.code)
+        if t.system == "":
+            parts.append(sa.func.coalesce(model.code_system, "") == "")
+        elif t.system is not None:
+            parts.append(sa.func.upper(model.code_system).in_(code_systems_from_fhir(t.system)))
+        return sa.and_(*parts)
+    return condition
+
+
+def _category(system: str, code: str) -> Callable[[str], sa.ColumnElement[bool]]:
+    """Every row here has the one category ``system|code``: the search selects all or nothing."""
+    def condition(value: str) -> sa.ColumnElement[bool]:
+        t = token(value, "category")
+        return sa.true() if t.code == code and t.system in (None, system) else sa.false()
+    return condition
+
+
+def _status(column: sa.ColumnElement[Any], mapping: dict[str, str], allowed: tuple[str, ...],
+            *, upper: bool) -> Callable[[str], sa.ColumnElement[bool]]:
+    """A FHIR status → the stored codes that map to it (``unknown``: every code the map lacks)."""
+    stored = sa.func.upper(sa.func.trim(column)) if upper else column
+
+    def condition(value: str) -> sa.ColumnElement[bool]:
+        if value not in allowed:
+            raise bad_param("status", f"use {', '.join(allowed)}")
+        if value == "unknown":
+            return sa.or_(column.is_(None), stored.not_in(list(mapping)))
+        return stored.in_([k for k, v in mapping.items() if v == value])
+    return condition
 
 
 def search_observations(
@@ -85,9 +122,30 @@ def search_observations(
     effective = sa.func.coalesce(LabResult.observed_at, LabResult.created_at)
     sort = sort_of(p.sort, {"_lastUpdated": (LabResult.updated_at, LabResult.id), "date": (effective, LabResult.id)},
                    Sort(LabResult.created_at, LabResult.id, descending=True))
-    where = _common(LabResult, "Observation", p) + all_of(p.code, "code", _code, unescape=False)
+    where = (_common(LabResult, "Observation", p) + all_of(p.code, "code", _code(LabResult), unescape=False)
+             + all_of(p.date, "date", date_condition(LabResult.observed_at, "date"))
+             + all_of(p.category, "category", _category(OBSERVATION_CATEGORY, "laboratory"), unescape=False)
+             + all_of(p.status, "status", _status(LabResult.status, RESULT_STATUS, OBSERVATION_STATUSES, upper=True)))
     return _search(uow, principal, "result.read", LabResult, where, sort, RESULT_CURSOR, p,
-                   _used(p, ("patient", "subject", "code", "id", "last_updated")))
+                   _used(p, ("patient", "subject", "code", "date", "category", "status", "id", "last_updated")))
+
+
+def search_diagnostic_reports(
+    uow: UnitOfWork, principal: Principal, p: DiagnosticReportSearchParams
+) -> tuple[list[LabOrder], str | None, int | None]:
+    """Reports: the orders that have results, newest first (with their results loaded)."""
+    effective = sa.select(sa.func.min(LabResult.observed_at)).where(LabResult.order_id == LabOrder.id).scalar_subquery()
+    where = (_common(LabOrder, "DiagnosticReport", p)
+             + [sa.exists().where(LabResult.order_id == LabOrder.id)]
+             + all_of(p.code, "code", _code(LabOrder), unescape=False)
+             + all_of(p.date, "date", date_condition(effective, "date"))
+             + all_of(p.category, "category", _category(V2_0074, "LAB"), unescape=False)
+             + all_of(p.status, "status", _status(LabOrder.status, REPORT_STATUS, REPORT_STATUSES, upper=False)))
+    sort = sort_of(p.sort, {"_lastUpdated": (LabOrder.updated_at, LabOrder.id), "issued": (LabOrder.updated_at, LabOrder.id)},
+                   Sort(LabOrder.created_at, LabOrder.id, descending=True))
+    return _search(uow, principal, "order.read", LabOrder, where, sort, REPORT_CURSOR, p,
+                   _used(p, ("patient", "subject", "code", "date", "category", "status", "id", "last_updated")),
+                   options=(selectinload(LabOrder.results),))
 
 
 def _read(uow: UnitOfWork, principal: Principal, model: type[LabOrder] | type[LabResult], row_id: uuid.UUID,
@@ -105,3 +163,12 @@ def read_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> La
 
 def read_result(uow: UnitOfWork, principal: Principal, result_id: uuid.UUID) -> LabResult:
     return _read(uow, principal, LabResult, result_id, "Observation", "result.read")  # type: ignore[no-any-return]
+
+
+def read_report(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> LabOrder:
+    """An order's report: 404 while the order has no result (nothing is reported yet)."""
+    order = uow.session.get(LabOrder, order_id)
+    if order is None or not order.results:
+        raise NotFound("No DiagnosticReport with this id")
+    audit.record(uow, principal, "order.read", [order.patient_id], details={"view": "fhir"})
+    return order

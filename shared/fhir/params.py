@@ -95,6 +95,18 @@ class ObservationSearchParams(SearchQuery):
     patient: Multi = Field(default=None, description="The patient's id, as `<id>` or `Patient/<id>`." + _LIST)
     subject: Multi = Field(default=None, description="As patient: `Patient/<id>`." + _LIST)
     code: Multi = Field(default=None, description="system|code, code, system| or |code." + _LIST)
+    date: Multi = Field(default=None, description="The effective time, with a prefix (eq, ne, lt, le, gt, ge, sa, eb); "
+                        "repeat for a range." + _LIST)
+    category: Multi = Field(default=None, description="laboratory (every result here)." + _LIST)
+    status: Multi = Field(default=None, description="registered | preliminary | final | amended | corrected | "
+                          "cancelled | entered-in-error | unknown." + _LIST)
+
+
+class DiagnosticReportSearchParams(ObservationSearchParams):
+    """As Observation's: ``code`` is the order's, ``date`` the earliest effective time of its results."""
+    category: Multi = Field(default=None, description="LAB (HL7 v2 table 0074; every report here)." + _LIST)
+    status: Multi = Field(default=None, description="registered | partial | preliminary | final | corrected | "
+                          "cancelled | unknown." + _LIST)
 
 
 def parse_query(ctx: RequestContext, model: type[M]) -> M:

@@ -36,6 +36,13 @@ class FhirObservation(_FhirResource):
     id: str
 
 
+class FhirDiagnosticReport(_FhirResource):
+    """A FHIR R4 DiagnosticReport: a lab order's report (http://hl7.org/fhir/R4/diagnosticreport.html)."""
+
+    resourceType: Literal["DiagnosticReport"]  # noqa: N815
+    id: str
+
+
 class FhirBundle(_FhirResource):
     """A FHIR R4 Bundle of type searchset or history (http://hl7.org/fhir/R4/bundle.html)."""
 

@@ -52,7 +52,11 @@ class LabOrder(Base):
 
 class LabResult(Base):
     __tablename__ = "lab_results"
-    __table_args__ = (Index("uq_lab_results_key", "order_id", "result_key", unique=True),)
+    __table_args__ = (
+        Index("uq_lab_results_key", "order_id", "result_key", unique=True),
+        # FHIR Observation?code= across patients, newest first (migration 0012_fhir_lab_search).
+        Index("ix_lab_results_code_created", "code", "created_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_orders.id"), index=True)

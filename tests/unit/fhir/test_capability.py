@@ -2,7 +2,12 @@
 
 import shared.api  # noqa: F401 — registers every route
 from shared.fhir.capability import capability_statement
-from shared.fhir.params import ObservationSearchParams, PatientSearchParams, ServiceRequestSearchParams
+from shared.fhir.params import (
+    DiagnosticReportSearchParams,
+    ObservationSearchParams,
+    PatientSearchParams,
+    ServiceRequestSearchParams,
+)
 from shared.http.routing import ROUTES
 from tests.support.fhir import validate
 
@@ -16,11 +21,13 @@ INTERACTION_ROUTES = {
     ("Patient", "create"): "POST /fhir/Patient",
     ("ServiceRequest", "search-type"): "GET /fhir/ServiceRequest",
     ("Observation", "search-type"): "GET /fhir/Observation",
+    ("DiagnosticReport", "read"): "GET /fhir/DiagnosticReport/<report_id>",
+    ("DiagnosticReport", "search-type"): "GET /fhir/DiagnosticReport",
 }
 # Result parameters (paging, sorting, summaries): documented, not search parameters.
 RESULT_PARAMETERS = {"_count", "_cursor", "_format", "_sort", "_total", "_summary"}
 SEARCH_MODELS = {"Patient": PatientSearchParams, "ServiceRequest": ServiceRequestSearchParams,
-                 "Observation": ObservationSearchParams}
+                 "Observation": ObservationSearchParams, "DiagnosticReport": DiagnosticReportSearchParams}
 
 
 def test_statement_validates_and_matches_the_route_table():
