@@ -163,3 +163,8 @@ def test_service_request_fields():
     ]
     assert sr["subject"] == {"reference": f"Patient/{o.patient_id}"} and sr["note"] == [{"text": "fasting"}]
     assert sr["authoredOn"] == "2026-11-25T09:30:00+00:00"
+
+
+def test_a_result_without_an_order_has_no_based_on():
+    assert "basedOn" not in observation(order_id=None)
+    assert observation()["basedOn"][0]["reference"].startswith("ServiceRequest/")
