@@ -15,7 +15,7 @@ from werkzeug.http import http_date
 
 from shared.db import unit_of_work
 from shared.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
-from shared.fhir import lab_view, patients_view
+from shared.fhir import includes, lab_view, patients_view
 from shared.fhir.bundle import base_url, history, searchset
 from shared.fhir.capability import capability_statement
 from shared.fhir.encoding import FHIR_BODY_TYPES, FHIR_JSON, fhir_response
@@ -116,10 +116,7 @@ def fhir_read_patient(ctx: RequestContext, patient_id: str) -> Response:
 @route("GET", "/fhir/Patient", scope="patients:read", summary="FHIR search of Patients (searchset Bundle)",
        query=PatientSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="patient.search", **FHIR)
 def fhir_search_patients(ctx: RequestContext) -> Response:
-    params = parse_query(ctx, PatientSearchParams)
-    with unit_of_work() as uow:
-        rows, next_cursor, total = patients_view.search_patients(uow, ctx.principal, params)
-    return fhir_response(searchset(ctx.request, "Patient", [to_fhir_patient(r) for r in rows], total, next_cursor))
+    return _search(ctx, "Patient", PatientSearchParams, patients_view.search_patients, to_fhir_patient)
 
 
 @route("GET", "/fhir/Patient/<patient_id>/_history", scope="patients:read",
@@ -191,24 +188,30 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
     return _patient_response(ctx, resource, 201, {"Location": location})
 
 
-def _lab_search(ctx: RequestContext, kind: str, model: Any, search: Any, to_fhir: Any) -> Response:
+def _search(ctx: RequestContext, kind: str, model: Any, search: Any, to_fhir: Any) -> Response:
+    """A searchset: the page, what ``_include``/``_revinclude`` add, ``_elements`` applied to the matches,
+    and the parameters ignored under ``Prefer: handling=lenient`` said in an OperationOutcome entry."""
     params = parse_query(ctx, model)
+    names = includes.elements(params)
     with unit_of_work() as uow:
         rows, next_cursor, total = search(uow, ctx.principal, params)
-        resources = [to_fhir(r) for r in rows]
-    return fhir_response(searchset(ctx.request, kind, resources, total, next_cursor))
+        added, notes = includes.included(uow, ctx.principal, kind, rows, params, getattr(params, "revinclude", None))
+        resources = [includes.subset(to_fhir(r), names) for r in rows]
+    if params.ignored():
+        notes.append(f"Ignored (Prefer: handling=lenient): {', '.join(params.ignored())}")
+    return fhir_response(searchset(ctx.request, kind, resources, total, next_cursor, added, notes))
 
 
 @route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of lab orders",
        query=ServiceRequestSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_service_requests(ctx: RequestContext) -> Response:
-    return _lab_search(ctx, "ServiceRequest", ServiceRequestSearchParams, lab_view.search_service_requests, to_service_request)
+    return _search(ctx, "ServiceRequest", ServiceRequestSearchParams, lab_view.search_service_requests, to_service_request)
 
 
 @route("GET", "/fhir/Observation", scope="patients:read", summary="FHIR search of lab results",
        query=ObservationSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_search_observations(ctx: RequestContext) -> Response:
-    return _lab_search(ctx, "Observation", ObservationSearchParams, lab_view.search_observations, to_observation)
+    return _search(ctx, "Observation", ObservationSearchParams, lab_view.search_observations, to_observation)
 
 
 def _lab_read(ctx: RequestContext, raw_id: str, kind: str, read: Any, to_fhir: Any) -> Response:
@@ -246,4 +249,4 @@ def fhir_read_diagnostic_report(ctx: RequestContext, report_id: str) -> Response
 @route("GET", "/fhir/DiagnosticReport", scope="patients:read", summary="FHIR search of lab reports",
        query=DiagnosticReportSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_diagnostic_reports(ctx: RequestContext) -> Response:
-    return _lab_search(ctx, "DiagnosticReport", DiagnosticReportSearchParams, lab_view.search_diagnostic_reports, _report)
+    return _search(ctx, "DiagnosticReport", DiagnosticReportSearchParams, lab_view.search_diagnostic_reports, _report)

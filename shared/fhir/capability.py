@@ -8,13 +8,16 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from shared.fhir.includes import INCLUDES, REVINCLUDES
+
 FHIR_VERSION = "4.0.1"
 STATEMENT_DATE = "2026-11-25"
 SP = "http://hl7.org/fhir/SearchParameter/"
 PAGING = ("Results are Bundles of type searchset with `total` (`_total=none` leaves it out; `_summary=count` or "
           "`_count=0` answer it alone); `_count` sets the page size (default 20, at most 100) and the `next` link "
           "carries an opaque `_cursor`. A comma in a value means any of them; a repeated parameter means all of them. "
-          "Unknown parameters and modifiers are refused (400).")
+          "`_elements` returns the named top-level elements (tagged SUBSETTED). Unknown parameters and modifiers are "
+          "refused (400), or ignored and listed in an OperationOutcome entry under `Prefer: handling=lenient`.")
 
 
 def _param(name: str, kind: str, definition: str, documentation: str) -> dict[str, str]:
@@ -124,6 +127,16 @@ def _version() -> str:
         return "0.0.0"
 
 
+def _with_includes(resource: dict[str, Any]) -> dict[str, Any]:
+    """The ``_include``/``_revinclude`` values the searches accept (``shared.fhir.includes``)."""
+    out = dict(resource)
+    if INCLUDES[resource["type"]]:
+        out["searchInclude"] = list(INCLUDES[resource["type"]])
+    if REVINCLUDES.get(resource["type"]):
+        out["searchRevInclude"] = list(REVINCLUDES[resource["type"]])
+    return out
+
+
 @lru_cache(maxsize=1)
 def _statement() -> dict[str, Any]:
     return {
@@ -143,7 +156,7 @@ def _statement() -> dict[str, Any]:
                 "description": "Authorization: Bearer <API key>. Reads need scope patients:read, create needs "
                 "patients:write. Every read and write is audited.",
             },
-            "resource": [PATIENT, SERVICE_REQUEST, OBSERVATION, DIAGNOSTIC_REPORT],
+            "resource": [_with_includes(r) for r in (PATIENT, SERVICE_REQUEST, OBSERVATION, DIAGNOSTIC_REPORT)],
         }],
     }
 

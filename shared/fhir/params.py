@@ -13,7 +13,7 @@ from calendar import monthrange
 from datetime import date, timedelta
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from shared.errors import BadRequest, ValidationFailed
 from shared.fhir.outcome import NotAcceptable
@@ -67,6 +67,15 @@ class SearchQuery(PageQuery):
         default=None, alias="_total", description="`none` leaves Bundle.total out; otherwise it is exact.")
     summary: Literal["count"] | None = Field(default=None, alias="_summary",
                                              description="`count`: the total only, no entries.")
+    include: Multi = Field(default=None, alias="_include",
+                           description="Add the resources a reference points at (see each resource's list).")
+    elements: Multi = Field(default=None, alias="_elements",
+                            description="Comma-separated top-level elements to return (id, meta and resourceType always are).")
+    # Parameters ignored under Prefer: handling=lenient (said so in an OperationOutcome entry).
+    _ignored: list[str] = PrivateAttr(default_factory=list)
+
+    def ignored(self) -> list[str]:
+        return list(self._ignored)
 
     def totals(self) -> bool:
         return self.total != "none" or self.summary == "count"
@@ -84,6 +93,8 @@ class PatientSearchParams(SearchQuery):
         "repeat for a range (birthdate=ge1970&birthdate=lt1980)." + _LIST)
     gender: Multi = Field(default=None, description="male | female | other | unknown." + _LIST)
     identifier: Multi = Field(default=None, description="system|value, value, or system|." + _LIST)
+    revinclude: Multi = Field(default=None, alias="_revinclude",
+                              description="Observation:patient adds the patients' results (at most 1000, newest first).")
 
 
 class ServiceRequestSearchParams(SearchQuery):
@@ -109,14 +120,28 @@ class DiagnosticReportSearchParams(ObservationSearchParams):
                           "cancelled | unknown." + _LIST)
 
 
+def lenient(ctx: RequestContext) -> bool:
+    """``Prefer: handling=lenient``: unknown parameters are ignored (and said so); strict is the default."""
+    return any(p.strip().replace(" ", "") == "handling=lenient" for p in ctx.request.headers.get("Prefer", "").split(";"))
+
+
+def unknown_parameters(ctx: RequestContext, model: type[BaseModel]) -> list[str]:
+    known = {f.alias or name for name, f in model.model_fields.items()}
+    return sorted(k for k in ctx.request.args if k not in known)
+
+
 def parse_query(ctx: RequestContext, model: type[M]) -> M:
-    """The query as ``model``, after content negotiation; a failure is a 400 (FHIR search errors)."""
+    """The query as ``model``, after content negotiation; a failure is a 400 (FHIR search errors).
+    Under ``Prefer: handling=lenient`` unknown parameters are left out; ``ignored_parameters`` names them."""
+    ignored = unknown_parameters(ctx, model) if lenient(ctx) else []
     try:
-        q = ctx.query(model)
+        q = ctx.query(model, ignore=frozenset(ignored))
     except ValidationFailed as exc:
         errors = [_friendlier(e) for e in exc.errors]
         raise BadRequest(f"{len(errors)} search parameter(s) are not supported or not valid", errors=errors) from None
     negotiate(ctx, getattr(q, "format", None))
+    if isinstance(q, SearchQuery):
+        q._ignored = ignored
     return q
 
 

@@ -25,7 +25,7 @@ INTERACTION_ROUTES = {
     ("DiagnosticReport", "search-type"): "GET /fhir/DiagnosticReport",
 }
 # Result parameters (paging, sorting, summaries): documented, not search parameters.
-RESULT_PARAMETERS = {"_count", "_cursor", "_format", "_sort", "_total", "_summary"}
+RESULT_PARAMETERS = {"_count", "_cursor", "_format", "_sort", "_total", "_summary", "_include", "_revinclude", "_elements"}
 SEARCH_MODELS = {"Patient": PatientSearchParams, "ServiceRequest": ServiceRequestSearchParams,
                  "Observation": ObservationSearchParams, "DiagnosticReport": DiagnosticReportSearchParams}
 
