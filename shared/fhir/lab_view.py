@@ -27,7 +27,7 @@ from shared.fhir.params import (
     bad_param,
 )
 from shared.fhir.search import Sort, all_of, count, date_condition, id_condition, page, sort_of, token
-from shared.fhir.systems import code_systems_from_fhir
+from shared.fhir.systems import ABSOLUTE_URI_SQL, LOCAL_CODE_SYSTEM, SYSTEM_NAME_SQL, code_systems_from_fhir
 from shared.models import LabOrder, LabResult
 
 ORDER_CURSOR = "fs"
@@ -84,8 +84,9 @@ def _code(model: type[LabOrder] | type[LabResult]) -> Callable[[str], sa.ColumnE
         parts = []
         if t.code is not None:
             parts.append(model.code == t.code)
-        if t.system == "":
-            parts.append(sa.func.coalesce(model.code_system, "") == "")
+        if t.system in ("", LOCAL_CODE_SYSTEM):  # stored without a system (or with text in its slot)
+            stored = sa.func.coalesce(model.code_system, "")
+            parts.append(sa.not_(sa.or_(stored.op("~")(SYSTEM_NAME_SQL), stored.op("~")(ABSOLUTE_URI_SQL))))
         elif t.system is not None:
             parts.append(sa.func.upper(model.code_system).in_(code_systems_from_fhir(t.system)))
         return sa.and_(*parts)

@@ -84,6 +84,8 @@ def test_lab_searches_by_subject_code_alone_and_token_forms(client, admin_token,
     assert alone["total"] == 2 and {e["resource"]["subject"]["reference"] for e in alone["entry"]} == {
         f"Patient/{p['id']}", f"Patient/{q['id']}"}
     assert fhir_ok(client.get(f"/fhir/Observation?code=|{local['code']}", headers=auth(token)))["total"] == 2
+    as_sent = fhir_ok(client.get(f"/fhir/Observation?code=urn:patient-mgt:local-code|{local['code']}", headers=auth(token)))
+    assert as_sent["total"] == 2 and as_sent["entry"][0]["resource"]["code"]["coding"][0]["system"] == "urn:patient-mgt:local-code"
     assert fhir_ok(client.get(f"/fhir/Observation?code=http://loinc.org|{local['code']}", headers=auth(token)))["total"] == 0
     in_loinc = fhir_ok(client.get(f"/fhir/Observation?patient={p['id']}&code=http://loinc.org|", headers=auth(token)))
     assert [e["resource"]["code"]["coding"][0]["code"] for e in in_loinc["entry"]] == ["2345-7"]

@@ -168,3 +168,16 @@ def test_service_request_fields():
 def test_a_result_without_an_order_has_no_based_on():
     assert "basedOn" not in observation(order_id=None)
     assert observation()["basedOn"][0]["reference"].startswith("ServiceRequest/")
+
+
+@pytest.mark.parametrize("system", [None, "", "Glucose serum level", "see lab manual"])
+def test_every_coding_has_a_system_and_text_is_never_made_a_system(system):
+    coding = observation(code_system=system, code="GLU")["code"]["coding"][0]
+    assert coding["system"] == "urn:patient-mgt:local-code"
+
+
+@pytest.mark.parametrize(("system", "uri"), [("LN", "http://loinc.org"), ("L", "urn:patient-mgt:code-system:L"),
+                                             ("99zzz", "urn:patient-mgt:code-system:99zzz"),
+                                             ("urn:oid:1.2.3", "urn:oid:1.2.3")])
+def test_named_systems_keep_their_uris(system, uri):
+    assert observation(code_system=system, code="GLU")["code"]["coding"][0]["system"] == uri
