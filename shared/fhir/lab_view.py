@@ -115,11 +115,8 @@ def _status(column: sa.ColumnElement[Any], mapping: dict[str, str], allowed: tup
     return condition
 
 
-def search_observations(
-    uow: UnitOfWork, principal: Principal, p: ObservationSearchParams
-) -> tuple[list[LabResult], str | None, int | None]:
-    """Lab results, newest stored first unless ``_sort`` says otherwise (``date``: the effective
-    time, or when the result was stored where the LIS sent none)."""
+def observation_query(p: ObservationSearchParams) -> tuple[list[sa.ColumnElement[bool]], Sort]:
+    """The WHERE and the order of an Observation search (the plan test EXPLAINs them)."""
     effective = sa.func.coalesce(LabResult.observed_at, LabResult.created_at)
     sort = sort_of(p.sort, {"_lastUpdated": (LabResult.updated_at, LabResult.id), "date": (effective, LabResult.id)},
                    Sort(LabResult.created_at, LabResult.id, descending=True))
@@ -127,6 +124,15 @@ def search_observations(
              + all_of(p.date, "date", date_condition(LabResult.observed_at, "date"))
              + all_of(p.category, "category", _category(OBSERVATION_CATEGORY, "laboratory"), unescape=False)
              + all_of(p.status, "status", _status(LabResult.status, RESULT_STATUS, OBSERVATION_STATUSES, upper=True)))
+    return where, sort
+
+
+def search_observations(
+    uow: UnitOfWork, principal: Principal, p: ObservationSearchParams
+) -> tuple[list[LabResult], str | None, int | None]:
+    """Lab results, newest stored first unless ``_sort`` says otherwise (``date``: the effective
+    time, or when the result was stored where the LIS sent none)."""
+    where, sort = observation_query(p)
     return _search(uow, principal, "result.read", LabResult, where, sort, RESULT_CURSOR, p,
                    _used(p, ("patient", "subject", "code", "date", "category", "status", "id", "last_updated")))
 

@@ -184,6 +184,12 @@ def sort_of(raw: str | None, field_sorts: dict[str, tuple[sa.ColumnElement[Any],
     return Sort(key, id_, descending)
 
 
+def ordered(stmt: sa.Select[Any], sort: Sort, size: int) -> sa.Select[Any]:
+    """``stmt`` in ``sort`` order, ``size`` + 1 rows (one more tells whether a next page exists)."""
+    order: Sequence[Any] = (sort.key.desc(), sort.id.desc()) if sort.descending else (sort.key, sort.id)
+    return stmt.order_by(*order).limit(size + 1)
+
+
 def page(uow: UnitOfWork, stmt: sa.Select[Any], sort: Sort, kind: str, token_: str | None,
          size: int) -> tuple[list[Any], str | None]:
     """One keyset page of ``stmt`` in ``sort`` order after the row ``token_`` names, and the next cursor."""
@@ -200,8 +206,7 @@ def page(uow: UnitOfWork, stmt: sa.Select[Any], sort: Sort, kind: str, token_: s
         after = sa.tuple_(sort.key, sort.id)
         mark = sa.tuple_(sa.literal(last_key[0]), sa.literal(last_id))
         stmt = stmt.where(after < mark if sort.descending else after > mark)
-    order: Sequence[Any] = (sort.key.desc(), sort.id.desc()) if sort.descending else (sort.key, sort.id)
-    rows = list(uow.session.scalars(stmt.order_by(*order).limit(size + 1)))
+    rows = list(uow.session.scalars(ordered(stmt, sort, size)))
     more = len(rows) > size
     rows = rows[:size]
     return rows, cursor.encode(kind, rows[-1].id) if more else None
