@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 WIDTH, HEIGHT = 760, 240
-LEFT, RIGHT, TOP, BOTTOM = 52, 60, 16, 36
+LEFT, RIGHT, TOP, BOTTOM = 52, 72, 16, 36
 
 
 @dataclass(frozen=True)
