@@ -140,3 +140,16 @@ def test_sign_in_goes_back_to_console_pages_only(console, make_token):
         form = browser.get("/console/sign-in")
         response = browser.post("/console/sign-in", {"csrf_token": csrf_of(form.text), "api_key": token, "next": target})
         assert response.headers["Location"] == "/console/", target
+
+
+def test_no_page_with_a_scope_answers_without_a_session(console):
+    import shared.console.routes  # noqa: F401, PLC0415  (every page registered)
+    from shared.console.web import PAGES  # noqa: PLC0415
+
+    guarded = [p for p in PAGES if p.scope is not None]
+    assert len(guarded) >= 10
+    for p in guarded:
+        path = p.path.replace("<uuid:message_id>", str(uuid.uuid4())).replace("<uuid:dead_letter_id>", str(uuid.uuid4()))
+        path = path.replace("<uuid:patient_id>", str(uuid.uuid4())).replace("<name>", "retention")
+        response = console.get(path) if p.method == "GET" else console.post(path, {"csrf_token": "x"})
+        assert response.status_code == 303 and response.headers["Location"].startswith("/console/sign-in"), p.endpoint
