@@ -51,7 +51,8 @@ def handle(request: Request) -> Response:
             matched = page_for(endpoint)
             response, principal = _serve(request, matched, args, request_id)
     except DomainError as error:
-        response = _error_page(request, principal, request_id, error.status, error.title, error.detail)
+        response = _error_page(request, principal, request_id, error.status, error.title, error.detail,
+                               error.extensions.get("errors"))
         if isinstance(error, MethodNotAllowed):
             response.headers["Allow"] = ", ".join(error.allowed)
     except Exception as exc:  # noqa: BLE001 — the one place that turns the unexpected into a page
@@ -101,12 +102,14 @@ def _serve(request: Request, page: Page, args: dict, request_id: str) -> tuple[R
 
 
 def _error_page(request: Request, principal: Principal | None, request_id: str, status: int, title: str,
-                detail: str) -> Response:
+                detail: str, errors: list[dict] | None = None) -> Response:
+    """``errors``: the fields that failed validation (field, message; never the value sent)."""
     session_id = request.cookies.get(sessions.COOKIE)
     token = sessions.csrf_token(session_id) if principal and session_id else ""
     view = View(request=request, principal=principal, csrf_token=token, request_id=request_id)
     try:
-        return view.render("error.html", status=status, status_code=status, title=title, detail=detail)
+        return view.render("error.html", status=status, status_code=status, title=title, detail=detail,
+                           errors=errors or [])
     except Exception:  # noqa: BLE001 — a broken template must not hide the error it reports
         log.error("error page not rendered", exc_info=True)
         return Response(f"{status} {title}", status=status, mimetype="text/plain")

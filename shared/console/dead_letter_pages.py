@@ -13,7 +13,7 @@ from shared.api.events_routes import redrive_timeout, to_resource
 from shared.console import forms
 from shared.console.web import PREFIX, View, page, redirect
 from shared.db import unit_of_work
-from shared.errors import Conflict, ServiceUnavailable
+from shared.errors import Conflict, ServiceUnavailable, ValidationFailed
 from shared.events import dead_letters as service
 from shared.log import get_logger
 
@@ -57,7 +57,8 @@ def redrive_type(view: View) -> Response:
     that refuses one leaves it pending and stops the run: the rest would be refused too)."""
     event_type = (view.request.form.get("type") or "").strip()
     if not event_type or len(event_type) > 200:
-        raise Conflict("Name the event type to re-drive")
+        raise ValidationFailed([{"in": "body", "field": "type", "message": "the event type, 1-200 characters",
+                                 "code": "missing" if not event_type else "string_too_long"}])
     with unit_of_work() as uow:
         ids = [r.id for r in service.list_dead_letters(uow, status="pending", event_type=event_type,
                                                        limit=REDRIVE_ALL_LIMIT)][::-1]

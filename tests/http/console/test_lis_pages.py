@@ -67,7 +67,7 @@ def test_the_list_filters_by_warning_reason_facility_and_time_and_pages_by_keyse
     assert everything == [str(warned.message_id), str(q2.message_id), str(q1.message_id)]
     assert _ids(console.get("/console/lis/messages", query_string={**base, "until": since.strftime("%Y-%m-%dT%H:%M:%S")}).text) == []
     bad = console.get("/console/lis/messages", query_string={"since": "yesterday"})
-    assert bad.status_code == 422 and "yesterday" not in bad.text
+    assert bad.status_code == 422 and "yesterday" not in bad.text and "<code>since</code>" in bad.text
 
 
 def test_raw_segments_need_lis_admin_and_each_view_is_audited(console, make_token):

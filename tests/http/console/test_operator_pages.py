@@ -68,6 +68,8 @@ def test_dead_letters_are_listed_without_phi_inspected_and_redriven(console, mak
     assert len(audits) == 3 and {a.details["dead_letter_id"] for a in audits} == {str(i) for i in (first, second, third)}
     assert all(a.patient_ids == [uuid.UUID(subject)] for a in audits)
     assert sorted(sink.ids()) == sorted(rows[i].event_id for i in (first, second, third))
+    nameless = console.post_form("/console/dead-letters", "/console/dead-letters/redrive-type", {"type": ""})
+    assert nameless.status_code == 422 and "<code>type</code>" in nameless.text
 
 
 def test_run_now_goes_through_the_runner_and_is_audited(console, make_token):
