@@ -16,6 +16,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
 
 from shared.db import unit_of_work
 from shared.models import LisMessage
@@ -60,6 +62,13 @@ def _backfill_day(facility: str) -> None:
         uow.session.execute(sa.insert(LisMessage), rows)
 
 
+def _click_and_wait(browser, element) -> None:
+    """Click something that loads a new page, and wait until the old page is gone."""
+    page = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 20).until(staleness_of(page))
+
+
 def _text(browser, css: str) -> str:
     return browser.find_element(By.CSS_SELECTOR, css).text
 
@@ -68,7 +77,7 @@ def _sign_in(browser, base: str, token: str) -> None:
     browser.get(base + "/console/")
     assert browser.current_url.startswith(base + "/console/sign-in")
     browser.find_element(By.ID, "api_key").send_keys(token)
-    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form button[type=submit]"))
     assert browser.current_url == base + "/console/"
 
 
@@ -104,9 +113,9 @@ def test_console_in_a_browser(start_fn, make_token, browser, tmp_path):
     rows = browser.find_elements(By.CSS_SELECTOR, "#messages tbody tr[data-id]")
     assert len(rows) == 1 and "identifier_conflict" in rows[0].text
     message_id = rows[0].get_attribute("data-id")
-    rows[0].find_element(By.CSS_SELECTOR, "a").click()
+    _click_and_wait(browser, rows[0].find_element(By.CSS_SELECTOR, "a"))
     assert "identifier_conflict" in _text(browser, "#status")
-    browser.find_element(By.ID, "show-raw").click()
+    _click_and_wait(browser, browser.find_element(By.ID, "show-raw"))
     lines = browser.find_elements(By.CSS_SELECTOR, "#raw li")
     assert [line.text.split("|")[0] for line in lines] == ["MSH", "PID", "ORC", "OBR", "OBX", "NTE"]
     message_png = tmp_path / "console-message.png"
@@ -114,7 +123,7 @@ def test_console_in_a_browser(start_fn, make_token, browser, tmp_path):
 
     # The Replay form without its CSRF token is refused, and nothing changes.
     browser.execute_script("document.querySelector('form.action input[name=csrf_token]').remove()")
-    browser.find_element(By.ID, "replay").click()
+    _click_and_wait(browser, browser.find_element(By.ID, "replay"))
     assert "403" in browser.title and "CSRF" in _text(browser, "main")
     api_view = requests.get(f"{api.url}/lis/messages/{message_id}", headers=bearer, timeout=10).json()
     assert (api_view["status"], api_view["attempts"]) == ("quarantined", 1)
@@ -126,21 +135,25 @@ def test_console_in_a_browser(start_fn, make_token, browser, tmp_path):
                            headers=bearer, timeout=10)
     assert merged.status_code == 200, merged.text
     browser.get(f"{api.url}/console/lis/messages/{message_id}")
-    browser.find_element(By.ID, "replay").click()
+    _click_and_wait(browser, browser.find_element(By.ID, "replay"))
     assert "now processed" in _text(browser, "#outcome")
     assert _text(browser, "#status").startswith("processed")
     history = _text(browser, "#history")
     assert "received → quarantined" in history and "replayed from quarantined → processed" in history
     assert requests.get(f"{api.url}/lis/messages/{message_id}", headers=bearer, timeout=10).json()["status"] == "processed"
-    browser.find_element(By.ID, "patient").click()
+    _click_and_wait(browser, browser.find_element(By.ID, "patient"))
     assert "mmol/L" in _text(browser, "main")
 
     # A key without lis:read: signed in, but refused the LIS pages.
-    browser.find_element(By.CSS_SELECTOR, "form.who button").click()
+    _click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "form.who button"))
     _sign_in(browser, api.url, make_token("patients:read"))
     assert "LIS messages" not in _text(browser, "header")
     browser.get(f"{api.url}/console/lis/messages/{message_id}")
     assert "403" in browser.title and "lis:read" in _text(browser, "main")
+
+    # Nothing of the patient reached the api's log (request lines name the page template, never a value).
+    logs = api.logs()
+    assert "RIVERA" not in logs and f.id("A") not in logs and "Glucose" not in logs and "/console/lis/messages" in logs
 
     for png in (overview_png, message_png):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
