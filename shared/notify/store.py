@@ -130,9 +130,9 @@ def page_failed(uow: UnitOfWork, *, outcome_unknown: bool | None, before: int | 
 
 def failed_counts(uow: UnitOfWork) -> dict[str, int]:
     """How many notifications are ``failed``: ``outcome_unknown`` and the others."""
-    unknown = Notification.reason == OUTCOME_UNKNOWN
     row = uow.session.execute(
-        sa.select(sa.func.count().filter(unknown), sa.func.count().filter(sa.not_(unknown) | Notification.reason.is_(None)))
+        sa.select(sa.func.count().filter(Notification.reason == OUTCOME_UNKNOWN),
+                  sa.func.count().filter(Notification.reason.is_distinct_from(OUTCOME_UNKNOWN)))
         .where(Notification.status == "failed")
     ).one()
     return {"outcome_unknown": row[0], "failed": row[1]}
