@@ -18,6 +18,7 @@ from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.jobs import registry
 from shared.jobs.context import JobRetry
 from shared.jobs.runner import RunOutcome, manual_slot, run_job
+from shared.settings import get_settings
 
 # The api Service's timeoutSeconds is 30 (knative/app/services.yaml).
 OPERATOR_BUDGET_SECONDS = 20.0
@@ -36,7 +37,7 @@ def run_for_operator(principal: Principal, name: str) -> RunOutcome:
         raise NotFound("No such job")
     if name in NOT_FROM_API:
         raise Conflict(f"{name} cannot be run from here: it {NOT_FROM_API[name]}")
-    budget = min(registry_budget(), OPERATOR_BUDGET_SECONDS)
+    budget = min(get_settings().job_time_budget_seconds, OPERATOR_BUDGET_SECONDS)
     try:
         outcome = run_job(name, slot=manual_slot(), trigger="console", budget_seconds=budget)
     except JobRetry as exc:
@@ -44,12 +45,6 @@ def run_for_operator(principal: Principal, name: str) -> RunOutcome:
         raise ServiceUnavailable("The job hit a transient fault (the database?); run it again shortly") from None
     _audit(principal, name, outcome, outcome.status, outcome.error_code)
     return outcome
-
-
-def registry_budget() -> float:
-    from shared.settings import get_settings  # noqa: PLC0415
-
-    return get_settings().job_time_budget_seconds
 
 
 def _audit(principal: Principal, name: str, outcome: RunOutcome | None, status: str, error: str | None) -> None:
