@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast test-fault bench lock check-manifests clean
+.PHONY: dev test test-fast test-fault bench lock check-manifests clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "python3 >= 3.11 is required"'
@@ -18,8 +18,19 @@ $(STAMP): requirements.lock pyproject.toml
 dev: $(STAMP)
 	$(BIN)/patient-mgt dev
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's headless Chromium through its chromedriver (no browser
+# download exists here): installed when missing and root, as `make bench` installs wrk.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "chromium missing: apt-get install -y chromium chromium-driver"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	  else echo "chromium and chromium-driver are missing (Debian: apt-get install chromium chromium-driver): the console's browser tests will fail"; fi; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not fault"

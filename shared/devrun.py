@@ -154,6 +154,7 @@ class DevStack:
                     "K_SINK": self.router_url + "/", "GOOGLE_CLOUD_PROJECT": self.project, **cfg.env}
         base_env.setdefault("NOTIFY_PROVIDER", "console")
         base_env.setdefault("PUBLIC_BASE_URL", self.url("api"))  # FHIR links point at this api
+        base_env.setdefault("CONSOLE_COOKIE_SECURE", "false")  # the operator console over plain-HTTP loopback
         base_env.pop("EVENT_SINK", None)
 
         if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:
@@ -275,6 +276,7 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
         if stack.emulator_host:
             _say(f"{'pubsub':<15} {stack.emulator_host}  (PUBSUB_EMULATOR_HOST; topic lis-inbound -> lis_consumer)")
         _say("send a lab message: .venv/bin/patient-mgt lis send tests/fixtures/hl7/<file>.hl7   (docs/dev.md)")
+        _say(f"operator console: {stack.url('api')}/console/  (sign in with the key below)")
         _say("admin API key (use as: Authorization: Bearer <key>):")
         print(token, flush=True)
         while not stopping:

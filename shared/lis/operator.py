@@ -3,7 +3,8 @@
 * `status` — counts by status (last 24 h and in total), the last message received, and the lag
   (processed-at − MSH-7, or − publish time when MSH-7 is absent) over the last hour: p50, p95, max.
   Redeliveries and duplicates are left out of the lag (they are old by nature).
-* `list_messages` — newest first, filtered by status, type (``ORU`` or ``ORU^R01``) and since.
+* `list_messages` — newest first, filtered by status, type (``ORU`` or ``ORU^R01``), warning, reason,
+  sending facility and a received-at range.
 * `replay` — re-run a ``failed`` or ``quarantined`` message from its stored bytes (after a fix,
   or after an operator resolved what quarantined it). Any other status is left as it is, so a
   replay is idempotent: the (MSH-4, MSH-10) claim makes a message that was applied meanwhile a
@@ -33,7 +34,7 @@ from shared.services import cursor
 
 REPLAYABLE = ("failed", "quarantined")
 CURSOR_KIND = "lis"
-_LAG_STATUSES = ("processed", "ignored", "quarantined", "failed")
+LAG_STATUSES = ("processed", "ignored", "quarantined", "failed")
 
 
 def status(uow: UnitOfWork, now: datetime | None = None) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def status(uow: UnitOfWork, now: datetime | None = None) -> dict[str, Any]:
             sa.func.max(LisMessage.lag_seconds),
             sa.func.count(LisMessage.lag_seconds),
         ).where(LisMessage.processed_at > hour_ago, LisMessage.processed_at <= now,
-                LisMessage.status.in_(_LAG_STATUSES))
+                LisMessage.status.in_(LAG_STATUSES))
     ).one()
     last = uow.session.execute(sa.select(sa.func.max(LisMessage.received_at)).where(LisMessage.received_at <= now)).scalar()
     by_day = {s: 0 for s in LIS_STATUSES}
@@ -78,6 +79,10 @@ class MessageFilter:
     since: datetime | None = None
     limit: int = 50
     cursor: str | None = None
+    warning: str | None = None  # a warning code the message carries (``not_e164:PID-13``)
+    reason: str | None = None  # the quarantine/ignore reason or failure code (``error_code``), exactly
+    facility: str | None = None  # MSH-4, exactly
+    until: datetime | None = None  # received before
 
 
 def list_messages(uow: UnitOfWork, principal: Principal, f: MessageFilter, *, include_raw: bool) -> tuple[list[Any], str | None]:
@@ -90,6 +95,14 @@ def list_messages(uow: UnitOfWork, principal: Principal, f: MessageFilter, *, in
                           sa.or_(LisMessage.message_type == kind, LisMessage.message_type.startswith(kind + "^")))
     if f.since:
         stmt = stmt.where(LisMessage.received_at >= f.since)
+    if f.until:
+        stmt = stmt.where(LisMessage.received_at < f.until)
+    if f.warning:
+        stmt = stmt.where(LisMessage.warnings.contains([f.warning]))
+    if f.reason:
+        stmt = stmt.where(LisMessage.error_code == f.reason)
+    if f.facility:
+        stmt = stmt.where(LisMessage.sending_facility == f.facility)
     if f.cursor:
         after = uow.session.execute(
             sa.select(LisMessage.received_at, LisMessage.id).where(LisMessage.id == cursor.decode_id(CURSOR_KIND, f.cursor))
