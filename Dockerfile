@@ -9,6 +9,7 @@
 #
 # Runtime contract (knative/app/services.yaml): uid/gid 10001, read-only root filesystem
 # with an emptyDir on /tmp, port from $PORT (Knative injects it; functions-framework reads it).
+# `make image-test` runs each image that way (tests/images).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -55,4 +56,5 @@ ENV PATH=/opt/venv/bin:${PATH} \
     FUNCTION_SOURCE=functions/${FUNCTION_DIR}/main.py
 USER 10001:10001
 EXPOSE 8080
-CMD ["functions-framework"]
+# functions-framework's server with the gunicorn settings a read-only container needs (shared/http/serve.py).
+CMD ["python", "-m", "shared.http.serve"]
