@@ -15,6 +15,7 @@ runtime kills the process when it has not exited by then (exit code 137 here).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -29,7 +30,7 @@ from tests.support.lis_delivery import push
 from tests.support.notify import Moto, create_patient
 from tests.support.sink import Sink
 from tests.support.waiting import wait_for
-from tools.images import podman
+from tools.images import artifacts, podman
 
 pytestmark = pytest.mark.images
 
@@ -246,6 +247,17 @@ def log_entries(lines: list[str]) -> list[dict[str, Any]]:
         assert isinstance(entry, dict) and "severity" in entry, f"a log line without severity: {line!r}"
         entries.append(entry)
     return entries
+
+
+# --- the images ------------------------------------------------------------------------------
+
+
+def test_the_four_images_differ_only_in_the_functions_own_layers(built_images: None) -> None:
+    """Base, user and venv are one set of layers: a registry stores them once, a node pulls them once."""
+    layers = {a.image: json.loads(podman("image", "inspect", "--format", "{{json .RootFS.Layers}}", a.image,
+                                         capture=True).stdout) for a in artifacts()}
+    shared = os.path.commonprefix(list(layers.values()))
+    assert {image: len(own) - len(shared) for image, own in layers.items()} == {image: 2 for image in layers}  # folder, bytecode
 
 
 # --- the migration Job -------------------------------------------------------------------------
