@@ -19,6 +19,10 @@ $(STAMP): requirements.lock pyproject.toml
 dev: $(STAMP)
 	$(BIN)/patient-mgt dev
 
+# Stops a running `make dev`, what a killed one left behind, and the embedded PostgreSQL.
+dev-stop: $(STAMP)
+	$(BIN)/patient-mgt dev --stop
+
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
