@@ -212,7 +212,6 @@ def build(python_image: str | None, only: list[str] | None = None) -> list[dict[
         results.append({"image": art.image, "seconds": round(seconds, 1), "bytes": image_size(art.image)})
     for r in results:
         say(f"{r['image']:<28} {int(r['bytes']) / 1e6:6.0f} MB   built in {r['seconds']:.0f} s")
-    (CACHE / "last-build.json").write_text(json.dumps({"base": base, "images": results}, indent=2))
     return results
 
 

@@ -9,9 +9,11 @@ empty read-only directory, as for an optional ConfigMap that does not exist), re
 what Knative injects (``PORT``, ``K_SERVICE``, ``K_CONFIGURATION``, ``K_REVISION``; ``K_SINK`` from
 the SinkBinding). ``command``/``args`` replace the image's entrypoint/command as in Kubernetes.
 
-Differences that cannot be avoided here, and only these: the network is the host's loopback
-(``--network host``; no other network exists on these machines), so ``PORT`` is a free port
-instead of the containerPort 8080; and no queue-proxy sits in front of the container.
+Differences that cannot be avoided here: the network is the host's loopback (``--network host``;
+no other network exists on these machines), so ``PORT`` is a free port instead of the containerPort
+8080; no queue-proxy sits in front of the container; and what only a cluster has (notify's AWS
+identity: a projected token and ~/.aws/config) is replaced by what the caller passes in
+``PodContext.extra_env`` (moto's endpoint and test credentials).
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ def mount_points(pod_spec: dict[str, Any]) -> tuple[str, ...]:
 
 
 def run_args(pod_spec: dict[str, Any], ctx: PodContext, *, read_only: bool = True,
-             apply_limits: bool = True, injected: Mapping[str, str] | None = None) -> list[str]:
+             injected: Mapping[str, str] | None = None) -> list[str]:
     """``podman run`` options and image (and command) for the pod's only container."""
     (container,) = pod_spec["containers"]
     security = container.get("securityContext", {})
@@ -138,11 +140,11 @@ def run_args(pod_spec: dict[str, Any], ctx: PodContext, *, read_only: bool = Tru
 
     resources = container.get("resources", {})
     limits = resources.get("limits", {})
-    if apply_limits and "cpu" in resources.get("requests", {}):  # as the kubelet sets cpu.shares
+    if "cpu" in resources.get("requests", {}):  # as the kubelet sets cpu.shares
         args += ["--cpu-shares", str(max(2, int(float(_cpus(resources["requests"]["cpu"])) * 1024)))]
-    if apply_limits and "memory" in limits:
+    if "memory" in limits:
         args += ["--memory", f"{_quantity_mib(limits['memory'])}m"]
-    if apply_limits and "cpu" in limits:
+    if "cpu" in limits:
         args += ["--cpus", _cpus(limits["cpu"])]
 
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
@@ -214,8 +216,7 @@ class Container:
         podman("rm", "--force", "--time", "0", self.name, check=False, capture=True)
 
 
-def start_service(service: dict[str, Any], ctx: PodContext, *, read_only: bool = True,
-                  apply_limits: bool = True) -> Container:
+def start_service(service: dict[str, Any], ctx: PodContext, *, read_only: bool = True) -> Container:
     """Start a Knative Service's container as its first revision would run it (detached)."""
     name = service["metadata"]["name"]
     pod_spec = service["spec"]["template"]["spec"]
@@ -225,7 +226,7 @@ def start_service(service: dict[str, Any], ctx: PodContext, *, read_only: bool =
         injected["K_SINK"] = ctx.k_sink
     injected |= ctx.extra_env.get(name, {})
     container_name = f"pm-image-{name}-{uuid.uuid4().hex[:8]}"
-    args = run_args(pod_spec, ctx, read_only=read_only, apply_limits=apply_limits, injected=injected)
+    args = run_args(pod_spec, ctx, read_only=read_only, injected=injected)
     started = time.monotonic()
     podman("run", "--detach", "--name", container_name, *args, capture=True)
     grace = int(pod_spec.get("timeoutSeconds", DEFAULT_TIMEOUT_SECONDS))
@@ -233,11 +234,10 @@ def start_service(service: dict[str, Any], ctx: PodContext, *, read_only: bool =
                      mount_points=mount_points(pod_spec))
 
 
-def run_job(job: dict[str, Any], ctx: PodContext, *, read_only: bool = True, apply_limits: bool = True,
-            timeout: float = 300) -> tuple[Container, int]:
+def run_job(job: dict[str, Any], ctx: PodContext, *, read_only: bool = True, timeout: float = 300) -> tuple[Container, int]:
     """Run a Job's container until it exits; returns it (not yet removed) and its exit code."""
     name = f"pm-image-{job['metadata']['name']}-{uuid.uuid4().hex[:8]}"
-    args = run_args(job["spec"]["template"]["spec"], ctx, read_only=read_only, apply_limits=apply_limits)
+    args = run_args(job["spec"]["template"]["spec"], ctx, read_only=read_only)
     started = time.monotonic()
     done = podman("run", "--name", name, *args, check=False, capture=True, timeout=timeout)
     container = Container(name=name, port=None, grace_seconds=0, started_at=started,
