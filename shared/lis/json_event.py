@@ -27,6 +27,7 @@ from shared.hl7.model import (
     Message,
     OrderData,
     PatientData,
+    PatientGroup,
     PersonName,
     ResultData,
 )
@@ -270,8 +271,5 @@ def to_message(event: LisEvent) -> Message:
         )
         for o in event.orders
     )
-    return Message(
-        header=header,
-        patient=_patient(event.patient, fallback_system) if event.patient is not None else None,
-        orders=orders, merge=None, segment_ids=(), extra_patient_groups=0,
-    )
+    patient = _patient(event.patient, fallback_system) if event.patient is not None else None
+    return Message(header=header, groups=(PatientGroup(patient=patient, orders=orders),), segment_ids=())
