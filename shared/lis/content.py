@@ -3,7 +3,7 @@
 Pure (no database). The format is the one the envelope declared, else sniffed: a payload that
 starts with ``{`` is the JSON LIS event, anything else HL7 v2 ER7. An HL7 payload may hold a
 batch (FHS/BHS, several MSH): each message becomes its own part, stored and deduplicated on its
-own (MSH-4, MSH-10).
+own (MSH-4, MSH-10, content digest).
 
 Each parsed part carries the digest of its content (`digest`): the same message sent again — with
 other segment terminators, MLLP framing or batch envelope — has the same digest, which is what

@@ -185,7 +185,8 @@ class LisEvent(_Model):
     version: Literal["1"] = Field(description="Schema version of this event")
     event: Literal["patient", "order", "result"]
     message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=199)] = Field(
-        description="Unique per sending_facility (MSH-10): the same id again is a duplicate"
+        description="Unique per sending_facility (MSH-10): the same event again under it is a duplicate; "
+                    "another event under a used id is applied with the warning control_id_reused"
     )
     sending_facility: Text | None = Field(default=None, description="MSH-4; the default identifier system")
     sending_application: Text | None = None
