@@ -254,6 +254,7 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
                 return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=claimed.duplicate_of)
             if claimed.reused_from is not None:
                 warnings.add(f"control_id_reused:{claimed.reused_from}")
+            ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None)
             applied = apply_message(uow, ctx, part.message, warnings)
     except Quarantine as q:
         return _finish(uow, row, "quarantined", q.reason, warnings, None)

@@ -77,8 +77,8 @@ def apply_orders(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, warn
     return outcome
 
 
-def _parent_order(uow: UnitOfWork, patient_id: uuid.UUID, link: ParentLink, orders: tuple[OrderData, ...],
-                  keys: list[lis_orders.OrderKeys], written: dict[int, uuid.UUID]) -> uuid.UUID | None:
+def _parent_order(uow: UnitOfWork, patient_id: uuid.UUID, link: ParentLink, keys: list[lis_orders.OrderKeys],
+                  written: dict[int, uuid.UUID]) -> uuid.UUID | None:
     wanted = lis_orders.parent_keys(link)
     if wanted is None:
         return None
@@ -95,7 +95,7 @@ def _link_children(uow: UnitOfWork, patient_id: uuid.UUID, orders: tuple[OrderDa
     for index, order in enumerate(orders):
         if order.parent is None:
             continue
-        parent = _parent_order(uow, patient_id, order.parent, orders, keys, written)
+        parent = _parent_order(uow, patient_id, order.parent, keys, written)
         if parent is None or parent == written[index]:
             warnings.add("parent_unknown:OBR-29")
             continue

@@ -126,3 +126,18 @@ def test_a_claim_made_before_digests_is_compared_by_its_stored_bytes(client, mak
         digests = uow.session.scalars(sa.select(LisControlId.content_sha256).where(
             LisControlId.control_id == f"TEST-MSG-001-{run}")).all()
     assert len(digests) == 2 and "" not in digests
+
+
+def test_orders_without_numbers_of_two_messages_under_one_control_id_stay_apart(client, make_token):
+    # Such an order is keyed by (MSH-4, MSH-10, position); the second message's must not be the first's.
+    api, run = _api(client, make_token), uuid.uuid4().hex[:8]
+
+    def numberless(data: bytes) -> bytes:
+        lines = [line for line in data.split(b"\n") if not line.startswith(b"ORC|")]
+        return b"\n".join(b"OBR|1|||" + line.split(b"|", 4)[4] if line.startswith(b"OBR|") else line for line in lines)
+
+    first, second = send(EGFR, run, edit=numberless), send(HBA1C, run, edit=numberless)
+    assert (first.status, second.status) == ("processed", "processed")
+    for outcome, value in ((first, ">90"), (second, "6.2")):
+        [order] = api.orders(outcome.patient_id)
+        assert order["placer_number"] is None and [r["value"] for r in order["results"]] == [value]
