@@ -141,3 +141,9 @@ def test_orders_without_numbers_of_two_messages_under_one_control_id_stay_apart(
     for outcome, value in ((first, ">90"), (second, "6.2")):
         [order] = api.orders(outcome.patient_id)
         assert order["placer_number"] is None and [r["value"] for r in order["results"]] == [value]
+
+
+def test_the_warning_filter_takes_a_warning_code_only(client, make_token):
+    api = _api(client, make_token)
+    assert api.client.get("/lis/messages", query_string={"warning": "x' OR 1=1"}, headers=api.headers).status_code == 422
+    assert api.get("/lis/messages", warning="no_such_warning")["items"] == []
