@@ -86,7 +86,7 @@ class LisMessage(Base):
 
 class LisControlId(Base):
     """The (MSH-4, MSH-10, content digest) claim of the message that was applied (or ignored) under
-    this key. ``content_sha256`` is ``''`` for claims made before the digest was kept (0009): the
+    this key. ``content_sha256`` is ``''`` for claims made before the digest was kept (0010): the
     consumer fills it in from the claiming message's stored bytes when that key is met again."""
 
     __tablename__ = "lis_control_ids"
@@ -106,6 +106,6 @@ class LisPatientSync(Base):
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), primary_key=True)
     field_stamps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     # Per field, who set it last: {"source": "lis", "at": MSH-7, "message_id": …} or
-    # {"source": "api", "at": edit time, "by": principal} (migration 0009).
+    # {"source": "api", "at": edit time, "by": principal} (migration 0010).
     field_sources: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -45,7 +45,7 @@ class LabOrder(Base):
     # Per field, the (MSH-7, MSH-4, MSH-10) stamp of the LIS message that last wrote it (migration 0003_lis).
     lis_field_stamps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     # A child order (OBR-29/OBR-26: e.g. the susceptibility panel of one isolate of a culture): its
-    # parent order and the parent's result it reports about (migration 0009).
+    # parent order and the parent's result it reports about (migration 0010).
     parent_order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_orders.id"))
     parent_result_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_results.id", use_alter=True))
     version: Mapped[int] = mapped_column(Integer, default=1)

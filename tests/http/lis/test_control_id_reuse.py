@@ -115,7 +115,7 @@ def test_two_different_messages_under_one_control_id_at_once_are_both_applied_an
 def test_a_claim_made_before_digests_is_compared_by_its_stored_bytes(client, make_token):
     api, run = _api(client, make_token), uuid.uuid4().hex[:8]
     first = send(EGFR, run)
-    with unit_of_work() as uow:  # as migration 0009 left the claims it found
+    with unit_of_work() as uow:  # as migration 0010 left the claims it found
         uow.session.execute(sa.update(LisControlId).where(LisControlId.message_id == first.message_id)
                             .values(content_sha256=""))
     again = send(EGFR, run, edit=lambda b: b.replace(b"\n", b"\r"))

@@ -1,7 +1,7 @@
 """resource_versions.field_sources: each patient version says which side (LIS or API) set each
 demographic field last, as of that version (GET /patients/{id}/versions)
 
-Revision ID: 0010_version_field_sources
+Revision ID: 0011_version_field_sources
 Revises: 0002_registry
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0010_version_field_sources"
+revision = "0011_version_field_sources"
 down_revision = "0002_registry"
 branch_labels = None
 depends_on = None

@@ -11,9 +11,9 @@ child orders, several patients per message, and which side (LIS or API) set each
   about one of them that carries an OBX-4 is keyed with it and files a new result.
 * ``lab_orders.parent_order_id`` / ``parent_result_id``: a child order (OBR-29, OBR-26).
 * ``lis_patient_sync.field_sources``: who (LIS or API) set each demographic field last
-  (``resource_versions.field_sources`` is 0010, on the registry's branch).
+  (``resource_versions.field_sources`` is 0011, on the registry's branch).
 
-Revision ID: 0009_lis_fidelity
+Revision ID: 0010_lis_fidelity
 Revises: 0007_lis_topic_key
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0009_lis_fidelity"
+revision = "0010_lis_fidelity"
 down_revision = "0007_lis_topic_key"
 branch_labels = None
 depends_on = None
