@@ -52,7 +52,9 @@ class LabOrder(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    results: Mapped[list[LabResult]] = relationship(back_populates="order", order_by="LabResult.created_at",
+    # Results written by one message share created_at: the key makes the order the same on every read.
+    results: Mapped[list[LabResult]] = relationship(back_populates="order",
+                                                    order_by="(LabResult.created_at, LabResult.result_key)",
                                                     foreign_keys="LabResult.order_id")
 
 

@@ -40,7 +40,7 @@ class ResultGroup(BaseModel):
     found about it — and the child orders reporting on them (its susceptibility panel)."""
 
     sub_id: str
-    result_ids: list[uuid.UUID] = Field(description="In the order of `results`; the first is the group's head (the isolate).")
+    result_ids: list[uuid.UUID] = Field(description="The group's results, in the order of `results`.")
     child_order_ids: list[uuid.UUID] = Field(description="Orders whose parent result (OBR-26) is one of these results.")
 
 

@@ -59,7 +59,8 @@ class Api:
         return self.get(f"/patients/{patient_id}/observations", limit=100)["items"]
 
     def results(self, patient_id: uuid.UUID | str) -> dict[str, list[tuple[Any, ...]]]:
-        """Per order (by filler number, else placer number): (code, sub_id, value, status) of its results."""
-        return {o["filler_number"] or o["placer_number"]: [(r["code"]["code"], r["sub_id"], r["value"], r["status"])
-                                                          for r in o["results"]]
+        """Per order (by filler number, else placer number): (code, sub_id, value, status) of its results,
+        sorted (results one message wrote have no order of their own)."""
+        return {o["filler_number"] or o["placer_number"]: sorted(((r["code"]["code"], r["sub_id"], r["value"], r["status"])
+                                                                 for r in o["results"]), key=repr)
                 for o in self.orders(patient_id)}
