@@ -130,7 +130,8 @@ def to_observation(result: LabResult) -> dict[str, Any]:
         "resourceType": "Observation",
         "id": str(result.id),
         "meta": {"versionId": str(result.version), "lastUpdated": instant(result.updated_at)},
-        "basedOn": [{"reference": f"ServiceRequest/{result.order_id}"}],
+        # A patient-level observation (ORU PATIENT_OBSERVATION) belongs to no order: no basedOn.
+        "basedOn": [{"reference": f"ServiceRequest/{result.order_id}"}] if result.order_id else [],
         "status": result_status(result.status),
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
         "code": concept(result.code_system, result.code, result.code_display) or absent_concept(),
