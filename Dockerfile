@@ -11,6 +11,7 @@
 # with an emptyDir on /tmp, port from $PORT (Knative injects it; functions-framework reads it).
 # The command is functions-framework's, through `python -m shared.serve`: the same app and gunicorn
 # server, with gunicorn's own error answers (malformed requests) in problem+json.
+# `make image-test` runs each image that way (tests/images).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -36,17 +37,19 @@ RUN python -m venv /opt/venv \
 
 # --- 3. the function image ---
 FROM ${PYTHON_IMAGE}
+# Up to the venv no build arg is in scope, so these layers are the same in all four images: a
+# registry stores them and a node pulls them once, not once per function (180 MB of 380).
+RUN groupadd --gid 10001 app \
+ && useradd --uid 10001 --gid 10001 --home-dir /home/app --create-home --shell /usr/sbin/nologin app
+COPY --from=venv /opt/venv /opt/venv
 ARG FUNCTION_DIR
 ARG FUNCTION_TARGET
 ARG FUNCTION_SIGNATURE_TYPE
-RUN test -n "${FUNCTION_DIR}" && test -n "${FUNCTION_TARGET}" && test -n "${FUNCTION_SIGNATURE_TYPE}" \
- && groupadd --gid 10001 app \
- && useradd --uid 10001 --gid 10001 --home-dir /home/app --create-home --shell /usr/sbin/nologin app
-COPY --from=venv /opt/venv /opt/venv
 WORKDIR /app
 COPY functions/${FUNCTION_DIR}/ functions/${FUNCTION_DIR}/
 # Compile now: at run time the filesystem is read-only and nothing could cache bytecode.
-RUN test -f "functions/${FUNCTION_DIR}/main.py" && python -m compileall -q functions
+RUN test -n "${FUNCTION_DIR}" && test -n "${FUNCTION_TARGET}" && test -n "${FUNCTION_SIGNATURE_TYPE}" \
+ && test -f "functions/${FUNCTION_DIR}/main.py" && python -m compileall -q functions
 # FUNCTION_* are defaults; the Knative Service sets the same values explicitly.
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
@@ -57,4 +60,6 @@ ENV PATH=/opt/venv/bin:${PATH} \
     FUNCTION_SOURCE=functions/${FUNCTION_DIR}/main.py
 USER 10001:10001
 EXPOSE 8080
+# functions-framework's server with problem+json for gunicorn's own errors and the gunicorn settings a
+# read-only container needs (shared/serve.py).
 CMD ["python", "-m", "shared.serve"]

@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with python3 (>= 3.11) and make:
 #   make dev    the whole system on 127.0.0.1 (embedded PostgreSQL unless DATABASE_URL is set)
 #   make test   the whole suite
+#   make images / make image-test   the four function images, built and run as Knative runs them
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-fast test-fault bench lock check-manifests clean
+.PHONY: dev dev-stop test test-fast test-fault bench lock check-manifests images image-test clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "python3 >= 3.11 is required"'
@@ -18,8 +19,23 @@ $(STAMP): requirements.lock pyproject.toml
 dev: $(STAMP)
 	$(BIN)/patient-mgt dev
 
-test: $(STAMP)
+# Stops a running `make dev`, what a killed one left behind, and the embedded PostgreSQL.
+dev-stop: $(STAMP)
+	$(BIN)/patient-mgt dev --stop
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The console's browser tests drive Debian's headless Chromium through its chromedriver (no browser
+# download exists here): installed when missing and root, as `make bench` installs wrk.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "chromium missing: apt-get install -y chromium chromium-driver"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	  else echo "chromium and chromium-driver are missing (Debian: apt-get install chromium chromium-driver): the console's browser tests will fail"; fi; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e and not fault"
@@ -29,6 +45,16 @@ test-fault: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The four images from the one Dockerfile with skaffold.yaml's build args (tools/images.py);
+# installs podman, runc and debootstrap with apt-get when missing. PYTHON_IMAGE=... overrides the
+# local stand-in for python:3.11-slim-bookworm.
+images: $(STAMP)
+	$(BIN)/python -m tools.images build
+
+# Each image run as knative/app/services.yaml runs it, against PostgreSQL on 127.0.0.1:5432.
+image-test: images
+	$(BIN)/python -m pytest tests/images --images
 
 check-manifests:
 	../shared/tools/check-manifests

@@ -10,7 +10,9 @@ fresh admin API key, and runs:
   pushing to lis_consumer and the dead-letter topic pushing to jobs ``/dead-letter``. Without it,
   ``patient-mgt lis send`` posts push bodies straight to lis_consumer.
 Where everything listens is written to DATA_DIR/dev/stack.json (read by ``patient-mgt lis send``).
-Ctrl-C stops every process it started; the data in DATA_DIR stays for the next run.
+Ctrl-C stops every process it started, the embedded PostgreSQL included when this run started it;
+the data in DATA_DIR stays for the next run. ``stop_everything`` (`make dev-stop`) ends what a
+killed run or a CLI command left running.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ class DevStack:
                     "K_SINK": self.router_url + "/", "GOOGLE_CLOUD_PROJECT": self.project, **cfg.env}
         base_env.setdefault("NOTIFY_PROVIDER", "console")
         base_env.setdefault("PUBLIC_BASE_URL", self.url("api"))  # FHIR links point at this api
+        base_env.setdefault("CONSOLE_COOKIE_SECURE", "false")  # the operator console over plain-HTTP loopback
         base_env.pop("EVENT_SINK", None)
 
         if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:
@@ -196,7 +199,8 @@ class DevStack:
 
         state = {name: self.url(name) for name in self.config.ports} | {
             "router": self.router_url, "pubsub_emulator_host": self.emulator_host, "project": self.project,
-            "lis_topic": emulator.LIS_TOPIC, "pid": os.getpid()}
+            "lis_topic": emulator.LIS_TOPIC, "pid": os.getpid(),
+            "processes": {c.name: c.proc.pid for c in self.children}}  # each leads its own process group
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(json.dumps(state, indent=2))
 
@@ -255,18 +259,25 @@ def create_dev_admin_key() -> str:
     return token
 
 
-def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulator: bool = True, pingsources: bool = True) -> int:
+def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulator: bool = True, pingsources: bool = True,
+        config: StackConfig | None = None) -> int:
+    from shared.embedded_pg import embedded_pid, stop_embedded  # noqa: PLC0415
+
+    settings = get_settings()
+    embedded = not settings.database_url
+    already_running = embedded and embedded_pid(settings.data_dir) is not None
     url = prepare_database()
     token = create_dev_admin_key()
-    stack = DevStack(StackConfig(reload=reload, use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {})), url)
+    config = config or StackConfig(reload=reload, use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {}))
+    stack = DevStack(config, url)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
+        signal.signal(signum, stop)
     try:
         stack.start()
         for name in stack.config.ports:
@@ -275,6 +286,7 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
         if stack.emulator_host:
             _say(f"{'pubsub':<15} {stack.emulator_host}  (PUBSUB_EMULATOR_HOST; topic lis-inbound -> lis_consumer)")
         _say("send a lab message: .venv/bin/patient-mgt lis send tests/fixtures/hl7/<file>.hl7   (docs/dev.md)")
+        _say(f"operator console: {stack.url('api')}/console/  (sign in with the key below)")
         _say("admin API key (use as: Authorization: Bearer <key>):")
         print(token, flush=True)
         while not stopping:
@@ -285,5 +297,43 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
             time.sleep(0.5)
     finally:
         stack.stop()
-        _say("stopped")
+        from shared.db import dispose_engine  # noqa: PLC0415
+
+        dispose_engine()
+        if embedded and not already_running:
+            stop_embedded(settings.data_dir)
+            _say("stopped (the embedded PostgreSQL too; its data stays under " + str(settings.data_dir / "pg") + ")")
+        elif embedded:
+            _say("stopped; the embedded PostgreSQL stays up: it was running before this `make dev` started "
+                 "(another command started it). `make dev-stop` stops it")
+        else:
+            _say("stopped")
+    return 0
+
+
+def stop_everything() -> int:
+    """`make dev-stop`: a running `make dev`, the processes a killed one left, and the embedded PostgreSQL."""
+    from shared.embedded_pg import stop_embedded  # noqa: PLC0415
+    from shared.pids import alive  # noqa: PLC0415
+
+    state = read_state() or {}
+    pid = state.get("pid")
+    if isinstance(pid, int) and pid != os.getpid() and alive(pid):
+        os.kill(pid, signal.SIGTERM)  # it stops its own processes (and the database it started)
+        deadline = time.monotonic() + 30
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        _say(f"stopped `make dev` (pid {pid})")
+    for name, child in (state.get("processes") or {}).items():
+        if alive(child):
+            try:
+                os.killpg(child, signal.SIGTERM)
+                _say(f"stopped {name} (pid {child}), left behind by a `make dev` that did not stop cleanly")
+            except (ProcessLookupError, PermissionError):
+                pass
+    state_file().unlink(missing_ok=True)
+    if stop_embedded(get_settings().data_dir):
+        _say(f"stopped the embedded PostgreSQL under {get_settings().data_dir / 'pg'}")
+    else:
+        _say("the embedded PostgreSQL is not running")
     return 0

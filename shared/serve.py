@@ -8,8 +8,11 @@ This command takes functions-framework's options and variables (``--target``/``F
 ``--source``/``FUNCTION_SOURCE``, ``--signature-type``/``FUNCTION_SIGNATURE_TYPE``, ``--host``/
 ``HOST``, ``--port``/``PORT``, ``--debug``/``DEBUG``; ``THREADS``, ``WORKERS`` and the timeout are read
 by functions-framework's gunicorn application as before) and builds the same app and server, with
-one change: gunicorn's worker is :class:`ProblemWorker`, whose error answer keeps gunicorn's status
-and reason but carries a problem+json body that quotes nothing. ``--debug`` runs Flask's
+two changes (``GUNICORN_OPTIONS``): gunicorn's worker is :class:`ProblemWorker`, whose error answer
+keeps gunicorn's status and reason but carries a problem+json body that quotes nothing; and
+gunicorn's control server is off (``control_socket_disable``: gunicorn ≥ 25.1 otherwise opens a
+Unix socket under ``$HOME/.gunicorn``, which is read-only in the image, and logged an error at every
+start; nobody manages a pod's gunicorn through a socket inside it). ``--debug`` runs Flask's
 development server with the reloader, as functions-framework does (``make dev``).
 
 The Dockerfile's CMD, ``make dev`` (``shared.devrun``) and the end-to-end tests start every function
@@ -82,6 +85,9 @@ class ProblemWorker(ThreadWorker):
             self.log.debug("Failed to send error message.")
 
 
+GUNICORN_OPTIONS: dict[str, object] = {"worker_class": ProblemWorker, "control_socket_disable": True}
+
+
 @click.command()
 @click.option("--target", envvar="FUNCTION_TARGET", type=click.STRING, required=True)
 @click.option("--source", envvar="FUNCTION_SOURCE", type=click.Path(), default=None)
@@ -92,7 +98,7 @@ class ProblemWorker(ThreadWorker):
 @click.option("--debug", envvar="DEBUG", is_flag=True)
 def main(target: str, source: str | None, signature_type: str, host: str, port: int, debug: bool) -> None:
     app = create_app(target, source, signature_type)
-    options = {} if debug else {"worker_class": ProblemWorker}
+    options = {} if debug else GUNICORN_OPTIONS
     create_server(app, debug, **options).run(host, port)
 
 

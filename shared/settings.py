@@ -56,6 +56,14 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http(s) URL without query or fragment, e.g. https://api.lab.example.org")
         return value.strip().rstrip("/")
 
+    # --- operator console (/console/, docs/operations.md) ----------------------------------------
+    console_session_hours: float = Field(
+        default=8.0, gt=0, le=24, description="Lifetime of an operator console session; signing in again starts a new one."
+    )
+    console_cookie_secure: bool = Field(
+        default=True, description="Mark the console's session cookie Secure (HTTPS only). Off only for plain-HTTP loopback (`make dev`, tests)."
+    )
+
     # --- events -------------------------------------------------------------------------------
     event_source: str | None = Field(
         default=None, description="CloudEvents `source` for events this process emits. Default: /patient-mgt/<function>."

@@ -23,6 +23,21 @@ from tests.support.database import admin_url, create_database, drop_database  # 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--images", action="store_true",
+                     help="run the tests marked images: the built function images, run with podman (`make image-test`)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``images`` need the images built (minutes): only ``--images`` selects them."""
+    if config.getoption("--images"):
+        return
+    deselected = [item for item in items if item.get_closest_marker("images")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("images")]
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     admin = admin_url()

@@ -5,6 +5,9 @@ import functions_framework
 from flask import Request, Response
 
 import shared.api  # noqa: F401  (registers the routes)
+import shared.console.routes  # noqa: F401  (registers the operator console's pages)
+from shared.console.app import handle as console
+from shared.console.web import PREFIX
 from shared.http import function_app
 from shared.http.app import handle
 
@@ -14,4 +17,6 @@ if flask.has_app_context():  # functions-framework executes this module inside i
 
 @functions_framework.http
 def api(request: Request) -> Response:
+    if request.path == PREFIX or request.path.startswith(PREFIX + "/"):
+        return console(request)
     return handle(request)

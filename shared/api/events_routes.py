@@ -27,7 +27,7 @@ def list_dead_letters(ctx: RequestContext) -> Response:
     with unit_of_work() as uow:
         rows = service.list_dead_letters(uow, status=q.status, event_type=q.type, before=q.before, limit=q.limit)
         items = [to_resource(r) for r in rows]
-        audit.record(uow, ctx.principal, "events.dead_letters.list", _patient_ids(rows), details={"returned": len(items)})
+        audit.record(uow, ctx.principal, "events.dead_letters.list", service.subject_patient_ids(rows), details={"returned": len(items)})
     next_cursor = rows[-1].seq if len(rows) == q.limit else None
     return json_response(DeadLetterPage(items=items, next_cursor=next_cursor))
 
@@ -36,21 +36,13 @@ def list_dead_letters(ctx: RequestContext) -> Response:
        tag="events", responses={200: DeadLetterOut, 409: None}, audit_action="events.dead_letter.redrive")
 def redrive_dead_letter(ctx: RequestContext, dead_letter_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
-        row = service.redrive(uow, dead_letter_id, timeout=max(get_settings().publish_timeout_seconds, 5.0))
-        audit.record(uow, ctx.principal, "events.dead_letter.redrive", _patient_ids([row]),
-                     details={"dead_letter_id": str(row.id), "event_type": row.event_type, "redrive_count": row.redrive_count})
+        row = service.redrive_audited(uow, ctx.principal, dead_letter_id, timeout=redrive_timeout())
         resource = to_resource(row)
     return json_response(resource)
 
 
-def _patient_ids(rows: list[DeadLetter]) -> list[uuid.UUID]:
-    ids = []
-    for row in rows:
-        try:
-            ids.append(uuid.UUID(row.event_subject or ""))
-        except ValueError:
-            continue
-    return ids
+def redrive_timeout() -> float:
+    return max(get_settings().publish_timeout_seconds, 5.0)
 
 
 def to_resource(row: DeadLetter) -> DeadLetterOut:

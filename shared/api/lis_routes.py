@@ -44,7 +44,8 @@ def lis_status(ctx: RequestContext) -> Response:
 def list_messages(ctx: RequestContext) -> Response:
     q = ctx.query(LisMessageQuery)
     include_raw = _raw_allowed(ctx, q.include_raw)
-    f = operator.MessageFilter(status=q.status, type=q.type, since=q.since, limit=q.limit, cursor=q.cursor)
+    f = operator.MessageFilter(status=q.status, type=q.type, since=q.since, warning=q.warning, limit=q.limit,
+                               cursor=q.cursor)
     with unit_of_work() as uow:
         rows, next_cursor = operator.list_messages(uow, ctx.principal, f, include_raw=include_raw)
         page = LisMessagePage(items=[to_message(r, include_raw) for r in rows], next_cursor=next_cursor)

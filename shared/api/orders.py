@@ -1,4 +1,5 @@
-"""Lab order routes: a patient's orders with results, one order, and placing an order."""
+"""Lab order routes: a patient's orders with results, one order, placing an order, and the patient's
+observations that belong to no order."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from flask import Response
 from shared.db import unit_of_work
 from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
-from shared.schemas.orders import Order, OrderCreate, OrderPage, OrderQuery
+from shared.schemas.orders import ObservationPage, Order, OrderCreate, OrderPage, OrderQuery
 from shared.services import orders as service
 
 
@@ -20,7 +21,19 @@ def list_orders(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     q = ctx.query(OrderQuery)
     with unit_of_work() as uow:
         rows, next_cursor = service.list_orders(uow, ctx.principal, patient_id, q)
-        page = OrderPage(items=[service.to_order(o) for o in rows], next_cursor=next_cursor)
+        children = service.child_orders(uow, rows)
+        page = OrderPage(items=[service.to_order(o, children) for o in rows], next_cursor=next_cursor)
+    return json_response(page)
+
+
+@route("GET", "/patients/<uuid:patient_id>/observations", scope="patients:read",
+       summary="The patient's observations that belong to no order (HL7 v2 PATIENT_OBSERVATION), newest first",
+       tag="orders", query=OrderQuery, responses={200: ObservationPage}, audit_action="result.read")
+def list_observations(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
+    q = ctx.query(OrderQuery)
+    with unit_of_work() as uow:
+        rows, next_cursor = service.list_observations(uow, ctx.principal, patient_id, q)
+        page = ObservationPage(items=[service.to_observation(r) for r in rows], next_cursor=next_cursor)
     return json_response(page)
 
 
@@ -38,5 +51,6 @@ def place_order(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
        tag="orders", responses={200: Order}, audit_action="order.read")
 def read_order(ctx: RequestContext, order_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
-        order = service.to_order(service.get_order(uow, ctx.principal, order_id))
+        found = service.get_order(uow, ctx.principal, order_id)
+        order = service.to_order(found, service.child_orders(uow, [found]))
     return json_response(order, 200, {"ETag": etag(order.version)})

@@ -25,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from shared import audit
+from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.log import get_logger
@@ -122,6 +124,13 @@ def list_dead_letters(
     return list(uow.session.scalars(stmt))
 
 
+def get(uow: UnitOfWork, dead_letter_id: uuid.UUID) -> DeadLetter:
+    row = uow.session.get(DeadLetter, dead_letter_id)
+    if row is None:
+        raise NotFound("No such dead letter")
+    return row
+
+
 def redrive(uow: UnitOfWork, dead_letter_id: uuid.UUID, *, timeout: float) -> DeadLetter:
     """Publish the stored event again and mark the row re-driven, in one transaction: if the sink
     refuses, nothing changes. Concurrent re-drives of one row serialise on its row lock."""
@@ -148,6 +157,26 @@ def redrive(uow: UnitOfWork, dead_letter_id: uuid.UUID, *, timeout: float) -> De
     log.info("dead letter re-driven", extra={"fields": {"dead_letter_id": str(row.id), "event_id": row.event_id,
                                                         "event_type": row.event_type, "target": row.redrive_target}})
     return row
+
+
+def redrive_audited(uow: UnitOfWork, principal: Principal, dead_letter_id: uuid.UUID, *, timeout: float) -> DeadLetter:
+    """:func:`redrive`, audited with the patient the event is about (the API's route and the
+    operator console both re-drive through here)."""
+    row = redrive(uow, dead_letter_id, timeout=timeout)
+    audit.record(uow, principal, "events.dead_letter.redrive", subject_patient_ids([row]),
+                 details={"dead_letter_id": str(row.id), "event_type": row.event_type, "redrive_count": row.redrive_count})
+    return row
+
+
+def subject_patient_ids(rows: list[DeadLetter]) -> list[uuid.UUID]:
+    """The patients the events are about: their ``subject`` when it is a UUID."""
+    ids = []
+    for row in rows:
+        try:
+            ids.append(uuid.UUID(row.event_subject or ""))
+        except ValueError:
+            continue
+    return ids
 
 
 def _publish_to_sink(row: DeadLetter, timeout: float) -> None:

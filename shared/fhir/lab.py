@@ -138,7 +138,7 @@ def to_observation(result: LabResult) -> dict[str, Any]:
         "resourceType": "Observation",
         "id": str(result.id),
         "meta": {"versionId": str(result.version), "lastUpdated": instant(result.updated_at)},
-        # A patient-level observation (no order) has no basedOn.
+        # A patient-level observation (ORU PATIENT_OBSERVATION) belongs to no order: no basedOn.
         "basedOn": [{"reference": f"ServiceRequest/{result.order_id}"}] if result.order_id else [],
         "status": result_status(result.status),
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],

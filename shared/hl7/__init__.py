@@ -13,11 +13,13 @@ from .model import (
     MergeData,
     Message,
     OrderData,
+    ParentLink,
     PatientData,
+    PatientGroup,
     PersonName,
     ResultData,
 )
-from .parse import parse_message, split_messages
+from .parse import content_digest, parse_message, split_messages
 
 __all__ = [
     "Address",
@@ -28,9 +30,12 @@ __all__ = [
     "MergeData",
     "Message",
     "OrderData",
+    "ParentLink",
     "PatientData",
+    "PatientGroup",
     "PersonName",
     "ResultData",
+    "content_digest",
     "parse_message",
     "split_messages",
 ]

@@ -15,12 +15,15 @@ __all__ = [
     "address",
     "coded_value",
     "email",
+    "entity_identifier",
     "identifier",
     "person_name",
     "phone",
     "priority",
     "render_value",
     "sex",
+    "sub_coded_value",
+    "sub_entity_identifier",
 ]
 
 CODED_TYPES = frozenset({"CE", "CWE", "CNE", "CF"})
@@ -89,6 +92,30 @@ def email(rep: Rep) -> str | None:
     if not _is_email(rep):
         return None
     return rep.component(4) or rep.component(1)
+
+
+def entity_identifier(rep: Rep) -> tuple[str | None, str | None]:
+    """EI: (the number, EI-1; its namespace, EI-2 namespace id, else EI-3 universal id)."""
+    number = rep.component(1)
+    if number is None:
+        return None, None
+    return number, rep.component(2) or rep.component(3)
+
+
+def sub_entity_identifier(rep: Rep, component: int) -> tuple[str | None, str | None]:
+    """An EI written as the subcomponents of one component (EIP, PRL): number&namespace&universal id."""
+    number = rep.sub(component, 1)
+    if number is None:
+        return None, None
+    return number, rep.sub(component, 2) or rep.sub(component, 3)
+
+
+def sub_coded_value(rep: Rep, component: int) -> CodedValue | None:
+    """A CWE written as the subcomponents of one component (PRL-1): code&text&system."""
+    code, display, system = (rep.sub(component, j) for j in (1, 2, 3))
+    if code is None and display is None:
+        return None
+    return CodedValue(code=code, display=display, system=system)
 
 
 def coded_value(rep: Rep) -> CodedValue:

@@ -11,7 +11,7 @@ message content, so both are safe to log and store (no PHI).
 
 from __future__ import annotations
 
-__all__ = ["HL7Error"]
+__all__ = ["HL7Error", "in_group"]
 
 _DESCRIPTIONS = {
     "no_msh": "no MSH segment heads the content",
@@ -27,7 +27,8 @@ class HL7Error(Exception):
 
     `reason` is a short, stable, PHI-free code: ``no_msh``, ``unparseable``, ``no_message_type``,
     ``no_control_id``, ``multiple_messages``, ``missing_segment:<SEG>``,
-    ``missing_field:<SEG-n>`` or ``out_of_range:<SEG-n>`` (a timestamp without a UTC form).
+    ``missing_field:<SEG-n>`` or ``out_of_range:<SEG-n>`` (a timestamp without a UTC form); in a
+    message with several patient groups, ``group<n>:<reason>`` (1-based) when every group has one.
     """
 
     def __init__(self, reason: str) -> None:
@@ -48,3 +49,8 @@ class HL7Error(Exception):
 
     def __repr__(self) -> str:
         return f"HL7Error({self.reason!r})"
+
+
+def in_group(index: int, reason: str) -> str:
+    """The reason of the patient group at `index` (0-based) of a message with several groups."""
+    return f"group{index + 1}:{reason}"

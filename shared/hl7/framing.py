@@ -17,15 +17,18 @@ than being dropped: silently discarding segments could lose lab data.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from .errors import HL7Error
 
-__all__ = ["split_messages"]
+__all__ = ["content_digest", "split_messages"]
 
 _FRAME = re.compile(rb"[\x0b\x1c]")
 _LINE = re.compile(rb"[^\r\n]+")
 _LEAD = re.compile(rb"(?:[\x00-\x20\x7f]|\xef\xbb\xbf)*")
+_BREAK = re.compile(rb"\r\n|\r|\n")
+_EDGE = bytes(range(0x21)) + b"\x7f"
 _ENVELOPE = frozenset({b"FHS", b"BHS", b"BTS", b"FTS"})
 _WIDE = (
     (b"\xff\xfe\x00\x00", "utf-32"),
@@ -88,3 +91,24 @@ def split_messages(raw: bytes) -> list[bytes]:
     for frame in _FRAME.split(_narrow(raw)):
         _split_frame(frame, out)
     return out
+
+
+def content_digest(raw: bytes) -> str:
+    """SHA-256 of what `raw` says: its messages with MLLP framing, byte-order marks and batch
+    envelopes removed, segment terminators (CR, LF, CRLF) made CR, blank lines dropped and each
+    line stripped of the whitespace and control characters the parser ignores. The same message
+    sent framed or not, with LF or CRLF, has one digest; a different message has another."""
+    try:
+        messages = split_messages(raw) or [raw]
+    except HL7Error:
+        messages = [raw]
+    digest = hashlib.sha256()
+    for message in messages:
+        for line in _BREAK.split(_narrow(message)):
+            line = line.strip(_EDGE)
+            if line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:].strip(_EDGE)
+            if line:
+                digest.update(line + b"\r")
+        digest.update(b"\x1c")  # message boundary
+    return digest.hexdigest()

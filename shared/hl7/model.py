@@ -28,7 +28,9 @@ __all__ = [
     "MergeData",
     "Message",
     "OrderData",
+    "ParentLink",
     "PatientData",
+    "PatientGroup",
     "PersonName",
     "ResultData",
 ]
@@ -111,13 +113,15 @@ class CodedValue:
 
 @dataclass(frozen=True, slots=True)
 class ResultData:
-    """One OBX of an order.
+    """One OBX: a result of an order, or (ORU v2.7+ PATIENT_OBSERVATION) an observation of the patient.
 
     `values` holds one rendered string per OBX-5 repetition; `value` is those joined with
     newlines for text types (TX, FT) and the first one otherwise. Rendering: SN is written out
     (``">^90"`` becomes ``">90"``, ``"^1^:^128"`` becomes ``"1:128"``); coded types (CE, CWE, CNE,
     CF) give their text, else code, and keep the structured codes in `coded_values`; every other
     type gives its text with any unescaped component separators kept literally.
+    `sub_id` is OBX-4, which tells apart observations with the same code under one order (several
+    isolates of a culture, each with its susceptibilities; repeated measurements).
     """
 
     set_id: str | None
@@ -133,6 +137,21 @@ class ResultData:
     notes: tuple[str, ...]
     coded_values: tuple[CodedValue, ...] = ()
     invalid_fields: tuple[str, ...] = ()
+    sub_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ParentLink:
+    """OBR-29 (the parent order's placer and filler numbers, each with its namespace) and OBR-26
+    (the parent result: its OBX-3 code and OBX-4 sub-id) of a child order, e.g. the susceptibility
+    panel of one isolate of a culture."""
+
+    placer_number: str | None
+    placer_namespace: str | None
+    filler_number: str | None
+    filler_namespace: str | None
+    result_code: CodedValue | None
+    result_sub_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +159,8 @@ class OrderData:
     """One order: an ORC and/or OBR with the OBX and NTE that follow it.
 
     `priority` is ``"stat"``, ``"asap"`` or ``"routine"`` when the code is one of those, else
-    the code as sent.
+    the code as sent. `placer_namespace`/`filler_namespace` are EI-2 (namespace id), else EI-3
+    (universal id), of ORC-2/OBR-2 and ORC-3/OBR-3: the system that assigned the number.
     """
 
     placer_number: str | None
@@ -153,6 +173,9 @@ class OrderData:
     results: tuple[ResultData, ...]
     notes: tuple[str, ...]
     invalid_fields: tuple[str, ...] = ()
+    placer_namespace: str | None = None
+    filler_namespace: str | None = None
+    parent: ParentLink | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,21 +186,45 @@ class MergeData:
 
 
 @dataclass(frozen=True, slots=True)
-class Message:
-    """One message.
+class PatientGroup:
+    """One patient and what the message says about them (ORU's PATIENT_RESULT, an ADT^A39/A40
+    PATIENT group with its MRG, the patient of an order message).
 
-    `patient` and `orders` belong to the first patient group. A later PID with the same
-    identifiers continues that group; a PID for anyone else starts a group that is counted in
-    `extra_patient_groups` and NOT mapped, so its orders can never be filed under the first
-    patient. A consumer must not acknowledge such a message as fully processed.
+    `observations` are the patient-level OBX (ORU_R01 PATIENT_OBSERVATION, v2.7+: after the PID,
+    before the visit and the first ORC/OBR). `problem` is set when the group itself can never be
+    applied (a PHI-free reason such as ``missing_field:PID-3``); the message's other groups can.
+    """
+
+    patient: PatientData | None
+    orders: tuple[OrderData, ...]
+    observations: tuple[ResultData, ...] = ()
+    merge: MergeData | None = None
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message: its header and its patient groups, in message order.
+
+    A PID starts a group; a repeated PID with the same identifiers continues it; orders before
+    any PID belong to the first group. `patient`, `orders` and `merge` are the first group's.
     """
 
     header: Header
-    patient: PatientData | None
-    orders: tuple[OrderData, ...]
-    merge: MergeData | None
+    groups: tuple[PatientGroup, ...]
     segment_ids: tuple[str, ...]
-    extra_patient_groups: int = 0
     # Fields (``SEG-n``) that held NUL characters: the values are kept without them (NUL is never
     # meaningful in HL7 and cannot be stored), and this says where the text was changed.
     nul_fields: tuple[str, ...] = ()
+
+    @property
+    def patient(self) -> PatientData | None:
+        return self.groups[0].patient if self.groups else None
+
+    @property
+    def orders(self) -> tuple[OrderData, ...]:
+        return self.groups[0].orders if self.groups else ()
+
+    @property
+    def merge(self) -> MergeData | None:
+        return self.groups[0].merge if self.groups else None

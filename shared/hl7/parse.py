@@ -10,12 +10,12 @@ from dataclasses import replace
 
 from .charset import codec_for, declared_charset, decode
 from .errors import HL7Error
-from .framing import split_messages
-from .mapping import build_message
+from .framing import content_digest, split_messages
+from .structure import build_message
 from .model import Message
 from .segments import nul_fields, read_segments
 
-__all__ = ["parse_message", "split_messages"]
+__all__ = ["content_digest", "parse_message", "split_messages"]
 
 
 def parse_message(raw: bytes) -> Message:

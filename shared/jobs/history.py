@@ -18,6 +18,13 @@ def list_runs(uow: UnitOfWork, *, job: str | None, limit: int) -> list[JobRun]:
     return list(uow.session.scalars(stmt))
 
 
+def last_runs(uow: UnitOfWork, jobs: list[str], per_job: int) -> dict[str, list[JobRun]]:
+    """The newest ``per_job`` runs of each job (one index range per job on (job, started_at))."""
+    return {job: list(uow.session.scalars(
+        sa.select(JobRun).where(JobRun.job == job).order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(per_job)))
+        for job in jobs}
+
+
 def data_quality_page(
     uow: UnitOfWork, *, reason: str | None, after: uuid.UUID | None, limit: int
 ) -> list[tuple[uuid.UUID, list[DataQualityIssue]]]:

@@ -3,7 +3,11 @@
 Pure (no database). The format is the one the envelope declared, else sniffed: a payload that
 starts with ``{`` is the JSON LIS event, anything else HL7 v2 ER7. An HL7 payload may hold a
 batch (FHS/BHS, several MSH): each message becomes its own part, stored and deduplicated on its
-own (MSH-4, MSH-10).
+own (MSH-4, MSH-10, content digest).
+
+Each parsed part carries the digest of its content (`digest`): the same message sent again — with
+other segment terminators, MLLP framing or batch envelope — has the same digest, which is what
+tells a duplicate from a different message under a reused control id.
 
 Outcomes per part: a parsed `Message`; or ``quarantine`` (content that can never succeed, with
 a PHI-free reason code); or ``crash`` (the parser itself raised something other than HL7Error —
@@ -12,6 +16,7 @@ a bug: the part is stored as ``failed`` and can be replayed once the parser is f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,6 +25,7 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from shared.hl7 import HL7Error, Message, parse_message, split_messages
+from shared.hl7 import content_digest as hl7_digest
 from shared.hl7.model import Header
 from shared.lis.json_event import OUT_OF_RANGE, LisEvent, to_message
 from shared.lis.values import safe_text
@@ -47,6 +53,7 @@ class Part:
     crash: str | None = None  # exception type name of a parser bug
     peek: Peek = field(default_factory=Peek)
     warnings: tuple[str, ...] = ()
+    digest: str | None = None  # SHA-256 of the normalised content (set when `message` is)
 
 
 def sniff(payload: bytes) -> str:
@@ -79,13 +86,13 @@ def hl7_part(raw: bytes) -> Part:
         return Part(raw=raw, content_format="hl7v2", crash=type(exc).__name__, peek=peek(raw))
     # A NUL was dropped from these fields (the value is kept without it): the row says where.
     warnings = tuple(f"nul_removed:{name}" for name in message.nul_fields[:_MAX_WARNINGS])
-    return Part(raw=raw, content_format="hl7v2", message=message, warnings=warnings)
+    return Part(raw=raw, content_format="hl7v2", message=message, warnings=warnings, digest=hl7_digest(raw))
 
 
 def _json_part(payload: bytes) -> Part:
     try:
         text = payload.decode("utf-8-sig")
-        json.loads(text, parse_constant=_reject_constant)
+        body = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return Part(raw=payload, content_format="json", quarantine="invalid_json")
     try:
@@ -97,7 +104,22 @@ def _json_part(payload: bytes) -> Part:
         # Only timestamps out of range: the reason names the first (as out_of_range:<SEG-n> does for HL7).
         reason = warnings[0] if all(kind == OUT_OF_RANGE for kind, _ in problems) else "invalid_json_event"
         return Part(raw=payload, content_format="json", quarantine=reason, warnings=warnings, peek=_json_peek(text))
-    return Part(raw=payload, content_format="json", message=to_message(event))
+    return Part(raw=payload, content_format="json", message=to_message(event), digest=_json_digest(body))
+
+
+def _json_digest(body: object) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def content_digest(raw: bytes, content_format: str) -> str:
+    """The digest a stored message's bytes would get as a `Part` (for claims made before digests)."""
+    if content_format == "json":
+        try:
+            return _json_digest(json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return hashlib.sha256(raw).hexdigest()
+    return hl7_digest(raw)
 
 
 def _kind(err: dict) -> str:

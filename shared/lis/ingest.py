@@ -7,8 +7,10 @@ One delivery (a Pub/Sub message or a CloudEvent) is one transaction:
    then conflicts: a redelivery bumps ``delivery_count`` and is answered 2xx (duplicate) — unless
    the stored row is ``failed`` (a bug, or left incomplete): then it is processed again, so
    ``failed`` is never a state only an operator can leave.
-2. The message is applied inside a savepoint, after claiming its (MSH-4, MSH-10) in
-   ``lis_control_ids`` — a claim that already exists makes it a ``duplicate`` of that message.
+2. The message is applied inside a savepoint, after claiming its (MSH-4, MSH-10, content digest)
+   in ``lis_control_ids`` (`shared.lis.claims`) — the same content claimed before makes it a
+   ``duplicate`` of that message; other content under a reused MSH-10 is applied with the warning
+   ``control_id_reused:<earlier message id>``.
 3. The row gets its final status: processed, duplicate, ignored, quarantined (content that can
    never succeed, with a reason) or failed (our bug: the savepoint is rolled back, the row is kept
    with the exception type so it shows in ``/lis/status`` and can be replayed after a fix).
@@ -37,6 +39,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
+from shared.lis import claims
 from shared.lis.apply import MessageContext, apply_message
 from shared.lis.content import Part, read_parts, sniff
 from shared.lis.envelope import Delivery
@@ -44,7 +47,7 @@ from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import make_stamp
 from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
-from shared.models import LisControlId, LisMessage
+from shared.models import LisMessage
 from shared.models.base import utcnow
 from shared.telemetry.outcomes import record_lis_outcomes
 
@@ -54,7 +57,6 @@ _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(days=1)
 _MESSAGES = LisMessage.__table__
-_CLAIMS = LisControlId.__table__
 
 
 class TransientFault(Exception):
@@ -244,18 +246,15 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
     when = when or row.publish_time or row.received_at
     ctx = MessageContext(message_id=row.id, stamp=make_stamp(when, control_id, facility), facility=facility,
                          control_id=control_id)
+    digest = part.digest or hashlib.sha256(part.raw).hexdigest()
     try:
         with uow.session.begin_nested():
-            claims = _CLAIMS
-            claimed = uow.session.execute(
-                pg_insert(claims).values(sending_facility=facility, control_id=control_id, message_id=row.id,
-                                         claimed_at=utcnow())
-                .on_conflict_do_nothing().returning(claims.c.message_id)
-            ).first()
-            if claimed is None:
-                owner = uow.session.execute(sa.select(claims.c.message_id).where(
-                    claims.c.sending_facility == facility, claims.c.control_id == control_id)).scalar_one()
-                return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=owner)
+            claimed = claims.claim(uow, facility, control_id, digest, row.id)
+            if claimed.duplicate_of is not None and claimed.duplicate_of != row.id:
+                return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=claimed.duplicate_of)
+            if claimed.reused_from is not None:
+                warnings.add(f"control_id_reused:{claimed.reused_from}")
+            ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None)
             applied = apply_message(uow, ctx, part.message, warnings)
     except Quarantine as q:
         return _finish(uow, row, "quarantined", q.reason, warnings, None)
@@ -268,17 +267,19 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
         log.error("lis message failed", exc_info=True, extra={"fields": {"lis_message_id": str(row.id)}})
         code = f"apply_error:{type(exc).__name__}" + (f":{state}" if state else "")
         return _finish(uow, row, "failed", code, warnings, None)
-    return _finish(uow, row, applied.status, applied.reason, warnings, applied.patient_id)
+    return _finish(uow, row, applied.status, applied.reason, warnings, applied.patient_id, patient_ids=applied.patient_ids)
 
 
 def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,
-            patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None) -> PartOutcome:
+            patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None,
+            patient_ids: list[uuid.UUID] | None = None) -> PartOutcome:
     now = utcnow()
     t = _MESSAGES
     message_time = sa.func.coalesce(t.c.message_time, t.c.publish_time, t.c.received_at)
     uow.session.execute(
         sa.update(t).where(t.c.id == row.id).values(
             status=status, error_code=reason[:200] if reason else None, warnings=list(warnings), patient_id=patient_id,
+            patient_ids=patient_ids if patient_ids is not None else ([patient_id] if patient_id else []),
             duplicate_of=duplicate_of, processed_at=now,
             lag_seconds=sa.extract("epoch", sa.cast(now, t.c.processed_at.type) - message_time),
         )

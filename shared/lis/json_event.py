@@ -27,6 +27,7 @@ from shared.hl7.model import (
     Message,
     OrderData,
     PatientData,
+    PatientGroup,
     PersonName,
     ResultData,
 )
@@ -184,7 +185,8 @@ class LisEvent(_Model):
     version: Literal["1"] = Field(description="Schema version of this event")
     event: Literal["patient", "order", "result"]
     message_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=199)] = Field(
-        description="Unique per sending_facility (MSH-10): the same id again is a duplicate"
+        description="Unique per sending_facility (MSH-10): the same event again under it is a duplicate; "
+                    "another event under a used id is applied with the warning control_id_reused"
     )
     sending_facility: Text | None = Field(default=None, description="MSH-4; the default identifier system")
     sending_application: Text | None = None
@@ -270,8 +272,5 @@ def to_message(event: LisEvent) -> Message:
         )
         for o in event.orders
     )
-    return Message(
-        header=header,
-        patient=_patient(event.patient, fallback_system) if event.patient is not None else None,
-        orders=orders, merge=None, segment_ids=(), extra_patient_groups=0,
-    )
+    patient = _patient(event.patient, fallback_system) if event.patient is not None else None
+    return Message(header=header, groups=(PatientGroup(patient=patient, orders=orders),), segment_ids=())

@@ -1,10 +1,16 @@
-"""ADT^A40: merge the patient named by MRG-1 (the prior identifiers) into the PID patient.
+"""ADT merges — A40 (merge patient, identifier list), A39 (merge person), A34 (merge patient
+information, patient ID only) and A36 (patient ID and account number): the patient named by the
+MRG identifiers (MRG-1, else MRG-4, else MRG-2) is merged into the PID patient.
 
-The merge itself is the registry's (``shared.services.merge.merge_patients``): it moves
-identifiers, history and orders and marks the source ``merged``. Here: find the source by its
-identifiers; an unknown source or one already merged into the target is not an error (the
-message may arrive after the merge was done, or before the source ever reached us) and leaves a
-warning; a merge the registry refuses quarantines the message for an operator.
+The merge itself is the registry's (``shared.services.merge.merge_patients``), exactly as the API's
+merge route does it: both rows locked, identifiers, history, orders and results moved, the source
+marked ``merged`` with ``merged_into``, versions and an audit entry written, ``patient.merged``
+emitted. Both sides are found by identifier following ``merged_into`` to the survivor, so a merge
+that was done already (by this message, a copy of it, another merge event or the API) is not an
+error and leaves ``merge_already_applied``; an unknown source (the message may arrive before the
+source ever reached us) leaves ``merge_source_unknown``; a merge the registry refuses quarantines
+the message for an operator (``merge_refused:<slug>``). A34's and A36's account numbers are not
+modelled. Each PATIENT group of an A39/A40 (PID + MRG) is one merge.
 """
 
 from __future__ import annotations

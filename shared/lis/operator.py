@@ -1,9 +1,12 @@
 """The operator's view of the LIS feed: sync status, the stored messages, and replay.
 
-* `status` — counts by status (last 24 h and in total), the last message received, and the lag
-  (processed-at − MSH-7, or − publish time when MSH-7 is absent) over the last hour: p50, p95, max.
-  Redeliveries and duplicates are left out of the lag (they are old by nature).
-* `list_messages` — newest first, filtered by status, type (``ORU`` or ``ORU^R01``) and since.
+* `status` — counts by status (last 24 h and in total), the messages carrying each warning an
+  operator must look at (``WATCHED_WARNINGS``: a reused control id), the last message received, and
+  the lag (processed-at − MSH-7, or − publish time when MSH-7 is absent) over the last hour: p50,
+  p95, max. Redeliveries and duplicates are left out of the lag (they are old by nature).
+* `list_messages` — newest first, filtered by status, type (``ORU`` or ``ORU^R01``), warning (a
+  code: ``control_id_reused`` matches ``control_id_reused:<id>`` too, ``not_e164:PID-13`` itself),
+  reason, sending facility and a received-at range.
 * `replay` — re-run a ``failed`` or ``quarantined`` message from its stored bytes (after a fix,
   or after an operator resolved what quarantined it). Any other status is left as it is, so a
   replay is idempotent: the (MSH-4, MSH-10) claim makes a message that was applied meanwhile a
@@ -30,20 +33,27 @@ from shared.models import LisMessage
 from shared.models.base import utcnow
 from shared.models.lis import LIS_STATUSES
 from shared.services import cursor
+from shared.telemetry.outcomes import WATCHED_LIS_WARNINGS
 
 REPLAYABLE = ("failed", "quarantined")
+# Warnings /lis/status counts (as the metric does): each means a lab message an operator should look at.
+WATCHED_WARNINGS = WATCHED_LIS_WARNINGS
 CURSOR_KIND = "lis"
-_LAG_STATUSES = ("processed", "ignored", "quarantined", "failed")
+LAG_STATUSES = ("processed", "ignored", "quarantined", "failed")
 
 
 def status(uow: UnitOfWork, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     day_ago, hour_ago = now - timedelta(hours=24), now - timedelta(hours=1)
+    in_day = sa.and_(LisMessage.received_at > day_ago, LisMessage.received_at <= now)
+    watched = [(code, _has_warning(code)) for code in WATCHED_WARNINGS]
     counts = uow.session.execute(
         sa.select(
             LisMessage.status,
-            sa.func.count().filter(LisMessage.received_at > day_ago, LisMessage.received_at <= now).label("day"),
+            sa.func.count().filter(in_day).label("day"),
             sa.func.count().label("total"),
+            *(sa.func.count().filter(in_day, has).label(f"{code}_day") for code, has in watched),
+            *(sa.func.count().filter(has).label(f"{code}_total") for code, has in watched),
         ).group_by(LisMessage.status)
     ).all()
     lag = uow.session.execute(
@@ -53,18 +63,30 @@ def status(uow: UnitOfWork, now: datetime | None = None) -> dict[str, Any]:
             sa.func.max(LisMessage.lag_seconds),
             sa.func.count(LisMessage.lag_seconds),
         ).where(LisMessage.processed_at > hour_ago, LisMessage.processed_at <= now,
-                LisMessage.status.in_(_LAG_STATUSES))
+                LisMessage.status.in_(LAG_STATUSES))
     ).one()
     last = uow.session.execute(sa.select(sa.func.max(LisMessage.received_at)).where(LisMessage.received_at <= now)).scalar()
     by_day = {s: 0 for s in LIS_STATUSES}
     total = {s: 0 for s in LIS_STATUSES}
+    warnings = {code: {"last_24h": 0, "total": 0} for code in WATCHED_WARNINGS}
     for row in counts:
         by_day[row.status], total[row.status] = row.day, row.total
+        for code in WATCHED_WARNINGS:
+            warnings[code]["last_24h"] += row._mapping[f"{code}_day"]
+            warnings[code]["total"] += row._mapping[f"{code}_total"]
     return {
         "counts": {"last_24h": by_day, "total": total},
+        "warnings": warnings,
         "last_message_at": last,
         "lag_seconds": {"p50": _round(lag[0]), "p95": _round(lag[1]), "max": _round(lag[2]), "messages": lag[3]},
     }
+
+
+def _has_warning(code: str) -> sa.ColumnElement[bool]:
+    """The message carries warning `code`, alone or with its detail (``code:…``)."""
+    prefix = code.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"
+    items = sa.func.unnest(LisMessage.warnings).table_valued("w").render_derived()
+    return sa.exists(sa.select(sa.literal(1)).select_from(items).where(sa.or_(items.c.w == code, items.c.w.like(prefix))))
 
 
 def _round(value: float | None) -> float | None:
@@ -78,6 +100,12 @@ class MessageFilter:
     since: datetime | None = None
     limit: int = 50
     cursor: str | None = None
+    # a warning code the message carries (``not_e164:PID-13``; ``control_id_reused`` also matches
+    # ``control_id_reused:<id>``)
+    warning: str | None = None
+    reason: str | None = None  # the quarantine/ignore reason or failure code (``error_code``), exactly
+    facility: str | None = None  # MSH-4, exactly
+    until: datetime | None = None  # received before
 
 
 def list_messages(uow: UnitOfWork, principal: Principal, f: MessageFilter, *, include_raw: bool) -> tuple[list[Any], str | None]:
@@ -90,6 +118,14 @@ def list_messages(uow: UnitOfWork, principal: Principal, f: MessageFilter, *, in
                           sa.or_(LisMessage.message_type == kind, LisMessage.message_type.startswith(kind + "^")))
     if f.since:
         stmt = stmt.where(LisMessage.received_at >= f.since)
+    if f.until:
+        stmt = stmt.where(LisMessage.received_at < f.until)
+    if f.warning:
+        stmt = stmt.where(_has_warning(f.warning))
+    if f.reason:
+        stmt = stmt.where(LisMessage.error_code == f.reason)
+    if f.facility:
+        stmt = stmt.where(LisMessage.sending_facility == f.facility)
     if f.cursor:
         after = uow.session.execute(
             sa.select(LisMessage.received_at, LisMessage.id).where(LisMessage.id == cursor.decode_id(CURSOR_KIND, f.cursor))
@@ -112,7 +148,7 @@ def get_message(uow: UnitOfWork, principal: Principal, message_id: uuid.UUID, *,
 
 
 def _audit_read(uow: UnitOfWork, principal: Principal, action: str, rows: list[Any], include_raw: bool) -> None:
-    patients = [r.patient_id for r in rows if r.patient_id is not None]
+    patients = list(dict.fromkeys(p for r in rows for p in (r.patient_ids or ([r.patient_id] if r.patient_id else []))))
     if patients or include_raw:
         audit.record(uow, principal, action, patients, details={"messages": len(rows), "raw": include_raw})
 

@@ -5,7 +5,9 @@ Pub/Sub does not deliver in order, so every write from a LIS message carries the
 whatever order they arrive in:
 
 * A demographic or order field holds the value of the newest message (by stamp) that carried a
-  value for it; an older message never overwrites it (``merge_fields``).
+  value for it; an older message never overwrites it (``merge_fields``). A demographic field
+  changed through the API carries the edit's stamp (`shared.services.provenance`): a message
+  written before the edit does not overwrite it either.
 * An order's status only moves up ``ORDER_STATUS_RANK`` (a final order never returns to
   preliminary; a cancel never undoes a final).
 * A result keeps every version it was sent; the current one is the highest by
@@ -15,8 +17,10 @@ whatever order they arrive in:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
+
+from shared.services.provenance import stamp_text
 
 Stamp = tuple[str, str, str]  # (ISO-8601 UTC with microseconds, control-id sort key, facility)
 
@@ -31,9 +35,7 @@ def control_sort_key(control_id: str) -> str:
 
 
 def make_stamp(message_time: datetime, control_id: str, facility: str) -> Stamp:
-    w = message_time.astimezone(timezone.utc) if message_time.tzinfo else message_time.replace(tzinfo=timezone.utc)
-    when = f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}.{w.microsecond:06d}Z"
-    return (when, control_sort_key(control_id), facility)
+    return (stamp_text(message_time), control_sort_key(control_id), facility)
 
 
 def stamp_time(stamp: Stamp) -> datetime:

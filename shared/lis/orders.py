@@ -1,13 +1,17 @@
 """Lab orders from LIS messages: found by placer or filler number, created when unknown, updated
 under a row lock with the ordering rules of `shared.lis.ordering`.
 
-* Keys: placer number (ORC-2/OBR-2) and filler number (ORC-3/OBR-3), each unique (namespace "" for
-  numbers from the LIS; a placer number also matches an order placed through the API, namespace
-  ``patient-mgt``, which the LIS echoes back). An order that has neither gets a key derived from
-  its message (MSH-4, MSH-10, position), so a redelivery cannot create it twice. Some senders
-  reuse one placer number for several orders (told apart by ORC-2.2, which the neutral model does
-  not carry): when the filler numbers differ they are different orders, and the later one is filed
-  under its filler number alone (warning ``order_number_shared:ORC-2``).
+* Keys: placer number (ORC-2/OBR-2) and filler number (ORC-3/OBR-3), each within its namespace —
+  EI-2 (namespace id), else EI-3 (universal id), else ``""`` — so two systems' order numbers
+  cannot collide. A number is found in its own namespace and in ``""`` (orders stored before
+  namespaces were read, and senders that send none); a placer number also matches an order
+  placed through the API (namespace ``patient-mgt``) whatever namespace the LIS echoes it under.
+  A message without a namespace matches only ``""`` and API orders. Senders that reuse one
+  number without namespaces for several orders: when the filler numbers differ they are different
+  orders, and the later one is filed under its filler number alone (warning
+  ``order_number_shared:ORC-2``). An order that has neither number gets a key derived from its
+  message (MSH-4, MSH-10, position), so a redelivery cannot create it twice (and a different
+  message under a reused MSH-10 cannot name the first one's order: its key carries the digest).
 * An order found under another patient than the message's is never re-filed: the message is
   quarantined (``order_patient_mismatch``).
 * Status only moves up the rank; code, priority, ordered-at and notes take the newest message's
@@ -28,8 +32,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from shared.db import UnitOfWork
 from shared.events import catalog
 from shared.events.outbox import emit
-from shared.hl7.model import OrderData
+from shared.hl7.model import OrderData, ParentLink
 from shared.lis.errors import ConcurrentChange, Quarantine
+from shared.lis.outcome import MessageContext
 from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, merge_fields, order_status, stamp_time
 from shared.lis.patients import survivor
 from shared.lis.values import Warnings, clean, safe_text
@@ -38,28 +43,56 @@ from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.models.base import utcnow
 
 LIS_NAMESPACE = ""
-# Placer numbers the LIS echoes back: its own, and those of orders placed through our API.
-PLACER_NAMESPACES = (LIS_NAMESPACE, API_PLACER_NAMESPACE)
 _NUMBER_MAX = 100
+_NAMESPACE_MAX = 200
 
 
 @dataclass(frozen=True, slots=True)
 class OrderKeys:
     placer: str | None
     filler: str | None
+    placer_namespace: str = LIS_NAMESPACE
     filler_namespace: str = LIS_NAMESPACE
+    synthetic: bool = False  # the filler key was derived from the message (no number was sent)
+
+    @property
+    def sort_key(self) -> tuple[str, str, str, str]:
+        return (self.placer or "", self.filler or "", self.placer_namespace, self.filler_namespace)
+
+    def names_same_order(self, other: OrderKeys) -> bool:
+        placer = bool(self.placer) and self.placer == other.placer and _ns_match(self.placer_namespace, other.placer_namespace)
+        filler = bool(self.filler) and self.filler == other.filler and _ns_match(self.filler_namespace, other.filler_namespace)
+        return placer or filler
 
 
-def order_keys(order: OrderData, index: int, facility: str, control_id: str) -> OrderKeys:
+def _ns_match(stored: str, incoming: str) -> bool:
+    """Two namespaces of one number name the same system (or one of them is unknown)."""
+    return stored == incoming or not stored or not incoming or stored == API_PLACER_NAMESPACE
+
+
+def order_keys(order: OrderData, ctx: MessageContext, position: int) -> OrderKeys:
     placer = _number(order.placer_number, "ORC-2")
     filler = _number(order.filler_number, "ORC-3")
     if placer or filler:
-        return OrderKeys(placer=placer, filler=filler)
+        return OrderKeys(placer=placer, filler=filler, placer_namespace=_namespace(order.placer_namespace, "ORC-2"),
+                         filler_namespace=_namespace(order.filler_namespace, "ORC-3"))
     # No number at all: one order per (message, position), stable across redeliveries and replays.
-    synthetic = f"{control_id}#{index + 1}"
+    synthetic = f"{ctx.control_id}#{position + 1}"
+    if ctx.reused_control_id:
+        synthetic += f"@{ctx.digest[:16]}"
     if len(synthetic) > _NUMBER_MAX:
         synthetic = "sha256:" + hashlib.sha256(synthetic.encode()).hexdigest()
-    return OrderKeys(placer=None, filler=synthetic, filler_namespace=f"lis-message:{facility}"[:200])
+    return OrderKeys(placer=None, filler=synthetic, filler_namespace=f"lis-message:{ctx.facility}"[:200], synthetic=True)
+
+
+def parent_keys(link: ParentLink) -> OrderKeys | None:
+    """The keys of the order a child order names as its parent (OBR-29), or None."""
+    placer = _number(link.placer_number, "OBR-29")
+    filler = _number(link.filler_number, "OBR-29")
+    if not placer and not filler:
+        return None
+    return OrderKeys(placer=placer, filler=filler, placer_namespace=_namespace(link.placer_namespace, "OBR-29"),
+                     filler_namespace=_namespace(link.filler_namespace, "OBR-29"))
 
 
 def _number(value: str | None, where: str) -> str | None:
@@ -69,6 +102,13 @@ def _number(value: str | None, where: str) -> str | None:
     if len(value) > _NUMBER_MAX:
         raise Quarantine(f"invalid_field:{where}")
     return value or None
+
+
+def _namespace(value: str | None, where: str) -> str:
+    value = safe_text(value or "").strip()
+    if len(value) > _NAMESPACE_MAX:
+        raise Quarantine(f"invalid_field:{where}")
+    return value
 
 
 def _fields(order: OrderData, warnings: Warnings) -> dict[str, Any]:
@@ -112,40 +152,59 @@ def _current(row: Any) -> dict[str, Any]:
 
 def find_order_patient(uow: UnitOfWork, keys: OrderKeys) -> uuid.UUID | None:
     """The patient of an existing order with these keys (for messages without a PID)."""
-    row, _ = _find(uow, keys, lock=False)
+    row, _ = _find(uow, keys, None, lock=False)
     return row.patient_id if row is not None else None
 
 
+def find_order(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID) -> uuid.UUID | None:
+    """The id of the patient's order these keys name (a child order's parent), or None."""
+    try:
+        row, _ = _find(uow, keys, patient_id, lock=False)
+    except Quarantine:
+        return None
+    return row.id if row is not None and row.patient_id == patient_id else None
+
+
 def _compatible(row: Any, keys: OrderKeys) -> bool:
-    """Every number both sides have is equal (a shared placer number with different filler
-    numbers means two orders: some senders reuse ORC-2.1 and tell orders apart by ORC-2.2)."""
-    if keys.placer and row.placer_number not in (None, keys.placer):
+    """Every number both sides have agrees, namespace by namespace (a shared placer number with
+    different filler numbers means two orders: some senders reuse ORC-2.1 without a namespace)."""
+    if keys.placer and row.placer_number not in (None, keys.placer) and _ns_match(row.placer_namespace, keys.placer_namespace):
         return False
-    same_ns = row.filler_namespace == keys.filler_namespace
-    return not (keys.filler and same_ns and row.filler_number not in (None, keys.filler))
+    return not (keys.filler and row.filler_number not in (None, keys.filler)
+                and _ns_match(row.filler_namespace, keys.filler_namespace))
 
 
-def _find(uow: UnitOfWork, keys: OrderKeys, *, lock: bool) -> tuple[Any, OrderKeys]:
+def _exact(row: Any, keys: OrderKeys) -> bool:
+    return bool((keys.placer and row.placer_number == keys.placer and row.placer_namespace == keys.placer_namespace)
+                or (keys.filler and row.filler_number == keys.filler and row.filler_namespace == keys.filler_namespace))
+
+
+def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool) -> tuple[Any, OrderKeys]:
     """(the order these keys name or None, the keys a new order may take)."""
     conditions = []
     if keys.placer:
-        conditions.append(sa.and_(LabOrder.placer_namespace.in_(PLACER_NAMESPACES), LabOrder.placer_number == keys.placer))
+        namespaces = {keys.placer_namespace, LIS_NAMESPACE, API_PLACER_NAMESPACE}
+        conditions.append(sa.and_(LabOrder.placer_namespace.in_(namespaces), LabOrder.placer_number == keys.placer))
     if keys.filler:
-        conditions.append(sa.and_(LabOrder.filler_namespace == keys.filler_namespace, LabOrder.filler_number == keys.filler))
+        namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
+        conditions.append(sa.and_(LabOrder.filler_namespace.in_(namespaces), LabOrder.filler_number == keys.filler))
     stmt = sa.select(LabOrder.__table__).where(sa.or_(*conditions)).order_by(LabOrder.id)
     if lock:
         stmt = stmt.with_for_update()
     rows = uow.session.execute(stmt).all()
     matches = [row for row in rows if _compatible(row, keys)]
-    # Prefer the order that has both numbers, then a placer match.
-    matches.sort(key=lambda r: (r.placer_number != keys.placer, r.filler_number != keys.filler))
+    # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
+    matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,
+                                r.filler_number != keys.filler))
     found = matches[0] if matches else None
     others = [row for row in rows if row is not found]
-    placer_taken = bool(keys.placer) and any(row.placer_number == keys.placer for row in others)
+    placer_taken = bool(keys.placer) and any(
+        row.placer_number == keys.placer and row.placer_namespace == keys.placer_namespace for row in others)
     filler_taken = bool(keys.filler) and any(
         row.filler_number == keys.filler and row.filler_namespace == keys.filler_namespace for row in others)
     free = OrderKeys(placer=None if placer_taken else keys.placer, filler=None if filler_taken else keys.filler,
-                     filler_namespace=keys.filler_namespace)
+                     placer_namespace=keys.placer_namespace, filler_namespace=keys.filler_namespace,
+                     synthetic=keys.synthetic)
     if found is None and not free.placer and not free.filler:
         raise Quarantine("order_number_conflict")
     return found, free
@@ -166,7 +225,7 @@ def apply_order(
     asserted = order_status(order.control, order.status, (r.status for r in order.results))
     if order.status and asserted is None and (order.control or "").upper() not in CANCEL_CONTROLS:
         warnings.add("unknown_status:ORC-5")
-    row, free = _find(uow, keys, lock=True)
+    row, free = _find(uow, keys, patient_id, lock=True)
     if row is None:
         if free != keys:
             warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")
@@ -186,8 +245,10 @@ def apply_order(
     # Adopt a number the order lacks, unless another order holds it (then both keep theirs).
     if free.placer and row.placer_number is None:
         values["placer_number"], changes["placer_number"] = free.placer, free.placer
-    if free.filler and row.filler_number is None and free.filler_namespace == LIS_NAMESPACE:
+        values["placer_namespace"] = free.placer_namespace
+    if free.filler and row.filler_number is None and not free.synthetic:
         values["filler_number"], changes["filler_number"] = free.filler, free.filler
+        values["filler_namespace"] = free.filler_namespace
     if free != keys:
         warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")
     if new_stamps:
@@ -216,7 +277,7 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
     inserted = uow.session.execute(
         pg_insert(LabOrder.__table__)
         .values(
-            id=order_id, patient_id=patient_id, placer_namespace=LIS_NAMESPACE, placer_number=keys.placer,
+            id=order_id, patient_id=patient_id, placer_namespace=keys.placer_namespace, placer_number=keys.placer,
             filler_namespace=keys.filler_namespace, filler_number=keys.filler, status=status, source="lis",
             lis_applied_at=stamp_time(stamp), lis_field_stamps={k: list(stamp) for k in present}, version=1,
             created_at=now, updated_at=now, **_columns(present),

@@ -7,6 +7,10 @@ until an operator merges or corrects the records and replays it. No identifier m
 new patient (source ``lis``) — never a merge on demographics; a probable duplicate is only
 flagged for review by the registry's duplicate finder.
 
+Demographics follow the newest writer per field (see `shared.lis.ordering`); a field last changed
+through the API keeps its value until a message written after the edit arrives (warning
+``api_edit_newer:<field>``), and ``lis_patient_sync.field_sources`` records which side wrote it.
+
 Races are settled by constraints: two messages creating the same new patient both insert their
 identifiers; the unique (system, value) index makes the second wait and then fail, which raises
 `ConcurrentChange` so the whole delivery is retried and finds the first one's patient.
@@ -19,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork
 from shared.errors import Conflict, DuplicateIdentifier
@@ -27,7 +30,8 @@ from shared.events import catalog
 from shared.events.outbox import emit
 from shared.hl7.model import Identifier
 from shared.lis.errors import ConcurrentChange, Quarantine
-from shared.lis.ordering import Stamp, merge_fields, stamp_time
+from shared.lis.ordering import merge_fields, stamp_time
+from shared.lis.outcome import MessageContext
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
@@ -36,12 +40,11 @@ from shared.services.duplicates import PatientLike, find_duplicates
 from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names
 from shared import auth
-from shared.services import versions
+from shared.services import provenance, versions
 from shared.services.patients import claim_identifiers, load_patient, to_resource
 
 _MAX_MERGE_HOPS = 20  # as the registry's MAX_CHAIN
 _PATIENTS = Patient.__table__
-_SYNC = LisPatientSync.__table__
 
 
 def identifier_keys(identifiers: tuple[Identifier, ...], warnings: Warnings) -> list[tuple[str, str, str | None]]:
@@ -91,6 +94,7 @@ class Found:
     row: Any  # the surviving patient's row, locked FOR UPDATE
     held: set[tuple[str, str]]  # which of the message's identifiers it already holds
     stamps: dict[str, Any]  # its per-field demographic stamps
+    sources: dict[str, Any]  # who set each field last
 
 
 def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> Found | None:
@@ -103,7 +107,7 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> F
         return None
     p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
     rows = uow.session.execute(
-        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps)
+        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps, sync.c.field_sources)
         .select_from(i.join(p, p.c.id == i.c.patient_id).outerjoin(sync, sync.c.patient_id == p.c.id))
         .where(sa.tuple_(i.c.system, i.c.value).in_([(system, value) for system, value, _ in keys]))
         .order_by(p.c.id)
@@ -112,16 +116,17 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> F
     if not rows:
         return None
     if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
-        return Found(rows[0], {(r.id_system, r.id_value) for r in rows}, rows[0].field_stamps or {})
+        return Found(rows[0], {(r.id_system, r.id_value) for r in rows}, rows[0].field_stamps or {},
+                     rows[0].field_sources or {})
     # Merged patients in the way (rare): resolve each to its survivor, then lock that one.
     owners = {r.id if r.merged_into is None else survivor(uow, r.merged_into) for r in rows}
     if len(owners) > 1:
         raise Quarantine("identifier_conflict")
     row = lock_patient(uow, owners.pop())
-    stamps = uow.session.execute(
-        sa.select(sync.c.field_stamps).where(sync.c.patient_id == row.id)
-    ).scalar_one_or_none() or {}
-    return Found(row, {(r.id_system, r.id_value) for r in rows}, stamps)
+    sync_row = uow.session.execute(
+        sa.select(sync.c.field_stamps, sync.c.field_sources).where(sync.c.patient_id == row.id)).first()
+    return Found(row, {(r.id_system, r.id_value) for r in rows}, (sync_row.field_stamps if sync_row else None) or {},
+                 (sync_row.field_sources if sync_row else None) or {})
 
 
 def lock_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> Any:
@@ -142,9 +147,10 @@ class Created:
     probable_duplicates: int
 
 
-def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fields: dict[str, Any], stamp: Stamp,
-                   control_id: str) -> Created:
+def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fields: dict[str, Any],
+                   ctx: MessageContext) -> Created:
     """A new patient (source ``lis``) with the message's identifiers and usable demographics."""
+    stamp, control_id = ctx.stamp, ctx.control_id
     now = utcnow()
     patient_id = uuid.uuid4()
     mrn = next_mrn(uow)
@@ -165,20 +171,22 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
         claim_identifiers(uow, patient_id, [(MRN_SYSTEM, mrn, "MR"), *keys])
     except DuplicateIdentifier:
         raise ConcurrentChange("identifier_claimed_concurrently") from None
+    sources = provenance.lis_sources(list(present), stamp, ctx.message_id)
     uow.session.execute(
-        sa.insert(LisPatientSync.__table__).values(patient_id=patient_id, field_stamps={k: list(stamp) for k in present}, updated_at=now)
+        sa.insert(LisPatientSync.__table__).values(patient_id=patient_id, field_stamps={k: list(stamp) for k in present},
+                                                   field_sources=sources, updated_at=now)
     )
     index_names(uow, patient_id, columns["family"], columns["given"])
-    _record_version(uow, patient_id, "lis-create")
+    _record_version(uow, patient_id, "lis-create", sources)
     emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
          catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
     return Created(patient_id, probable_duplicates(uow, patient_id, columns))
 
 
-def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str) -> None:
+def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str, sources: dict[str, Any]) -> None:
     """Keep every version of the patient, as the registry does for its own writes (GET …/versions)."""
     patient = load_patient(uow, patient_id, fresh=True)
-    versions.record(uow, auth.SYSTEM_LIS, "patient", to_resource(patient), change)
+    versions.record(uow, auth.SYSTEM_LIS, "patient", to_resource(patient), change, field_sources=sources)
 
 
 def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]]) -> int:
@@ -191,33 +199,33 @@ def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str
     return len(keys)
 
 
-def update_demographics(uow: UnitOfWork, row: Any, sync: dict[str, Any], fields: dict[str, Any], stamp: Stamp,
-                        control_id: str) -> list[str]:
+def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[str, Any], ctx: MessageContext,
+                        warnings: Warnings) -> list[str]:
     """Write the fields this message is the newest source of; returns the names that changed."""
-    changes, new_stamps = merge_fields(current_demographics(row), sync, fields, stamp)
+    stamp = ctx.stamp
+    changes, new_stamps = merge_fields(current_demographics(row), found.stamps, fields, stamp)
+    for name, value in fields.items():
+        if value is not None and name not in new_stamps and provenance.is_api_stamp(found.stamps.get(name)):
+            warnings.add(f"api_edit_newer:{name}")
     now = utcnow()
     newest = stamp_time(stamp)
     values: dict[str, Any] = patient_columns(changes)
     if row.lis_applied_at is None or newest > row.lis_applied_at:
-        values.update(lis_applied_at=newest, lis_applied_control_id=control_id[:64])
+        values.update(lis_applied_at=newest, lis_applied_control_id=ctx.control_id[:64])
     if changes:
         values.update(updated_at=now, version=_PATIENTS.c.version + 1)
     if not values and not new_stamps:
         return []
     # One round trip: the stamps upsert rides along as a CTE of the patient update.
     update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
+    written = provenance.lis_sources(list(new_stamps), stamp, ctx.message_id)
     if new_stamps:
-        upsert = pg_insert(_SYNC).values(patient_id=row.id, field_stamps=new_stamps, updated_at=now)
-        upsert = upsert.on_conflict_do_update(
-            index_elements=["patient_id"],
-            set_={"field_stamps": _SYNC.c.field_stamps.op("||")(upsert.excluded.field_stamps), "updated_at": now},
-        )
-        update = update.add_cte(upsert.cte("stamps"))
+        update = update.add_cte(provenance.sync_upsert(row.id, new_stamps, written, now).cte("stamps"))
     version = uow.session.execute(update.returning(_PATIENTS.c.version)).scalar_one()
     if "name" in changes:
         index_names(uow, row.id, changes["name"]["family"], changes["name"]["given"])
     if changes:
-        _record_version(uow, row.id, "lis-update")
+        _record_version(uow, row.id, "lis-update", {**found.sources, **written})
         emit(uow, catalog.LIS_PATIENT_UPDATED, row.id,
              catalog.PatientUpdated(patient_id=row.id, version=version, changed=sorted(changes)))
     return sorted(changes)

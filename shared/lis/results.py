@@ -1,14 +1,21 @@
-"""Results (OBX) of one order from one message: every version kept, the current one chosen by rule.
+"""Results (OBX) from one message: every version kept, the current one chosen by rule.
 
-A result is identified within its order by ``result_key``: the OBX-3 code (system|code) and its
-occurrence among same-coded OBX of that order in the message (``#1``, ``#2`` …), or the OBX-1
-set id / position when OBX-3 is empty. A later message about the same observation adds a
-*version*; the current version (the row's columns) is the highest by (status class, stamp) —
-preliminary < final < corrected — and all the others stay in ``previous_versions`` oldest first.
-So a final result never returns to preliminary, a correction replaces the value while the
-corrected value is kept, and the outcome does not depend on the order of arrival.
+A result of an order is identified within it by ``result_key``: the OBX-3 code (system|code), its
+OBX-4 sub-id when sent (``|sub:<OBX-4>``: isolate 1 and isolate 2 of a culture are two results), and
+its occurrence among OBX with that code and sub-id in the message (``#1``, ``#2`` …), or the OBX-1
+set id / position when OBX-3 is empty. A patient-level observation (no order) is identified within
+the patient by the same key plus its effective time (``@<OBX-14>``, else ``@<MSH-7>``): a height
+measured on two days is two observations, a correction of one carries its OBX-14.
 
-The order row is locked by the caller, which serialises every writer of its results.
+A later message about the same observation adds a *version*; the current version (the row's
+columns) is the highest by (status class, stamp) — preliminary < final < corrected — and all the
+others stay in ``previous_versions`` oldest first. So a final result never returns to preliminary,
+a correction replaces the value while the corrected value is kept, and the outcome does not depend
+on the order of arrival. The same message applied again (a replay of a message some of whose
+patient groups were applied) adds no version.
+
+The order row (or, for patient-level observations, the patient row) is locked by the caller,
+which serialises every writer of these results.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ _INSERT = pg_insert(LabResult.__table__).on_conflict_do_nothing().returning(LabR
 _CONTENT = ("status", "value", "values", "value_type", "units", "reference_range", "abnormal_flags", "observed_at", "notes")
 
 
-def result_keys(results: tuple[ResultData, ...]) -> list[str]:
+def result_keys(results: tuple[ResultData, ...], suffix: list[str] | None = None) -> list[str]:
     keys: list[str] = []
     seen: dict[str, int] = {}
     for index, result in enumerate(results):
@@ -46,12 +53,23 @@ def result_keys(results: tuple[ResultData, ...]) -> list[str]:
             base = f"set:{result.set_id}"
         else:
             base = f"pos:{index + 1}"
+        if result.sub_id:
+            base += f"|sub:{result.sub_id}"
+        if suffix is not None:
+            base += suffix[index]
         seen[base] = seen.get(base, 0) + 1
         key = safe_text(f"{base}#{seen[base]}")
         if len(key) > _KEY_MAX:
             key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         keys.append(key)
     return keys
+
+
+def observation_keys(observations: tuple[ResultData, ...], stamp: Stamp) -> list[str]:
+    """Keys of patient-level observations: the result key plus the effective time."""
+    fallback = stamp[0]
+    return result_keys(observations, [f"@{o.observed_at.isoformat() if o.observed_at else fallback}"
+                                      for o in observations])
 
 
 def version_of(result: ResultData, stamp: Stamp, message_id: uuid.UUID, warnings: Warnings) -> dict[str, Any]:
@@ -117,17 +135,22 @@ class ResultsOutcome:
 
 
 def record_results(
-    uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID, results: tuple[ResultData, ...],
+    uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID | None, results: tuple[ResultData, ...],
     stamp: Stamp, message_id: uuid.UUID, warnings: Warnings, *, new_order: bool = False,
+    keys: list[str] | None = None,
 ) -> ResultsOutcome:
+    """Record `results` of the order `order_id`, or — `order_id` None — observations of the patient
+    (pass their `observation_keys`)."""
     outcome = ResultsOutcome()
     if not results:
         return outcome
-    keys = result_keys(results)
+    keys = keys if keys is not None else result_keys(results)
+    owner = (LabResult.order_id == order_id) if order_id is not None else sa.and_(
+        LabResult.order_id.is_(None), LabResult.patient_id == patient_id)
     existing = {} if new_order else {
         row.result_key: row
         for row in uow.session.execute(
-            sa.select(LabResult.__table__).where(LabResult.order_id == order_id, LabResult.result_key.in_(keys))
+            sa.select(LabResult.__table__).where(owner, LabResult.result_key.in_(keys))
         ).all()
     }
     now = utcnow()
@@ -139,12 +162,15 @@ def record_results(
         if row is None:
             result_id = uuid.uuid4()
             new_rows.append({"id": result_id, "order_id": order_id, "patient_id": patient_id, "result_key": key,
+                             "sub_id": clean(result.sub_id, 64, warnings, "OBX-4"),
                              "previous_versions": [], "version": 1, "created_at": now, "updated_at": now,
                              **_columns(incoming)})
             before, current = None, incoming
         else:
             result_id = row.id
             before = _row_version(row)
+            if any(_same_message(v, incoming) for v in [*(row.previous_versions or []), before]):
+                continue  # this message was applied to this result already
             current, others = current_version([*(row.previous_versions or []), before, incoming])
             values: dict[str, Any] = {"previous_versions": others, "version": len(others) + 1, "updated_at": now,
                                       "patient_id": patient_id}
@@ -162,6 +188,10 @@ def record_results(
         if len(inserted) != len(new_rows):
             raise ConcurrentChange("result_created_concurrently")
     return outcome
+
+
+def _same_message(version: dict[str, Any], incoming: dict[str, Any]) -> bool:
+    return version.get("message_id") == incoming["message_id"] and list(version.get("stamp") or []) == incoming["stamp"]
 
 
 def _content(version: dict[str, Any]) -> tuple[Any, ...]:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Identity, Index, String
+from sqlalchemy import BigInteger, Identity, Index, String, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -18,6 +18,9 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_log_patient_ids", "patient_ids", postgresql_using="gin"),
         Index("ix_audit_log_at", "at"),
+        # A LIS message's replays (its status history in the operator console).
+        Index("ix_audit_log_lis_replay", text("(details ->> 'lis_message_id')"),
+              postgresql_where=text("action = 'lis.message.replay'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)

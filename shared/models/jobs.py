@@ -23,7 +23,7 @@ from shared.models.base import Base, new_id, utcnow
 from shared.models.orders import LabOrder
 
 JOB_RUN_STATUSES = ("running", "succeeded", "incomplete", "failed", "retry", "skipped")
-JOB_TRIGGERS = ("schedule", "cli")
+JOB_TRIGGERS = ("schedule", "cli", "console")
 
 
 class JobRun(Base):
@@ -31,7 +31,7 @@ class JobRun(Base):
     __table_args__ = (
         UniqueConstraint("job", "slot"),
         CheckConstraint("status IN ('running','succeeded','incomplete','failed','retry','skipped')", name="status"),
-        CheckConstraint("trigger IN ('schedule','cli')", name="trigger"),
+        CheckConstraint("trigger IN ('schedule','cli','console')", name="trigger"),
         Index("ix_job_runs_job_started_at", "job", "started_at"),
         Index("ix_job_runs_started_at", "started_at"),
     )

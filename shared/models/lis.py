@@ -5,10 +5,13 @@
   bytes may be purged after ``LIS_RAW_RETENTION_DAYS`` (metadata kept).
 * A redelivery of the same Pub/Sub ``messageId`` (or the same CloudEvent ``source``/``id``) hits a
   unique index and has no second effect.
-* ``lis_control_ids`` is the (MSH-4, MSH-10) claim: a message is applied only by the transaction
-  that inserts its claim, so the same HL7 message re-published under a new id is a ``duplicate``.
-* ``lis_patient_sync`` remembers, per patient and demographic field, the (MSH-7, MSH-4, MSH-10)
-  stamp of the message that last wrote it, so an older message never overwrites newer data.
+* ``lis_control_ids`` is the (MSH-4, MSH-10, content digest) claim: a message is applied only by
+  the transaction that inserts its claim, so the same HL7 message re-published under a new id is a
+  ``duplicate``, while a different message under a reused MSH-10 gets its own claim (and a
+  ``control_id_reused`` warning naming the earlier message).
+* ``lis_patient_sync`` remembers, per patient and demographic field, the stamp of the last write —
+  (MSH-7, MSH-10, MSH-4) of a LIS message, or the time of an API edit — so an older message never
+  overwrites newer data, and which side (``lis`` or ``api``) set the field last.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, Uuid, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -73,6 +76,8 @@ class LisMessage(Base):
     error_code: Mapped[str | None] = mapped_column(String(200))
     warnings: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     patient_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("patients.id"))
+    # Every patient the message concerned (several for a message with several patient groups).
+    patient_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid), default=list, server_default=text("'{}'::uuid[]"))
     duplicate_of: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lis_messages.id"))
     lag_seconds: Mapped[float | None] = mapped_column(Float)
     delivery_count: Mapped[int] = mapped_column(Integer, default=1)
@@ -80,12 +85,15 @@ class LisMessage(Base):
 
 
 class LisControlId(Base):
-    """The (MSH-4, MSH-10) claim of the message that was applied (or ignored) under this key."""
+    """The (MSH-4, MSH-10, content digest) claim of the message that was applied (or ignored) under
+    this key. ``content_sha256`` is ``''`` for claims made before the digest was kept (0010): the
+    consumer fills it in from the claiming message's stored bytes when that key is met again."""
 
     __tablename__ = "lis_control_ids"
 
     sending_facility: Mapped[str] = mapped_column(Text, primary_key=True)
     control_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    content_sha256: Mapped[str] = mapped_column(Text, primary_key=True, server_default=text("''"))
     message_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lis_messages.id"), index=True)
     claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -97,4 +105,7 @@ class LisPatientSync(Base):
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), primary_key=True)
     field_stamps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+    # Per field, who set it last: {"source": "lis", "at": MSH-7, "message_id": …} or
+    # {"source": "api", "at": edit time, "by": principal} (migration 0010).
+    field_sources: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

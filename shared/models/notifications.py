@@ -54,6 +54,8 @@ class Notification(Base):
         Index("ix_notifications_due", "send_after", postgresql_where=text("status IN ('scheduled','pending')")),
         # The lease sweep: claims that may have outlived their process.
         Index("ix_notifications_sending", "claimed_at", postgresql_where=text("status = 'sending'")),
+        # The operator console's list of failed deliveries (outcome_unknown among them), newest first.
+        Index("ix_notifications_failed_seq", "seq", postgresql_where=text("status = 'failed'")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -23,6 +23,7 @@ class LabOrder(Base):
               postgresql_where=text("filler_number IS NOT NULL")),
         # A patient's orders, newest first (GET /patients/{id}/orders page order).
         Index("ix_lab_orders_patient_created", "patient_id", "created_at", "id"),
+        Index("ix_lab_orders_parent_order_id", "parent_order_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -43,27 +44,41 @@ class LabOrder(Base):
     lis_applied_at: Mapped[datetime | None]
     # Per field, the (MSH-7, MSH-4, MSH-10) stamp of the LIS message that last wrote it (migration 0003_lis).
     lis_field_stamps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # A child order (OBR-29/OBR-26: e.g. the susceptibility panel of one isolate of a culture): its
+    # parent order and the parent's result it reports about (migration 0010).
+    parent_order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_orders.id"))
+    parent_result_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_results.id", use_alter=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    results: Mapped[list[LabResult]] = relationship(back_populates="order", order_by="LabResult.created_at")
+    # Results written by one message share created_at: the key makes the order the same on every read.
+    results: Mapped[list[LabResult]] = relationship(back_populates="order",
+                                                    order_by="(LabResult.created_at, LabResult.result_key)",
+                                                    foreign_keys="LabResult.order_id")
 
 
 class LabResult(Base):
+    """A result of an order, or — ``order_id`` null — an observation of the patient (ORU's
+    PATIENT_OBSERVATION: height, pregnancy status…), keyed within the patient."""
+
     __tablename__ = "lab_results"
     __table_args__ = (
         Index("uq_lab_results_key", "order_id", "result_key", unique=True),
+        Index("uq_lab_results_patient_key", "patient_id", "result_key", unique=True,
+              postgresql_where=text("order_id IS NULL")),
         # FHIR Observation?code= across patients, newest first (migration 0012_fhir_lab_search).
         Index("ix_lab_results_code_created", "code", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_orders.id"), index=True)
+    order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_orders.id"), index=True)
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
     # Identifies the observation within its order (code system + code + sub-id), so a corrected
     # result replaces the one it corrects.
     result_key: Mapped[str] = mapped_column(String(400))
+    # OBX-4: tells apart same-coded observations of one order (isolate 1, isolate 2…).
+    sub_id: Mapped[str | None] = mapped_column(String(64))
     code_system: Mapped[str | None] = mapped_column(String(200))
     code: Mapped[str | None] = mapped_column(String(100))
     code_display: Mapped[str | None] = mapped_column(String(300))
@@ -86,4 +101,4 @@ class LabResult(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    order: Mapped[LabOrder] = relationship(back_populates="results")
+    order: Mapped[LabOrder | None] = relationship(back_populates="results", foreign_keys=[order_id])

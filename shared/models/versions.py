@@ -41,4 +41,7 @@ class ResourceVersion(Base):
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     changed_by: Mapped[str] = mapped_column(String(100))
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # Patient versions: per demographic field, which side set it last as of this version
+    # ({"name": {"source": "api", "at": …}, …}; migration 0011). Null for history entries.
+    field_sources: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 

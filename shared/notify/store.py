@@ -113,3 +113,26 @@ def page_for_patient(uow: UnitOfWork, patient_id: uuid.UUID, *, before: int | No
     if before is not None:
         stmt = stmt.where(Notification.seq < before)
     return list(uow.session.scalars(stmt))
+
+
+def page_failed(uow: UnitOfWork, *, outcome_unknown: bool | None, before: int | None, limit: int) -> list[Notification]:
+    """Failed notifications of every patient, newest first, keyset-paginated on ``seq``
+    (``ix_notifications_failed_seq``). ``outcome_unknown``: True only those, False all but those."""
+    stmt = sa.select(Notification).where(Notification.status == "failed").order_by(Notification.seq.desc()).limit(limit)
+    if outcome_unknown is True:
+        stmt = stmt.where(Notification.reason == OUTCOME_UNKNOWN)
+    elif outcome_unknown is False:
+        stmt = stmt.where(Notification.reason.is_distinct_from(OUTCOME_UNKNOWN))
+    if before is not None:
+        stmt = stmt.where(Notification.seq < before)
+    return list(uow.session.scalars(stmt))
+
+
+def failed_counts(uow: UnitOfWork) -> dict[str, int]:
+    """How many notifications are ``failed``: ``outcome_unknown`` and the others."""
+    row = uow.session.execute(
+        sa.select(sa.func.count().filter(Notification.reason == OUTCOME_UNKNOWN),
+                  sa.func.count().filter(Notification.reason.is_distinct_from(OUTCOME_UNKNOWN)))
+        .where(Notification.status == "failed")
+    ).one()
+    return {"outcome_unknown": row[0], "failed": row[1]}

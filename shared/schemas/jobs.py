@@ -32,7 +32,7 @@ class JobRunOut(BaseModel):
     id: uuid.UUID
     job: str
     slot: datetime = Field(description="The scheduled time of the tick (or the moment of a manual run).")
-    trigger: Literal["schedule", "cli"]
+    trigger: Literal["schedule", "cli", "console"]
     status: RunStatus
     attempt: int
     started_at: datetime

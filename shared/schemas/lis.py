@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from shared.schemas.common import QueryModel, StorableDatetime, text
 
@@ -35,8 +35,16 @@ class Lag(BaseModel):
     messages: int
 
 
+class WarningCount(BaseModel):
+    last_24h: int
+    total: int
+
+
 class LisSyncStatus(BaseModel):
     counts: Counts
+    warnings: dict[str, WarningCount] = Field(
+        description="Messages carrying each warning an operator must look at: control_id_reused (a different "
+                    "message under an MSH-10 already used; list them with GET /lis/messages?warning=control_id_reused)")
     last_message_at: datetime | None
     lag_seconds: Lag
 
@@ -45,6 +53,9 @@ class LisMessageQuery(QueryModel):
     status: LisStatus | None = None
     type: text(40) | None = Field(default=None, description="ORU, or ORU^R01")  # type: ignore[valid-type]
     since: StorableDatetime | None = Field(default=None, description="Received at or after (RFC 3339 with offset)")
+    warning: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*(:[A-Za-z0-9_.^-]+)?$", max_length=100)] | None = Field(
+        default=None, description="Messages carrying this warning code: control_id_reused also matches "
+                                  "control_id_reused:<message id>")
     include_raw: bool = Field(default=False, description="Include the raw bytes (needs scope lis:admin)")
     limit: int = Field(default=50, ge=1, le=500)
     cursor: text(200) | None = None  # type: ignore[valid-type]
@@ -77,6 +88,7 @@ class LisMessage(BaseModel):
     parts: int
     content_format: str
     patient_id: uuid.UUID | None
+    patient_ids: list[uuid.UUID] = Field(description="Every patient the message concerned (several patient groups)")
     duplicate_of: uuid.UUID | None
     delivery_count: int
     attempts: int

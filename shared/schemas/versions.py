@@ -27,6 +27,12 @@ class VersionEntry(BaseModel):
     changed_at: datetime
     changed_by: str
     snapshot: dict[str, Any] = Field(description="The resource as the API returned it at this version.")
+    field_sources: dict[str, Any] | None = Field(
+        default=None,
+        description="Patient versions: per demographic field (name, birth_date, sex, address, phone, email), which "
+                    "side set it last as of this version — {\"source\": \"lis\", \"at\": MSH-7, \"message_id\": …} or "
+                    "{\"source\": \"api\", \"at\": edit time, \"by\": principal}. A field absent was set by neither "
+                    "since the record was created (registration).")
 
 
 class VersionPage(BaseModel):

@@ -96,6 +96,19 @@ def _move(uow: UnitOfWork, model: Any, source_id: uuid.UUID, target_id: uuid.UUI
     return int(result.rowcount or 0)
 
 
+def _rekey_clashing_observations(uow: UnitOfWork, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    """Patient-level observations (results without an order) are unique per patient and key; one the
+    target holds under the same key too (the same observation reached both records) keeps both
+    rows: the source's gets its own id appended to its key. Both patients are locked."""
+    source, target = LabResult.__table__.alias("source"), LabResult.__table__.alias("target")
+    clash = sa.select(target.c.id).where(target.c.patient_id == target_id, target.c.order_id.is_(None),
+                                          target.c.result_key == source.c.result_key).exists()
+    uow.session.execute(
+        sa.update(source).where(source.c.patient_id == source_id, source.c.order_id.is_(None), clash)
+        .values(result_key=sa.func.left(source.c.result_key, 360) + "~" + sa.cast(source.c.id, sa.String))
+    )
+
+
 def merge_patients(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> MergeResult:
     if source_id == target_id:
         raise _target_error("a patient cannot be merged into itself", "merge_into_self")
@@ -109,6 +122,7 @@ def merge_patients(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, 
         raise Conflict("The target patient is inactive; reactivate it before merging into it")
     source_before, target_before = to_resource(load_patient(uow, source_id)), to_resource(load_patient(uow, target_id))
     now = utcnow()
+    _rekey_clashing_observations(uow, source_id, target_id)
     moved = {
         "identifiers": _move(uow, PatientIdentifier, source_id, target_id),
         "history": _move_history(uow, principal, source_id, target_id),

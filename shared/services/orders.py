@@ -1,5 +1,10 @@
 """Lab orders and results: read (the LIS feed writes them) and place (``requested``, with an
-``order.requested`` event for the LIS side to act on).
+``order.requested`` event for the LIS side to act on); and the patient's observations that belong
+to no order (ORU PATIENT_OBSERVATION).
+
+An order shows its results grouped by OBX-4 sub-id (a culture's isolates, each with what was found
+about it) and the child orders that report on each group (OBR-26/OBR-29: the isolate's
+susceptibility panel), read with one extra query per page.
 
 Orders placed here get a placer number from ``lab_order_placer_seq`` in the ``patient-mgt``
 namespace (unique with ``uq_lab_orders_placer``): the LIS echoes it back in ORM/ORU messages.
@@ -20,11 +25,12 @@ from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import LabOrder, LabResult, Patient
 from shared.models.base import utcnow
-from shared.schemas.orders import Order, OrderCreate, OrderQuery
+from shared.schemas.orders import Observation, Order, OrderCreate, OrderQuery
 from shared.services import cursor
 
 PLACER_NAMESPACE = "patient-mgt"
 CURSOR_KIND = "o"
+OBSERVATION_CURSOR = "ob"
 
 
 def _coding(system: str | None, code: str | None, display: str | None) -> dict[str, str | None]:
@@ -36,17 +42,56 @@ def _result(r: LabResult) -> dict[str, object]:
         "id": r.id, "code": _coding(r.code_system, r.code, r.code_display), "value": r.value,
         "value_type": r.value_type, "units": r.units, "reference_range": r.reference_range,
         "abnormal_flags": list(r.abnormal_flags or []), "status": r.status, "observed_at": r.observed_at,
-        "notes": list(r.notes or []),
+        "notes": list(r.notes or []), "sub_id": r.sub_id,
     }
 
 
-def to_order(order: LabOrder) -> Order:
+def _sub_id_order(sub_id: str) -> tuple[tuple[int, int | str], ...]:
+    """1 < 2 < 10 < 10.1 < A: numeric parts as numbers."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in sub_id.split("."))
+
+
+def _groups(order: LabOrder, children: dict[uuid.UUID, list[uuid.UUID]]) -> list[dict[str, object]]:
+    groups: dict[str, dict[str, list[uuid.UUID]]] = {}
+    for r in order.results:
+        if r.sub_id:
+            group = groups.setdefault(r.sub_id, {"result_ids": [], "child_order_ids": []})
+            group["result_ids"].append(r.id)
+            group["child_order_ids"] += children.get(r.id, [])
+    return [{"sub_id": sub_id, **groups[sub_id]} for sub_id in sorted(groups, key=_sub_id_order)]
+
+
+def to_order(order: LabOrder, children: dict[uuid.UUID, list[uuid.UUID]] | None = None) -> Order:
+    """The API resource; `children` maps a result id to the child orders reporting on it (`child_orders`)."""
+    parent = {"order_id": order.parent_order_id, "result_id": order.parent_result_id} if order.parent_order_id else None
     return Order.model_validate({
         "id": order.id, "patient_id": order.patient_id, "placer_number": order.placer_number,
-        "filler_number": order.filler_number, "code": _coding(order.code_system, order.code, order.code_display),
+        "placer_namespace": order.placer_namespace or None, "filler_number": order.filler_number,
+        "filler_namespace": order.filler_namespace or None,
+        "code": _coding(order.code_system, order.code, order.code_display),
         "status": order.status, "priority": order.priority, "notes": order.notes, "ordered_at": order.ordered_at,
-        "results": [_result(r) for r in order.results], "version": order.version, "updated_at": order.updated_at,
+        "results": [_result(r) for r in order.results], "result_groups": _groups(order, children or {}),
+        "parent": parent, "version": order.version, "updated_at": order.updated_at,
     })
+
+
+def child_orders(uow: UnitOfWork, orders: list[LabOrder]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For the results of `orders`, the child orders whose parent result they are (one query)."""
+    result_ids = [r.id for o in orders for r in o.results if r.sub_id]
+    if not result_ids:
+        return {}
+    found: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for row in uow.session.execute(
+        sa.select(LabOrder.id, LabOrder.parent_result_id).where(LabOrder.parent_result_id.in_(result_ids))
+        .order_by(LabOrder.created_at, LabOrder.id)
+    ):
+        found.setdefault(row.parent_result_id, []).append(row.id)
+    return found
+
+
+def to_observation(r: LabResult) -> Observation:
+    return Observation.model_validate({**_result(r), "patient_id": r.patient_id, "version": r.version,
+                                       "updated_at": r.updated_at})
 
 
 def place_order(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, data: OrderCreate) -> LabOrder:
@@ -100,4 +145,17 @@ def list_orders(
     stmt = sa.select(LabOrder).where(LabOrder.patient_id == patient_id).options(selectinload(LabOrder.results))
     rows, next_cursor = cursor.newest_first_page(uow, stmt, LabOrder, LabOrder.created_at, CURSOR_KIND, q.cursor, q.limit)
     audit.record(uow, principal, "order.read", [patient_id], details={"returned": len(rows)})
+    return rows, next_cursor
+
+
+def list_observations(
+    uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, q: OrderQuery
+) -> tuple[list[LabResult], str | None]:
+    """The patient's observations that belong to no order, newest first (created_at, id descending)."""
+    if uow.session.scalar(sa.select(Patient.id).where(Patient.id == patient_id)) is None:
+        raise NotFound("No patient with this id")
+    stmt = sa.select(LabResult).where(LabResult.patient_id == patient_id, LabResult.order_id.is_(None))
+    rows, next_cursor = cursor.newest_first_page(uow, stmt, LabResult, LabResult.created_at, OBSERVATION_CURSOR,
+                                                 q.cursor, q.limit)
+    audit.record(uow, principal, "result.read", [patient_id], details={"returned": len(rows), "view": "observations"})
     return rows, next_cursor

@@ -27,7 +27,7 @@ from shared.mrn import next_mrn
 from shared.normalize import fold
 from shared.schemas.patients import Patient as PatientResource
 from shared.schemas.patients import PatientCreate, PatientState
-from shared.services import versions
+from shared.services import provenance, versions
 from shared.services.duplicates import PatientLike, find_duplicates, lock_birth_date
 from shared.services.merge_patch import apply_merge_patch, changed_members, validate_patched
 from shared.services.name_index import index_names
@@ -259,8 +259,9 @@ def update_patient(
         _sync_identifiers(uow, patient_id, _ident_map(doc["identifiers"]), _ident_map(after["identifiers"]))
     if "name" in changed:
         index_names(uow, patient_id, state.name.family, state.name.given)
+    sources = provenance.record_api_edit(uow, patient_id, changed, principal.name, utcnow()) if origin != "lis" else None
     patient = load_patient(uow, patient_id, fresh=True)
-    versions.record(uow, principal, "patient", to_resource(patient), "update", previous=before)
+    versions.record(uow, principal, "patient", to_resource(patient), "update", previous=before, field_sources=sources)
     audit.record(uow, principal, "patient.update", [patient_id], details={"changed": changed})
     event_type = catalog.LIS_PATIENT_UPDATED if origin == "lis" else catalog.PATIENT_UPDATED
     emit(uow, event_type, patient_id, catalog.PatientUpdated(patient_id=patient_id, version=patient.version, changed=changed))

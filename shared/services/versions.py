@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -22,7 +23,7 @@ from shared.log import current_request_id
 from shared.models import HistoryEntry, ResourceVersion
 from shared.models.base import utcnow
 from shared.schemas.versions import VersionEntry, VersionQuery
-from shared.services import cursor
+from shared.services import cursor, provenance
 
 UNIQUE = "uq_resource_versions_resource_type_resource_id_version"
 
@@ -33,7 +34,7 @@ def _owner(resource_type: str, resource: BaseModel) -> uuid.UUID:
 
 def _insert(
     uow: UnitOfWork, resource_type: str, resource: BaseModel, change: str, changed_by: str, changed_at: datetime,
-    *, if_absent: bool,
+    *, if_absent: bool, field_sources: dict[str, Any] | None = None,
 ) -> None:
     stmt = pg_insert(ResourceVersion).values(
         resource_type=resource_type,
@@ -45,6 +46,7 @@ def _insert(
         changed_at=changed_at,
         changed_by=changed_by,
         request_id=current_request_id(),
+        field_sources=field_sources,
     )
     if if_absent:
         stmt = stmt.on_conflict_do_nothing(constraint=UNIQUE)
@@ -53,13 +55,17 @@ def _insert(
 
 def record(
     uow: UnitOfWork, principal: Principal, resource_type: str, resource: BaseModel, change: str,
-    *, previous: BaseModel | None = None,
+    *, previous: BaseModel | None = None, field_sources: dict[str, Any] | None = None,
 ) -> None:
     """Record ``resource`` (a Patient or HistoryEntry resource at its new version); ``previous``
-    (the version it replaces) is kept as a baseline if no row holds it yet."""
+    (the version it replaces) is kept as a baseline if no row holds it yet. A patient version also
+    keeps which side (LIS or API) set each demographic field last (``field_sources``: read from
+    ``lis_patient_sync`` when the caller does not have it at hand)."""
+    if resource_type == "patient" and field_sources is None:
+        field_sources = provenance.current_sources(uow, getattr(resource, "id"))
     if previous is not None:
         _insert(uow, resource_type, previous, "baseline", "unknown", getattr(previous, "updated_at"), if_absent=True)
-    _insert(uow, resource_type, resource, change, principal.name, utcnow(), if_absent=False)
+    _insert(uow, resource_type, resource, change, principal.name, utcnow(), if_absent=False, field_sources=field_sources)
 
 
 def list_versions(

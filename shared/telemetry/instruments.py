@@ -89,6 +89,10 @@ EVENT_DURATION: Histogram = _declare(Histogram(
     HTTP_BUCKETS))
 LIS_MESSAGES: Counter = _declare(Counter(
     "patient_mgt.lis.messages", "{message}", "LIS messages by HL7 message type and outcome (lis_messages.status)."))
+LIS_WARNINGS: Counter = _declare(Counter(
+    "patient_mgt.lis.warnings", "{message}",
+    "LIS messages committed with a warning an operator must look at, by HL7 message type and warning code "
+    "(control_id_reused)."))
 LIS_LAG: Histogram = _declare(Histogram(
     "patient_mgt.lis.lag", "s", "Processed-at minus MSH-7 of each LIS message applied (status processed).",
     LAG_BUCKETS))

@@ -20,6 +20,8 @@ NOTIFICATION_STATUSES = ("sending", "sent", "pending", "scheduled", "skipped", "
 NOTIFICATION_CHANNELS = ("email", "sms")
 NOTIFICATION_KINDS = ("results_ready", "welcome", "reminder")
 JOB_STATUSES = ("running", "succeeded", "incomplete", "failed", "retry", "skipped")
+# LIS warnings counted as a metric (as GET /lis/status counts them): bounded codes, never their detail.
+WATCHED_LIS_WARNINGS = ("control_id_reused",)
 
 
 class LisOutcome(Protocol):
@@ -28,8 +30,8 @@ class LisOutcome(Protocol):
 
 
 def record_lis_outcomes(outcomes: Iterable[LisOutcome]) -> None:
-    """Count each message of a committed delivery by type and outcome, and the lag (processed-at
-    minus MSH-7) of those applied now. The type and lag are read back from their ``lis_messages``
+    """Count each message of a committed delivery by type and outcome (and by watched warning), and
+    the lag (processed-at minus MSH-7) of those applied now. The type and lag are read back from their ``lis_messages``
     rows (one query, only when metrics are on), so the ingest keeps no bookkeeping of its own."""
     if not instruments.enabled():
         return
@@ -44,6 +46,9 @@ def record_lis_outcomes(outcomes: Iterable[LisOutcome]) -> None:
         message_type = labels.hl7_message_type(row["message_type"] if row else None)
         status = labels.name(outcome.status, LIS_STATUSES)
         instruments.LIS_MESSAGES.add(1, {"message_type": message_type, "outcome": status})
+        for code in {w.split(":", 1)[0] for w in (row["warnings"] or [])} if row else ():
+            if code in WATCHED_LIS_WARNINGS:
+                instruments.LIS_WARNINGS.add(1, {"message_type": message_type, "warning": code})
         if status == "processed" and row and row["message_time"] is not None and row["lag_seconds"] is not None:
             instruments.LIS_LAG.record(max(0.0, float(row["lag_seconds"])), {"message_type": message_type})
 
@@ -58,7 +63,8 @@ def _lis_rows(ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
 
     with unit_of_work() as uow:
         result = uow.session.execute(
-            sa.select(LisMessage.id, LisMessage.message_type, LisMessage.message_time, LisMessage.lag_seconds)
+            sa.select(LisMessage.id, LisMessage.message_type, LisMessage.message_time, LisMessage.lag_seconds,
+                      LisMessage.warnings)
             .where(LisMessage.id.in_(ids))
         ).mappings().all()
     return {row["id"]: row for row in result}

@@ -126,8 +126,9 @@ SAMPLES: list[Sample] = [
     Sample("elixirhl7__ADT-A03__1.hl7", ("processed",), message_type="ADT^A03",
            patient=Pat(frozenset({("33333", "LakeMichMC", "MR")}), "", (), None, "female",
                        address=_addr([], None, None, "53217", None))),
-    # Two orders share placer number 09984662 (told apart by ORC-2.2): the second is filed under its
-    # filler number alone. The first is cut off mid-OBR/OBX (no value, no status).
+    # Two orders share placer number 09984662, told apart by its namespace (ORC-2.2 L103312.1 and
+    # L103312.2): two orders, each under both its numbers. The first is cut off mid-OBR/OBX (no value,
+    # no status).
     Sample("elixirhl7__ORU-R01__1.hl7", ("processed",), message_type="ORU^R01",
            patient=Pat(frozenset({("A0995614951", "EHR LAB", "MR"), ("A09956149510", "EHR LAB", "SS"),
                                   ("A09956149511", "EHR LAB", "PI"), ("A09956149512", "EHR LAB", "AN")}),
@@ -135,10 +136,10 @@ SAMPLES: list[Sample] = [
                        address=_addr(["35544 TEST TEST", "Apt. 535"], "Red Hook", "NY", "12571", None)),
            orders=(Ord("09984662", "0907:QAX:C00002R.1", "2951-2", "Sodium [Moles/volume", "preliminary",
                        (Res("2951-2", None, status=None, display="Sodium [Moles/volume#"),), priority="routine"),
-                   Ord(None, "0907:QAX:C00002R.2", "IMO0002", "Potassium measurement", "final",
+                   Ord("09984662", "0907:QAX:C00002R.2", "IMO0002", "Potassium measurement", "final",
                        (Res("IMO0002", "=4.2", "mEq/L", "3.5-5.0", ("N",), display="Potassium measurement"),),
                        priority="routine")),
-           warnings=frozenset({"order_number_shared:ORC-2", NOT_E164})),
+           warnings=frozenset({NOT_E164})),
     _q("hl7apy__ADT-A01__1.hl7", "missing_segment:PID"),
     _q("hl7apy__MALFORMED__1.hl7", "no_message_type"),
     _q("hl7apy__MALFORMED__2.hl7", "no_control_id"),

@@ -4,13 +4,13 @@
 newest first: (code, created_at, id) answers it from the index, in page order.
 
 Revision ID: 0012_fhir_lab_search
-Revises: 0003_lis
+Revises: 0010_lis_fidelity
 """
 
 from alembic import op
 
 revision = "0012_fhir_lab_search"
-down_revision = "0003_lis"
+down_revision = "0010_lis_fidelity"
 branch_labels = None
 depends_on = None
 

@@ -2,8 +2,10 @@
 real lis_consumer process over a fresh database.
 
 Unlike the tagged per-file runs, the files now meet each other: aidbox__ORU-R01__3 reuses
-(MSH-4, MSH-10) = (HOSPITAL, TEST-MSG-001) of aidbox__ORU-R01__2, and the first and third messages
-of pyhl7__ADT-A04__2 reuse the control id of pyhl7__ADT-A04__1 — by contract those are duplicates.
+(MSH-4, MSH-10) = (HOSPITAL, TEST-MSG-001) of aidbox__ORU-R01__2 with another patient and result —
+a message of its own, applied with the warning control_id_reused (it was once taken for a
+duplicate and its HbA1c lost); the first and third messages of pyhl7__ADT-A04__2 repeat
+pyhl7__ADT-A04__1 byte for byte under its control id — duplicates.
 """
 
 import csv
@@ -23,7 +25,7 @@ from tests.support.processes import start_function
 pytestmark = pytest.mark.e2e
 
 MEETING = {
-    "aidbox__ORU-R01__3.hl7": [("duplicate", "same_control_id")],
+    "aidbox__ORU-R01__3.hl7": [("processed", None)],
     "pyhl7__ADT-A04__2.hl7": [("duplicate", "same_control_id"), ("processed", None), ("duplicate", "same_control_id")],
 }
 
@@ -57,7 +59,7 @@ def test_the_corpus_in_manifest_order(fresh):
         sent[name] = message_id
     with engine.connect() as conn:
         rows = conn.execute(sa.text(
-            "SELECT pubsub_message_id, part, status, error_code, raw FROM lis_messages ORDER BY part")).all()
+            "SELECT id, pubsub_message_id, part, status, error_code, warnings, raw FROM lis_messages ORDER BY part")).all()
     by_message: dict[str, list] = {}
     for row in rows:
         by_message.setdefault(row.pubsub_message_id, []).append(row)
@@ -68,9 +70,12 @@ def test_the_corpus_in_manifest_order(fresh):
         stored = by_message[sent[name]]
         if len(stored) == 1:
             assert stored[0].raw == (FIXTURES / name).read_bytes(), f"{name} is stored byte-exact"
+    [egfr] = by_message[sent["aidbox__ORU-R01__2.hl7"]]
+    [hba1c] = by_message[sent["aidbox__ORU-R01__3.hl7"]]
+    assert f"control_id_reused:{egfr.id}" in hba1c.warnings
     with engine.connect() as conn:
         patients = conn.execute(sa.text("SELECT count(*) FROM patients")).scalar()
         results = conn.execute(sa.text("SELECT count(*) FROM lab_results")).scalar()
-    # 16 files create a patient (aidbox__ORU-R01__3 is a duplicate; both pyhl7 ADT^A04 files are one patient).
-    assert patients == 16
-    assert results == 1 + 1 + 2 + 4 + 2  # aidbox 1 and 2, elixir ORU, lfh ORU, pyhl7 ORU
+    # 17 files create a patient (both pyhl7 ADT^A04 files are one patient).
+    assert patients == 17
+    assert results == 1 + 1 + 1 + 2 + 4 + 2  # aidbox 1, 2 and 3, elixir ORU, lfh ORU, pyhl7 ORU

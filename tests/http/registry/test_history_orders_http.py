@@ -87,7 +87,7 @@ def test_orders_place_list_and_read_with_results(client, admin_token):
     assert lis["results"] == [{
         "id": str(result_id), "code": {"system": "LN", "code": "2345-7", "display": "Glucose"}, "value": "5.4",
         "value_type": "NM", "units": "mmol/L", "reference_range": "3.9-5.5", "abnormal_flags": [], "status": "F",
-        "observed_at": lis["results"][0]["observed_at"], "notes": []}]
+        "observed_at": lis["results"][0]["observed_at"], "notes": [], "sub_id": None}]
     first = client.get(f"/patients/{pid}/orders?limit=1", headers=auth(admin_token)).get_json()
     second = client.get(f"/patients/{pid}/orders?limit=1&cursor={first['next_cursor']}", headers=auth(admin_token)).get_json()
     assert [o["id"] for o in first["items"] + second["items"]] == [placed["id"], str(lis_order)]

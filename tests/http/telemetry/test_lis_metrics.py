@@ -1,5 +1,5 @@
-"""LIS metrics through the lis_consumer function: messages by type and outcome, and the lag
-histogram (processed-at minus MSH-7) of a message sent a known time ago."""
+"""LIS metrics through the lis_consumer function: messages by type and outcome, warnings an operator
+must look at, and the lag histogram (processed-at minus MSH-7) of a message sent a known time ago."""
 
 import random
 import uuid
@@ -11,11 +11,14 @@ from functions_framework import create_app
 from opentelemetry.trace import SpanKind
 
 from tests.support import hl7_gen
+from tests.support.hl7_tag import tag
 from tests.support.lis_delivery import lis_event, push
+from tests.support.lis_fidelity import raw
 
 ROOT = Path(__file__).resolve().parents[3]
 LAG = "patient_mgt.lis.lag"
 MESSAGES = "patient_mgt.lis.messages"
+WARNINGS = "patient_mgt.lis.warnings"
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +66,15 @@ def test_a_raw_push_delivery_has_its_consumer_span(lis_client, cap):
     assert span.name == "lis-consumer google.cloud.pubsub.topic.v1.messagePublished"
     assert span.attributes["http.response.status_code"] == 200
     assert cap.value(MESSAGES, message_type="ADT^A04", outcome="processed") == 1
+
+
+def test_a_reused_control_id_is_counted_by_warning(lis_client, cap):
+    run = uuid.uuid4().hex[:8]
+    for name in ("aidbox__ORU-R01__2.hl7", "aidbox__ORU-R01__3.hl7", "aidbox__ORU-R01__3.hl7"):
+        headers, body = push(tag(raw(f"hl7/{name}"), run))
+        assert lis_client.post("/", headers=headers, data=body).status_code == 200
+    data = cap.collect()
+    # HbA1c: a different message under TEST-MSG-001 (counted); then the same HbA1c again (a duplicate).
+    assert cap.value(WARNINGS, data, message_type="ORU^R01", warning="control_id_reused") == 1
+    assert cap.value(MESSAGES, data, message_type="ORU^R01", outcome="processed") == 2
+    assert cap.value(MESSAGES, data, message_type="ORU^R01", outcome="duplicate") == 1

@@ -113,12 +113,17 @@ def test_an_order_under_another_patient_is_never_refiled(database_url):
     assert lis_db.patient_id_by_identifier(f.facility, f.id("B")) is None  # rolled back with the message
 
 
-def test_a_message_with_a_second_patient_is_quarantined(database_url):
+def test_a_message_with_a_second_patient_applies_each_to_its_own_patient(database_url):
+    # Was quarantined whole (multiple_patient_groups); each PATIENT_RESULT group is now its own unit.
     f = Feed()
     outcome = one(hl7(f.msh("ORU^R01", "20260101100000"), f.pid("A"), f"OBR|1|{f.id('O1')}||GLU^G^L",
                       "OBX|1|NM|GLU^G^L||1|||||F", f.pid("B"), f"OBR|1|{f.id('O2')}||GLU^G^L", "OBX|1|NM|GLU^G^L||2|||||F"))
-    assert (outcome.status, outcome.reason) == ("quarantined", "multiple_patient_groups")
-    assert lis_db.patient_id_by_identifier(f.facility, f.id("A")) is None
+    assert (outcome.status, outcome.reason) == ("processed", None)
+    a, b = (lis_db.patient_id_by_identifier(f.facility, f.id(x)) for x in ("A", "B"))
+    assert a is not None and b is not None and a != b
+    assert [(o["placer_number"], [r["value"] for r in lis_db.results(o["id"])]) for o in lis_db.orders(a)] == [(f.id("O1"), ["1"])]
+    assert [(o["placer_number"], [r["value"] for r in lis_db.results(o["id"])]) for o in lis_db.orders(b)] == [(f.id("O2"), ["2"])]
+    assert set(lis_db.message(outcome.message_id).patient_ids) == {a, b}
 
 
 def test_orders_without_a_pid_use_the_known_order_patient(database_url):

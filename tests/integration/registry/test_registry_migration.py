@@ -55,7 +55,8 @@ def test_upgrade_backfills_name_tokens_of_existing_patients():
                 "VALUES (:id, '10000001', 'active', 'Muñoz-Pérez', ARRAY['María José'], '{}', '{}', 'munozperez', "
                 "'mariajose', 'female', 'es', 'Europe/Madrid', false, false, 'api', 1, now(), now())"), {"id": pid})
             conn.commit()
-        assert "0002_registry" in migrate(engine)
+        applied = migrate(engine)  # the heads reached: 0002_registry, or a revision that follows it
+        assert applied and "0001_spine" not in applied
         with engine.connect() as conn:
             tokens = set(conn.execute(sa.text("SELECT kind, token FROM patient_name_tokens WHERE patient_id = :id"),
                                       {"id": pid}).all())

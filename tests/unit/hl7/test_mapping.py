@@ -96,7 +96,6 @@ def test_header() -> None:
         ((MSH_ORU, "OBR|1|P|F|X", "OBX|1|NM|X||1"), "missing_segment:PID"),
         ((MSH_ORU, PID), "missing_segment:OBR"),
         ((MSH_ORU, PID, "OBX|1|NM|X||1"), "missing_segment:OBR"),
-        ((MSH_ORU, PID, "OBX|1|NM|X||1", "OBR|1|P|F|X", "OBX|1|NM|X||1"), "missing_segment:OBR"),
         ((MSH_ORU, PID, "ORC|RE|P1"), "missing_segment:OBR"),
         (("MSH|^~\\&|A|F|||20240101||ADT^A40|C|P|2.5", PID), "missing_segment:MRG"),
         (("MSH|^~\\&|A|F|||20240101||ADT^A40|C|P|2.5", PID, "MRG|"), "missing_field:MRG-1"),
@@ -362,12 +361,13 @@ def test_oul_r22_orc_after_obr_and_specimen_observations() -> None:
     assert (second.control, second.placer_number, [r.value for r in second.results]) == (None, "P2", ["140"])
 
 
-def test_oru_specimen_after_results_does_not_steal_or_orphan() -> None:
+def test_oru_specimen_observations_are_results_of_their_order_and_steal_no_note() -> None:
+    # ORU_R01 ORDER_OBSERVATION ends with SPECIMEN (SPM, OBX…): those OBX are observations of the
+    # order (some senders put the only result there); dropping them lost results.
     message = parse(
         MSH_ORU, PID, "OBR|1|P1|F1|GLU", "OBX|1|NM|GLU||5.5", "SPM|1|SP1", "OBX|1|CWE|QUAL||OK", "NTE|1||spm note"
     )
-    assert [r.value for r in message.orders[0].results] == ["5.5"]
-    assert message.orders[0].results[0].notes == ()
+    assert [(r.value, r.notes) for r in message.orders[0].results] == [("5.5", ()), ("OK", ("spm note",))]
 
 
 def test_adt_observations_are_not_orders() -> None:
@@ -378,7 +378,7 @@ def test_adt_observations_are_not_orders() -> None:
 # --- several patients, merge ----------------------------------------------------------------
 
 
-def test_other_patient_groups_are_counted_and_their_orders_not_mapped() -> None:
+def test_each_patient_is_its_own_group_with_its_own_orders() -> None:
     message = parse(
         MSH_ORU,
         PID,
@@ -388,15 +388,29 @@ def test_other_patient_groups_are_counted_and_their_orders_not_mapped() -> None:
         "OBR|1|P2|F2|GLU",
         "OBX|1|NM|GLU||9.9",
     )
-    assert message.patient is not None and message.patient.identifiers[0].value == "MRN1"
-    assert message.extra_patient_groups == 1
-    assert [o.placer_number for o in message.orders] == ["P1"]
+    assert [g.patient.identifiers[0].value for g in message.groups if g.patient] == ["MRN1", "MRN2"]
+    assert [[(o.placer_number, [r.value for r in o.results]) for o in g.orders] for g in message.groups] == [
+        [("P1", ["5.5"])], [("P2", ["9.9"])]]
+    assert [g.problem for g in message.groups] == [None, None]
+    assert message.patient is message.groups[0].patient and message.orders == message.groups[0].orders
 
 
 def test_repeated_pid_of_the_same_patient_continues_the_group() -> None:
     message = parse(MSH_ORU, PID, "OBR|1|P1|F1|GLU", "OBX|1|NM|GLU||5.5", PID, "OBR|1|P2|F2|NA", "OBX|1|NM|NA||140")
-    assert message.extra_patient_groups == 0
+    assert len(message.groups) == 1
     assert [o.placer_number for o in message.orders] == ["P1", "P2"]
+
+
+def test_an_invalid_group_keeps_its_reason_and_the_others_stay_usable() -> None:
+    message = parse(MSH_ORU, "PID|1||||NO^IDENTIFIER", "OBR|1|P1|F1|GLU", "OBX|1|NM|GLU||5.5",
+                    "PID|1||MRN2^^^HOSP^MR||ROE^RICHARD", "OBR|1|P2|F2|GLU", "OBX|1|NM|GLU||9.9")
+    assert [g.problem for g in message.groups] == ["missing_field:PID-3", None]
+    assert [o.placer_number for o in message.groups[1].orders] == ["P2"]
+
+
+def test_every_group_invalid_names_the_first() -> None:
+    assert reason(MSH_ORU, "PID|1||||NO^IDENTIFIER", "OBR|1|P1|F1|GLU", "PID|1||MRN2^^^HOSP^MR||ROE^R") == (
+        "group1:missing_field:PID-3")
 
 
 def test_merge() -> None:

@@ -348,7 +348,7 @@ def _check(message: Message, expected: Msg) -> None:
         assert message.segment_ids == expected.segment_ids
     for path, value in expected.more.items():
         assert _resolve(message, path) == value, path
-    assert message.extra_patient_groups == 0
+    assert len(message.groups) == 1 and message.groups[0].problem is None
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

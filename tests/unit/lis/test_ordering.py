@@ -133,3 +133,17 @@ def test_what_a_newly_current_result_announces():
     assert available_status("F") == "final" and available_status("X") == "final"
     assert available_status("C") == "corrected"
     assert available_status("P") is None and available_status(None) is None
+
+
+def test_an_api_edit_wins_over_messages_written_before_it_and_up_to_its_instant():
+    from shared.services.provenance import API_MARK, is_api_stamp, stamp_text  # noqa: PLC0415
+
+    edit = [stamp_text(T0), API_MARK, ""]
+    assert is_api_stamp(edit) and not is_api_stamp(list(make_stamp(T0, "1", "LAB")))
+    current = {"name": {"family": "Edited"}}
+    for when, control in ((T0 - timedelta(days=1), "1"), (T0, "99999999"), (T0, "ZZZ-TEXT-ID")):
+        changes, stamps = merge_fields(current, {"name": edit}, {"name": {"family": "Lis"}}, make_stamp(when, control, "LAB"))
+        assert (changes, stamps) == ({}, {})
+    later = make_stamp(T0 + timedelta(microseconds=1), "1", "LAB")
+    changes, stamps = merge_fields(current, {"name": edit}, {"name": {"family": "Lis"}}, later)
+    assert changes == {"name": {"family": "Lis"}} and stamps == {"name": list(later)}

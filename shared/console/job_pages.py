@@ -1,0 +1,32 @@
+"""Jobs: each job's schedule and last runs, and Run now (``shared.jobs.manual``: the runner every
+tick and ``patient-mgt jobs run`` use, audited as ``jobs.run``)."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from shared.console import forms
+from shared.console.web import PREFIX, View, page, redirect
+from shared.db import unit_of_work
+from shared.errors import NotFound
+from shared.jobs import history, manual
+from shared.jobs.registry import JOBS
+
+RUNS_SHOWN = 5
+
+
+@page("GET", "/jobs", scope="admin")
+def jobs_page(view: View) -> Response:
+    q = forms.parse(view.request.args.to_dict(), forms.JobsQuery)
+    with unit_of_work() as uow:
+        runs = history.last_runs(uow, list(JOBS), RUNS_SHOWN)
+    return view.render("jobs.html", jobs=JOBS, runs=runs, runnable=manual.runnable, not_from_api=manual.NOT_FROM_API,
+                       ran=q.ran, ran_run=q.run)
+
+
+@page("POST", "/jobs/<name>/run", scope="admin")
+def run_now(view: View, name: str) -> Response:
+    if name not in JOBS:
+        raise NotFound("No such job")
+    outcome = manual.run_for_operator(view.user, name)
+    return redirect(f"{PREFIX}/jobs", ran=name, run=str(outcome.run_id) if outcome.run_id else None)

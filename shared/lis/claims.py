@@ -1,0 +1,98 @@
+"""The (MSH-4, MSH-10, content digest) claim that makes a LIS message apply once.
+
+A message is applied by the transaction that inserts its claim into ``lis_control_ids``; the
+primary key (facility, control id, digest) decides, so two copies of one message racing each
+other have one effect (the second insert waits for the first transaction and then conflicts).
+
+The digest (`shared.hl7.content_digest`) is what tells the two cases a reused MSH-10 stands for:
+
+* the same content again (another Pub/Sub message id, other segment terminators or framing): a
+  ``duplicate`` of the message that claimed it;
+* different content (a test harness or a restarted interface reusing ``TEST-MSG-001``, a counter
+  that wrapped): a message of its own, applied, with the warning ``control_id_reused:<id>``
+  naming the earliest message claimed under that (MSH-4, MSH-10) — its ``lis_messages`` id, not
+  its content.
+
+Claims under one (MSH-4, MSH-10) are serialised by a transaction-level advisory lock, so the
+second of two different messages sent at the same moment sees the first one's claim and warns.
+Claims from before the digest was kept (``''``) get theirs from the claiming message's stored
+bytes when their key is met again; when those bytes were purged the old claim cannot be
+compared, and the new message is applied (with the warning) rather than dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from shared.db import UnitOfWork
+from shared.lis.content import content_digest
+from shared.lis.errors import ConcurrentChange
+from shared.models import LisMessage
+from shared.models.base import utcnow
+
+UNKNOWN_LEGACY = ""
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+# One statement after the lock: the claims already made under (facility, control id), plus ours
+# when no claim of the same content (or of unknown content) exists.
+_CLAIM = sa.text("""
+WITH existing AS (
+    SELECT message_id, content_sha256, claimed_at FROM lis_control_ids
+    WHERE sending_facility = :facility AND control_id = :control_id
+), inserted AS (
+    INSERT INTO lis_control_ids (sending_facility, control_id, content_sha256, message_id, claimed_at)
+    SELECT :facility, :control_id, :digest, :message_id, :now
+    WHERE NOT EXISTS (SELECT 1 FROM existing WHERE content_sha256 IN (:digest, ''))
+    ON CONFLICT DO NOTHING
+    RETURNING message_id
+)
+SELECT message_id, content_sha256, claimed_at, false AS mine FROM existing
+UNION ALL
+SELECT message_id, :digest, :now, true FROM inserted
+""")
+
+
+@dataclass(frozen=True)
+class Claim:
+    duplicate_of: uuid.UUID | None = None  # the message that claimed the same content first
+    reused_from: uuid.UUID | None = None  # the earliest message claimed under this MSH-10 with other content
+
+
+def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID) -> Claim:
+    """Claim (facility, control id, digest) for `message_id`, inside the caller's savepoint."""
+    uow.session.execute(_LOCK, {"key": f"lis-control-id:{facility}\x1f{control_id}"})
+    for _ in range(2):
+        now = utcnow()
+        rows = uow.session.execute(_CLAIM, {"facility": facility, "control_id": control_id, "digest": digest,
+                                            "message_id": message_id, "now": now}).all()
+        mine = [r for r in rows if r.mine]
+        others = sorted((r for r in rows if not r.mine), key=lambda r: (r.claimed_at, str(r.message_id)))
+        same = next((r.message_id for r in others if r.content_sha256 == digest), None)
+        if same is not None:
+            return Claim(duplicate_of=same)
+        legacy = [r for r in others if r.content_sha256 == UNKNOWN_LEGACY]
+        if legacy and not mine:
+            _resolve_legacy(uow, facility, control_id, legacy[0].message_id)
+            continue
+        if not mine:
+            raise ConcurrentChange("control_id_claim_not_taken")
+        return Claim(reused_from=others[0].message_id if others else None)
+    raise AssertionError("a legacy claim was resolved and is still unresolved")  # pragma: no cover
+
+
+def _resolve_legacy(uow: UnitOfWork, facility: str, control_id: str, message_id: uuid.UUID) -> None:
+    """Give a pre-digest claim the digest of its message's stored bytes (or an unmatchable one)."""
+    row = uow.session.execute(
+        sa.select(LisMessage.raw, LisMessage.content_format).where(LisMessage.id == message_id)).first()
+    if row is not None and row.raw is not None:
+        digest = content_digest(row.raw, row.content_format)
+    else:
+        digest = "unknown:" + hashlib.sha256(str(message_id).encode()).hexdigest()
+    uow.session.execute(
+        sa.text("UPDATE lis_control_ids SET content_sha256 = :digest WHERE sending_facility = :facility "
+                "AND control_id = :control_id AND content_sha256 = '' AND message_id = :message_id"),
+        {"digest": digest, "facility": facility, "control_id": control_id, "message_id": message_id},
+    )
