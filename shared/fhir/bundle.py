@@ -38,13 +38,29 @@ def _links(request: Request, path: str, next_cursor: str | None) -> list[dict[st
     return links
 
 
-def searchset(request: Request, path: str, resources: Iterable[dict[str, Any]], total: int,
-              next_cursor: str | None) -> dict[str, Any]:
+def searchset(request: Request, path: str, resources: Iterable[dict[str, Any]], total: int | None,
+              next_cursor: str | None, included: Iterable[dict[str, Any]] = (),
+              notes: Iterable[str] = ()) -> dict[str, Any]:
+    """``total`` None (``_total=none``) leaves Bundle.total out. ``included``: ``_include``/``_revinclude``
+    resources (mode include; a match is never repeated); ``notes``: warnings (ignored parameters…) in one
+    OperationOutcome entry (mode outcome)."""
     base = base_url()
     entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                for r in resources]
+    seen = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in entries}
+    for r in included:
+        if (r["resourceType"], r["id"]) not in seen:
+            seen.add((r["resourceType"], r["id"]))
+            entries.append({"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "include"}})
+    notes = list(notes)
+    if notes:
+        outcome = {"resourceType": "OperationOutcome", "id": "search-notes",
+                   "issue": [{"severity": "warning", "code": "informational", "diagnostics": n} for n in notes]}
+        entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total,
                               "link": _links(request, path, next_cursor)}
+    if total is None:
+        del bundle["total"]
     if entries:
         bundle["entry"] = entries
     return bundle
@@ -65,6 +81,7 @@ def history(request: Request, path: str, versions: Iterable[tuple[dict[str, Any]
             "request": {"method": "POST" if created else "PUT",
                         "url": resource["resourceType"] if created else f"{resource['resourceType']}/{rid}"},
             "response": {"status": "201 Created" if created else "200 OK", "etag": f'W/"{version}"',
+                         "location": f"{resource['resourceType']}/{rid}/_history/{version}",  # its vread
                          "lastModified": changed_at},
         })
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "total": total,

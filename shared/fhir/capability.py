@@ -8,15 +8,35 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
+from shared.fhir.includes import INCLUDES, REVINCLUDES
+
 FHIR_VERSION = "4.0.1"
 STATEMENT_DATE = "2026-11-25"
 SP = "http://hl7.org/fhir/SearchParameter/"
-PAGING = ("Results are Bundles of type searchset with `total`; `_count` sets the page size (default 20, at most "
-          "100) and the `next` link carries an opaque `_cursor`. Unknown parameters and modifiers are refused (400).")
+PAGING = ("Results are Bundles of type searchset with `total` (`_total=none` leaves it out; `_summary=count` or "
+          "`_count=0` answer it alone); `_count` sets the page size (default 20, at most 100) and the `next` link "
+          "carries an opaque `_cursor`. A comma in a value means any of them; a repeated parameter means all of them. "
+          "`_elements` returns the named top-level elements (tagged SUBSETTED). Unknown parameters and modifiers are "
+          "refused (400), or ignored and listed in an OperationOutcome entry under `Prefer: handling=lenient`.")
 
 
 def _param(name: str, kind: str, definition: str, documentation: str) -> dict[str, str]:
     return {"name": name, "definition": SP + definition, "type": kind, "documentation": documentation}
+
+
+def _common(kind: str, sorts: str) -> list[dict[str, str]]:
+    """``_id`` and ``_lastUpdated``, which every search here takes; ``sorts``: the ``_sort`` keys."""
+    return [
+        _param("_id", "token", "Resource-id", f"The {kind} id."),
+        _param("_lastUpdated", "date", "Resource-lastUpdated", "Prefixes eq, ne, lt, le, gt, ge, sa, eb; a time "
+               "without an offset is UTC. `_sort` keys: " + sorts + " (`-` for descending)."),
+    ]
+
+
+SUBJECT = [
+    _param("patient", "reference", "clinical-patient", "<id>, Patient/<id> or an absolute reference."),
+    _param("subject", "reference", "clinical-patient", "Patient/<id> (only patients are subjects here)."),
+]
 
 
 PATIENT: dict[str, Any] = {
@@ -26,6 +46,7 @@ PATIENT: dict[str, Any] = {
     "A merged patient is inactive and links `replaced-by` to the surviving patient. " + PAGING,
     "interaction": [
         {"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+        {"code": "vread", "documentation": "Every version the registry kept (history entries link to them)."},
         {"code": "search-type", "documentation": "Merged patients are not returned by searches (read them by id)."},
         {"code": "history-instance", "documentation": "Every version, newest first."},
         {"code": "create", "documentation": "Stores one name, one phone, one e-mail, one address, one preferred "
@@ -34,7 +55,7 @@ PATIENT: dict[str, Any] = {
          "?allow_duplicate=true."},
     ],
     "versioning": "versioned",
-    "readHistory": False,
+    "readHistory": True,
     "updateCreate": False,
     "conditionalCreate": True,
     "conditionalRead": "not-supported",
@@ -48,28 +69,53 @@ PATIENT: dict[str, Any] = {
         _param("birthdate", "date", "individual-birthdate", "YYYY, YYYY-MM or YYYY-MM-DD with prefix eq (default), "
                "lt, le, gt or ge; give it twice for a range."),
         _param("gender", "token", "individual-gender", "male | female | other | unknown."),
-        _param("identifier", "token", "Patient-identifier", "system|value or value; for conditional create "
+        _param("identifier", "token", "Patient-identifier", "system|value, value or system|; for conditional create "
                "(If-None-Exist: identifier=system|value) the identifier must be one of the resource's."),
+        *_common("Patient", "family, _lastUpdated"),
     ],
 }
 
 SERVICE_REQUEST: dict[str, Any] = {
     "type": "ServiceRequest",
     "profile": "http://hl7.org/fhir/StructureDefinition/ServiceRequest",
-    "documentation": "Lab orders. `patient` is required. " + PAGING,
-    "interaction": [{"code": "search-type"}],
-    "searchParam": [_param("patient", "reference", "clinical-patient", "Required: <id> or Patient/<id>.")],
+    "documentation": "Lab orders, newest first. " + PAGING,
+    "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+                    {"code": "search-type"}],
+    "searchParam": [*SUBJECT, *_common("ServiceRequest", "authored, _lastUpdated")],
 }
 
 OBSERVATION: dict[str, Any] = {
     "type": "Observation",
     "profile": "http://hl7.org/fhir/StructureDefinition/Observation",
-    "documentation": "Lab results. `patient` is required. Values are Quantity (UCUM where the unit is known), Ratio, "
+    "documentation": "Lab results, newest first. Values are Quantity (UCUM where the unit is known), Ratio, "
     "Range or string; interpretation from HL7 v2 OBX-8; status from OBX-11. " + PAGING,
-    "interaction": [{"code": "search-type"}],
+    "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the version."},
+                    {"code": "search-type"}],
     "searchParam": [
-        _param("patient", "reference", "clinical-patient", "Required: <id> or Patient/<id>."),
-        _param("code", "token", "clinical-code", "system|code or code; comma-separated for any of several."),
+        *SUBJECT,
+        _param("code", "token", "clinical-code", "system|code, code, system| or |code (no system)."),
+        _param("date", "date", "clinical-date", "The effective time (OBX-14), with a prefix; repeat for a range."),
+        _param("category", "token", "Observation-category", "laboratory: every result here."),
+        _param("status", "token", "Observation-status", "The FHIR status (from OBX-11)."),
+        *_common("Observation", "date, _lastUpdated"),
+    ],
+}
+
+DIAGNOSTIC_REPORT: dict[str, Any] = {
+    "type": "DiagnosticReport",
+    "profile": "http://hl7.org/fhir/StructureDefinition/DiagnosticReport",
+    "documentation": "One report per lab order that has results: status from the order, `result` its Observations, "
+    "`basedOn` the ServiceRequest (same id), `conclusion` the order's notes, `effectiveDateTime` the earliest "
+    "effective time of its results. Newest first. " + PAGING,
+    "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the order's version."},
+                    {"code": "search-type"}],
+    "searchParam": [
+        *SUBJECT,
+        _param("code", "token", "clinical-code", "The order's code: system|code, code, system| or |code."),
+        _param("date", "date", "clinical-date", "The earliest effective time of the results, with a prefix."),
+        _param("category", "token", "DiagnosticReport-category", "LAB (HL7 v2 table 0074): every report here."),
+        _param("status", "token", "DiagnosticReport-status", "The report's status (from the order's)."),
+        *_common("DiagnosticReport", "issued, _lastUpdated"),
     ],
 }
 
@@ -79,6 +125,16 @@ def _version() -> str:
         return metadata.version("patient-mgt")
     except metadata.PackageNotFoundError:
         return "0.0.0"
+
+
+def _with_includes(resource: dict[str, Any]) -> dict[str, Any]:
+    """The ``_include``/``_revinclude`` values the searches accept (``shared.fhir.includes``)."""
+    out = dict(resource)
+    if INCLUDES[resource["type"]]:
+        out["searchInclude"] = list(INCLUDES[resource["type"]])
+    if REVINCLUDES.get(resource["type"]):
+        out["searchRevInclude"] = list(REVINCLUDES[resource["type"]])
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -100,7 +156,7 @@ def _statement() -> dict[str, Any]:
                 "description": "Authorization: Bearer <API key>. Reads need scope patients:read, create needs "
                 "patients:write. Every read and write is audited.",
             },
-            "resource": [PATIENT, SERVICE_REQUEST, OBSERVATION],
+            "resource": [_with_includes(r) for r in (PATIENT, SERVICE_REQUEST, OBSERVATION, DIAGNOSTIC_REPORT)],
         }],
     }
 

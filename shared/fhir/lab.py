@@ -23,6 +23,8 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 DATA_ABSENT_EXTENSION = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+V2_0074 = "http://terminology.hl7.org/CodeSystem/v2-0074"
+LAB_CATEGORY = {"coding": [{"system": V2_0074, "code": "LAB", "display": "Laboratory"}]}
 
 # OBX-11 → Observation.status. A, C, D, F, P, W and X as the HL7 v2-to-FHIR concept map
 # (table-hl70085-to-observation-status); it leaves B, I, N, O, R, S and U unmapped, and these
@@ -66,6 +68,12 @@ ORDER_STATUS = {
     "corrected": "completed",
 }
 PRIORITIES = ("routine", "urgent", "asap", "stat")
+# The LIS consumer's order statuses → DiagnosticReport.status (the report of the order's results).
+REPORT_STATUS = {
+    "requested": "registered", "scheduled": "registered", "on_hold": "registered", "in_progress": "registered",
+    "partial": "partial", "preliminary": "preliminary", "final": "final", "corrected": "corrected",
+    "cancelled": "cancelled",
+}
 
 
 def concept(system: str | None, code: str | None, display: str | None) -> dict[str, Any] | None:
@@ -145,3 +153,28 @@ def to_observation(result: LabResult) -> dict[str, Any]:
     if not value:
         resource["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}
     return compact(resource)
+
+
+def _effective(results: list[LabResult]) -> str | None:
+    """The report's clinically relevant time: the earliest effective time of its results."""
+    times = [r.observed_at for r in results if r.observed_at is not None]
+    return instant(min(times)) if times else None
+
+
+def to_diagnostic_report(order: LabOrder, results: list[LabResult]) -> dict[str, Any]:
+    """One lab order's report: its results (``result``), their order (``basedOn``), its notes (``conclusion``)."""
+    return compact({
+        "resourceType": "DiagnosticReport",
+        "id": str(order.id),
+        "meta": {"versionId": str(order.version), "lastUpdated": instant(order.updated_at)},
+        "identifier": _order_identifiers(order),
+        "basedOn": [{"reference": f"ServiceRequest/{order.id}"}],
+        "status": REPORT_STATUS.get(order.status, "unknown"),
+        "category": [LAB_CATEGORY],
+        "code": concept(order.code_system, order.code, order.code_display) or absent_concept(),
+        "subject": {"reference": f"Patient/{order.patient_id}"},
+        "effectiveDateTime": _effective(results),
+        "issued": instant(order.updated_at),
+        "result": [{"reference": f"Observation/{r.id}"} for r in results],
+        "conclusion": order.notes,
+    })

@@ -1,91 +1,181 @@
-"""The FHIR ServiceRequest and Observation searches: a patient's lab orders and results.
+"""The FHIR ServiceRequest and Observation searches: lab orders and results, of one patient or any.
 
-Orders come from the registry's ``services.orders.list_orders`` (its page order, newest first, and
-its audit row). Results are queried here — the registry has no result search — newest first by
-(created_at, id) with an id-only cursor, and audited as ``result.read``. A search for a patient
+Newest first by (created_at, id) with an id-only cursor unless ``_sort`` says otherwise; audited as
+``order.read`` / ``result.read`` with the patients whose rows were returned. A search for a patient
 that does not exist is an empty Bundle, as FHIR searches are.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
-from shared.errors import ValidationFailed
-from shared.fhir.params import ObservationSearchParams, ServiceRequestSearchParams, bad_param, split_escaped, token
-from shared.fhir.systems import code_systems_from_fhir
-from shared.models import LabOrder, LabResult, Patient
-from shared.schemas.orders import OrderQuery
-from shared.services import cursor
-from shared.services import orders as registry_orders
+from shared.errors import NotFound
+from shared.fhir.lab import OBSERVATION_CATEGORY, REPORT_STATUS, RESULT_STATUS, V2_0074
+from shared.fhir.params import (
+    DiagnosticReportSearchParams,
+    ObservationSearchParams,
+    SearchQuery,
+    ServiceRequestSearchParams,
+    bad_param,
+)
+from shared.fhir.search import Sort, all_of, count, date_condition, id_condition, page, sort_of, token
+from shared.fhir.systems import ABSOLUTE_URI_SQL, LOCAL_CODE_SYSTEM, SYSTEM_NAME_SQL, code_systems_from_fhir
+from shared.models import LabOrder, LabResult
 
-CURSOR_KIND = "fo"
-MAX_CODES = 20
+ORDER_CURSOR = "fs"
+REPORT_CURSOR = "fd"
+OBSERVATION_STATUSES = ("registered", "preliminary", "final", "amended", "corrected", "cancelled",
+                        "entered-in-error", "unknown")
+REPORT_STATUSES = ("registered", "partial", "preliminary", "final", "corrected", "cancelled", "unknown")
+RESULT_CURSOR = "fo"
 
 
-def _exists(uow: UnitOfWork, patient_id: uuid.UUID) -> bool:
-    return uow.session.scalar(sa.select(Patient.id).where(Patient.id == patient_id)) is not None
+def _patients(column: sa.ColumnElement[uuid.UUID], p: ObservationSearchParams | ServiceRequestSearchParams
+              ) -> list[sa.ColumnElement[bool]]:
+    return (all_of(p.patient, "patient", id_condition(column, "Patient", "patient"))
+            + all_of(p.subject, "subject", id_condition(column, "Patient", "subject")))
+
+
+def _common(model: type[LabOrder] | type[LabResult], kind: str, p: ObservationSearchParams | ServiceRequestSearchParams
+            ) -> list[sa.ColumnElement[bool]]:
+    return (_patients(model.patient_id, p)
+            + all_of(p.id, "_id", id_condition(model.id, kind, "_id"))
+            + all_of(p.last_updated, "_lastUpdated", date_condition(model.updated_at, "_lastUpdated")))
+
+
+def _search(uow: UnitOfWork, principal: Principal, action: str, model: type[LabOrder] | type[LabResult],
+            where: list[sa.ColumnElement[bool]], sort: Sort, kind: str, p: ObservationSearchParams | ServiceRequestSearchParams,
+            used: list[str], options: tuple[Any, ...] = ()) -> tuple[list[Any], str | None, int | None]:
+    stmt = sa.select(model).where(*where)
+    rows, next_cursor = page(uow, stmt.options(*options), sort, kind, p.cursor, p.size())
+    total = count(uow, stmt.with_only_columns(model.id)) if p.totals() else None
+    audit.record(uow, principal, action, list(dict.fromkeys(r.patient_id for r in rows)),
+                 details={"returned": len(rows), "params": used, "view": "fhir"})
+    return rows, next_cursor, total
+
+
+def _used(p: SearchQuery, names: tuple[str, ...]) -> list[str]:
+    return [n for n in names if getattr(p, n) is not None]
 
 
 def search_service_requests(
-    uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, p: ServiceRequestSearchParams
-) -> tuple[list[LabOrder], str | None, int]:
-    if not _exists(uow, patient_id):
-        audit.record(uow, principal, "order.read", [], details={"returned": 0, "view": "fhir"})
-        return [], None, 0
-    try:
-        rows, next_cursor = registry_orders.list_orders(
-            uow, principal, patient_id, OrderQuery(limit=p.page_size(), cursor=p.cursor))
-    except ValidationFailed:
-        raise bad_param("_cursor", "is not a cursor this search issued") from None
-    total = uow.session.scalar(sa.select(sa.func.count()).select_from(LabOrder).where(LabOrder.patient_id == patient_id))
-    return rows, next_cursor, total or 0
+    uow: UnitOfWork, principal: Principal, p: ServiceRequestSearchParams
+) -> tuple[list[LabOrder], str | None, int | None]:
+    """Lab orders, newest first unless ``_sort`` says otherwise."""
+    sort = sort_of(p.sort, {"_lastUpdated": (LabOrder.updated_at, LabOrder.id),
+                            "authored": (LabOrder.created_at, LabOrder.id)},
+                   Sort(LabOrder.created_at, LabOrder.id, descending=True))
+    return _search(uow, principal, "order.read", LabOrder, _common(LabOrder, "ServiceRequest", p), sort, ORDER_CURSOR, p,
+                   _used(p, ("patient", "subject", "id", "last_updated")))
 
 
-def _code_condition(param: str) -> sa.ColumnElement[bool]:
-    """FHIR token list: ``system|code`` or ``code``, comma-separated for any of them."""
-    values = split_escaped(param, ",", unescape=False)
-    if len(values) > MAX_CODES:
-        raise bad_param("code", f"give at most {MAX_CODES} codes")
-    options = []
-    for raw in values:
-        system, code = token(raw, "code")
-        if system is None:
-            options.append(LabResult.code == code)
-        else:
-            options.append(sa.and_(LabResult.code == code,
-                                   sa.func.upper(LabResult.code_system).in_(code_systems_from_fhir(system))))
-    return sa.or_(*options)
+def _code(model: type[LabOrder] | type[LabResult]) -> Callable[[str], sa.ColumnElement[bool]]:
+    """A token on the stored code: ``http://loinc.org`` also matches the HL7 name ``LN``."""
+    def condition(value: str) -> sa.ColumnElement[bool]:
+        t = token(value, "code")
+        parts = []
+        if t.code is not None:
+            parts.append(model.code == t.code)
+        if t.system in ("", LOCAL_CODE_SYSTEM):  # stored without a system (or with text in its slot)
+            stored = sa.func.coalesce(model.code_system, "")
+            parts.append(sa.not_(sa.or_(stored.op("~")(SYSTEM_NAME_SQL), stored.op("~")(ABSOLUTE_URI_SQL))))
+        elif t.system is not None:
+            parts.append(sa.func.upper(model.code_system).in_(code_systems_from_fhir(t.system)))
+        return sa.and_(*parts)
+    return condition
+
+
+def _category(system: str, code: str) -> Callable[[str], sa.ColumnElement[bool]]:
+    """Every row here has the one category ``system|code``: the search selects all or nothing."""
+    def condition(value: str) -> sa.ColumnElement[bool]:
+        t = token(value, "category")
+        return sa.true() if t.code == code and t.system in (None, system) else sa.false()
+    return condition
+
+
+def _status(column: sa.ColumnElement[Any], mapping: dict[str, str], allowed: tuple[str, ...],
+            *, upper: bool) -> Callable[[str], sa.ColumnElement[bool]]:
+    """A FHIR status → the stored codes that map to it (``unknown``: every code the map lacks)."""
+    stored = sa.func.upper(sa.func.trim(column)) if upper else column
+
+    def condition(value: str) -> sa.ColumnElement[bool]:
+        if value not in allowed:
+            raise bad_param("status", f"use {', '.join(allowed)}")
+        if value == "unknown":
+            return sa.or_(column.is_(None), stored.not_in(list(mapping)))
+        return stored.in_([k for k, v in mapping.items() if v == value])
+    return condition
+
+
+def observation_query(p: ObservationSearchParams) -> tuple[list[sa.ColumnElement[bool]], Sort]:
+    """The WHERE and the order of an Observation search (the plan test EXPLAINs them)."""
+    effective = sa.func.coalesce(LabResult.observed_at, LabResult.created_at)
+    sort = sort_of(p.sort, {"_lastUpdated": (LabResult.updated_at, LabResult.id), "date": (effective, LabResult.id)},
+                   Sort(LabResult.created_at, LabResult.id, descending=True))
+    where = (_common(LabResult, "Observation", p) + all_of(p.code, "code", _code(LabResult), unescape=False)
+             + all_of(p.date, "date", date_condition(LabResult.observed_at, "date"))
+             + all_of(p.category, "category", _category(OBSERVATION_CATEGORY, "laboratory"), unescape=False)
+             + all_of(p.status, "status", _status(LabResult.status, RESULT_STATUS, OBSERVATION_STATUSES, upper=True)))
+    return where, sort
 
 
 def search_observations(
-    uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, p: ObservationSearchParams
-) -> tuple[list[LabResult], str | None, int]:
-    where = [LabResult.patient_id == patient_id]
-    if p.code is not None:
-        where.append(_code_condition(p.code))
-    if not _exists(uow, patient_id):
-        audit.record(uow, principal, "result.read", [], details={"returned": 0, "view": "fhir"})
-        return [], None, 0
-    stmt = sa.select(LabResult).where(*where)
-    if p.cursor:
-        try:
-            last_id = cursor.decode_id(CURSOR_KIND, p.cursor)
-        except ValidationFailed:
-            raise bad_param("_cursor", "is not a cursor this search issued") from None
-        last_at = uow.session.scalar(sa.select(LabResult.created_at).where(LabResult.id == last_id))
-        if last_at is None:
-            raise bad_param("_cursor", "is not a cursor this search issued")
-        stmt = stmt.where(sa.tuple_(LabResult.created_at, LabResult.id) < sa.tuple_(sa.literal(last_at), sa.literal(last_id)))
-    size = p.page_size()
-    rows = list(uow.session.scalars(stmt.order_by(LabResult.created_at.desc(), LabResult.id.desc()).limit(size + 1)))
-    more = len(rows) > size
-    rows = rows[:size]
-    total = uow.session.scalar(sa.select(sa.func.count()).select_from(LabResult).where(*where)) or 0
-    audit.record(uow, principal, "result.read", [patient_id],
-                 details={"returned": len(rows), "params": ["code"] if p.code else [], "view": "fhir"})
-    return rows, cursor.encode(CURSOR_KIND, rows[-1].id) if more else None, total
+    uow: UnitOfWork, principal: Principal, p: ObservationSearchParams
+) -> tuple[list[LabResult], str | None, int | None]:
+    """Lab results, newest stored first unless ``_sort`` says otherwise (``date``: the effective
+    time, or when the result was stored where the LIS sent none)."""
+    where, sort = observation_query(p)
+    return _search(uow, principal, "result.read", LabResult, where, sort, RESULT_CURSOR, p,
+                   _used(p, ("patient", "subject", "code", "date", "category", "status", "id", "last_updated")))
+
+
+def search_diagnostic_reports(
+    uow: UnitOfWork, principal: Principal, p: DiagnosticReportSearchParams
+) -> tuple[list[LabOrder], str | None, int | None]:
+    """Reports: the orders that have results, newest first (with their results loaded)."""
+    effective = sa.select(sa.func.min(LabResult.observed_at)).where(LabResult.order_id == LabOrder.id).scalar_subquery()
+    where = (_common(LabOrder, "DiagnosticReport", p)
+             + [sa.exists().where(LabResult.order_id == LabOrder.id)]
+             + all_of(p.code, "code", _code(LabOrder), unescape=False)
+             + all_of(p.date, "date", date_condition(effective, "date"))
+             + all_of(p.category, "category", _category(V2_0074, "LAB"), unescape=False)
+             + all_of(p.status, "status", _status(LabOrder.status, REPORT_STATUS, REPORT_STATUSES, upper=False)))
+    sort = sort_of(p.sort, {"_lastUpdated": (LabOrder.updated_at, LabOrder.id), "issued": (LabOrder.updated_at, LabOrder.id)},
+                   Sort(LabOrder.created_at, LabOrder.id, descending=True))
+    return _search(uow, principal, "order.read", LabOrder, where, sort, REPORT_CURSOR, p,
+                   _used(p, ("patient", "subject", "code", "date", "category", "status", "id", "last_updated")),
+                   options=(selectinload(LabOrder.results),))
+
+
+def _read(uow: UnitOfWork, principal: Principal, model: type[LabOrder] | type[LabResult], row_id: uuid.UUID,
+          kind: str, action: str) -> Any:
+    row = uow.session.get(model, row_id)
+    if row is None:
+        raise NotFound(f"No {kind} with this id")
+    audit.record(uow, principal, action, [row.patient_id], details={"view": "fhir"})
+    return row
+
+
+def read_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> LabOrder:
+    return _read(uow, principal, LabOrder, order_id, "ServiceRequest", "order.read")  # type: ignore[no-any-return]
+
+
+def read_result(uow: UnitOfWork, principal: Principal, result_id: uuid.UUID) -> LabResult:
+    return _read(uow, principal, LabResult, result_id, "Observation", "result.read")  # type: ignore[no-any-return]
+
+
+def read_report(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> LabOrder:
+    """An order's report: 404 while the order has no result (nothing is reported yet)."""
+    order = uow.session.get(LabOrder, order_id)
+    if order is None or not order.results:
+        raise NotFound("No DiagnosticReport with this id")
+    audit.record(uow, principal, "order.read", [order.patient_id], details={"view": "fhir"})
+    return order

@@ -79,7 +79,8 @@ def internal_outcome(request_id: str) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": [{
         "severity": "fatal", "code": "exception",
         "details": {"coding": [{"system": PROBLEM_SYSTEM, "code": "internal-error"}], "text": "Internal server error"},
-        "diagnostics": f"The server failed to handle the request. Quote request id {request_id} to support.",
+        "diagnostics": "The server failed to handle the request."
+        + (f" Quote request id {request_id} to support." if request_id else ""),
     }]}
 
 

@@ -1,20 +1,19 @@
 """FHIR query parameters: the models (route table / OpenAPI) and their parsing.
 
 FHIR names (``_count``, ``birthdate``) are the aliases; a parameter or modifier we do not
-implement (``name:exact``, ``_sort``) is a 400 naming it, never silently ignored, and so is a
-repeated parameter other than ``birthdate`` (two bounds). Errors are ``BadRequest`` with the
-field list, which the OperationOutcome renderer turns into one issue each.
+implement (``name:exact``) is a 400 naming it, never silently ignored. Search values may be
+repeated (AND) and comma-separated (OR): ``shared.fhir.search``. Errors are ``BadRequest`` with
+the field list, which the OperationOutcome renderer turns into one issue each.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from calendar import monthrange
 from datetime import date, timedelta
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr
 
 from shared.errors import BadRequest, ValidationFailed
 from shared.fhir.outcome import NotAcceptable
@@ -41,8 +40,8 @@ class MetadataQuery(FormatQuery):
 
 
 class PageQuery(FormatQuery):
-    count: int = Field(default=DEFAULT_COUNT, ge=1, le=MAX_BIGINT, alias="_count",
-                       description=f"Page size; above {MAX_COUNT} the server returns {MAX_COUNT}.")
+    count: int = Field(default=DEFAULT_COUNT, ge=0, le=MAX_BIGINT, alias="_count",
+                       description=f"Page size; above {MAX_COUNT} the server returns {MAX_COUNT}; 0 answers the total only.")
     cursor: _Cursor | None = Field(default=None, alias="_cursor",  # type: ignore[valid-type]
                                    description="Opaque: follow the Bundle's `next` link rather than building it.")
 
@@ -50,44 +49,99 @@ class PageQuery(FormatQuery):
         return min(self.count, MAX_COUNT)
 
 
-class PatientSearchParams(PageQuery):
-    name: text(200) | None = Field(default=None, description="Each word is a prefix of a word of any name part (case and accents ignored).")  # type: ignore[valid-type]
-    family: text(200) | None = Field(default=None, description="Each word is a prefix of a word of the family name.")  # type: ignore[valid-type]
-    given: text(200) | None = Field(default=None, description="Each word is a prefix of a word of a given name.")  # type: ignore[valid-type]
-    birthdate: str | list[str] | None = Field(
+_Value = text(2000)
+# A search value: a list when the parameter is repeated (AND); commas inside a value are OR.
+Multi = _Value | list[_Value] | None  # type: ignore[valid-type]
+_LIST = " Comma-separated values: any of them; repeat the parameter for all of them."
+
+
+class SearchQuery(PageQuery):
+    """What every search takes besides its own parameters."""
+    id: Multi = Field(default=None, alias="_id", description="Resource id." + _LIST)
+    last_updated: Multi = Field(default=None, alias="_lastUpdated",
+                                description="When the resource last changed: a date or dateTime with a prefix "
+                                "(eq, ne, lt, le, gt, ge, sa, eb); repeat for a range.")
+    sort: text(100) | None = Field(default=None, alias="_sort",  # type: ignore[valid-type]
+                                   description="One key, `-` for descending (see each resource's keys).")
+    total: Literal["none", "estimate", "accurate"] | None = Field(
+        default=None, alias="_total", description="`none` leaves Bundle.total out; otherwise it is exact.")
+    summary: Literal["count"] | None = Field(default=None, alias="_summary",
+                                             description="`count`: the total only, no entries.")
+    include: Multi = Field(default=None, alias="_include",
+                           description="Add the resources a reference points at (see each resource's list).")
+    elements: Multi = Field(default=None, alias="_elements",
+                            description="Comma-separated top-level elements to return (id, meta and resourceType always are).")
+    # Parameters ignored under Prefer: handling=lenient (said so in an OperationOutcome entry).
+    _ignored: list[str] = PrivateAttr(default_factory=list)
+
+    def ignored(self) -> list[str]:
+        return list(self._ignored)
+
+    def totals(self) -> bool:
+        return self.total != "none" or self.summary == "count"
+
+    def size(self) -> int:
+        return 0 if self.summary == "count" else self.page_size()
+
+
+class PatientSearchParams(SearchQuery):
+    name: Multi = Field(default=None, description="Each word is a prefix of a word of any name part (case and accents ignored)." + _LIST)
+    family: Multi = Field(default=None, description="Each word is a prefix of a word of the family name." + _LIST)
+    given: Multi = Field(default=None, description="Each word is a prefix of a word of a given name." + _LIST)
+    birthdate: Multi = Field(
         default=None, description="YYYY, YYYY-MM or YYYY-MM-DD with an optional prefix eq, lt, le, gt, ge; "
-        "repeat once for a range (birthdate=ge1970&birthdate=lt1980).")
-    gender: Literal["male", "female", "other", "unknown"] | None = None
-    identifier: _Token | None = Field(default=None, description="system|value, or value in any system.")  # type: ignore[valid-type]
-
-    @field_validator("birthdate")
-    @classmethod
-    def _two_at_most(cls, value: str | list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        values = [value] if isinstance(value, str) else value
-        if len(values) > 2:
-            raise ValueError("give at most two birthdate bounds")
-        return values
+        "repeat for a range (birthdate=ge1970&birthdate=lt1980)." + _LIST)
+    gender: Multi = Field(default=None, description="male | female | other | unknown." + _LIST)
+    identifier: Multi = Field(default=None, description="system|value, value, or system|." + _LIST)
+    revinclude: Multi = Field(default=None, alias="_revinclude",
+                              description="Observation:patient adds the patients' results (at most 1000, newest first).")
 
 
-class ServiceRequestSearchParams(PageQuery):
-    patient: _Token = Field(description="Required: the patient's id, as `<id>` or `Patient/<id>`.")  # type: ignore[valid-type]
+class ServiceRequestSearchParams(SearchQuery):
+    patient: Multi = Field(default=None, description="The patient's id, as `<id>` or `Patient/<id>`." + _LIST)
+    subject: Multi = Field(default=None, description="As patient: `Patient/<id>`." + _LIST)
 
 
-class ObservationSearchParams(PageQuery):
-    patient: _Token = Field(description="Required: the patient's id, as `<id>` or `Patient/<id>`.")  # type: ignore[valid-type]
-    code: text(2000) | None = Field(default=None, description="system|code or code; comma-separated for any of several.")  # type: ignore[valid-type]
+class ObservationSearchParams(SearchQuery):
+    patient: Multi = Field(default=None, description="The patient's id, as `<id>` or `Patient/<id>`." + _LIST)
+    subject: Multi = Field(default=None, description="As patient: `Patient/<id>`." + _LIST)
+    code: Multi = Field(default=None, description="system|code, code, system| or |code." + _LIST)
+    date: Multi = Field(default=None, description="The effective time, with a prefix (eq, ne, lt, le, gt, ge, sa, eb); "
+                        "repeat for a range." + _LIST)
+    category: Multi = Field(default=None, description="laboratory (every result here)." + _LIST)
+    status: Multi = Field(default=None, description="registered | preliminary | final | amended | corrected | "
+                          "cancelled | entered-in-error | unknown." + _LIST)
+
+
+class DiagnosticReportSearchParams(ObservationSearchParams):
+    """As Observation's: ``code`` is the order's, ``date`` the earliest effective time of its results."""
+    category: Multi = Field(default=None, description="LAB (HL7 v2 table 0074; every report here)." + _LIST)
+    status: Multi = Field(default=None, description="registered | partial | preliminary | final | corrected | "
+                          "cancelled | unknown." + _LIST)
+
+
+def lenient(ctx: RequestContext) -> bool:
+    """``Prefer: handling=lenient``: unknown parameters are ignored (and said so); strict is the default."""
+    return any(p.strip().replace(" ", "") == "handling=lenient" for p in ctx.request.headers.get("Prefer", "").split(";"))
+
+
+def unknown_parameters(ctx: RequestContext, model: type[BaseModel]) -> list[str]:
+    known = {f.alias or name for name, f in model.model_fields.items()}
+    return sorted(k for k in ctx.request.args if k not in known)
 
 
 def parse_query(ctx: RequestContext, model: type[M]) -> M:
-    """The query as ``model``, after content negotiation; a failure is a 400 (FHIR search errors)."""
+    """The query as ``model``, after content negotiation; a failure is a 400 (FHIR search errors).
+    Under ``Prefer: handling=lenient`` unknown parameters are left out; ``ignored_parameters`` names them."""
+    ignored = unknown_parameters(ctx, model) if lenient(ctx) else []
     try:
-        q = ctx.query(model)
+        q = ctx.query(model, ignore=frozenset(ignored))
     except ValidationFailed as exc:
         errors = [_friendlier(e) for e in exc.errors]
         raise BadRequest(f"{len(errors)} search parameter(s) are not supported or not valid", errors=errors) from None
     negotiate(ctx, getattr(q, "format", None))
+    if isinstance(q, SearchQuery):
+        q._ignored = ignored
     return q
 
 
@@ -98,7 +152,8 @@ def _friendlier(err: dict[str, Any]) -> dict[str, Any]:
 
 
 def negotiate(ctx: RequestContext, fmt: str | None) -> None:
-    """JSON only: ``_format`` or ``Accept`` asking for something else is a 406."""
+    """JSON only: ``_format`` or ``Accept`` asking for something else is a 406. Accept's media-type
+    parameters are honoured: ``fhirVersion`` must be 4.0 (R4), ``charset`` utf-8."""
     if fmt is not None:
         if fmt.lower() in XML_FORMATS:
             raise NotAcceptable("This server serves FHIR JSON only (_format=json)")
@@ -106,9 +161,34 @@ def negotiate(ctx: RequestContext, fmt: str | None) -> None:
             raise BadRequest("_format must be json", errors=[
                 {"in": "query", "field": "_format", "message": "use json", "code": "unsupported"}])
         return
-    accept = ctx.request.accept_mimetypes
-    if ctx.request.headers.get("Accept") and accept.best_match(sorted(JSON_FORMATS - {"json"})) is None:
-        raise NotAcceptable("This server serves application/fhir+json only")
+    header = ctx.request.headers.get("Accept")
+    if header and not any(_acceptable(r) for r in header.split(",")):
+        raise NotAcceptable("This server serves application/fhir+json (fhirVersion=4.0, charset utf-8) only")
+
+
+def fhir_version_ok(params: dict[str, str]) -> bool:
+    """A media type's ``fhirVersion`` parameter, when present, names R4 (4.0 or 4.0.x)."""
+    version = next((v for k, v in params.items() if k.lower() == "fhirversion"), None)
+    return version is None or version.strip().strip('"') == "4.0" or version.strip().strip('"').startswith("4.0.")
+
+
+def _acceptable(media_range: str) -> bool:
+    kind, _, rest = media_range.partition(";")
+    params: dict[str, str] = {}
+    for piece in rest.split(";"):
+        name, sep, value = piece.partition("=")
+        if sep:
+            params[name.strip().lower()] = value.strip().strip('"')
+    try:
+        if float(params.pop("q", "1")) <= 0:
+            return False
+    except ValueError:
+        return False
+    kind = kind.strip().lower()
+    if kind not in {"*/*", "application/*"} | (JSON_FORMATS - {"json"}):
+        return False
+    charset = params.get("charset")
+    return fhir_version_ok(params) and (charset is None or charset.lower() in {"utf-8", "utf8"})
 
 
 def bad_param(field: str, message: str) -> BadRequest:
@@ -133,31 +213,6 @@ def split_escaped(value: str, sep: str, *, unescape: bool = True) -> list[str]:
             current.append(ch)
     parts.append("".join(current))
     return parts
-
-
-def token(value: str, field: str) -> tuple[str | None, str]:
-    """``system|code`` → (system, code); ``code`` → (None, code). ``|code`` and ``system|`` are refused:
-    every stored identifier and code here has a system, and a bare system is not a search here."""
-    pieces = split_escaped(value, "|")
-    if len(pieces) == 1:
-        code = pieces[0].strip()
-        if code:
-            return None, code
-    elif len(pieces) == 2 and pieces[0].strip() and pieces[1].strip():
-        return pieces[0].strip(), pieces[1].strip()
-    raise bad_param(field, "use system|value, or value alone")
-
-
-def patient_reference(value: str) -> uuid.UUID:
-    ref = value.strip().rstrip("/")
-    if "/" in ref:
-        kind, _, ref = ref.rpartition("/")
-        if not (kind == "Patient" or kind.endswith("/Patient")):
-            raise bad_param("patient", "give the patient's id, or Patient/<id>")
-    try:
-        return uuid.UUID(ref)
-    except ValueError:
-        raise bad_param("patient", "is not a patient id of this server") from None
 
 
 # --- birthdate ----------------------------------------------------------------------------------

@@ -44,6 +44,16 @@ def _address(p: PatientResource) -> list[dict[str, Any]]:
     return [{"line": list(a.line), "city": a.city, "state": a.state, "postalCode": a.postal_code, "country": a.country}]
 
 
+def _name(p: PatientResource) -> list[dict[str, Any]]:
+    """The official name; none at all when no part is known (a LIS patient sent without a name),
+    rather than a name holding only ``use``."""
+    parts = {"family": p.name.family, "given": list(p.name.given), "prefix": list(p.name.prefix),
+             "suffix": list(p.name.suffix)}
+    if not any(compact(parts).values()):
+        return []
+    return [{"use": "official", **parts}]
+
+
 def to_fhir_patient(p: PatientResource) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Patient",
@@ -51,8 +61,7 @@ def to_fhir_patient(p: PatientResource) -> dict[str, Any]:
         "meta": {"versionId": str(p.version), "lastUpdated": instant(p.updated_at)},
         "identifier": [_identifier(i.system, i.value, i.type) for i in p.identifiers],
         "active": p.status == "active",
-        "name": [{"use": "official", "family": p.name.family, "given": list(p.name.given),
-                  "prefix": list(p.name.prefix), "suffix": list(p.name.suffix)}],
+        "name": _name(p),
         "telecom": _telecom(p),
         "gender": p.sex,
         "birthDate": p.birth_date.isoformat() if p.birth_date else None,

@@ -22,12 +22,33 @@ class FhirPatient(_FhirResource):
     meta: dict[str, str] = Field(description="versionId is the registry version (also the ETag).")
 
 
+class FhirServiceRequest(_FhirResource):
+    """A FHIR R4 ServiceRequest: a lab order (http://hl7.org/fhir/R4/servicerequest.html)."""
+
+    resourceType: Literal["ServiceRequest"]  # noqa: N815
+    id: str
+
+
+class FhirObservation(_FhirResource):
+    """A FHIR R4 Observation: a lab result (http://hl7.org/fhir/R4/observation.html)."""
+
+    resourceType: Literal["Observation"]  # noqa: N815
+    id: str
+
+
+class FhirDiagnosticReport(_FhirResource):
+    """A FHIR R4 DiagnosticReport: a lab order's report (http://hl7.org/fhir/R4/diagnosticreport.html)."""
+
+    resourceType: Literal["DiagnosticReport"]  # noqa: N815
+    id: str
+
+
 class FhirBundle(_FhirResource):
     """A FHIR R4 Bundle of type searchset or history (http://hl7.org/fhir/R4/bundle.html)."""
 
     resourceType: Literal["Bundle"]  # noqa: N815
     type: Literal["searchset", "history"]
-    total: int
+    total: int | None = Field(default=None, description="Absent with _total=none.")
     link: list[dict[str, str]] = Field(description="self, and next (with an opaque _cursor) when there is more.")
 
 

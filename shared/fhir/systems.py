@@ -22,6 +22,13 @@ BCP47 = "urn:ietf:bcp:47"
 UCUM = "http://unitsofmeasure.org"
 
 _ABSOLUTE_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$")
+# An HL7 v2 coding-system name (table 0396: LN, SCT, L, 99zzz, HL70078, ISO+): anything else in
+# the system slot (words, a sentence) is text, not a system.
+_SYSTEM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9+._-]{0,31}$")
+SYSTEM_NAME_SQL = "^[A-Za-z0-9][A-Za-z0-9+._-]{0,31}$"
+ABSOLUTE_URI_SQL = "^[A-Za-z][A-Za-z0-9+.-]*:[^[:space:]]+$"
+# Codes whose sender named no coding system: local to the sending system (docs/fhir.md).
+LOCAL_CODE_SYSTEM = "urn:patient-mgt:local-code"
 
 # HL7 v2 table 0396 (coding systems) → FHIR code system URIs, for the systems lab feeds use.
 V2_CODE_SYSTEMS = {
@@ -76,9 +83,16 @@ def identifier_system_from_fhir(uri: str) -> str:
     return uri
 
 
-def code_system(system: str | None) -> str | None:
-    if not system:
-        return None
+def is_system_name(system: str | None) -> bool:
+    """A coding-system name or URI, as opposed to empty or text a sender put in the system slot."""
+    return bool(system) and (_is_uri(system) or bool(_SYSTEM_NAME.match(system)))  # type: ignore[arg-type]
+
+
+def code_system(system: str | None) -> str:
+    """The FHIR system of a stored code; :data:`LOCAL_CODE_SYSTEM` when the sender named none (or put
+    text where the system goes), so every coding has a system and none is made up from text."""
+    if not system or not is_system_name(system):
+        return LOCAL_CODE_SYSTEM
     if system.upper() in V2_CODE_SYSTEMS:
         return V2_CODE_SYSTEMS[system.upper()]
     return system if _is_uri(system) else CODE_SYSTEM_URN + quote(system, safe="")

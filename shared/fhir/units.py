@@ -101,6 +101,31 @@ def quantity(value: Decimal, units: str | None, comparator: str | None = None) -
     return q
 
 
+_SN = re.compile(r"^(<=|>=|<>|<|>|=)?\s*(.+)$")
+
+
+def _structured_numeric(text: str, units: str | None) -> dict[str, Any] | None:
+    """An SN written out (comparator, number, separator, number): ``=4.2`` and ``4.2`` are a plain
+    Quantity, ``>90`` one with its comparator, ``1:128`` (``>1:128``) a Ratio (comparator on the
+    numerator), ``2-5`` a Range. ``<>`` (not equal) and anything else have no FHIR number shape."""
+    m = _SN.match(text)
+    if not m or m.group(1) == "<>":
+        return None
+    comparator = m.group(1) if m.group(1) != "=" else None
+    body = m.group(2).strip()
+    if (n := number(body)) is not None:
+        return {"valueQuantity": quantity(n, units, comparator)}
+    if ratio := _RATIO.match(body):
+        numerator: dict[str, Any] = {"value": _decimal(ratio.group(1))}
+        if comparator:
+            numerator["comparator"] = comparator
+        return {"valueRatio": {"numerator": numerator, "denominator": {"value": _decimal(ratio.group(2))}}}
+    if comparator is None and (bounds := _RANGE.match(body)):
+        return {"valueRange": {"low": quantity(_decimal(bounds.group(1)), units),
+                               "high": quantity(_decimal(bounds.group(2)), units)}}
+    return None
+
+
 def value_element(value_type: str | None, value: str | None, units: str | None) -> dict[str, Any]:
     """``{"valueQuantity": …}``, ``{"valueRatio": …}``, ``{"valueRange": …}`` or ``{"valueString": …}``.
 
@@ -115,15 +140,8 @@ def value_element(value_type: str | None, value: str | None, units: str | None) 
     if kind in ("NM", "SN"):
         if (n := number(text)) is not None:
             return {"valueQuantity": quantity(n, units)}
-    if kind == "SN":
-        if m := _COMPARATOR.match(text):
-            return {"valueQuantity": quantity(_decimal(m.group(2)), units, m.group(1))}
-        if m := _RATIO.match(text):
-            return {"valueRatio": {"numerator": {"value": _decimal(m.group(1))},
-                                   "denominator": {"value": _decimal(m.group(2))}}}
-        if m := _RANGE.match(text):
-            return {"valueRange": {"low": quantity(_decimal(m.group(1)), units),
-                                   "high": quantity(_decimal(m.group(2)), units)}}
+    if kind == "SN" and (sn := _structured_numeric(text, units)):
+        return sn
     return {"valueString": value}
 
 

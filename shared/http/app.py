@@ -21,7 +21,7 @@ from shared.db import is_transient_db_error, unit_of_work
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
-from shared.http.routing import NO_STORE, Route, route_for, url_map
+from shared.http.routing import NO_STORE, Route, error_renderer_for, route_for, url_map
 from shared.log import get_logger
 from shared.telemetry import spans
 
@@ -58,16 +58,16 @@ def handle(request: Request) -> Response:
         ctx = RequestContext(request=request, route=matched, principal=principal, request_id=request_id)
         response = matched.handler(ctx, **args)
     except DomainError as error:
-        response = _render_error(matched, error, request_id)
+        response = _render_error(matched, error, request_id, request.path)
         if matched is not None and matched.audit_action and error.status in AUDITED_FAILURES:
             _audit_failure(matched, principal, error, request)
     except Exception as exc:  # noqa: BLE001 — the one place that turns the unexpected into a response
         if is_transient_db_error(exc):
             log.warning("database unavailable", extra={"fields": {"route": _template(matched), "error_type": type(exc).__name__}})
-            response = _render_error(matched, ServiceUnavailable("The database is unavailable; retry shortly"), request_id)
+            response = _render_error(matched, ServiceUnavailable("The database is unavailable; retry shortly"), request_id, request.path)
         else:
             log.error("unhandled error", exc_info=True, extra={"fields": {"route": _template(matched)}})
-            response = _render_error(matched, None, request_id)
+            response = _render_error(matched, None, request_id, request.path)
     response.headers["X-Request-Id"] = request_id
     response.headers["Cache-Control"] = _cache_control(matched, response)
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -81,11 +81,13 @@ def handle(request: Request) -> Response:
     return response
 
 
-def _render_error(route: Route | None, error: DomainError | None, request_id: str) -> Response:
-    """problem+json, unless the matched route renders its own errors (``Route.error_renderer``).
+def _render_error(route: Route | None, error: DomainError | None, request_id: str, path: str) -> Response:
+    """problem+json, unless the matched route renders its own errors (``Route.error_renderer``) or,
+    before any route matched, the path's prefix has a renderer (``/fhir``: OperationOutcome).
     ``error`` None is an unexpected failure: a generic 500."""
-    if route is not None and route.error_renderer is not None:
-        return route.error_renderer(error, request_id)
+    renderer = route.error_renderer if route is not None else error_renderer_for(path)
+    if renderer is not None:
+        return renderer(error, request_id)
     return from_domain_error(error, request_id) if error is not None else internal_error(request_id)
 
 

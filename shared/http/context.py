@@ -81,10 +81,13 @@ class RequestContext:
         return self.raw_body()
 
     # -- query ------------------------------------------------------------------------------
-    def query(self, model: type[M]) -> M:
+    def query(self, model: type[M], *, ignore: frozenset[str] = frozenset()) -> M:
+        """The query string as ``model``; parameters named in ``ignore`` are left out."""
         inputs.check_query(self.request.query_string)
         args: dict[str, Any] = {}
         for key in self.request.args:
+            if key in ignore:
+                continue
             values = self.request.args.getlist(key)
             args[key] = values[0] if len(values) == 1 else values
         try:

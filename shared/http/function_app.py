@@ -21,7 +21,7 @@ sees a request (a malformed request line or header) is ``shared.serve``'s.
 from __future__ import annotations
 
 from cloudevents.exceptions import GenericException
-from flask import Flask, Response
+from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 
@@ -37,6 +37,7 @@ from shared.errors import (
 )
 from shared.http import inputs
 from shared.http.problems import from_domain_error, internal_error, problem_body, problem_response
+from shared.http.routing import error_renderer_for
 from shared.log import get_logger
 
 log = get_logger("patient_mgt.http.function")
@@ -60,14 +61,22 @@ def install(app: Flask, *, probes: bool) -> None:
         app.add_url_rule("/readyz", "readyz", readyz, methods=["GET"])
 
 
+def _answer(error: DomainError | None) -> Response:
+    """problem+json, or what the request path's prefix renders errors as (``/fhir``: OperationOutcome)."""
+    renderer = error_renderer_for(request.path) if has_request_context() else None
+    if renderer is not None:
+        return renderer(error, "")
+    return from_domain_error(error) if error is not None else internal_error(None)
+
+
 def http_error(error: HTTPException) -> Response:
     # Never error.description: functions-framework's quotes the request's headers and data.
     if isinstance(error, WzMethodNotAllowed):
-        return from_domain_error(MethodNotAllowed(list(error.valid_methods or [])))
+        return _answer(MethodNotAllowed(list(error.valid_methods or [])))
     if isinstance(error, InternalServerError) or error.code is None:
         return crash(error)
     if error.code in _ERRORS:
-        return from_domain_error(_ERRORS[error.code])
+        return _answer(_ERRORS[error.code])
     return problem_response(problem_body(error.code, error.name.lower().replace(" ", "-"), error.name, error.name))
 
 
@@ -79,9 +88,9 @@ def unreadable_event(error: GenericException) -> Response:
 def crash(error: Exception) -> Response:
     original = getattr(error, "original_exception", None) or error
     if isinstance(original, inputs.BODY_READ_ERRORS):  # read by a hook or functions-framework itself
-        return from_domain_error(inputs.unreadable_body())
+        return _answer(inputs.unreadable_body())
     log.error("unhandled error", exc_info=original)
-    return internal_error(None)
+    return _answer(None)
 
 
 def healthz() -> Response:

@@ -55,6 +55,17 @@ class Route:
 
 
 ROUTES: list[Route] = []
+# Path prefix → the renderer of errors under it that no route has matched yet (unknown path, wrong
+# method): ``/fhir`` answers OperationOutcome there too. Longest prefix wins.
+PREFIX_ERROR_RENDERERS: dict[str, Callable[[DomainError | None, str], Response]] = {}
+
+
+def error_renderer_for(path: str) -> Callable[[DomainError | None, str], Response] | None:
+    """The renderer registered for ``path``'s prefix (a whole segment: ``/fhirx`` is not ``/fhir``)."""
+    for prefix in sorted(PREFIX_ERROR_RENDERERS, key=len, reverse=True):
+        if path == prefix or path.startswith(prefix + "/"):
+            return PREFIX_ERROR_RENDERERS[prefix]
+    return None
 
 
 def route(method: str, path: str, *, scope: str | None, summary: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

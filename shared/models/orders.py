@@ -67,6 +67,8 @@ class LabResult(Base):
         Index("uq_lab_results_key", "order_id", "result_key", unique=True),
         Index("uq_lab_results_patient_key", "patient_id", "result_key", unique=True,
               postgresql_where=text("order_id IS NULL")),
+        # FHIR Observation?code= across patients, newest first (migration 0012_fhir_lab_search).
+        Index("ix_lab_results_code_created", "code", "created_at", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

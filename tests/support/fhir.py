@@ -94,5 +94,7 @@ def validate(resource: dict[str, Any]) -> Any:
             if resource["type"] == "history":
                 assert entry["request"] and entry["response"], "history entries need request and response"
             if resource["type"] == "searchset":
-                assert entry["search"]["mode"] == "match"
+                # matches, _include/_revinclude additions, and the OperationOutcome of search notes
+                assert entry["search"]["mode"] in ("match", "include", "outcome")
+                assert (entry["search"]["mode"] == "outcome") == (entry["resource"]["resourceType"] == "OperationOutcome")
     return model

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 import requests
+from fhirclient.models.diagnosticreport import DiagnosticReport
 from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRServer, FHIRUnauthorizedException
@@ -33,7 +34,7 @@ def test_fhirclient_reads_creates_and_pages_through_searches(start_fn, make_toke
     capability = server.capabilityStatement
     assert capability.fhirVersion == "4.0.1"
     patient_caps = next(r for r in capability.rest[0].resource if r.type == "Patient")
-    assert {i.code for i in patient_caps.interaction} == {"read", "search-type", "history-instance", "create"}
+    assert {i.code for i in patient_caps.interaction} == {"read", "vread", "search-type", "history-instance", "create"}
 
     family = "Client" + uuid.uuid4().hex[:8]
     created = []
@@ -72,6 +73,38 @@ def test_fhirclient_reads_creates_and_pages_through_searches(start_fn, make_toke
     with pytest.raises(FHIRUnauthorizedException):
         Patient.read(created[0], _server(api.url, None))
     assert family not in api.logs()  # no patient data in the process's log lines
+
+
+def test_fhirclient_reads_a_report_with_its_results_vreads_and_pages_a_code_search(start_fn, make_token):
+    api = start_fn("api", ready_path="/readyz")
+    server = _server(api.url, make_token("patients:read", "patients:write"))
+    p = Patient({"name": [{"family": "Report" + uuid.uuid4().hex[:8], "given": ["Esi"]}], "birthDate": "1975-05-05",
+                 "identifier": [{"system": "urn:test:fhirclient", "value": uuid.uuid4().hex}]})
+    pid = p.create(server)["id"]
+    code = "X" + uuid.uuid4().hex[:8]  # a code no other test uses: the code search spans every patient
+    results = [{"code_system": "LN", "code": code, "code_display": "Test", "value_type": "NM", "value": str(n),
+                "units": "g/dL", "status": "F"} for n in range(3)]
+    order = add_order(pid, results=results)
+
+    search = DiagnosticReport.where(struct={"patient": pid}).include("result")
+    found = search.perform_resources(server)
+    [report] = [r for r in found if r.resource_type == "DiagnosticReport"]
+    included = sorted(r.id for r in found if r.resource_type == "Observation")
+    assert report.id == str(order) and sorted(ref.reference.split("/")[1] for ref in report.result) == included
+    assert len(included) == 3 and report.basedOn[0].reference == f"ServiceRequest/{order}"
+    for bundle in search.perform_iter(server):
+        validate(bundle.as_json())
+
+    based_on = Observation.read(included[0], server).basedOn[0].reference
+    assert based_on == f"ServiceRequest/{order}"
+
+    v1 = Patient.read_from(f"Patient/{pid}/_history/1", server)
+    assert v1.id == pid and v1.meta.versionId == "1"
+
+    pages = list(Observation.where(struct={"code": f"http://loinc.org|{code}", "_count": "1"}).perform_iter(server))
+    assert len(pages) == 3 and all(b.total == 3 for b in pages)
+    for bundle in pages:
+        validate(bundle.as_json())
 
 
 def test_concurrent_conditional_creates_make_exactly_one_patient(start_fn, make_token):

@@ -88,12 +88,12 @@ def test_observation_code_filter_and_paging(client, admin_token, make_token):
     assert len(seen) == len(set(seen)) == 3 and rest["total"] == 3
 
 
-def test_lab_searches_need_a_patient_and_find_nothing_for_an_unknown_one(client, make_token):
+def test_lab_searches_refuse_other_references_and_find_nothing_for_an_unknown_patient(client, make_token):
     token = make_token("patients:read")
     for resource in ("ServiceRequest", "Observation"):
-        outcome(client.get(f"/fhir/{resource}", headers=auth(token)), 400, "invalid")
         outcome(client.get(f"/fhir/{resource}?patient=Encounter/{uuid.uuid4()}", headers=auth(token)), 400, "invalid")
-        outcome(client.get(f"/fhir/{resource}?patient=abc", headers=auth(token)), 400, "invalid")
-        doc = fhir_ok(client.get(f"/fhir/{resource}?patient={uuid.uuid4()}", headers=auth(token)))
-        assert doc["total"] == 0 and "entry" not in doc
-    outcome(client.get(f"/fhir/Observation?patient={uuid.uuid4()}&code=|x", headers=auth(token)), 400, "invalid")
+        outcome(client.get(f"/fhir/{resource}?subject=Encounter/{uuid.uuid4()}", headers=auth(token)), 400, "invalid")
+        for unknown in (uuid.uuid4(), "abc"):  # an id this server never issued is a search that finds nothing
+            doc = fhir_ok(client.get(f"/fhir/{resource}?patient={unknown}", headers=auth(token)))
+            assert doc["total"] == 0 and "entry" not in doc
+    outcome(client.get(f"/fhir/Observation?patient={uuid.uuid4()}&code=|", headers=auth(token)), 400, "invalid")

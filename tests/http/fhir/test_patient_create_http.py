@@ -36,7 +36,7 @@ def test_create_stores_the_patient_the_registry_reads_back(client, make_token):
     doc = fhir_ok(resp, 201)
     assert doc["id"] != "client-chosen" and doc["meta"]["versionId"] == "1" and resp.headers["ETag"] == 'W/"1"'
     # On PUBLIC_BASE_URL, never on the Host (or X-Forwarded-*) the request claimed.
-    assert resp.headers["Location"] == f"{fhir_base()}/Patient/{doc['id']}"
+    assert resp.headers["Location"] == f"{fhir_base()}/Patient/{doc['id']}/_history/1"  # versioned, as FHIR create answers
     stored = client.get(f"/patients/{doc['id']}", headers=auth(token)).get_json()
     assert stored["name"]["family"] == body["name"][0]["family"] and stored["birth_date"] == "1990-07-08"
     assert stored["sex"] == "male" and stored["phone"] == "+447700900123" and stored["email"] == "kofi@example.org"
@@ -129,4 +129,7 @@ def test_an_identifier_held_by_another_patient_is_a_409_duplicate(client, make_t
 
 def test_prefer_return_minimal(client, make_token):
     resp = post(client, make_token("patients:write"), fhir_patient(), {"Prefer": "return=minimal"})
-    assert resp.status_code == 201 and resp.get_data() == b"" and resp.headers["Location"]
+    assert resp.status_code == 201 and resp.get_data() == b"" and resp.headers["Location"].endswith("/_history/1")
+    assert "Content-Type" not in resp.headers  # no body, nothing to describe
+    assert resp.headers["ETag"] == 'W/"1"'
+

@@ -2,20 +2,32 @@
 
 import shared.api  # noqa: F401 — registers every route
 from shared.fhir.capability import capability_statement
-from shared.fhir.params import ObservationSearchParams, PatientSearchParams, ServiceRequestSearchParams
+from shared.fhir.params import (
+    DiagnosticReportSearchParams,
+    ObservationSearchParams,
+    PatientSearchParams,
+    ServiceRequestSearchParams,
+)
 from shared.http.routing import ROUTES
 from tests.support.fhir import validate
 
 INTERACTION_ROUTES = {
     ("Patient", "read"): "GET /fhir/Patient/<patient_id>",
+    ("Patient", "vread"): "GET /fhir/Patient/<patient_id>/_history/<version_id>",
+    ("ServiceRequest", "read"): "GET /fhir/ServiceRequest/<order_id>",
+    ("Observation", "read"): "GET /fhir/Observation/<result_id>",
     ("Patient", "search-type"): "GET /fhir/Patient",
     ("Patient", "history-instance"): "GET /fhir/Patient/<patient_id>/_history",
     ("Patient", "create"): "POST /fhir/Patient",
     ("ServiceRequest", "search-type"): "GET /fhir/ServiceRequest",
     ("Observation", "search-type"): "GET /fhir/Observation",
+    ("DiagnosticReport", "read"): "GET /fhir/DiagnosticReport/<report_id>",
+    ("DiagnosticReport", "search-type"): "GET /fhir/DiagnosticReport",
 }
+# Result parameters (paging, sorting, summaries): documented, not search parameters.
+RESULT_PARAMETERS = {"_count", "_cursor", "_format", "_sort", "_total", "_summary", "_include", "_revinclude", "_elements"}
 SEARCH_MODELS = {"Patient": PatientSearchParams, "ServiceRequest": ServiceRequestSearchParams,
-                 "Observation": ObservationSearchParams}
+                 "Observation": ObservationSearchParams, "DiagnosticReport": DiagnosticReportSearchParams}
 
 
 def test_statement_validates_and_matches_the_route_table():
@@ -33,6 +45,6 @@ def test_declared_search_parameters_are_the_ones_accepted():
     for resource in capability_statement("http://x/fhir")["rest"][0]["resource"]:
         declared = {p["name"] for p in resource["searchParam"]}
         accepted = {f.alias or name for name, f in SEARCH_MODELS[resource["type"]].model_fields.items()}
-        assert accepted - {"_count", "_cursor", "_format"} == declared, resource["type"]
+        assert accepted - RESULT_PARAMETERS == declared, resource["type"]
     patient = capability_statement("http://x/fhir")["rest"][0]["resource"][0]
-    assert patient["conditionalCreate"] is True and patient["readHistory"] is False
+    assert patient["conditionalCreate"] is True and patient["readHistory"] is True  # vread of past versions

@@ -68,6 +68,18 @@ def test_structured_numeric_values():
         "high": {"value": Decimal("5"), "unit": "%", "system": UCUM, "code": "%"}}
 
 
+def test_sn_keeps_its_meaning():
+    # SN =^4.2 is written out "=4.2" by the HL7 layer: a plain quantity with its unit, not a string
+    assert observation(value_type="SN", value="=4.2", units="mEq/L")["valueQuantity"] == {
+        "value": Decimal("4.2"), "unit": "mEq/L", "system": UCUM, "code": "meq/L"}
+    assert observation(value_type="SN", value="<=0.5", units="mg/dL")["valueQuantity"]["comparator"] == "<="
+    assert observation(value_type="SN", value=">1:128", units=None)["valueRatio"] == {
+        "numerator": {"value": Decimal("1"), "comparator": ">"}, "denominator": {"value": Decimal("128")}}
+    assert observation(value_type="SN", value="1/64", units=None)["valueRatio"]["denominator"] == {"value": Decimal("64")}
+    for text in ("<>5", "2+", ">2-5"):  # not equal, a categorical grade, a range with a comparator
+        assert observation(value_type="SN", value=text, units=None)["valueString"] == text
+
+
 def test_text_and_unparseable_values_stay_strings():
     assert observation(value_type="ST", value="12345", units=None)["valueString"] == "12345"
     assert observation(value_type="NM", value="5,4", units="mmol/L")["valueString"] == "5,4"
@@ -151,3 +163,21 @@ def test_service_request_fields():
     ]
     assert sr["subject"] == {"reference": f"Patient/{o.patient_id}"} and sr["note"] == [{"text": "fasting"}]
     assert sr["authoredOn"] == "2026-11-25T09:30:00+00:00"
+
+
+def test_a_result_without_an_order_has_no_based_on():
+    assert "basedOn" not in observation(order_id=None)
+    assert observation()["basedOn"][0]["reference"].startswith("ServiceRequest/")
+
+
+@pytest.mark.parametrize("system", [None, "", "Glucose serum level", "see lab manual"])
+def test_every_coding_has_a_system_and_text_is_never_made_a_system(system):
+    coding = observation(code_system=system, code="GLU")["code"]["coding"][0]
+    assert coding["system"] == "urn:patient-mgt:local-code"
+
+
+@pytest.mark.parametrize(("system", "uri"), [("LN", "http://loinc.org"), ("L", "urn:patient-mgt:code-system:L"),
+                                             ("99zzz", "urn:patient-mgt:code-system:99zzz"),
+                                             ("urn:oid:1.2.3", "urn:oid:1.2.3")])
+def test_named_systems_keep_their_uris(system, uri):
+    assert observation(code_system=system, code="GLU")["code"]["coding"][0]["system"] == uri

@@ -10,7 +10,8 @@ import pytest
 from shared.errors import BadRequest, Conflict, DuplicateIdentifier, InvalidJson, MethodNotAllowed, ServiceUnavailable, Unauthorized, ValidationFailed
 from shared.fhir.encoding import compact, dumps
 from shared.fhir.outcome import render_error
-from shared.fhir.params import birthdate_bounds, patient_reference, split_escaped, token
+from shared.fhir.params import birthdate_bounds, split_escaped
+from shared.fhir.search import Token, and_or, reference_id, token
 from tests.support.fhir import validate
 
 
@@ -33,23 +34,35 @@ def test_birthdate_refusals(value):
 
 
 def test_tokens_and_escapes():
-    assert token("urn:x|A1", "identifier") == ("urn:x", "A1")
-    assert token("A1", "identifier") == (None, "A1")
-    assert token(r"urn:x|a\|b", "identifier") == ("urn:x", "a|b")
+    assert token("urn:x|A1", "identifier") == Token("urn:x", "A1")
+    assert token("A1", "identifier") == Token(None, "A1")
+    assert token(r"urn:x|a\|b", "identifier") == Token("urn:x", "a|b")
+    # system| is any code in the system, |code a code without one (the spec's token forms)
+    assert token("urn:x|", "code") == Token("urn:x", None)
+    assert token("|A1", "code") == Token("", "A1")
     assert split_escaped(r"a\,b,c", ",") == ["a,b", "c"]
     assert split_escaped(r"s|a\,b,c", ",", unescape=False) == [r"s|a\,b", "c"]
-    for bad in ("|A1", "urn:x|", "a|b|c", " "):
+    for bad in ("|", "a|b|c", " "):
         with pytest.raises(BadRequest):
             token(bad, "identifier")
+
+
+def test_repeated_is_and_comma_is_or():
+    assert and_or(["a,b", "c"], "name") == [["a", "b"], ["c"]]
+    assert and_or(r"a\,b", "name") == [["a,b"]]
+    for bad in ("a,,b", ["a", ","], ",".join("x" * 21)):
+        with pytest.raises(BadRequest):
+            and_or(bad, "name")
 
 
 def test_patient_references():
     pid = uuid.uuid4()
     for ref in (str(pid), f"Patient/{pid}", f"https://x.example/fhir/Patient/{pid}"):
-        assert patient_reference(ref) == pid
-    for bad in (f"Practitioner/{pid}", "Patient/123", "abc"):
-        with pytest.raises(BadRequest):
-            patient_reference(bad)
+        assert reference_id(ref, "patient", "Patient") == pid
+    for not_ours in ("Patient/123", "abc"):  # an id this server never issued matches nothing
+        assert reference_id(not_ours, "patient", "Patient") is None
+    with pytest.raises(BadRequest):
+        reference_id(f"Practitioner/{pid}", "patient", "Patient")
 
 
 def _outcome(error):

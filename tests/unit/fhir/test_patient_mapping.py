@@ -38,6 +38,14 @@ def test_minimal_patient():
     assert "timezone" not in json.dumps(doc) and "Africa/Accra" not in json.dumps(doc)
 
 
+def test_a_patient_without_a_name_has_no_name_element():
+    doc = to_fhir_patient(resource(name={"family": "", "given": [], "prefix": [], "suffix": []}))
+    validate(doc)
+    assert "name" not in doc
+    assert to_fhir_patient(resource(name={"family": "", "given": ["Ama"], "prefix": [], "suffix": []}))["name"] == [
+        {"use": "official", "given": ["Ama"]}]
+
+
 def test_identifier_systems_that_are_not_uris_are_wrapped_and_types_outside_v2_0203_are_text():
     doc = to_fhir_patient(resource(identifiers=[
         {"system": "urn:oid:2.16.840.1.113883.19.5", "value": "A1", "type": "MR"},
