@@ -36,10 +36,6 @@ NOT_FROM_API = {
 }
 
 
-def runnable(name: str) -> bool:
-    return registry.get(name) is not None and name not in NOT_FROM_API
-
-
 def run_for_operator(principal: Principal, name: str) -> RunOutcome:
     if registry.get(name) is None:
         raise NotFound("No such job")
