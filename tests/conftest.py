@@ -90,6 +90,15 @@ def api_app(database_url: str):  # noqa: ANN201
     return create_app(target="api", source=str(ROOT / "functions" / "api" / "main.py"), signature_type="http")
 
 
+@pytest.fixture(scope="module")
+def jobs_client(database_url: str):  # noqa: ANN201
+    """The jobs function (CloudEvents) through functions-framework's test client."""
+    from functions_framework import create_app  # noqa: PLC0415
+
+    app = create_app(target="jobs", source=str(ROOT / "functions" / "jobs" / "main.py"), signature_type="cloudevent")
+    return app.test_client()
+
+
 @pytest.fixture()
 def client(api_app):  # noqa: ANN001, ANN201
     return api_app.test_client()

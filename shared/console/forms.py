@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, ValidationError, field_validator
 
 from shared.errors import ValidationFailed
 from shared.http.context import validation_errors
@@ -61,6 +61,7 @@ class DeadLetterQuery(QueryModel):
 class JobsQuery(QueryModel):
     ran: text(64) | None = None  # type: ignore[valid-type]
     run: text(64) | None = None  # type: ignore[valid-type]
+    requested: AwareDatetime | None = None  # the moment of a run request: the slot its run claims
 
 
 class NotificationListQuery(QueryModel):

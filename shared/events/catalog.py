@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 SCHEMA_BASE_URL = "https://patient-mgt.example.org/docs/events/schemas/"
 
@@ -69,6 +69,12 @@ class OrderOverdue(EventData):
     overdue_hours: int
 
 
+class JobRunRequested(EventData):
+    job: str  # the job's name (shared/jobs/registry.py)
+    requested_by: uuid.UUID | None  # the API key's id (its name stays in the audit trail)
+    requested_at: AwareDatetime  # the run's slot: every delivery of the request claims the same (job, slot)
+
+
 PREFIX = "org.patientmgt."
 
 PATIENT_REGISTERED = PREFIX + "patient.registered.v1"
@@ -84,6 +90,7 @@ ORDER_CREATED = PREFIX + "order.created.v1"
 ORDER_UPDATED = PREFIX + "order.updated.v1"
 RESULT_AVAILABLE = PREFIX + "result.available.v1"
 ORDER_OVERDUE = PREFIX + "order.overdue.v1"
+JOB_RUN_REQUESTED = PREFIX + "job.run.requested.v1"
 
 # type -> (data model, emitting function, description)
 CATALOG: dict[str, tuple[type[EventData], str, str]] = {
@@ -100,7 +107,12 @@ CATALOG: dict[str, tuple[type[EventData], str, str]] = {
     ORDER_UPDATED: (OrderEvent, "lis_consumer", "The LIS feed changed an order (status, cancel)."),
     RESULT_AVAILABLE: (ResultAvailable, "lis_consumer", "Final or corrected results are available for an order."),
     ORDER_OVERDUE: (OrderOverdue, "jobs", "An order has had no result for longer than LIS_ORDER_OVERDUE_HOURS."),
+    JOB_RUN_REQUESTED: (JobRunRequested, "api", "An operator pressed Run now for a job the api does not run itself "
+                                                "(notifications-due); the jobs function runs it."),
 }
+
+# Types about no patient: emitted without a subject. Every other type's subject is the patient id.
+NO_SUBJECT = frozenset({JOB_RUN_REQUESTED})
 
 
 def dataschema_for(event_type: str) -> str:

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shared.events.catalog import CATALOG, SCHEMA_BASE_URL, dataschema_for
+from shared.events.catalog import CATALOG, NO_SUBJECT, SCHEMA_BASE_URL, dataschema_for
 from shared.settings import PROJECT_ROOT
 
 DOCS_DIR = PROJECT_ROOT / "docs"
@@ -90,7 +90,7 @@ def render_markdown() -> str:
         "| `id` | the outbox row id (a UUID); a re-publish, sweep or re-drive sends the same id |",
         "| `source` | `/patient-mgt/<function>` (`EVENT_SOURCE` overrides it) |",
         "| `type` | reverse-DNS with a version suffix, below |",
-        "| `subject` | the patient id (UUID) the event is about |",
+        "| `subject` | the patient id (UUID) the event is about; absent on a type about no patient (Subject `none` below) |",
         "| `time` | when the change was committed to the outbox (RFC 3339, UTC) |",
         "| `datacontenttype` | `application/json` |",
         f"| `dataschema` | `{SCHEMA_BASE_URL}<type>.json`, published in this repository as `docs/events/schemas/<type>.json` |",
@@ -115,7 +115,8 @@ def render_markdown() -> str:
     ]
     for event_type, (model, producer, _description) in CATALOG.items():
         receivers = ", ".join(f"{f} (`{t}`)" for f, t in consumers.get(event_type, [])) or "none in the cluster"
-        lines.append(f"| `{event_type}` | `{default_source(producer)}` | patient id | "
+        subject = "none" if event_type in NO_SUBJECT else "patient id"
+        lines.append(f"| `{event_type}` | `{default_source(producer)}` | {subject} | "
                      f"[{model.__name__}](events/schemas/{event_type}.json) | {producer} | {receivers} |")
     lines += ["", "## Data of each type", ""]
     for event_type, (model, producer, description) in CATALOG.items():

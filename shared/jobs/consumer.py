@@ -1,9 +1,11 @@
 """CloudEvent handling of the jobs function.
 
-Three kinds of delivery arrive here:
+Four kinds of delivery arrive here:
 - PingSource ticks (``dev.knative.sources.ping``): run the named job at most once per scheduled
   slot (``shared.jobs.runner``; the slot claim replaces the per-event dedupe, since every tick has a
   new random id). Unknown jobs are logged and acknowledged; a transient fault is a 503.
+- Run requests (``job.run.requested``, the console's Run now for a job the api cannot run): run
+  the job once per request, the same way (the request's moment is the slot).
 - Broker events routed by Triggers: deduped, then dispatched by type to the default worker.
 - Dead letters (path ``/dead-letter``, or Knative's error extensions): stored for an operator.
 """
@@ -41,6 +43,9 @@ def handle_event(event: CloudEvent) -> None:
     if ping.is_ping(event):
         handle_tick(event)
         return
+    if event["type"] == catalog.JOB_RUN_REQUESTED:
+        handle_run_request(event)
+        return
     dispatcher.handle(event)
 
 
@@ -56,6 +61,26 @@ def handle_tick(event: CloudEvent) -> str:
         return "unknown_job"
     try:
         outcome = run_job(job.name, slot=ping.slot(job, event), trigger="schedule", event_id=str(event["id"]))
+    except JobRetry as exc:
+        flask.abort(retry_response(exc.code))
+    return outcome.status
+
+
+def handle_run_request(event: CloudEvent) -> str:
+    """Run the job an operator asked for, with ``trigger = console``; returns the run's status.
+
+    The slot is the moment of the request (in the data), so every delivery of one request claims
+    the same (job, slot) and the job runs once; a run that ended in ``retry`` is claimed again by
+    the redelivery the 503 asks for. Not through the dispatcher: its per-event claim would hold a
+    transaction (and the request thread's one pooled connection) open across a run that works in
+    transactions of its own.
+    """
+    bind_event_context(event)
+    data = worker.event_data(event, catalog.JobRunRequested)
+    if data is None:
+        return "ignored"
+    try:
+        outcome = run_job(data.job, slot=data.requested_at, trigger="console", event_id=str(event["id"]))
     except JobRetry as exc:
         flask.abort(retry_response(exc.code))
     return outcome.status

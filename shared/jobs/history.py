@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -23,6 +24,11 @@ def last_runs(uow: UnitOfWork, jobs: list[str], per_job: int) -> dict[str, list[
     return {job: list(uow.session.scalars(
         sa.select(JobRun).where(JobRun.job == job).order_by(JobRun.started_at.desc(), JobRun.id.desc()).limit(per_job)))
         for job in jobs}
+
+
+def run_in_slot(uow: UnitOfWork, job: str, slot: datetime) -> JobRun | None:
+    """The run that claimed (job, slot), if any: a requested run's slot is the moment of the request."""
+    return uow.session.scalars(sa.select(JobRun).where(JobRun.job == job, JobRun.slot == slot)).first()
 
 
 def data_quality_page(

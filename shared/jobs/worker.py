@@ -25,7 +25,7 @@ log = get_logger("patient_mgt.jobs.worker")
 D = TypeVar("D", bound=catalog.EventData)
 
 
-def _data(event: CloudEvent, model: type[D]) -> D | None:
+def event_data(event: CloudEvent, model: type[D]) -> D | None:
     raw: Any = event.get_data()
     try:
         if isinstance(raw, (bytes, bytearray)):
@@ -39,7 +39,7 @@ def _data(event: CloudEvent, model: type[D]) -> D | None:
 def recheck_patient(uow: UnitOfWork, event: CloudEvent) -> str:
     """patient.updated, lis.patient.updated, lis.patient.created: re-check that patient's data quality."""
     model = catalog.CATALOG[event["type"]][0]
-    data = _data(event, model)
+    data = event_data(event, model)
     if data is None:
         return "ignored"
     data_quality.check_patients(uow, [data.patient_id])  # type: ignore[attr-defined]
@@ -52,7 +52,7 @@ def recheck_merged(uow: UnitOfWork, event: CloudEvent) -> str:
     The merge service moves identifiers, history, orders and results in its own transaction, so
     there is no history left to move here.
     """
-    data = _data(event, catalog.PatientMerged)
+    data = event_data(event, catalog.PatientMerged)
     if data is None:
         return "ignored"
     data_quality.check_patients(uow, [data.patient_id, data.target_id])
@@ -62,7 +62,7 @@ def recheck_merged(uow: UnitOfWork, event: CloudEvent) -> str:
 def record_overdue(uow: UnitOfWork, event: CloudEvent) -> str:
     """order.overdue: the operator's record. The notice row exists (lis-reconcile wrote it with the
     event); mark it received and log the ids for the operator's alerting."""
-    data = _data(event, catalog.OrderOverdue)
+    data = event_data(event, catalog.OrderOverdue)
     if data is None:
         return "ignored"
     marked = uow.session.execute(

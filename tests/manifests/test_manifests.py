@@ -49,6 +49,7 @@ SUBSCRIPTIONS = {
     catalog.LIS_PATIENT_CREATED: "jobs",
     catalog.PATIENT_MERGED: "jobs",  # finish moving large histories
     catalog.ORDER_OVERDUE: "jobs",  # recorded for the operator
+    catalog.JOB_RUN_REQUESTED: "jobs",  # the console's Run now for a job the api cannot run
 }
 # Which function can handle which type (jobs also takes every dead letter, at /dead-letter).
 HANDLES = {

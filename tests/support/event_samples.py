@@ -25,5 +25,7 @@ def sample_data(event_type: str, patient_id: uuid.UUID) -> catalog.EventData:
         catalog.RESULT_AVAILABLE: catalog.ResultAvailable(patient_id=patient_id, order_id=order_id, result_ids=[uuid.uuid4()], status="final"),
         catalog.ORDER_OVERDUE: catalog.OrderOverdue(patient_id=patient_id, order_id=order_id,
                                                     ordered_at=datetime(2026, 1, 1, 8, 30, tzinfo=timezone.utc), overdue_hours=30),
+        catalog.JOB_RUN_REQUESTED: catalog.JobRunRequested(job="notifications-due", requested_by=uuid.uuid4(),
+                                                           requested_at=datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)),
     }
     return samples[event_type]

@@ -3,6 +3,7 @@ through the API's services (same rows changed, same audit)."""
 
 import re
 import uuid
+from datetime import datetime
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -11,11 +12,11 @@ import sqlalchemy as sa
 from shared.db import unit_of_work
 from shared.events import catalog
 from shared.events import dead_letters as dl
-from shared.models import AuditEntry, DeadLetter, JobRun
+from shared.models import ApiKey, AuditEntry, DeadLetter, JobRun, OutboxEvent
 from shared.models.base import utcnow
 from shared.notify import store
 from shared.settings import reset_settings
-from tests.support.jobs_data import make_patient
+from tests.support.jobs_data import make_patient, runs_of
 from tests.support.sink import http_sink
 
 
@@ -76,7 +77,7 @@ def test_run_now_goes_through_the_runner_and_is_audited(console, make_token):
     name = f"jobs-{uuid.uuid4().hex[:8]}"
     console.sign_in(make_token("admin", name=name))
     page = console.get("/console/jobs")
-    assert page.status_code == 200 and 'id="run-retention"' in page.text and 'id="run-notifications-due"' not in page.text
+    assert page.status_code == 200 and 'id="run-retention"' in page.text
     started = utcnow()
     response = console.post_form("/console/jobs", "/console/jobs/retention/run")
     assert response.status_code == 303
@@ -88,8 +89,43 @@ def test_run_now_goes_through_the_runner_and_is_audited(console, make_token):
     assert entry.details == {"job": "retention", "run_id": run_id, "status": "succeeded", "error": None}
     shown = console.get(response.headers["Location"])
     assert 'id="outcome"' in shown.text and "succeeded" in shown.text.split('id="outcome"')[1].split("</p>")[0]
-    refused = console.post_form("/console/jobs", "/console/jobs/notifications-due/run")
-    assert refused.status_code == 409
+    assert console.post_form("/console/jobs", "/console/jobs/no-such-job/run").status_code == 404
+
+
+def test_run_now_for_notifications_due_requests_it_from_the_jobs_function(console, make_token, sink, jobs_client):
+    """The api has no provider credentials: Run now writes job.run.requested (with its audit row), the
+    jobs function runs it from the Broker's delivery, and the page shows the run once it has happened."""
+    name = f"jobs-{uuid.uuid4().hex[:8]}"
+    console.sign_in(make_token("admin", name=name))
+    assert 'id="run-notifications-due"' in console.get("/console/jobs").text
+    response = console.post_form("/console/jobs", "/console/jobs/notifications-due/run")
+    assert response.status_code == 303
+    query = parse_qs(urlparse(response.headers["Location"]).query)
+    assert query["ran"] == ["notifications-due"]
+    with unit_of_work() as uow:
+        entry = uow.session.scalars(sa.select(AuditEntry).where(AuditEntry.principal == name, AuditEntry.action == "jobs.run")).one()
+        row = uow.session.get(OutboxEvent, uuid.UUID(entry.details["event_id"]))
+        key_id = uow.session.scalars(sa.select(ApiKey.id).where(ApiKey.name == name)).one()
+    assert entry.details == {"job": "notifications-due", "run_id": None, "status": "requested", "error": None,
+                             "event_id": str(row.id)}
+    assert (row.type, row.subject) == (catalog.JOB_RUN_REQUESTED, None)  # about no patient
+    requested_at = datetime.fromisoformat(query["requested"][0])
+    assert row.data == {"job": "notifications-due", "requested_by": str(key_id),
+                        "requested_at": requested_at.isoformat().replace("+00:00", "Z")}
+    shown = console.get(response.headers["Location"])
+    notice = shown.text.split('id="outcome"')[1].split("</p>")[0]
+    assert "requested" in notice and 'id="requested-runs"' in notice and "#job-notifications-due" in notice
+    with unit_of_work() as uow:
+        assert runs_of(uow, "notifications-due", requested_at) == []  # requested, not run by the api
+
+    [published] = [r for r in sink.requests if r.header("ce-id") == str(row.id)]  # the Broker delivers it to jobs
+    assert jobs_client.post("/", headers=published.headers, data=published.body).status_code == 200
+    with unit_of_work() as uow:
+        [run] = runs_of(uow, "notifications-due", requested_at)
+    assert (run.trigger, run.event_id, run.status) == ("console", str(row.id), "succeeded")
+    again = console.get(response.headers["Location"])  # "see its runs"
+    notice = again.text.split('id="outcome"')[1].split("</p>")[0]
+    assert "it ran" in notice and "succeeded" in notice and 'id="requested-runs"' not in notice
     assert console.post_form("/console/jobs", "/console/jobs/no-such-job/run").status_code == 404
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from cloudevents.http import CloudEvent
-from functions_framework import create_app
 from sqlalchemy import exc as sa_exc
 
 from shared.db import unit_of_work
@@ -21,14 +19,6 @@ from shared.models import Patient, ProcessedEvent
 from shared.models.base import utcnow
 from shared.models.jobs import DataQualityIssue, JobRun, OrderOverdueNotice
 from tests.support.jobs_data import binary, make_order, make_patient, runs_of, structured_base64, tick, unique_minute
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture(scope="module")
-def jobs_client(database_url):
-    app = create_app(target="jobs", source=str(ROOT / "functions" / "jobs" / "main.py"), signature_type="cloudevent")
-    return app.test_client()
 
 
 def _post(client, event_or_pair):

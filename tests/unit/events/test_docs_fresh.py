@@ -3,7 +3,7 @@
 import json
 
 from shared.events import docs
-from shared.events.catalog import CATALOG, dataschema_for
+from shared.events.catalog import CATALOG, NO_SUBJECT, dataschema_for
 from shared.settings import PROJECT_ROOT
 from tests.support.cloudevents_schema import schema_file_for
 
@@ -26,6 +26,7 @@ def test_events_md_lists_every_type_with_source_schema_producer_and_consumers():
     text = docs.EVENTS_MD.read_text()
     for event_type, (_model, producer, _desc) in CATALOG.items():
         row = next(line for line in text.splitlines() if line.startswith(f"| `{event_type}` |"))
-        assert f"`/patient-mgt/{producer.replace('_', '-')}`" in row and "patient id" in row
+        subject = "| none |" if event_type in NO_SUBJECT else "| patient id |"
+        assert f"`/patient-mgt/{producer.replace('_', '-')}`" in row and subject in row
         assert f"events/schemas/{event_type}.json" in row
     assert "notify (`notify-result-available`)" in text
