@@ -73,6 +73,7 @@ class MllpServer:
         self.tls = tls
         self.connections = 0
         self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
         """Listen; returns the bound port."""
@@ -84,9 +85,13 @@ class MllpServer:
         return bound
 
     async def close(self) -> None:
+        """Stop listening and end every connection (a frame not yet answered is resent by its sender)."""
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def allowed(self, peer: str | None) -> bool:
         if not self.networks:
@@ -111,6 +116,9 @@ class MllpServer:
             writer.close()
             return
         self.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
         frames = FrameReader(reader, self.limits.max_frame_bytes)
         try:
             while True:
@@ -125,8 +133,11 @@ class MllpServer:
                 await writer.drain()
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass  # the peer went away; whatever it was not answered AA for, it sends again
+        except asyncio.CancelledError:
+            pass  # close(): shutting down
         finally:
             self.connections -= 1
+            self._tasks.discard(task)  # type: ignore[arg-type]
             writer.close()
 
     async def answer(self, frame: Frame) -> bytes:

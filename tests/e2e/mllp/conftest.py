@@ -22,26 +22,8 @@ from tests.support.processes import ROOT, FunctionProcess, free_port, start_func
 from tests.support.pubsub import running_emulator
 
 
-@dataclass
-class Adapter:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-
-
-def start_adapter(env: dict[str, str], log_dir: Path, timeout: float = 30.0) -> Adapter:
+def start_adapter(env: dict[str, str], log_dir: Path, timeout: float = 30.0) -> FunctionProcess:
+    """`patient-mgt mllp` as its Deployment runs it (FunctionProcess only for its logs and stop)."""
     port = free_port()
     log_path = log_dir / f"mllp-{port}.log"
     full_env = {**os.environ, "NO_GCE_CHECK": "true", "MLLP_HOST": "127.0.0.1", "MLLP_PORT": str(port), **env,
@@ -49,7 +31,7 @@ def start_adapter(env: dict[str, str], log_dir: Path, timeout: float = 30.0) -> 
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "mllp"], cwd=ROOT, env=full_env,
                                 stdout=log_file, stderr=subprocess.STDOUT)
-    adapter = Adapter(proc, port, log_path)
+    adapter = FunctionProcess("mllp", port, proc, log_path, dict(env))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -66,7 +48,7 @@ class Stack:
     emulator: emulator_mod.Emulator
     topic: str
     lis: FunctionProcess
-    adapter: Adapter
+    adapter: FunctionProcess
 
     def wire(self) -> None:
         """Topic and ordered push subscription (again after an emulator restart: it keeps nothing)."""
