@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     lis_order_overdue_hours: int = Field(default=24, ge=1, description="Orders without results after this emit order-overdue.")
     job_time_budget_seconds: float = Field(default=50.0, gt=0, description="Time budget of one job run (below the service timeout).")
 
-    # --- MLLP adapter (`patient-mgt mllp`, docs/lis.md §10) ----------------------------------------
+    # --- MLLP adapter (`patient-mgt mllp`, docs/lis.md §9) ----------------------------------------
     mllp_host: str = Field(default="127.0.0.1", description="Address the MLLP listener binds (0.0.0.0 in its container).")
     mllp_port: int = Field(default=2575, ge=0, le=65535, description="TCP port of the MLLP listener (0: a free port).")
     mllp_topic: str = Field(
