@@ -131,6 +131,19 @@ class Settings(BaseSettings):
         default=None, description="PEM CA bundle: when set, MLLP clients must present a certificate it signed."
     )
 
+    lis_mllp_host: str | None = Field(
+        default=None, description="The LIS's MLLP host: when set, `patient-mgt mllp` also sends the outbound subscription's messages there."
+    )
+    lis_mllp_port: int = Field(default=2575, ge=1, le=65535, description="The LIS's MLLP port.")
+    lis_outbound_subscription: str = Field(
+        default="lis-outbound-mllp", description="Pull subscription of the messages for the LIS: a name in GOOGLE_CLOUD_PROJECT or projects/P/subscriptions/S."
+    )
+    lis_ack_timeout_seconds: float = Field(default=30.0, gt=0, description="Wait for the LIS's ACK before counting a send as failed.")
+    lis_outbound_attempts: int = Field(
+        default=5, ge=1, le=100, description="Sends (with backoff) before a message is nacked to Pub/Sub (which redelivers, then dead-letters it)."
+    )
+    lis_outbound_backoff_seconds: float = Field(default=2.0, gt=0, description="First wait between sends to the LIS; doubles each time (capped at 300 s).")
+
     @field_validator("mllp_allowed_networks")
     @classmethod
     def _networks_shape(cls, value: str) -> str:

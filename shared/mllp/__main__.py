@@ -27,9 +27,31 @@ async def serve() -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start(settings.mllp_host, settings.mllp_port)
-    await stop.wait()
-    await server.close()
+    relay = _outbound_relay(settings, loop)
+    try:
+        await stop.wait()
+    finally:
+        if relay is not None:
+            await asyncio.to_thread(relay.stop)
+        await server.close()
     return 0
+
+
+def _outbound_relay(settings, loop: asyncio.AbstractEventLoop):  # noqa: ANN001, ANN202
+    """Messages for the LIS (LIS_MLLP_HOST set), sent over MLLP; None when there is no LIS to send to."""
+    if not settings.lis_mllp_host:
+        return None
+    from .outbound import OutboundRelay  # noqa: PLC0415
+    from .sender import send_once  # noqa: PLC0415
+
+    subscription = settings.lis_outbound_subscription
+    if not subscription.startswith("projects/"):
+        subscription = f"projects/{settings.google_cloud_project}/subscriptions/{subscription}"
+    host, port, timeout = settings.lis_mllp_host, settings.lis_mllp_port, settings.lis_ack_timeout_seconds
+    relay = OutboundRelay(subscription, lambda data: send_once(host, port, data, ack_timeout=timeout),
+                          attempts=settings.lis_outbound_attempts, backoff=settings.lis_outbound_backoff_seconds, loop=loop)
+    relay.start()
+    return relay
 
 
 def main() -> int:
