@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     )
     lis_outbound_backoff_seconds: float = Field(default=2.0, gt=0, description="First wait between sends to the LIS; doubles each time (capped at 300 s).")
 
+    lis_outbound_topic: str | None = Field(
+        default=None, description="Topic of the order messages for the LIS (jobs publishes, the MLLP adapter sends). Unset: orders are not sent."
+    )
+    lis_order_message_type: Literal["ORM^O01", "OML^O21"] = Field(default="ORM^O01", description="How orders are sent to this LIS.")
+    lis_receiving_application: str = Field(default="", max_length=180, description="MSH-5 of the messages to the LIS.")
+    lis_receiving_facility: str = Field(default="", max_length=180, description="MSH-6 of the messages to the LIS.")
+
     @field_validator("mllp_allowed_networks")
     @classmethod
     def _networks_shape(cls, value: str) -> str:

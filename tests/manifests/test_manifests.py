@@ -49,6 +49,9 @@ SUBSCRIPTIONS = {
     catalog.LIS_PATIENT_CREATED: "jobs",
     catalog.PATIENT_MERGED: "jobs",  # finish moving large histories
     catalog.ORDER_OVERDUE: "jobs",  # recorded for the operator
+    catalog.ORDER_REQUESTED: "jobs",  # rendered for the LIS (docs/lis.md §9)
+    catalog.ORDER_CHANGED: "jobs",
+    catalog.ORDER_CANCELLED: "jobs",
 }
 # Which function can handle which type (jobs also takes every dead letter, at /dead-letter).
 HANDLES = {
