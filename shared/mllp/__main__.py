@@ -41,6 +41,7 @@ def _outbound_relay(settings, loop: asyncio.AbstractEventLoop):  # noqa: ANN001,
     """Messages for the LIS (LIS_MLLP_HOST set), sent over MLLP; None when there is no LIS to send to."""
     if not settings.lis_mllp_host:
         return None
+    from .order_status import record_outcome  # noqa: PLC0415
     from .outbound import OutboundRelay  # noqa: PLC0415
     from .sender import send_once  # noqa: PLC0415
 
@@ -49,7 +50,8 @@ def _outbound_relay(settings, loop: asyncio.AbstractEventLoop):  # noqa: ANN001,
         subscription = f"projects/{settings.google_cloud_project}/subscriptions/{subscription}"
     host, port, timeout = settings.lis_mllp_host, settings.lis_mllp_port, settings.lis_ack_timeout_seconds
     relay = OutboundRelay(subscription, lambda data: send_once(host, port, data, ack_timeout=timeout),
-                          attempts=settings.lis_outbound_attempts, backoff=settings.lis_outbound_backoff_seconds, loop=loop)
+                          attempts=settings.lis_outbound_attempts, backoff=settings.lis_outbound_backoff_seconds, loop=loop,
+                          on_outcome=record_outcome if settings.database_url else None)
     relay.start()
     return relay
 

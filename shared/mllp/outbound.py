@@ -6,8 +6,9 @@ time (flow control 1; with an ordered subscription, one patient's order messages
 order). Each message is sent with `sender.deliver`: up to `LIS_OUTBOUND_ATTEMPTS` sends with
 backoff; AE/AR/no ACK/no connection use an attempt. When they are used up the message is nacked:
 Pub/Sub redelivers it, and after the subscription's `max_delivery_attempts` moves it to the
-dead-letter topic, where the jobs function's /dead-letter stores it (visible under
-`GET /events/dead-letters`). Logs carry answer codes and counts, never the message.
+dead-letter topic, where its hold subscription keeps it for an operator (docs/deploy.md). What the LIS answered is written to the order (`order_status`) before
+the message is acked; when that write fails the message is nacked and sent again later (same
+MSH-10, which the LIS deduplicates). Logs carry answer codes and counts, never the message.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = get_logger(__name__)
 
 class OutboundRelay:
     def __init__(self, subscription: str, send: Callable[[bytes], Awaitable[Answer]], *, attempts: int, backoff: float,
-                 loop: asyncio.AbstractEventLoop, on_outcome: Callable[[bytes, Outcome], None] | None = None) -> None:
+                 loop: asyncio.AbstractEventLoop, on_outcome: Callable[[bytes, Outcome], str] | None = None) -> None:
         self.subscription = subscription
         self.send = send
         self.attempts = attempts
@@ -68,7 +69,12 @@ class OutboundRelay:
         fields = {"answer": outcome.last.code, "attempts": outcome.attempts, "order_control": outcome.last.order_control,
                   "delivery_attempt": getattr(message, "delivery_attempt", None)}
         if self.on_outcome is not None:
-            self.on_outcome(data, outcome)
+            try:
+                fields["recorded"] = self.on_outcome(data, outcome)
+            except Exception as exc:  # noqa: BLE001 — not recorded: resent later (the LIS deduplicates on MSH-10)
+                log.error("lis outbound answer not recorded", extra={"fields": {**fields, "error": type(exc).__name__}})
+                message.nack()
+                return
         if outcome.delivered:
             log.info("lis outbound accepted", extra={"fields": fields})
             message.ack()

@@ -43,6 +43,9 @@ class LabOrder(Base):
     lis_applied_at: Mapped[datetime | None]
     # Per field, the (MSH-7, MSH-4, MSH-10) stamp of the LIS message that last wrote it (migration 0003_lis).
     lis_field_stamps: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # Orders placed here: the LIS acknowledged the order message / accepted the order (migration 0009).
+    sent_to_lis_at: Mapped[datetime | None]
+    lis_accepted_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -61,6 +61,8 @@ class Order(BaseModel):
     priority: str | None
     notes: str | None
     ordered_at: datetime | None
+    sent_to_lis_at: datetime | None = Field(description="When the LIS acknowledged the order message (orders placed here).")
+    lis_accepted_at: datetime | None = Field(description="When the LIS accepted the order (ORC-1 OK or a filler number).")
     results: list[Result]
     version: int
     updated_at: datetime

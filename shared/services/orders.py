@@ -45,6 +45,7 @@ def to_order(order: LabOrder) -> Order:
         "id": order.id, "patient_id": order.patient_id, "placer_number": order.placer_number,
         "filler_number": order.filler_number, "code": _coding(order.code_system, order.code, order.code_display),
         "status": order.status, "priority": order.priority, "notes": order.notes, "ordered_at": order.ordered_at,
+        "sent_to_lis_at": order.sent_to_lis_at, "lis_accepted_at": order.lis_accepted_at,
         "results": [_result(r) for r in order.results], "version": order.version, "updated_at": order.updated_at,
     })
 

@@ -29,7 +29,8 @@ def test_the_deployment_runs_the_listener_on_the_port_the_service_targets():
     assert container["command"] == ["patient-mgt", "mllp"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert set(env) <= SETTINGS | {"OTEL_SERVICE_NAME"}
-    assert "DATABASE_URL" not in env  # it publishes; it never touches the database
+    db = next(e for e in container["env"] if e["name"] == "DATABASE_URL")
+    assert db["valueFrom"] == {"secretKeyRef": {"name": "patient-mgt-db", "key": "url"}}  # never a literal
     (port,) = container["ports"]
     assert (port["containerPort"], port["protocol"]) == (int(env["MLLP_PORT"]), "TCP") and env["MLLP_HOST"] == "0.0.0.0"
     (svc_port,) = service["spec"]["ports"]
