@@ -194,6 +194,7 @@ class DevStack:
         if self.emulator_host:
             emulator.Emulator(self.emulator_host, self.project).wire_lis(self.url("lis_consumer"), self.url("jobs"))
             if cfg.mllp_port is not None:
+                emulator.Emulator(self.emulator_host, self.project).wire_lis_outbound(self.url("jobs"))
                 self._start_mllp(cfg.mllp_port, base_env)
         self._write_state()
 

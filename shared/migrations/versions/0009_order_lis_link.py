@@ -5,14 +5,14 @@ accepted the order (lis_accepted_at: ORC-1 OK or a filler number in its ORR/ORL)
 without defaults: a metadata-only change, the previous revision keeps working.
 
 Revision ID: 0009_order_lis_link
-Revises: 0002_registry
+Revises: 0001_spine
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_order_lis_link"
-down_revision = "0002_registry"
+down_revision = "0001_spine"
 branch_labels = None
 depends_on = None
 

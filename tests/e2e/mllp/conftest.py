@@ -12,12 +12,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shared.devrouter import emulator as emulator_mod
+from shared.devrun import DevStack, StackConfig
 from tests.support.processes import ROOT, FunctionProcess, free_port, start_function
 from tests.support.pubsub import running_emulator
 
@@ -75,6 +77,32 @@ class Stack:
     @property
     def source(self) -> str:
         return f"//pubsub.googleapis.com/{self.emulator.topic_path(self.topic)}"
+
+
+def distinct_ports(count: int) -> list[int]:
+    """Free ports, all different (a port freed and handed out again would make two processes collide)."""
+    ports: set[int] = set()
+    while len(ports) < count:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+@contextmanager
+def dev_stack(database_url: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[DevStack]:
+    """`make dev`'s stack with the MLLP adapter, on free ports, logging under ``tmp``."""
+    api, lis_consumer, notify, jobs, router, mllp = distinct_ports(6)
+    config = StackConfig(
+        ports={"api": api, "lis_consumer": lis_consumer, "notify": notify, "jobs": jobs}, router_port=router,
+        emulator_port=None, use_emulator=True, mllp_port=mllp, reload=False, pingsources=False,
+        log_dir=tmp / "logs", state_path=tmp / "dev" / "stack.json",
+        env={"DATA_DIR": str(tmp), "THREADS": "4", "NOTIFY_PROVIDER": "console", "API_KEY_CACHE_SECONDS": "0", **(env or {})},
+    )
+    stack = DevStack(config, database_url)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 def adapter_env(emulator: emulator_mod.Emulator, topic: str) -> dict[str, str]:

@@ -10,30 +10,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.devrun import DevStack, StackConfig
+from shared.devrun import DevStack
 from tests.support import lis_db
 from tests.support.hl7_tag import tag
 from tests.support.lis_samples import by_file
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import ROOT
+
+from .conftest import dev_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def dev(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    tmp = tmp_path_factory.mktemp("devmllp")
-    config = StackConfig(
-        ports={name: free_port() for name in ("api", "lis_consumer", "notify", "jobs")}, router_port=free_port(),
-        emulator_port=None, use_emulator=True, mllp_port=free_port(), reload=False, pingsources=False,
-        log_dir=tmp / "logs", state_path=tmp / "dev" / "stack.json",
-        env={"DATA_DIR": str(tmp), "THREADS": "4", "NOTIFY_PROVIDER": "console"},
-    )
-    stack = DevStack(config, database_url)
-    stack.start()
-    try:
+    with dev_stack(database_url, tmp_path_factory.mktemp("devmllp")) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def _send(*args: str) -> subprocess.CompletedProcess[str]:

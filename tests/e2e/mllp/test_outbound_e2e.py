@@ -5,9 +5,7 @@ refused ones are retried, then dead-lettered by Pub/Sub where an operator finds 
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,49 +14,13 @@ from datetime import date
 import pytest
 
 from shared.devrouter import emulator as emulator_mod
-from shared.mllp.ack import build_ack, read_msh
-from shared.mllp.frames import FrameReader, wrap
 from shared.mllp.order_message import OutboundOrder, PatientIdentity, render_order
+from tests.support.fake_lis import FakeLis
 from tests.support.pubsub import running_emulator
 
 from .conftest import start_adapter
 
 pytestmark = pytest.mark.e2e
-
-
-class FakeLis:
-    """Accepts (ORR^O02, ORC-1 OK, a filler number) unless the control id starts with REFUSE (then AE)."""
-
-    def __init__(self) -> None:
-        self.received: list[bytes] = []
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-        threading.Thread(target=self._run, args=(ready,), daemon=True).start()
-        ready.wait(10)
-
-    def _run(self, ready: threading.Event) -> None:
-        asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        ready.set()
-        self.loop.run_forever()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        frames = FrameReader(reader, 1_000_000)
-        while (frame := await frames.next(60)) is not None:
-            self.received.append(frame.data or b"")
-            msh = read_msh(frame.data or b"")
-            if msh is not None and msh.get(10).startswith(b"REFUSE"):
-                answer = build_ack(msh, "AE", error=("207", "Refused"))
-            else:
-                answer = build_ack(msh, "AA").replace(b"ACK^O01", b"ORR^O02") + b"ORC|OK|PM1^PATIENT-MGT|F-1^LAB\r"
-            writer.write(wrap(answer))
-            await writer.drain()
-        writer.close()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture()
