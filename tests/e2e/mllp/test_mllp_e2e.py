@@ -56,6 +56,11 @@ def _wait_rows(facility: str, count: int, timeout: float = 90.0) -> list:
     raise AssertionError(f"{len(_rows(facility))} of {count} messages stored before the timeout")
 
 
+def _send_one(port: int, message: bytes) -> bytes:
+    with MLLPClient("127.0.0.1", port) as client:
+        return client.send_message(message)
+
+
 def _send_all(port: int, messages: list[bytes], acks: list[bytes]) -> None:
     with MLLPClient("127.0.0.1", port) as client:
         for message in messages:
@@ -139,19 +144,24 @@ def test_pubsub_outage_answers_ae_and_the_resend_is_applied_once(lis, tmp_path):
         stack.wire()
         facility = f"FAC-{uuid.uuid4().hex[:6]}"
         before, during = _message(facility, uuid.uuid4().hex[:6]), _message(facility, uuid.uuid4().hex[:6])
-        with MLLPClient("127.0.0.1", adapter.port) as client:
-            assert _msa(client.send_message(before))[1] == "AA"
-            _wait_rows(facility, 1)
-            emulator_mod.stop(proc)  # Pub/Sub is down
-            refused = client.send_message(during)
-            assert _msa(refused)[1:3] == ["AE", during.split(b"|")[9].decode()] and b"ERR|||207^" in refused
-            proc = emulator_mod.start("127.0.0.1", port, tmp_path / "emulator-2.log")
-            stack.wire()  # the emulator keeps nothing across a restart
-            answers = []
-            for _ in range(20):  # what a LIS does with AE: send the same message again
-                answers.append(_msa(client.send_message(during))[1])
-                if answers[-1] == "AA":
-                    break
+        # One connection per send, as a LIS reconnects: the adapter closes a connection idle for 5 s.
+        assert _msa(_send_one(adapter.port, before))[1] == "AA"
+        _wait_rows(facility, 1)
+        emulator_mod.stop(proc)  # Pub/Sub is down
+        refused = _send_one(adapter.port, during)
+        assert _msa(refused)[1:3] == ["AE", during.split(b"|")[9].decode()] and b"ERR|||207^" in refused
+        proc = emulator_mod.start("127.0.0.1", port, tmp_path / "emulator-2.log")
+        stack.wire()  # the emulator keeps nothing across a restart
+        # ...and numbers messages from 1 again, which real Pub/Sub never does: burn the ids the first
+        # run used, or the consumer would rightly take the resend for a redelivery of `before`.
+        emulator.create_topic("scratch")
+        for _ in range(20):
+            emulator.publish("scratch", b"x")
+        answers = []
+        for _ in range(20):  # what a LIS does with AE: send the same message again
+            answers.append(_msa(_send_one(adapter.port, during))[1])
+            if answers[-1] == "AA":
+                break
         assert answers[-1] == "AA"
         rows = _wait_rows(facility, 2)
         applied = [r.control_id for r in rows if r.status == "processed"]
