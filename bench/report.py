@@ -97,6 +97,13 @@ def render(results: dict) -> str:
                      + f"\nstored statuses: {lis['stored_statuses']}")
     elif lis:
         parts.append(f"LIS: {lis}")
+    mllp = results.get("mllp")
+    if isinstance(mllp, dict) and mllp.get("points"):
+        ceiling = mllp["parse_only"]["rate"]
+        rows = [["ORU^R01 MLLP → adapter → Pub/Sub emulator, ACKed", c, f"{p['rate']:.0f}",
+                 f"{p['rate'] / ceiling:.1%} of parse-only ({ceiling:.0f}/s)"] for c, p in mllp["points"].items()]
+        parts.append("MLLP (messages acknowledged per second, end to end to the emulator)\n"
+                     + _table(["scenario", "connections", "msg/s", "beside its ceiling"], rows))
     cold = results.get("cold_start")
     if cold:
         peaks = results.get("peak_memory", {})

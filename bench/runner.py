@@ -21,7 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench import coldstart, lis, seed
+from bench import coldstart, lis, mllp, seed
 from bench.load import anatomy, db_point, ensure_wrk, http_point
 from bench.machine import describe
 from bench.procs import HELLO, ROOT, Fn, MemorySampler, launch, production_env, wait_until
@@ -38,7 +38,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", default="1,16,64")
     p.add_argument("--lis-concurrency", default="4,8")
     p.add_argument("--cold-runs", type=int, default=5)
-    p.add_argument("--only", default="api,lis,cold", help="sections to run")
+    p.add_argument("--mllp-connections", default="1,8")
+    p.add_argument("--only", default="api,lis,mllp,cold", help="sections to run")
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s points, 5,000 patients, 2 cold starts")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -120,6 +121,10 @@ def run_lis(results: dict, url: str, env: dict[str, str], work: Path, args: argp
         fn.stop()
 
 
+def run_mllp(results: dict, work: Path, args: argparse.Namespace, log) -> None:
+    results["mllp"] = mllp.run(work, [int(x) for x in args.mllp_connections.split(",")], args.duration, log)
+
+
 def _port_open(port: int) -> bool:
     import socket  # noqa: PLC0415
 
@@ -186,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
         env["K_SINK"] = sink.url
         if "lis" in sections:
             _section(results, "lis", log, run_lis, results, url, env, work, args, log)
+        if "mllp" in sections:
+            _section(results, "mllp", log, run_mllp, results, work, args, log)
         for fn in (api, hello):
             fn.stop()
         if "cold" in sections and patient_id:

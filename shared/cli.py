@@ -84,7 +84,7 @@ _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 def _load_extensions() -> None:
     import importlib  # noqa: PLC0415
 
-    for module in ("shared.cli_dev", "shared.cli_jobs", "shared.cli_lis", "shared.cli_events"):
+    for module in ("shared.cli_dev", "shared.cli_jobs", "shared.cli_lis", "shared.cli_events", "shared.cli_mllp"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

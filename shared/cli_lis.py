@@ -2,7 +2,8 @@
 
 With the Pub/Sub emulator of `make dev` running, each file is published to the LIS topic and
 arrives at lis_consumer through the push subscription, as in production. Without it, the same
-push body Pub/Sub would send is posted straight to lis_consumer.
+push body Pub/Sub would send is posted straight to lis_consumer. With ``--mllp`` each message of
+each file is sent as a LIS would, over MLLP to the adapter (python-hl7's client), and its ACK shown.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 
 def _lis_send(args: argparse.Namespace) -> int:
+    if args.mllp is not None:
+        return _lis_send_mllp(args)
     from shared.devrouter.emulator import LIS_TOPIC, Emulator  # noqa: PLC0415
     from shared.devrun import FUNCTIONS, read_state  # noqa: PLC0415
     from shared.settings import get_settings  # noqa: PLC0415
@@ -46,6 +49,57 @@ def _lis_send(args: argparse.Namespace) -> int:
         print(f"{path.name}: posted to lis_consumer: HTTP {status}" + ("" if ok else " (not accepted)"),
               file=sys.stdout if ok else sys.stderr)
     return 1 if failures else 0
+
+
+def _lis_send_mllp(args: argparse.Namespace) -> int:
+    from hl7.client import MLLPClient  # noqa: PLC0415
+
+    from shared.devrun import MLLP_PORT, read_state  # noqa: PLC0415
+    from shared.hl7 import HL7Error, split_messages  # noqa: PLC0415
+
+    address = args.mllp or (read_state() or {}).get("mllp") or f"127.0.0.1:{MLLP_PORT}"
+    host, _, port = address.rpartition(":")
+    failures = 0
+    try:
+        client = MLLPClient(host or "127.0.0.1", int(port))
+    except (OSError, ValueError):
+        print(f"the MLLP adapter is not answering at {address}: is `make dev` running?", file=sys.stderr)
+        return 1
+    with client:
+        for path in args.files:
+            try:
+                messages = split_messages(path.read_bytes())
+            except OSError as exc:
+                print(f"{path}: cannot read ({exc.strerror})", file=sys.stderr)
+                failures += 1
+                continue
+            except HL7Error:
+                messages = []
+            if not messages:
+                print(f"{path}: holds no HL7 message", file=sys.stderr)
+                failures += 1
+                continue
+            for index, message in enumerate(messages, 1):
+                label = path.name if len(messages) == 1 else f"{path.name}#{index}"
+                try:
+                    code = _ack_code(client.send_message(message))
+                except OSError:
+                    code = "no ACK (connection lost)"
+                ok = code == "AA"
+                failures += 0 if ok else 1
+                print(f"{label}: sent over MLLP to {address}: {code}", file=sys.stdout if ok else sys.stderr)
+    return 1 if failures else 0
+
+
+def _ack_code(ack: bytes) -> str:
+    """MSA-1 of an ACK (with the ERR text when there is one)."""
+    segments = [line.split(b"|") for line in ack.strip(b"\x0b\x1c\r\n").split(b"\r")]
+    msa = next((seg for seg in segments if seg[0] == b"MSA" and len(seg) > 1), None)
+    if msa is None:
+        return "no ACK"
+    err = next((seg for seg in segments if seg[0] == b"ERR" and len(seg) > 3), None)
+    detail = f" ({err[3].decode('ascii', 'replace')})" if err else ""
+    return msa[1].decode("ascii", "replace") + detail
 
 
 def _post_push_body(url: str, project: str, data: bytes) -> int:
@@ -104,6 +158,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     send.add_argument("--emulator", metavar="HOST:PORT", help="Pub/Sub emulator (default: the one `make dev` started)")
     send.add_argument("--post", action="store_true", help="post push bodies to lis_consumer even when the emulator runs")
     send.add_argument("--lis-url", help="lis_consumer base URL for --post (default: the one `make dev` started)")
+    send.add_argument("--mllp", nargs="?", const="", metavar="HOST:PORT",
+                      help="send each message over MLLP to the adapter (default: the one `make dev` started, 127.0.0.1:2575)")
     send.set_defaults(func=_lis_send)
     schema = lis.add_parser("schema", help="write docs/lis-event.schema.json from the JSON LIS event model")
     schema.add_argument("--stdout", action="store_true", help="print it instead")

@@ -8,7 +8,8 @@ fresh admin API key, and runs:
   along the Triggers in ``knative/`` and firing its PingSources on their schedules;
 - the real Pub/Sub emulator when it is installed (8085, or a free port): topic ``lis-inbound``
   pushing to lis_consumer and the dead-letter topic pushing to jobs ``/dead-letter``. Without it,
-  ``patient-mgt lis send`` posts push bodies straight to lis_consumer.
+  ``patient-mgt lis send`` posts push bodies straight to lis_consumer;
+- with the emulator, the MLLP adapter (``patient-mgt mllp``) on 127.0.0.1:2575 publishing to ``lis-inbound``.
 Where everything listens is written to DATA_DIR/dev/stack.json (read by ``patient-mgt lis send``).
 Ctrl-C stops every process it started, the embedded PostgreSQL included when this run started it;
 the data in DATA_DIR stays for the next run. ``stop_everything`` (`make dev-stop`) ends what a
@@ -36,6 +37,7 @@ FUNCTIONS = {"api": 8080, "lis_consumer": 8081, "notify": 8082, "jobs": 8083}
 SERVICE_NAMES = {"api": "api", "lis_consumer": "lis-consumer", "notify": "notify", "jobs": "jobs"}
 ROUTER_PORT = 8090
 EMULATOR_PORT = 8085
+MLLP_PORT = 2575
 
 
 def _say(text: str) -> None:
@@ -96,6 +98,7 @@ class StackConfig:
     router_port: int = ROUTER_PORT
     emulator_port: int | None = EMULATOR_PORT  # None: a free port
     use_emulator: bool = True
+    mllp_port: int | None = None  # the MLLP adapter's port (needs the emulator); None: no adapter
     reload: bool = True
     pingsources: bool = True
     backoff_scale: float = 1.0
@@ -113,6 +116,7 @@ class DevStack:
         self.database_url = database_url
         self.children: list[Child] = []
         self.emulator_host: str | None = None
+        self.mllp_address: str | None = None
         # A fresh emulator project per run: the emulator keeps nothing and numbers messages from 1
         # again, so a topic path reused across runs would repeat message ids the database has seen.
         self.project = f"{get_settings().google_cloud_project}-{time.strftime('%m%d%H%M%S')}"
@@ -192,14 +196,28 @@ class DevStack:
 
         if self.emulator_host:
             emulator.Emulator(self.emulator_host, self.project).wire_lis(self.url("lis_consumer"), self.url("jobs"))
+            if cfg.mllp_port is not None:
+                emulator.Emulator(self.emulator_host, self.project).wire_lis_outbound(self.url("jobs"))
+                self._start_mllp(cfg.mllp_port, base_env)
         self._write_state()
+
+    def _start_mllp(self, port: int, base_env: dict[str, str]) -> None:
+        """`patient-mgt mllp` on 127.0.0.1, publishing to the emulator's LIS topic."""
+        from shared.devrouter import emulator  # noqa: PLC0415
+
+        if not port_free(port):
+            raise RuntimeError(f"127.0.0.1:{port} (mllp) is in use: is another `make dev` running?")
+        env = {**base_env, "MLLP_HOST": "127.0.0.1", "MLLP_PORT": str(port), "MLLP_TOPIC": emulator.LIS_TOPIC}
+        child = self._spawn("mllp", [sys.executable, "-m", "shared.cli", "mllp"], env, port)
+        wait_for_port(port, child.proc, child.name)
+        self.mllp_address = f"127.0.0.1:{port}"
 
     def _write_state(self) -> None:
         from shared.devrouter import emulator  # noqa: PLC0415
 
         state = {name: self.url(name) for name in self.config.ports} | {
             "router": self.router_url, "pubsub_emulator_host": self.emulator_host, "project": self.project,
-            "lis_topic": emulator.LIS_TOPIC, "pid": os.getpid(),
+            "lis_topic": emulator.LIS_TOPIC, "mllp": self.mllp_address, "pid": os.getpid(),
             "processes": {c.name: c.proc.pid for c in self.children}}  # each leads its own process group
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         self.state_path.write_text(json.dumps(state, indent=2))
@@ -268,7 +286,8 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
     already_running = embedded and embedded_pid(settings.data_dir) is not None
     url = prepare_database()
     token = create_dev_admin_key()
-    config = config or StackConfig(reload=reload, use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {}))
+    config = config or StackConfig(reload=reload, use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {}),
+                                   mllp_port=MLLP_PORT)
     stack = DevStack(config, url)
     stopping = False
 
@@ -285,6 +304,8 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
         _say(f"{'router':<15} {stack.router_url}  (K_SINK of every function; GET /_dev/deliveries)")
         if stack.emulator_host:
             _say(f"{'pubsub':<15} {stack.emulator_host}  (PUBSUB_EMULATOR_HOST; topic lis-inbound -> lis_consumer)")
+        if stack.mllp_address:
+            _say(f"{'mllp':<15} {stack.mllp_address}  (MLLP -> topic lis-inbound; patient-mgt lis send --mllp FILE)")
         _say("send a lab message: .venv/bin/patient-mgt lis send tests/fixtures/hl7/<file>.hl7   (docs/dev.md)")
         _say(f"operator console: {stack.url('api')}/console/  (sign in with the key below)")
         _say("admin API key (use as: Authorization: Bearer <key>):")

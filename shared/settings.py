@@ -115,6 +115,60 @@ class Settings(BaseSettings):
     lis_order_overdue_hours: int = Field(default=24, ge=1, description="Orders without results after this emit order-overdue.")
     job_time_budget_seconds: float = Field(default=50.0, gt=0, description="Time budget of one job run (below the service timeout).")
 
+    # --- MLLP adapter (`patient-mgt mllp`, docs/lis.md §9) ----------------------------------------
+    mllp_host: str = Field(default="127.0.0.1", description="Address the MLLP listener binds (0.0.0.0 in its container).")
+    mllp_port: int = Field(default=2575, ge=0, le=65535, description="TCP port of the MLLP listener (0: a free port).")
+    mllp_topic: str = Field(
+        default="lis-inbound", description="Topic the MLLP listener publishes to: a name in GOOGLE_CLOUD_PROJECT or projects/P/topics/T."
+    )
+    mllp_max_frame_bytes: int = Field(
+        default=5_242_880, ge=1024, le=7_000_000,
+        description="Largest MLLP frame accepted (AR above, connection kept). Base64 in a push body must stay under LIS_MAX_BODY_BYTES.",
+    )
+    mllp_idle_timeout_seconds: float = Field(default=300.0, gt=0, description="An MLLP connection silent this long is closed.")
+    mllp_publish_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Wait for Pub/Sub to confirm a publish before answering the sender AE."
+    )
+    mllp_max_connections: int = Field(default=200, ge=1, description="Concurrent MLLP connections; more are closed at once.")
+    mllp_allowed_networks: str = Field(
+        default="", description="Comma list of CIDR networks allowed to connect to the MLLP listener (empty: any)."
+    )
+    mllp_tls_cert_file: Path | None = Field(default=None, description="PEM certificate chain: the MLLP listener speaks TLS when set.")
+    mllp_tls_key_file: Path | None = Field(default=None, description="PEM private key of MLLP_TLS_CERT_FILE.")
+    mllp_tls_client_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle: when set, MLLP clients must present a certificate it signed."
+    )
+
+    lis_mllp_host: str | None = Field(
+        default=None, description="The LIS's MLLP host: when set, `patient-mgt mllp` also sends the outbound subscription's messages there."
+    )
+    lis_mllp_port: int = Field(default=2575, ge=1, le=65535, description="The LIS's MLLP port.")
+    lis_outbound_subscription: str = Field(
+        default="lis-outbound-mllp", description="Pull subscription of the messages for the LIS: a name in GOOGLE_CLOUD_PROJECT or projects/P/subscriptions/S."
+    )
+    lis_ack_timeout_seconds: float = Field(default=30.0, gt=0, description="Wait for the LIS's ACK before counting a send as failed.")
+    lis_outbound_attempts: int = Field(
+        default=5, ge=1, le=100, description="Sends (with backoff) before a message is nacked to Pub/Sub (which redelivers, then dead-letters it)."
+    )
+    lis_outbound_backoff_seconds: float = Field(default=2.0, gt=0, description="First wait between sends to the LIS; doubles each time (capped at 300 s).")
+
+    lis_outbound_topic: str | None = Field(
+        default=None, description="Topic of the order messages for the LIS (jobs publishes, the MLLP adapter sends). Unset: orders are not sent."
+    )
+    lis_order_message_type: Literal["ORM^O01", "OML^O21"] = Field(default="ORM^O01", description="How orders are sent to this LIS.")
+    lis_receiving_application: str = Field(default="", max_length=180, description="MSH-5 of the messages to the LIS.")
+    lis_receiving_facility: str = Field(default="", max_length=180, description="MSH-6 of the messages to the LIS.")
+
+    @field_validator("mllp_allowed_networks")
+    @classmethod
+    def _networks_shape(cls, value: str) -> str:
+        import ipaddress  # noqa: PLC0415
+
+        for item in (v.strip() for v in value.split(",")):
+            if item:
+                ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value
+
     function_target: str | None = Field(
         default=None, description="Set by functions-framework/buildpacks (FUNCTION_TARGET): which function this process serves."
     )

@@ -1,5 +1,5 @@
-"""Lab order routes: a patient's orders with results, one order, placing an order, and the patient's
-observations that belong to no order."""
+"""Lab order routes: a patient's orders with results, one order, placing, changing and cancelling an
+order, and the patient's observations that belong to no order."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Response
 from shared.db import unit_of_work
 from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
-from shared.schemas.orders import ObservationPage, Order, OrderCreate, OrderPage, OrderQuery
+from shared.schemas.orders import ObservationPage, Order, OrderChange, OrderCreate, OrderPage, OrderQuery
 from shared.services import orders as service
 
 
@@ -53,4 +53,25 @@ def read_order(ctx: RequestContext, order_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
         found = service.get_order(uow, ctx.principal, order_id)
         order = service.to_order(found, service.child_orders(uow, [found]))
+    return json_response(order, 200, {"ETag": etag(order.version)})
+
+
+@route("PATCH", "/orders/<uuid:order_id>", scope="patients:write",
+       summary="Change an order's code, priority or notes before the lab accepts it (If-Match required; the LIS receives order.changed)",
+       tag="orders", body=OrderChange, headers_in=("If-Match",), responses={200: Order, 409: None}, audit_action="order.update")
+def change_order(ctx: RequestContext, order_id: uuid.UUID) -> Response:
+    version = ctx.if_match_version()
+    data = ctx.json_body(OrderChange)
+    with unit_of_work() as uow:
+        order = service.to_order(service.change_order(uow, ctx.principal, order_id, data, expected_version=version))
+    return json_response(order, 200, {"ETag": etag(order.version)})
+
+
+@route("POST", "/orders/<uuid:order_id>/cancel", scope="patients:write",
+       summary="Cancel an order placed through the API (If-Match required; the LIS receives order.cancelled)",
+       tag="orders", headers_in=("If-Match",), responses={200: Order, 409: None}, audit_action="order.cancel")
+def cancel_order(ctx: RequestContext, order_id: uuid.UUID) -> Response:
+    version = ctx.if_match_version()
+    with unit_of_work() as uow:
+        order = service.to_order(service.cancel_order(uow, ctx.principal, order_id, expected_version=version))
     return json_response(order, 200, {"ETag": etag(order.version)})

@@ -29,6 +29,8 @@ LIS_TOPIC = "lis-inbound"
 LIS_DEAD_LETTER_TOPIC = "lis-inbound-dead-letter"
 LIS_SUBSCRIPTION = "lis-inbound-lis-consumer"
 LIS_DEAD_LETTER_SUBSCRIPTION = "lis-inbound-dead-letter-jobs"
+LIS_OUTBOUND_TOPIC = "lis-outbound"
+LIS_OUTBOUND_SUBSCRIPTION = "lis-outbound-mllp"
 
 
 def emulator_command(host: str, port: int) -> list[str] | None:
@@ -132,3 +134,16 @@ class Emulator:
         self.create_push_subscription(
             LIS_DEAD_LETTER_SUBSCRIPTION, LIS_DEAD_LETTER_TOPIC,
             f"{jobs_url.rstrip('/')}/dead-letter/{self.topic_path(LIS_DEAD_LETTER_TOPIC)}")
+
+    def wire_lis_outbound(self, jobs_url: str, *, max_delivery_attempts: int = 5) -> None:
+        """Orders out: topic ``lis-outbound`` (jobs publishes), pulled by the MLLP adapter through
+        ``lis-outbound-mllp``; what the LIS never accepts goes to ``lis-outbound-dead-letter``, pushed to
+        jobs ``/dead-letter`` (stored, listed by GET /events/dead-letters)."""
+        dead = f"{LIS_OUTBOUND_TOPIC}-dead-letter"
+        self.create_topic(LIS_OUTBOUND_TOPIC)
+        self.create_topic(dead)
+        self._call("PUT", f"projects/{self.project}/subscriptions/{LIS_OUTBOUND_SUBSCRIPTION}", {
+            "topic": self.topic_path(LIS_OUTBOUND_TOPIC), "ackDeadlineSeconds": 600,
+            "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "10s"},
+            "deadLetterPolicy": {"deadLetterTopic": self.topic_path(dead), "maxDeliveryAttempts": max_delivery_attempts}})
+        self.create_push_subscription(f"{dead}-jobs", dead, f"{jobs_url.rstrip('/')}/dead-letter/{self.topic_path(dead)}")

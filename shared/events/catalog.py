@@ -84,6 +84,8 @@ PATIENT_MERGED = PREFIX + "patient.merged.v1"
 HISTORY_ADDED = PREFIX + "history.added.v1"
 HISTORY_CHANGED = PREFIX + "history.changed.v1"
 ORDER_REQUESTED = PREFIX + "order.requested.v1"
+ORDER_CHANGED = PREFIX + "order.changed.v1"
+ORDER_CANCELLED = PREFIX + "order.cancelled.v1"
 LIS_PATIENT_CREATED = PREFIX + "lis.patient.created.v1"
 LIS_PATIENT_UPDATED = PREFIX + "lis.patient.updated.v1"
 ORDER_CREATED = PREFIX + "order.created.v1"
@@ -101,6 +103,8 @@ CATALOG: dict[str, tuple[type[EventData], str, str]] = {
     HISTORY_ADDED: (HistoryEntryChanged, "api", "A medical history entry was added."),
     HISTORY_CHANGED: (HistoryEntryChanged, "api", "A medical history entry changed."),
     ORDER_REQUESTED: (OrderEvent, "api", "A lab order was placed through the API, for the LIS to act on."),
+    ORDER_CHANGED: (OrderEvent, "api", "An order placed through the API changed before the lab accepted it (HL7 ORC-1 XO)."),
+    ORDER_CANCELLED: (OrderEvent, "api", "An order placed through the API was cancelled (HL7 ORC-1 CA)."),
     LIS_PATIENT_CREATED: (PatientRegistered, "lis_consumer", "The LIS feed created a patient."),
     LIS_PATIENT_UPDATED: (PatientUpdated, "lis_consumer", "The LIS feed updated a patient's demographics."),
     ORDER_CREATED: (OrderEvent, "lis_consumer", "The LIS feed created an order."),

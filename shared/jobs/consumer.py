@@ -18,7 +18,7 @@ from cloudevents.abstract import CloudEvent
 from shared.consumer import Dispatcher, bind_event_context, retry_response
 from shared.events import dead_letters
 from shared.events import catalog
-from shared.jobs import ping, registry, worker
+from shared.jobs import orders_out, ping, registry, worker
 from shared.jobs.context import JobRetry
 from shared.jobs.runner import run_job
 from shared.log import get_logger
@@ -31,6 +31,8 @@ dispatcher.on(catalog.LIS_PATIENT_UPDATED)(worker.recheck_patient)
 dispatcher.on(catalog.LIS_PATIENT_CREATED)(worker.recheck_patient)
 dispatcher.on(catalog.PATIENT_MERGED)(worker.recheck_merged)
 dispatcher.on(catalog.ORDER_OVERDUE)(worker.record_overdue)
+for _order_event in orders_out.ACTIONS:  # order messages for the LIS (docs/lis.md §9)
+    dispatcher.on(_order_event)(orders_out.send_order_to_lis)
 
 
 def handle_event(event: CloudEvent) -> None:

@@ -48,6 +48,9 @@ class LabOrder(Base):
     # parent order and the parent's result it reports about (migration 0010).
     parent_order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_orders.id"))
     parent_result_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_results.id", use_alter=True))
+    # Orders placed here: the LIS acknowledged the order message / accepted the order (migration 0013).
+    sent_to_lis_at: Mapped[datetime | None]
+    lis_accepted_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from shared.schemas.coding import Coding, CodingOut
 from shared.schemas.common import LongText, QueryModel, StrictModel, text
@@ -18,6 +18,24 @@ class OrderCreate(StrictModel):
     code: Coding = Field(description="The test ordered, e.g. LOINC 2345-7 Glucose.")
     priority: Priority = "routine"
     notes: LongText | None = None
+
+
+class OrderChange(StrictModel):
+    """What may change before the lab accepts an order: the fields given replace the order's
+    (``notes: null`` clears the notes)."""
+
+    code: Coding | None = None
+    priority: Priority | None = None
+    notes: LongText | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> OrderChange:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of code, priority, notes")
+        for name in ("code", "priority"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be removed, only replaced")
+        return self
 
 
 class Result(BaseModel):
@@ -62,6 +80,8 @@ class Order(BaseModel):
     priority: str | None
     notes: str | None
     ordered_at: datetime | None
+    sent_to_lis_at: datetime | None = Field(description="When the LIS acknowledged the order message (orders placed here).")
+    lis_accepted_at: datetime | None = Field(description="When the LIS accepted the order (ORC-1 OK or a filler number).")
     results: list[Result]
     result_groups: list[ResultGroup] = Field(default_factory=list,
                                              description="The results grouped by OBX-4 sub-id (only results that have one).")

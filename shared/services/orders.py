@@ -20,12 +20,12 @@ from sqlalchemy.orm import selectinload
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import LabOrder, LabResult, Patient
 from shared.models.base import utcnow
-from shared.schemas.orders import Observation, Order, OrderCreate, OrderQuery
+from shared.schemas.orders import Observation, Order, OrderChange, OrderCreate, OrderQuery
 from shared.services import cursor
 
 PLACER_NAMESPACE = "patient-mgt"
@@ -70,6 +70,7 @@ def to_order(order: LabOrder, children: dict[uuid.UUID, list[uuid.UUID]] | None 
         "filler_namespace": order.filler_namespace or None,
         "code": _coding(order.code_system, order.code, order.code_display),
         "status": order.status, "priority": order.priority, "notes": order.notes, "ordered_at": order.ordered_at,
+        "sent_to_lis_at": order.sent_to_lis_at, "lis_accepted_at": order.lis_accepted_at,
         "results": [_result(r) for r in order.results], "result_groups": _groups(order, children or {}),
         "parent": parent, "version": order.version, "updated_at": order.updated_at,
     })
@@ -118,6 +119,53 @@ def place_order(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, da
     emit(uow, catalog.ORDER_REQUESTED, patient_id,
          catalog.OrderEvent(patient_id=patient_id, order_id=order.id, status="requested"))
     return order
+
+
+def _lock_own_order(uow: UnitOfWork, order_id: uuid.UUID, expected_version: int) -> LabOrder:
+    """An order placed through the API, locked, at the version the caller read."""
+    order = uow.session.scalar(sa.select(LabOrder).where(LabOrder.id == order_id).with_for_update())
+    if order is None:
+        raise NotFound("No order with this id")
+    if order.source != "api":
+        raise Conflict("This order came from the LIS; it is changed or cancelled there")
+    if order.version != expected_version:
+        raise PreconditionFailed("The order changed since you read it: GET it again and reapply your change")
+    return order
+
+
+def _bump(uow: UnitOfWork, order: LabOrder, event_type: str, principal: Principal, action: str) -> LabOrder:
+    order.version += 1
+    order.updated_at = utcnow()
+    uow.flush()
+    audit.record(uow, principal, action, [order.patient_id], details={"order_id": str(order.id)})
+    emit(uow, event_type, order.patient_id, catalog.OrderEvent(patient_id=order.patient_id, order_id=order.id, status=order.status))
+    return _load(uow, order.id)
+
+
+def change_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID, data: OrderChange, *,
+                 expected_version: int) -> LabOrder:
+    """Change code, priority or notes while the lab has not accepted the order (no filler number yet)."""
+    order = _lock_own_order(uow, order_id, expected_version)
+    if order.status != "requested" or order.filler_number is not None:
+        raise Conflict(f"The lab has accepted this order (status {order.status}); cancel it and place a new one")
+    if "code" in data.model_fields_set and data.code is not None:
+        order.code_system, order.code, order.code_display = data.code.system, data.code.code, data.code.display
+    if "priority" in data.model_fields_set:
+        order.priority = data.priority
+    if "notes" in data.model_fields_set:
+        order.notes = data.notes
+    return _bump(uow, order, catalog.ORDER_CHANGED, principal, "order.update")
+
+
+def cancel_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID, *, expected_version: int) -> LabOrder:
+    """Cancel an order that has no final result yet; the LIS hears of it through order.cancelled."""
+    order = _lock_own_order(uow, order_id, expected_version)
+    if order.status == "cancelled":
+        raise Conflict("This order is already cancelled")
+    if order.status in ("final", "corrected"):
+        raise Conflict(f"This order has its results (status {order.status}); it cannot be cancelled")
+    order.status = "cancelled"
+    return _bump(uow, order, catalog.ORDER_CANCELLED, principal, "order.cancel")
 
 
 def _load(uow: UnitOfWork, order_id: uuid.UUID) -> LabOrder:

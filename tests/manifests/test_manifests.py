@@ -50,6 +50,9 @@ SUBSCRIPTIONS = {
     catalog.PATIENT_MERGED: "jobs",  # finish moving large histories
     catalog.ORDER_OVERDUE: "jobs",  # recorded for the operator
     catalog.JOB_RUN_REQUESTED: "jobs",  # the console's Run now for a job the api cannot run
+    catalog.ORDER_REQUESTED: "jobs",  # rendered for the LIS (docs/lis.md §9)
+    catalog.ORDER_CHANGED: "jobs",
+    catalog.ORDER_CANCELLED: "jobs",
 }
 # Which function can handle which type (jobs also takes every dead letter, at /dead-letter).
 HANDLES = {

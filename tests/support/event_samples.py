@@ -18,6 +18,8 @@ def sample_data(event_type: str, patient_id: uuid.UUID) -> catalog.EventData:
         catalog.HISTORY_ADDED: catalog.HistoryEntryChanged(patient_id=patient_id, entry_id=uuid.uuid4(), version=1),
         catalog.HISTORY_CHANGED: catalog.HistoryEntryChanged(patient_id=patient_id, entry_id=uuid.uuid4(), version=2),
         catalog.ORDER_REQUESTED: catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status="requested"),
+        catalog.ORDER_CHANGED: catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status="requested"),
+        catalog.ORDER_CANCELLED: catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status="cancelled"),
         catalog.LIS_PATIENT_CREATED: catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"),
         catalog.LIS_PATIENT_UPDATED: catalog.PatientUpdated(patient_id=patient_id, version=2, changed=["address"]),
         catalog.ORDER_CREATED: catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status="in_progress"),

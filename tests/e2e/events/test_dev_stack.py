@@ -78,8 +78,9 @@ def test_an_hl7_result_published_to_the_emulator_reaches_notify(stack):
     message_id = stack.emulator.publish("lis-inbound", oru(f"CTL{tag}", mrn, f"PL{tag}", f"FI{tag}"))
     patient_id = wait_for(lambda: patient_with_identifier(mrn), timeout=60, what="lis_consumer to store the patient")
     with unit_of_work() as uow:
-        [message] = uow.session.scalars(sa.select(LisMessage).where(LisMessage.pubsub_message_id == message_id)).all()
-    assert message.status == "processed" and message.control_id == f"CTL{tag}"
+        # By the unique control id: emulator message ids restart at 1 in every emulator of the session.
+        [message] = uow.session.scalars(sa.select(LisMessage).where(LisMessage.control_id == f"CTL{tag}")).all()
+    assert message.status == "processed" and message.pubsub_message_id == message_id
     assert message.ce_source == f"//pubsub.googleapis.com/projects/{stack.emulator.project}/topics/lis-inbound"
     [row] = wait_for(lambda: [r for r in outbox(patient_id, catalog.RESULT_AVAILABLE) if r.published_at], timeout=60,
                      what="result.available to be published")
