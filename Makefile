@@ -1,7 +1,11 @@
 # Two commands on a fresh machine with python3 (>= 3.11) and make:
 #   make dev    the whole system on 127.0.0.1 (embedded PostgreSQL unless DATABASE_URL is set)
-#   make test   the whole suite
+#   make test   the whole suite, in parallel (README: "Make targets")
 PYTHON ?= python3
+# pytest-xdist workers; each has its own database. TEST_WORKERS=0 runs in this one process.
+# More workers than cores pays: most e2e/fault time is waiting on processes and the database.
+TEST_WORKERS ?= 3
+PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -19,13 +23,13 @@ dev: $(STAMP)
 	$(BIN)/patient-mgt dev
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not e2e and not fault"
+	$(BIN)/python -m pytest $(PARALLEL) -m "not e2e and not fault"
 
 test-fault: $(STAMP)
-	$(BIN)/python -m pytest -m fault
+	$(BIN)/python -m pytest $(PARALLEL) -m fault
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -6,7 +6,9 @@ identifiers and ids) and never counts rows it did not create.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -82,3 +84,72 @@ def client(api_app):  # noqa: ANN001, ANN201
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- running in parallel (pytest-xdist, `make test`) -----------------------------------------------
+#
+# `make test` runs `pytest -n N --dist loadscope`; the scheduler below decides what a unit of work is
+# and the order units are handed out. (xdist's own `--dist loadgroup` marks do not take effect with
+# pytest 9.2: pytest-dev/pytest-xdist#1386.)
+
+SLOW_SUITES = ("e2e", "fault")
+_SHARED_SCOPE = re.compile(r"""scope\s*=\s*["'](module|class|package)["']""")
+
+
+@functools.cache
+def _shares_module_fixtures(module: str) -> bool:
+    """Whether a test module (path relative to the root) or a conftest.py above it declares a fixture
+    wider than a test and narrower than the session: its tests then stay together on one worker, so
+    that fixture (a process, a moto server, an emulator) starts once. Read from the source, because
+    the controller that schedules never collects; a wrong guess costs time, never correctness."""
+    path = ROOT / module
+    sources = [path, *(d / "conftest.py" for d in path.parents if d != ROOT and ROOT in d.parents)]
+    return any(_SHARED_SCOPE.search(p.read_text()) for p in sources if p.is_file())
+
+
+def _unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return module if _shares_module_fixtures(module) else nodeid
+
+
+def _is_slow(nodeid: str) -> bool:
+    parts = nodeid.split("/")
+    return len(parts) > 2 and parts[1] in SLOW_SUITES
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415
+
+    class Units(LoadScopeScheduling):
+        """LoadScope with our units: a module whose tests share a fixture, else a single test."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return Units(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The order units are handed out (xdist takes them in collection order).
+
+    The slow suites (e2e, fault) are spread through the queue, one slow unit after each slice of
+    the fast tests, so every worker takes slow units from the start and the last units handed out
+    are fast ones (no worker is left alone with a long e2e module at the end), and a failing fast
+    test still shows early. The order is a pure function of the collection, so every worker computes
+    the same one (xdist requires identical collections); without xdist it is merely an order.
+    """
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(_unit(item.nodeid), []).append(item)
+    slow = [u for key, u in units.items() if _is_slow(key)]
+    fast = [u for key, u in units.items() if not _is_slow(key)]
+    # The last fifth of the fast tests stay at the end: small units that even out the finish.
+    head, tail = fast[: len(fast) * 4 // 5], fast[len(fast) * 4 // 5:]
+    step = max(1, len(head) // max(1, len(slow)))
+    ordered: list[list[pytest.Item]] = []
+    for i, unit in enumerate(slow):
+        ordered.append(unit)
+        ordered.extend(head[i * step:(i + 1) * step])
+    ordered.extend(head[len(slow) * step:])
+    ordered.extend(tail)
+    items[:] = [item for unit in ordered for item in unit]
