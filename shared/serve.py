@@ -9,8 +9,11 @@ This command takes functions-framework's options and variables (``--target``/``F
 ``HOST``, ``--port``/``PORT``, ``--debug``/``DEBUG``; ``THREADS``, ``WORKERS`` and the timeout are read
 by functions-framework's gunicorn application as before) and builds the same app and server, with
 one change: gunicorn's worker is :class:`ProblemWorker`, whose error answer keeps gunicorn's status
-and reason but carries a problem+json body that quotes nothing. ``--debug`` runs Flask's
-development server with the reloader, as functions-framework does (``make dev``).
+and reason but carries a problem+json body that quotes nothing. ``--debug`` (``make dev``) runs
+Flask's development server with the reloader but, unlike functions-framework's ``--debug``, never
+Werkzeug's interactive debugger (a Python console behind a PIN printed to the log, one request away
+from anyone who reaches the port); Werkzeug's request lines are dropped there (their query strings can
+be patient data, and the api logs each request itself).
 
 The Dockerfile's CMD, ``make dev`` (``shared.devrun``) and the end-to-end tests start every function
 with this command. What the Flask app itself would answer in HTML is ``shared.http.function_app``'s.
@@ -19,6 +22,7 @@ with this command. What the Flask app itself would answer in HTML is ``shared.ht
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from typing import Any
 
@@ -29,6 +33,7 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from shared.http.problems import PROBLEM_CONTENT_TYPE, internal_error, problem_body
+from shared.log import configure_logging
 
 DETAILS = {
     400: "The request is not valid HTTP/1.1 (request line, header or body framing) and was not processed",
@@ -92,8 +97,23 @@ class ProblemWorker(ThreadWorker):
 @click.option("--debug", envvar="DEBUG", is_flag=True)
 def main(target: str, source: str | None, signature_type: str, host: str, port: int, debug: bool) -> None:
     app = create_app(target, source, signature_type)
-    options = {} if debug else {"worker_class": ProblemWorker}
-    create_server(app, debug, **options).run(host, port)
+    if debug:
+        run_reloading(app, host, port)
+    else:
+        create_server(app, False, worker_class=ProblemWorker).run(host, port)
+
+
+class _NoRequestLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # WSGIRequestHandler.log: '<address> - - [<date>] "<method> <path?query> HTTP/1.1" <status> <size>'
+        return " - - [" not in record.getMessage()
+
+
+def run_reloading(app: Any, host: str, port: int) -> None:
+    """Flask's development server: reloads on code change; the debugger stays off."""
+    configure_logging()
+    logging.getLogger("werkzeug").addFilter(_NoRequestLines())
+    app.run(host, port, debug=False, use_reloader=True, use_debugger=False, threaded=True)
 
 
 if __name__ == "__main__":

@@ -143,6 +143,11 @@ class Settings(BaseSettings):
     # --- local -------------------------------------------------------------------------------
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Local state for `make dev`: embedded PostgreSQL, console outbox.")
     google_cloud_project: str = Field(default="patient-mgt-local", description="Pub/Sub project id.")
+    dev_port_base: int = Field(
+        default=8080, ge=1024, le=65000,
+        description="`make dev`: the api's port; lis_consumer, notify and jobs listen on the next three, the Pub/Sub "
+        "emulator on +5, the router on +10 (each movable with a `patient-mgt dev` flag).",
+    )
 
     def pool_size(self) -> int:
         """One connection per request thread: functions-framework runs WORKERS × THREADS (pool is per worker)."""
