@@ -93,7 +93,10 @@ class Settings(BaseSettings):
     notify_sending_lease_seconds: float = Field(
         default=300.0, ge=30, description="A notification claimed for sending longer than this is marked failed/outcome_unknown, never resent."
     )
-    portal_url: str = Field(default="http://127.0.0.1:8080/portal", description="Link placed in notifications.")
+    portal_url: str | None = Field(
+        default=None, description="The patient portal, linked from notifications (absolute http(s), at most 100 characters). "
+        "Unset: messages carry no link.",
+    )
     quiet_hours_start: time = Field(default=time(21, 0), description="Local time (patient's timezone) from which SMS are deferred.")
     quiet_hours_end: time = Field(default=time(8, 0), description="Local time at which deferred SMS may go out.")
     aws_region: str = Field(default="us-east-1", description="AWS region for SES/SNS.")
