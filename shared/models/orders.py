@@ -52,11 +52,17 @@ class LabOrder(Base):
 
 class LabResult(Base):
     __tablename__ = "lab_results"
-    __table_args__ = (Index("uq_lab_results_key", "order_id", "result_key", unique=True),)
+    __table_args__ = (
+        Index("uq_lab_results_key", "order_id", "result_key", unique=True),
+        # A patient's results by observation time (OBX-14, else when stored): GET /patients/{id}/results,
+        # and one analyte's trend (migration 0009_results_by_observation). They replace (patient_id).
+        Index("ix_lab_results_patient_observed", "patient_id", text("coalesce(observed_at, created_at)"), "id"),
+        Index("ix_lab_results_patient_code_observed", "patient_id", "code", text("coalesce(observed_at, created_at)"), "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("lab_orders.id"), index=True)
-    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
     # Identifies the observation within its order (code system + code + sub-id), so a corrected
     # result replaces the one it corrects.
     result_key: Mapped[str] = mapped_column(String(400))
