@@ -9,3 +9,4 @@ from shared.api import lis_routes  # noqa: F401
 from shared.api import metrics_routes  # noqa: F401
 from shared.api import fhir_routes  # noqa: F401
 from shared.api import results  # noqa: F401
+from shared.api import critical_routes  # noqa: F401

@@ -3,6 +3,7 @@
 from shared.models.audit import AuditEntry
 from shared.models.auth import ApiKey
 from shared.models.base import Base
+from shared.models.critical import CriticalAlert, CriticalAlertMessage
 from shared.models.dead_letters import DeadLetter
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
@@ -18,6 +19,8 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
+    "CriticalAlert",
+    "CriticalAlertMessage",
     "DataQualityIssue",
     "DeadLetter",
     "HistoryEntry",

@@ -8,7 +8,6 @@ tie-break; ``ix_lab_results_patient_observed`` and ``ix_lab_results_patient_code
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 
 from shared import audit
 from shared.auth import Principal
+from shared.critical.rules import numeric_value
 from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.lis.ordering import as_stamp, stamp_time
@@ -73,16 +73,6 @@ def list_results(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, q
     return [to_item(r) for r in rows], next_cursor
 
 
-def _number(value_type: str | None, value: str | None) -> float | None:
-    if value_type != "NM" or value is None:
-        return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _version(v: dict[str, Any]) -> ResultVersion:
     stamp = as_stamp(v.get("stamp"))
     return ResultVersion.model_validate({
@@ -95,7 +85,7 @@ def _version(v: dict[str, Any]) -> ResultVersion:
 def _point(r: LabResult) -> TrendPoint:
     return TrendPoint.model_validate({
         "result_id": r.id, "order_id": r.order_id, "observed_at": r.observed_at, "value": r.value,
-        "numeric_value": _number(r.value_type, r.value), "units": r.units, "reference_range": r.reference_range,
+        "numeric_value": numeric_value(r.value_type, r.value), "units": r.units, "reference_range": r.reference_range,
         "abnormal_flags": list(r.abnormal_flags or []), "status": r.status,
         "previous_versions": [_version(v) for v in r.previous_versions or []],
     })

@@ -26,4 +26,7 @@ def sample_data(event_type: str, patient_id: uuid.UUID) -> catalog.EventData:
         catalog.ORDER_OVERDUE: catalog.OrderOverdue(patient_id=patient_id, order_id=order_id,
                                                     ordered_at=datetime(2026, 1, 1, 8, 30, tzinfo=timezone.utc), overdue_hours=30),
     }
+    alert = catalog.CriticalAlertEvent(alert_id=uuid.uuid4(), patient_id=patient_id, result_id=uuid.uuid4(), order_id=order_id)
+    for critical in (catalog.RESULT_CRITICAL, catalog.CRITICAL_ALERT_ESCALATED, catalog.CRITICAL_ALERT_ACKNOWLEDGED):
+        samples[critical] = alert
     return samples[event_type]
