@@ -7,6 +7,7 @@ identifiers and ids) and never counts rows it did not create.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import re
 import uuid
@@ -117,6 +118,23 @@ def _is_slow(nodeid: str) -> bool:
     return len(parts) > 2 and parts[1] in SLOW_SUITES
 
 
+# Seconds each test took (setup + call + teardown) when this machine last ran it, else in the committed
+# seed (tests/durations.json, for a fresh clone; refresh it with `cp .data/test-durations.json tests/durations.json`).
+LOCAL_DURATIONS = ROOT / ".data" / "test-durations.json"
+SEED_DURATIONS = ROOT / "tests" / "durations.json"
+_UNKNOWN = {"slow": 5.0, "fast": 0.3}  # a test not timed yet
+
+
+def _known_durations() -> dict[str, float]:
+    known: dict[str, float] = {}
+    for path in (SEED_DURATIONS, LOCAL_DURATIONS):  # this machine's timings override the seed's
+        try:
+            known.update({str(k): float(v) for k, v in json.loads(path.read_text()).items()})
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+    return known
+
+
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415
 
@@ -130,26 +148,42 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The order units are handed out (xdist takes them in collection order).
+    """The order units are handed out (xdist takes them in collection order): longest first.
 
-    The slow suites (e2e, fault) are spread through the queue, one slow unit after each slice of
-    the fast tests, so every worker takes slow units from the start and the last units handed out
-    are fast ones (no worker is left alone with a long e2e module at the end), and a failing fast
-    test still shows early. The order is a pure function of the collection, so every worker computes
-    the same one (xdist requires identical collections); without xdist it is merely an order.
+    A unit's weight is what its tests took last time (tests/durations.json until this machine has
+    timed them). Handing out the longest first (LPT) puts the slow e2e/fault units on every worker at
+    once instead of one after another, and the run ends on small units that even out the finish: no
+    worker is left alone with a two-minute module at the end. The order is a pure function of the
+    collection and that file, so every worker computes the same one (xdist requires identical
+    collections); without xdist it is merely an order.
     """
+    known = _known_durations()
     units: dict[str, list[pytest.Item]] = {}
     for item in items:
         units.setdefault(_unit(item.nodeid), []).append(item)
-    slow = [u for key, u in units.items() if _is_slow(key)]
-    fast = [u for key, u in units.items() if not _is_slow(key)]
-    # The last fifth of the fast tests stay at the end: small units that even out the finish.
-    head, tail = fast[: len(fast) * 4 // 5], fast[len(fast) * 4 // 5:]
-    step = max(1, len(head) // max(1, len(slow)))
-    ordered: list[list[pytest.Item]] = []
-    for i, unit in enumerate(slow):
-        ordered.append(unit)
-        ordered.extend(head[i * step:(i + 1) * step])
-    ordered.extend(head[len(slow) * step:])
-    ordered.extend(tail)
+
+    def weight(unit: list[pytest.Item]) -> float:
+        return sum(known.get(i.nodeid, _UNKNOWN["slow" if _is_slow(i.nodeid) else "fast"]) for i in unit)
+
+    ordered = sorted(units.values(), key=weight, reverse=True)  # stable: ties keep the collection order
     items[:] = [item for unit in ordered for item in unit]
+
+
+_timings: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Workers' reports reach the controller too; only the controller (or a run without xdist) writes them.
+    _timings[report.nodeid] = _timings.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller keeps what each test took for the next run's order (a partial run updates its tests)."""
+    if hasattr(session.config, "workerinput") or not _timings:
+        return
+    merged = {**_known_durations(), **{k: round(v, 3) for k, v in _timings.items()}}
+    try:
+        LOCAL_DURATIONS.parent.mkdir(parents=True, exist_ok=True)
+        LOCAL_DURATIONS.write_text(json.dumps(dict(sorted(merged.items())), indent=0))
+    except OSError:
+        pass  # a read-only checkout: the next run orders by the seed

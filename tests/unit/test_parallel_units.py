@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from tests.conftest import _shares_module_fixtures, _unit, pytest_collection_modifyitems
@@ -20,14 +21,21 @@ class _Item:
     nodeid: str
 
 
-def test_slow_units_are_spread_and_the_run_ends_on_fast_tests() -> None:
-    fast = [_Item(f"tests/unit/test_f{i}.py::test_{i}") for i in range(50)]
-    slow = [_Item(f"tests/fault/test_database_outage.py::test_s{i}") for i in range(5)]
-    items = [*slow, *fast]  # collection order: the slow suites first (tests/e2e, tests/fault sort first)
+def test_the_longest_units_are_handed_out_first(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    import tests.conftest as conftest  # noqa: PLC0415
+
+    timings = tmp_path / "durations.json"
+    timings.write_text(json.dumps({"tests/fault/test_database_outage.py::test_b": 90.0,
+                                   "tests/unit/test_f1.py::test_1": 40.0}))  # a fast suite's test that got slow
+    monkeypatch.setattr(conftest, "LOCAL_DURATIONS", tmp_path / "missing.json")
+    monkeypatch.setattr(conftest, "SEED_DURATIONS", timings)
+    fast = [_Item(f"tests/unit/test_f{i}.py::test_{i}") for i in range(6)]
+    slow = [_Item("tests/fault/test_database_outage.py::test_a"), _Item("tests/fault/test_database_outage.py::test_b")]
+    grouped = [_Item(f"tests/e2e/lis/test_samples_e2e.py::test_{i}") for i in range(3)]  # one unit, never timed
+    items = [*slow, *grouped, *fast]
     pytest_collection_modifyitems(None, items)  # type: ignore[arg-type]
-    assert sorted(i.nodeid for i in items) == sorted(i.nodeid for i in [*slow, *fast]), "nothing lost or doubled"
-    positions = [n for n, item in enumerate(items) if "/fault/" in item.nodeid]
-    assert positions[0] == 0 and positions[1] > 1, "a slow unit, then a slice of fast tests, then the next"
-    gaps = {b - a for a, b in zip(positions, positions[1:], strict=False)}
-    assert len(gaps) == 1, "evenly spread"
-    assert all("/unit/" in item.nodeid for item in items[-10:]), "the last units are fast"
+    assert sorted(i.nodeid for i in items) == sorted(i.nodeid for i in [*slow, *grouped, *fast]), "nothing lost or doubled"
+    assert [i.nodeid for i in items[:2]] == ["tests/fault/test_database_outage.py::test_b", "tests/unit/test_f1.py::test_1"]
+    assert [i.nodeid.split("::")[0] for i in items[2:5]] == ["tests/e2e/lis/test_samples_e2e.py"] * 3, "3 untimed e2e tests"
+    assert items[5].nodeid == "tests/fault/test_database_outage.py::test_a"
+    assert all("/unit/" in i.nodeid for i in items[6:]), "the run ends on the small units"
