@@ -1,15 +1,19 @@
 """`make dev`: the whole system on one machine.
 
-Starts (or attaches to) the embedded PostgreSQL unless DATABASE_URL is set, migrates, prints a
-fresh admin API key, and runs:
-- each function as its own functions-framework process on 127.0.0.1 (api 8080, lis_consumer 8081,
-  notify 8082, jobs 8083), reloading on code change;
-- the dev router on 8090 (``shared.devrouter``): every function's K_SINK, delivering broker events
-  along the Triggers in ``knative/`` and firing its PingSources on their schedules;
-- the real Pub/Sub emulator when it is installed (8085, or a free port): topic ``lis-inbound``
+First checks that every port it will listen on is free (one line and exit 1 when one is not, before
+anything is created). Then starts (or attaches to) the embedded PostgreSQL unless DATABASE_URL is
+set, migrates, prints a fresh admin API key, and runs:
+- each function as its own process on 127.0.0.1 (api DEV_PORT_BASE, default 8080; lis_consumer +1,
+  notify +2, jobs +3), reloading on code change (``shared.serve --debug``: Flask's reloader, never
+  Werkzeug's debugger) or, with ``--no-reload``, gunicorn as in the container;
+- the dev router on DEV_PORT_BASE + 10 (``shared.devrouter``): every function's K_SINK, delivering
+  broker events along the Triggers in ``knative/`` and firing its PingSources on their schedules;
+- the real Pub/Sub emulator when it is installed (DEV_PORT_BASE + 5): topic ``lis-inbound``
   pushing to lis_consumer and the dead-letter topic pushing to jobs ``/dead-letter``. Without it,
   ``patient-mgt lis send`` posts push bodies straight to lis_consumer;
-- with the emulator, the MLLP adapter (``patient-mgt mllp``) on 127.0.0.1:2575 publishing to ``lis-inbound``.
+- with the emulator, the MLLP adapter (``patient-mgt mllp``) on 127.0.0.1:2575 (``--mllp-port``)
+  publishing to ``lis-inbound``.
+Every port can be moved on its own (``patient-mgt dev --help``).
 Where everything listens is written to DATA_DIR/dev/stack.json (read by ``patient-mgt lis send``).
 Ctrl-C stops every process it started, the embedded PostgreSQL included when this run started it;
 the data in DATA_DIR stays for the next run. ``stop_everything`` (`make dev-stop`) ends what a
@@ -32,12 +36,32 @@ from typing import IO
 
 from shared.settings import PROJECT_ROOT, get_settings
 
-FUNCTIONS = {"api": 8080, "lis_consumer": 8081, "notify": 8082, "jobs": 8083}
+# Offset of each process's port from DEV_PORT_BASE (default 8080: api 8080 … router 8090).
+OFFSETS = {"api": 0, "lis_consumer": 1, "notify": 2, "jobs": 3, "pubsub-emulator": 5, "router": 10}
+FUNCTIONS = {name: 8080 + OFFSETS[name] for name in ("api", "lis_consumer", "notify", "jobs")}
 # Knative Service name of each function (knative/app/services.yaml), as Triggers reference them.
 SERVICE_NAMES = {"api": "api", "lis_consumer": "lis-consumer", "notify": "notify", "jobs": "jobs"}
-ROUTER_PORT = 8090
-EMULATOR_PORT = 8085
-MLLP_PORT = 2575
+ROUTER_PORT = 8080 + OFFSETS["router"]
+EMULATOR_PORT = 8080 + OFFSETS["pubsub-emulator"]
+MLLP_PORT = 2575  # the MLLP port by convention, not moved by DEV_PORT_BASE
+
+
+class PortsInUse(RuntimeError):
+    """Some port `make dev` needs is taken; ``str()`` is the one line to show."""
+
+    def __init__(self, taken: list[tuple[str, int]]) -> None:
+        where = ", ".join(f"127.0.0.1:{port} ({name})" for name, port in taken)
+        super().__init__(f"cannot start: {where} {'is' if len(taken) == 1 else 'are'} in use. Move every port with "
+                         "DEV_PORT_BASE=<port> (api there, the others after it) or one with --api-port, "
+                         "--router-port … (patient-mgt dev --help)")
+        self.taken = taken
+
+
+def dev_ports(base: int, **overrides: int | None) -> dict[str, int]:
+    """Every port of the stack from a base and per-process overrides (``api=9000``, ``router=9100`` …)."""
+    ports = {name: base + offset for name, offset in OFFSETS.items()} | {"mllp": MLLP_PORT}
+    ports.update({name.replace("_emulator", "-emulator"): port for name, port in overrides.items() if port})
+    return ports
 
 
 def _say(text: str) -> None:
@@ -96,7 +120,7 @@ class Child:
 class StackConfig:
     ports: dict[str, int] = field(default_factory=lambda: dict(FUNCTIONS))
     router_port: int = ROUTER_PORT
-    emulator_port: int | None = EMULATOR_PORT  # None: a free port
+    emulator_port: int | None = EMULATOR_PORT  # None: a free port (tests)
     use_emulator: bool = True
     mllp_port: int | None = None  # the MLLP adapter's port (needs the emulator); None: no adapter
     reload: bool = True
@@ -142,6 +166,22 @@ class DevStack:
         self.children.append(child)
         return child
 
+    def wanted_ports(self) -> list[tuple[str, int]]:
+        from shared.devrouter import emulator  # noqa: PLC0415
+
+        wanted = [*self.config.ports.items(), ("router", self.config.router_port)]
+        if self.config.use_emulator and self.config.emulator_port and emulator.emulator_command("127.0.0.1", 0):
+            wanted.append(("pubsub-emulator", self.config.emulator_port))
+            if self.config.mllp_port:
+                wanted.append(("mllp", self.config.mllp_port))
+        return wanted
+
+    def check_ports(self) -> None:
+        """Raise PortsInUse naming every port that is taken (before anything is created)."""
+        taken = [(name, port) for name, port in self.wanted_ports() if not port_free(port)]
+        if taken:
+            raise PortsInUse(taken)
+
     def start(self) -> None:
         try:
             self._start()
@@ -153,9 +193,7 @@ class DevStack:
         from shared.devrouter import emulator  # noqa: PLC0415
 
         cfg = self.config
-        for name, port in [*cfg.ports.items(), ("router", cfg.router_port)]:
-            if not port_free(port):
-                raise RuntimeError(f"127.0.0.1:{port} ({name}) is in use: is another `make dev` running?")
+        self.check_ports()  # again: something may have taken one while the database started
         base_env = {**os.environ, "DATABASE_URL": self.database_url, "PYTHONUNBUFFERED": "1", "NO_GCE_CHECK": "true",
                     "K_SINK": self.router_url + "/", "GOOGLE_CLOUD_PROJECT": self.project, **cfg.env}
         base_env.setdefault("NOTIFY_PROVIDER", "console")
@@ -164,7 +202,7 @@ class DevStack:
         base_env.pop("EVENT_SINK", None)
 
         if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:
-            port = cfg.emulator_port if cfg.emulator_port and port_free(cfg.emulator_port) else free_port()
+            port = cfg.emulator_port or free_port()
             log_path = (cfg.log_dir or get_settings().data_dir / "dev") / "pubsub-emulator.log"
             proc = emulator.start("127.0.0.1", port, log_path)
             self.children.append(Child("pubsub-emulator", proc, port))
@@ -182,14 +220,8 @@ class DevStack:
             router_cmd.append("--no-pingsources")
         router = self._spawn("router", router_cmd, base_env, cfg.router_port)
 
-        functions = []
-        for name, port in cfg.ports.items():
-            signature = "http" if name == "api" else "cloudevent"
-            cmd = [sys.executable, "-m", "shared.serve", "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
-                   "--target", name, "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)]
-            if cfg.reload:
-                cmd.append("--debug")  # Flask's server with the reloader: restarts on code change
-            functions.append(self._spawn(name, cmd, {**base_env, "FUNCTION_TARGET": name}, port))
+        functions = [self._spawn(name, function_command(name, port, reload=cfg.reload), {**base_env, "FUNCTION_TARGET": name}, port)
+                     for name, port in cfg.ports.items()]
         for child in [router, *functions]:
             assert child.port is not None
             wait_for_port(child.port, child.proc, child.name)
@@ -236,6 +268,15 @@ class DevStack:
             pass
 
 
+def function_command(name: str, port: int, *, reload: bool) -> list[str]:
+    """The command serving one function (``shared.serve``, as the container does): with ``--debug`` the
+    reloader (never Werkzeug's debugger), else gunicorn as in production."""
+    signature = "http" if name == "api" else "cloudevent"
+    cmd = [sys.executable, "-m", "shared.serve", "--source", str(PROJECT_ROOT / "functions" / name / "main.py"),
+           "--target", name, "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)]
+    return [*cmd, "--debug"] if reload else cmd
+
+
 def state_file() -> Path:
     return get_settings().data_dir / "dev" / "stack.json"
 
@@ -278,17 +319,24 @@ def create_dev_admin_key() -> str:
 
 
 def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulator: bool = True, pingsources: bool = True,
-        config: StackConfig | None = None) -> int:
+        ports: dict[str, int] | None = None, config: StackConfig | None = None) -> int:
+    """``ports``: from ``dev_ports`` (default: DEV_PORT_BASE's layout), or a whole ``config`` (tests).
+    Every port is checked first: a taken one is PortsInUse before the database is started or migrated
+    and before a key is made."""
     from shared.embedded_pg import embedded_pid, stop_embedded  # noqa: PLC0415
 
     settings = get_settings()
+    if config is None:
+        ports = ports or dev_ports(settings.dev_port_base)
+        config = StackConfig(ports={f: ports[f] for f in FUNCTIONS}, router_port=ports["router"],
+                             emulator_port=ports["pubsub-emulator"], mllp_port=ports["mllp"], reload=reload,
+                             use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {}))
+    stack = DevStack(config, database_url="")
+    stack.check_ports()
     embedded = not settings.database_url
     already_running = embedded and embedded_pid(settings.data_dir) is not None
-    url = prepare_database()
+    stack.database_url = prepare_database()
     token = create_dev_admin_key()
-    config = config or StackConfig(reload=reload, use_emulator=emulator, pingsources=pingsources, env=dict(extra_env or {}),
-                                   mllp_port=MLLP_PORT)
-    stack = DevStack(config, url)
     stopping = False
 
     def stop(_signum: int, _frame: object) -> None:

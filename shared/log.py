@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import traceback
 from datetime import datetime, timezone
@@ -24,6 +25,8 @@ _trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id
 _span_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("span_id", default=None)
 
 _configured = False
+# Terminal colour/style sequences (Werkzeug styles its lines): never inside a JSON line.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
 
 def bind_request(request_id: str | None, trace_id: str | None = None, span_id: str | None = None) -> None:
@@ -51,9 +54,12 @@ def _safe_traceback(exc_info: Any) -> str:
 
 class CloudLoggingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if "\x1b" in message:
+            message = _ANSI.sub("", message)
         entry: dict[str, Any] = {
             "severity": "CRITICAL" if record.levelno >= logging.CRITICAL else record.levelname,
-            "message": record.getMessage(),
+            "message": message,
             "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
             "logger": record.name,
         }

@@ -37,8 +37,19 @@ def pending_revisions(engine: sa.Engine) -> list[str]:
     return [rev.revision for rev in script.walk_revisions() if rev.revision not in current]
 
 
+def _with_ancestors(script: ScriptDirectory, heads: set[str]) -> set[str]:
+    """The revisions a database at ``heads`` has run: each head and everything below it."""
+    if not heads:
+        return set()
+    return {rev.revision for rev in script.iterate_revisions(tuple(heads), "base")}
+
+
 def migrate(engine: sa.Engine) -> list[str]:
-    """Upgrade to every head. Returns the revisions that were applied (empty when up to date)."""
+    """Upgrade to every head. Returns every revision that ran, oldest first (empty when up to date).
+
+    Counted from the revision graph, not from the heads: the branches that start at the spine
+    (0002 … 0006) and the revisions chained after them all ran, though only the tips are heads.
+    """
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
         conn.commit()
@@ -53,4 +64,6 @@ def migrate(engine: sa.Engine) -> list[str]:
         finally:
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_LOCK_KEY})
             conn.commit()
-    return sorted(after - before)
+    script = ScriptDirectory.from_config(alembic_config())
+    ran = _with_ancestors(script, after) - _with_ancestors(script, before)
+    return [rev.revision for rev in reversed(list(script.walk_revisions())) if rev.revision in ran]

@@ -12,8 +12,11 @@ two changes (``GUNICORN_OPTIONS``): gunicorn's worker is :class:`ProblemWorker`,
 keeps gunicorn's status and reason but carries a problem+json body that quotes nothing; and
 gunicorn's control server is off (``control_socket_disable``: gunicorn ≥ 25.1 otherwise opens a
 Unix socket under ``$HOME/.gunicorn``, which is read-only in the image, and logged an error at every
-start; nobody manages a pod's gunicorn through a socket inside it). ``--debug`` runs Flask's
-development server with the reloader, as functions-framework does (``make dev``).
+start; nobody manages a pod's gunicorn through a socket inside it). ``--debug`` (``make dev``) runs
+Flask's development server with the reloader but, unlike functions-framework's ``--debug``, never
+Werkzeug's interactive debugger (a Python console behind a PIN printed to the log, one request away
+from anyone who reaches the port); Werkzeug's request lines are dropped there (their query strings can
+be patient data, and the api logs each request itself).
 
 The Dockerfile's CMD, ``make dev`` (``shared.devrun``) and the end-to-end tests start every function
 with this command. What the Flask app itself would answer in HTML is ``shared.http.function_app``'s.
@@ -22,6 +25,7 @@ with this command. What the Flask app itself would answer in HTML is ``shared.ht
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from typing import Any
 
@@ -32,6 +36,7 @@ from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
 from shared.http.problems import PROBLEM_CONTENT_TYPE, internal_error, problem_body
+from shared.log import configure_logging
 
 DETAILS = {
     400: "The request is not valid HTTP/1.1 (request line, header or body framing) and was not processed",
@@ -98,8 +103,23 @@ GUNICORN_OPTIONS: dict[str, object] = {"worker_class": ProblemWorker, "control_s
 @click.option("--debug", envvar="DEBUG", is_flag=True)
 def main(target: str, source: str | None, signature_type: str, host: str, port: int, debug: bool) -> None:
     app = create_app(target, source, signature_type)
-    options = {} if debug else GUNICORN_OPTIONS
-    create_server(app, debug, **options).run(host, port)
+    if debug:
+        run_reloading(app, host, port)
+    else:
+        create_server(app, False, **GUNICORN_OPTIONS).run(host, port)
+
+
+class _NoRequestLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # WSGIRequestHandler.log: '<address> - - [<date>] "<method> <path?query> HTTP/1.1" <status> <size>'
+        return " - - [" not in record.getMessage()
+
+
+def run_reloading(app: Any, host: str, port: int) -> None:
+    """Flask's development server: reloads on code change; the debugger stays off."""
+    configure_logging()
+    logging.getLogger("werkzeug").addFilter(_NoRequestLines())
+    app.run(host, port, debug=False, use_reloader=True, use_debugger=False, threaded=True)
 
 
 if __name__ == "__main__":

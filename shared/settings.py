@@ -7,16 +7,45 @@ Every field is read from the environment variable of the same name upper-cased
 from __future__ import annotations
 
 import os
+import re
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class CriticalRange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    low: float | None = None
+    high: float | None = None
+
+
+class AlertTarget(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["email", "sms", "webhook"]
+    to: str = Field(min_length=3, max_length=300)
+
+    @model_validator(mode="after")
+    def _address_fits_channel(self) -> AlertTarget:
+        if self.channel == "sms" and not re.fullmatch(r"\+[1-9][0-9]{7,14}", self.to):
+            raise ValueError("an sms target is an E.164 number")
+        if self.channel == "email" and not re.fullmatch(r"[^@\s]+@[^@\s]+", self.to):
+            raise ValueError("an email target is one address")
+        if self.channel == "webhook" and not self.to.startswith(("https://", "http://")):
+            raise ValueError("a webhook target is an http(s) URL")
+        return self
+
+
+class AlertRoute(AlertTarget):
+    escalate_to: AlertTarget | None = None
 
 
 class Settings(BaseSettings):
@@ -101,11 +130,35 @@ class Settings(BaseSettings):
     notify_sending_lease_seconds: float = Field(
         default=300.0, ge=30, description="A notification claimed for sending longer than this is marked failed/outcome_unknown, never resent."
     )
-    portal_url: str = Field(default="http://127.0.0.1:8080/portal", description="Link placed in notifications.")
+    portal_url: str | None = Field(
+        default=None, description="The patient portal, linked from notifications (absolute http(s), at most 100 characters). "
+        "Unset: messages carry no link.",
+    )
     quiet_hours_start: time = Field(default=time(21, 0), description="Local time (patient's timezone) from which SMS are deferred.")
     quiet_hours_end: time = Field(default=time(8, 0), description="Local time at which deferred SMS may go out.")
     aws_region: str = Field(default="us-east-1", description="AWS region for SES/SNS.")
     aws_endpoint_url: str | None = Field(default=None, description="AWS endpoint override (moto in tests); boto3 honours it too.")
+
+    # --- critical results (shared/critical) ----------------------------------------------------------
+    critical_ranges: dict[str, CriticalRange] = Field(
+        default_factory=dict,
+        description='JSON: per OBX-3 code, the values outside which a numeric result is critical, e.g. '
+        '{"2823-3": {"low": 2.8, "high": 6.2}}. OBX-8 HH, LL and AA are critical whatever this says.',
+    )
+    critical_alert_routes: dict[str, AlertRoute] = Field(
+        default_factory=dict,
+        description='JSON: who is told of a critical result, by "<facility>/<ward>", "<facility>" (MSH-4; ward = PV1-3.1) '
+        'or "*", e.g. {"LAB/ICU": {"channel": "sms", "to": "+14155550100", "escalate_to": {"channel": "email", '
+        '"to": "icu-lead@hosp.example"}}}; channel email, sms or webhook (to = an https URL).',
+    )
+    critical_alert_escalate_after_seconds: float = Field(
+        default=900.0, ge=0, description="An alert not acknowledged this long after it was raised is escalated."
+    )
+    critical_alert_link: str | None = Field(
+        default=None, max_length=200,
+        description="Where a clinician opens an alert, with {alert_id} in it (e.g. https://ward.example/alerts/{alert_id}). "
+        "Unset: messages carry the alert id, no link.",
+    )
 
     # --- LIS / jobs -----------------------------------------------------------------------------
     lis_max_body_bytes: int = Field(
@@ -205,6 +258,11 @@ class Settings(BaseSettings):
     # --- local -------------------------------------------------------------------------------
     data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="Local state for `make dev`: embedded PostgreSQL, console outbox.")
     google_cloud_project: str = Field(default="patient-mgt-local", description="Pub/Sub project id.")
+    dev_port_base: int = Field(
+        default=8080, ge=1024, le=65000,
+        description="`make dev`: the api's port; lis_consumer, notify and jobs listen on the next three, the Pub/Sub "
+        "emulator on +5, the router on +10 (each movable with a `patient-mgt dev` flag).",
+    )
 
     def pool_size(self) -> int:
         """One connection per request thread: functions-framework runs WORKERS × THREADS (pool is per worker)."""

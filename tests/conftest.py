@@ -6,7 +6,10 @@ identifiers and ids) and never counts rows it did not create.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,9 +93,11 @@ def api_app(database_url: str):  # noqa: ANN201
     return create_app(target="api", source=str(ROOT / "functions" / "api" / "main.py"), signature_type="http")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def jobs_client(database_url: str):  # noqa: ANN201
-    """The jobs function (CloudEvents) through functions-framework's test client."""
+    """The jobs function (CloudEvents) through functions-framework's test client (session-wide, like
+    api_app: a module scope here would make every test module one scheduling unit, see
+    _shares_module_fixtures)."""
     from functions_framework import create_app  # noqa: PLC0415
 
     app = create_app(target="jobs", source=str(ROOT / "functions" / "jobs" / "main.py"), signature_type="cloudevent")
@@ -106,3 +111,105 @@ def client(api_app):  # noqa: ANN001, ANN201
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- running in parallel (pytest-xdist, `make test`) -----------------------------------------------
+#
+# `make test` runs `pytest -n N --dist loadscope`; the scheduler below decides what a unit of work is
+# and the order units are handed out. (xdist's own `--dist loadgroup` marks do not take effect with
+# pytest 9.2: pytest-dev/pytest-xdist#1386.)
+
+SLOW_SUITES = ("e2e", "fault")
+_SHARED_SCOPE = re.compile(r"""scope\s*=\s*["'](module|class|package)["']""")
+
+
+@functools.cache
+def _shares_module_fixtures(module: str) -> bool:
+    """Whether a test module (path relative to the root) or a conftest.py above it declares a fixture
+    wider than a test and narrower than the session: its tests then stay together on one worker, so
+    that fixture (a process, a moto server, an emulator) starts once. Read from the source, because
+    the controller that schedules never collects; a wrong guess costs time, never correctness."""
+    path = ROOT / module
+    sources = [path, *(d / "conftest.py" for d in path.parents if d != ROOT and ROOT in d.parents)]
+    return any(_SHARED_SCOPE.search(p.read_text()) for p in sources if p.is_file())
+
+
+def _unit(nodeid: str) -> str:
+    module = nodeid.split("::", 1)[0]
+    return module if _shares_module_fixtures(module) else nodeid
+
+
+def _is_slow(nodeid: str) -> bool:
+    parts = nodeid.split("/")
+    return len(parts) > 2 and parts[1] in SLOW_SUITES
+
+
+# Seconds each test took (setup + call + teardown) when this machine last ran it, else in the committed
+# seed (tests/durations.json, for a fresh clone; refresh it with `cp .data/test-durations.json tests/durations.json`).
+LOCAL_DURATIONS = ROOT / ".data" / "test-durations.json"
+SEED_DURATIONS = ROOT / "tests" / "durations.json"
+_UNKNOWN = {"slow": 5.0, "fast": 0.3}  # a test not timed yet
+
+
+def _known_durations() -> dict[str, float]:
+    known: dict[str, float] = {}
+    for path in (SEED_DURATIONS, LOCAL_DURATIONS):  # this machine's timings override the seed's
+        try:
+            known.update({str(k): float(v) for k, v in json.loads(path.read_text()).items()})
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+    return known
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415
+
+    class Units(LoadScopeScheduling):
+        """LoadScope with our units: a module whose tests share a fixture, else a single test."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    return Units(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The order units are handed out (xdist takes them in collection order): longest first.
+
+    A unit's weight is what its tests took last time (tests/durations.json until this machine has
+    timed them). Handing out the longest first (LPT) puts the slow e2e/fault units on every worker at
+    once instead of one after another, and the run ends on small units that even out the finish: no
+    worker is left alone with a two-minute module at the end. The order is a pure function of the
+    collection and that file, so every worker computes the same one (xdist requires identical
+    collections); without xdist it is merely an order.
+    """
+    known = _known_durations()
+    units: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        units.setdefault(_unit(item.nodeid), []).append(item)
+
+    def weight(unit: list[pytest.Item]) -> float:
+        return sum(known.get(i.nodeid, _UNKNOWN["slow" if _is_slow(i.nodeid) else "fast"]) for i in unit)
+
+    ordered = sorted(units.values(), key=weight, reverse=True)  # stable: ties keep the collection order
+    items[:] = [item for unit in ordered for item in unit]
+
+
+_timings: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Workers' reports reach the controller too; only the controller (or a run without xdist) writes them.
+    _timings[report.nodeid] = _timings.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The controller keeps what each test took for the next run's order (a partial run updates its tests)."""
+    if hasattr(session.config, "workerinput") or not _timings:
+        return
+    merged = {**_known_durations(), **{k: round(v, 3) for k, v in _timings.items()}}
+    try:
+        LOCAL_DURATIONS.parent.mkdir(parents=True, exist_ok=True)
+        LOCAL_DURATIONS.write_text(json.dumps(dict(sorted(merged.items())), indent=0))
+    except OSError:
+        pass  # a read-only checkout: the next run orders by the seed

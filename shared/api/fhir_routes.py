@@ -104,7 +104,8 @@ def fhir_metadata(ctx: RequestContext) -> Response:
 
 
 @route("GET", "/fhir/Patient/<patient_id>", scope="patients:read", summary="FHIR read of a Patient",
-       query=FormatQuery, responses={200: FhirPatient, **SEARCH_ERRORS}, audit_action="patient.read", **FHIR)
+       query=FormatQuery, responses={200: FhirPatient, **SEARCH_ERRORS}, audit_action="patient.read",
+       headers_out=("ETag", "Last-Modified"), **FHIR)
 def fhir_read_patient(ctx: RequestContext, patient_id: str) -> Response:
     parse_query(ctx, FormatQuery)
     pid = _patient_id(patient_id)
@@ -171,8 +172,9 @@ def _condition(ctx: RequestContext, body: FhirPatientIn) -> tuple[str, str] | No
 
 @route("POST", "/fhir/Patient", scope="patients:write",
        summary="FHIR create of a Patient; conditional with If-None-Exist: identifier=system|value",
-       body=FhirPatientIn, body_content_type=FHIR_JSON, query=PatientCreateParams,
-       responses={201: FhirPatient, 200: FhirPatient, 409: None, **SEARCH_ERRORS}, audit_action="patient.create", **FHIR)
+       body=FhirPatientIn, body_content_type=FHIR_BODY_TYPES, query=PatientCreateParams,
+       responses={201: FhirPatient, 200: FhirPatient, 409: None, **SEARCH_ERRORS}, audit_action="patient.create",
+       headers_out=("ETag", "Last-Modified"), **FHIR)
 def fhir_create_patient(ctx: RequestContext) -> Response:
     """201 with the new patient; with If-None-Exist, 200 with the patient that already holds the
     identifier (exactly one patient however many identical requests race)."""

@@ -6,7 +6,8 @@ import uuid
 
 from flask import Response
 
-from shared.api.merge_patch_body import MERGE_PATCH, merge_patch_body
+from shared.api.merge_patch_body import CONTENT_TYPES as MERGE_PATCH_TYPES
+from shared.api.merge_patch_body import merge_patch_body
 from shared.db import unit_of_work
 from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
@@ -15,7 +16,8 @@ from shared.services import history as service
 
 
 @route("POST", "/patients/<uuid:patient_id>/history", scope="patients:write", summary="Add a medical history entry",
-       tag="history", body=HistoryEntryCreate, responses={201: HistoryEntry, 409: None}, audit_action="history.create")
+       tag="history", body=HistoryEntryCreate, responses={201: HistoryEntry, 409: None}, audit_action="history.create",
+       headers_out=("ETag",))
 def add_entry(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     data = ctx.json_body(HistoryEntryCreate)
     with unit_of_work() as uow:
@@ -35,7 +37,8 @@ def list_entries(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
 
 
 @route("GET", "/patients/<uuid:patient_id>/history/<uuid:entry_id>", scope="patients:read",
-       summary="Read a medical history entry", tag="history", responses={200: HistoryEntry}, audit_action="history.read")
+       summary="Read a medical history entry", tag="history", responses={200: HistoryEntry}, audit_action="history.read",
+       headers_out=("ETag",))
 def read_entry(ctx: RequestContext, patient_id: uuid.UUID, entry_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
         entry = service.to_entry(service.get_entry(uow, ctx.principal, patient_id, entry_id))
@@ -44,8 +47,8 @@ def read_entry(ctx: RequestContext, patient_id: uuid.UUID, entry_id: uuid.UUID) 
 
 @route("PATCH", "/patients/<uuid:patient_id>/history/<uuid:entry_id>", scope="patients:write",
        summary="Change a medical history entry (JSON merge patch, If-Match required)", tag="history",
-       body=HistoryEntryPatch, body_content_type=MERGE_PATCH, headers_in=("If-Match",),
-       responses={200: HistoryEntry}, audit_action="history.update")
+       body=HistoryEntryPatch, body_content_type=MERGE_PATCH_TYPES, headers_in=("If-Match",),
+       responses={200: HistoryEntry}, audit_action="history.update", headers_out=("ETag",))
 def patch_entry(ctx: RequestContext, patient_id: uuid.UUID, entry_id: uuid.UUID) -> Response:
     version = ctx.if_match_version()
     patch = merge_patch_body(ctx, HistoryEntryPatch, HISTORY_READ_ONLY)

@@ -39,7 +39,7 @@ def list_observations(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
 
 @route("POST", "/patients/<uuid:patient_id>/orders", scope="patients:write",
        summary="Place a lab order (status requested; the LIS side receives order.requested)", tag="orders",
-       body=OrderCreate, responses={201: Order, 409: None}, audit_action="order.create")
+       body=OrderCreate, responses={201: Order, 409: None}, audit_action="order.create", headers_out=("ETag",))
 def place_order(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     data = ctx.json_body(OrderCreate)
     with unit_of_work() as uow:
@@ -48,7 +48,7 @@ def place_order(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
 
 
 @route("GET", "/orders/<uuid:order_id>", scope="patients:read", summary="Read a lab order with its results",
-       tag="orders", responses={200: Order}, audit_action="order.read")
+       tag="orders", responses={200: Order}, audit_action="order.read", headers_out=("ETag",))
 def read_order(ctx: RequestContext, order_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
         found = service.get_order(uow, ctx.principal, order_id)

@@ -6,7 +6,8 @@ import uuid
 
 from flask import Response
 
-from shared.api.merge_patch_body import MERGE_PATCH, merge_patch_body
+from shared.api.merge_patch_body import CONTENT_TYPES as MERGE_PATCH_TYPES
+from shared.api.merge_patch_body import merge_patch_body
 from shared.db import unit_of_work
 from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
@@ -23,7 +24,8 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
 
 
 @route("POST", "/patients", scope="patients:write", summary="Register a patient", body=PatientCreate,
-       query=PatientCreateQuery, responses={201: Patient, 409: None}, audit_action="patient.create")
+       query=PatientCreateQuery, responses={201: Patient, 409: None}, audit_action="patient.create",
+       headers_out=("ETag",))
 @registrations.counted
 def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
@@ -45,7 +47,7 @@ def search(ctx: RequestContext) -> Response:
 
 
 @route("GET", "/patients/<uuid:patient_id>", scope="patients:read", summary="Read a patient",
-       responses={200: Patient}, audit_action="patient.read")
+       responses={200: Patient}, audit_action="patient.read", headers_out=("ETag",))
 def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     with unit_of_work() as uow:
         response = _patient_response(service.get_patient(uow, ctx.principal, patient_id))
@@ -54,8 +56,8 @@ def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
 
 @route("PATCH", "/patients/<uuid:patient_id>", scope="patients:write",
        summary="Change a patient (JSON merge patch, If-Match required)", body=PatientPatch,
-       body_content_type=MERGE_PATCH, headers_in=("If-Match",), responses={200: Patient, 409: None},
-       audit_action="patient.update")
+       body_content_type=MERGE_PATCH_TYPES, headers_in=("If-Match",), responses={200: Patient, 409: None},
+       audit_action="patient.update", headers_out=("ETag",))
 def patch_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     version = ctx.if_match_version()
     patch = merge_patch_body(ctx, PatientPatch, PATIENT_READ_ONLY)
@@ -67,7 +69,7 @@ def patch_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
 
 @route("DELETE", "/patients/<uuid:patient_id>", scope="patients:write",
        summary="Deactivate a patient (records are never deleted; If-Match required)", headers_in=("If-Match",),
-       responses={204: None, 409: None}, audit_action="patient.deactivate")
+       responses={204: None, 409: None}, audit_action="patient.deactivate", headers_out=("ETag",))
 def deactivate_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
     version = ctx.if_match_version()
     with unit_of_work() as uow:

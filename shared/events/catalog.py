@@ -62,6 +62,13 @@ class ResultAvailable(EventData):
     status: Literal["final", "corrected"]
 
 
+class CriticalAlertEvent(EventData):
+    alert_id: uuid.UUID
+    patient_id: uuid.UUID
+    result_id: uuid.UUID
+    order_id: uuid.UUID | None
+
+
 class OrderOverdue(EventData):
     patient_id: uuid.UUID
     order_id: uuid.UUID
@@ -93,6 +100,9 @@ ORDER_UPDATED = PREFIX + "order.updated.v1"
 RESULT_AVAILABLE = PREFIX + "result.available.v1"
 ORDER_OVERDUE = PREFIX + "order.overdue.v1"
 JOB_RUN_REQUESTED = PREFIX + "job.run.requested.v1"
+RESULT_CRITICAL = PREFIX + "result.critical.v1"
+CRITICAL_ALERT_ESCALATED = PREFIX + "critical_alert.escalated.v1"
+CRITICAL_ALERT_ACKNOWLEDGED = PREFIX + "critical_alert.acknowledged.v1"
 
 # type -> (data model, emitting function, description)
 CATALOG: dict[str, tuple[type[EventData], str, str]] = {
@@ -113,6 +123,11 @@ CATALOG: dict[str, tuple[type[EventData], str, str]] = {
     ORDER_OVERDUE: (OrderOverdue, "jobs", "An order has had no result for longer than LIS_ORDER_OVERDUE_HOURS."),
     JOB_RUN_REQUESTED: (JobRunRequested, "api", "An operator pressed Run now for a job the api does not run itself "
                                                 "(notifications-due); the jobs function runs it."),
+    RESULT_CRITICAL: (CriticalAlertEvent, "notify",
+                      "A result is critical (OBX-8 HH/LL/AA or outside CRITICAL_RANGES): an alert was raised for it, once."),
+    CRITICAL_ALERT_ESCALATED: (CriticalAlertEvent, "jobs",
+                               "A critical-result alert was not acknowledged in CRITICAL_ALERT_ESCALATE_AFTER_SECONDS."),
+    CRITICAL_ALERT_ACKNOWLEDGED: (CriticalAlertEvent, "api", "A clinician acknowledged a critical-result alert."),
 }
 
 # Types about no patient: emitted without a subject. Every other type's subject is the patient id.

@@ -40,6 +40,11 @@ PROBLEM_DESCRIPTIONS = {
     503: "The database is unavailable; retry after Retry-After seconds",
 }
 DESCRIPTIONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No content"}
+RESPONSE_HEADERS = {
+    "Location": "URL of the new resource",
+    "ETag": 'The version as a weak ETag, e.g. W/"3": send it back in If-Match to change the resource',
+    "Last-Modified": "When this version was written (HTTP date)",
+}
 
 
 class ProblemFieldError(BaseModel):
@@ -141,8 +146,9 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], dict[str, A
     if params:
         op["parameters"] = params
     if route.body is not None:
+        types = (route.body_content_type,) if isinstance(route.body_content_type, str) else route.body_content_type
         op["requestBody"] = {"required": True,
-                             "content": {route.body_content_type: {"schema": refs[(route.body, "validation")]}}}
+                             "content": {t: {"schema": refs[(route.body, "validation")]} for t in types}}
     responses: dict[str, Any] = {}
     for status, model in sorted(route.responses.items()):
         if status >= 400:
@@ -150,8 +156,10 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], dict[str, A
         response: dict[str, Any] = {"description": DESCRIPTIONS.get(status, "OK")}
         if model is not None:
             response["content"] = {route.media_type: {"schema": refs[(model, "serialization")]}}
-        if status == 201:
-            response["headers"] = {"Location": {"schema": {"type": "string"}, "description": "URL of the new resource"}}
+        headers = (("Location",) if status == 201 else ()) + tuple(h for h in route.headers_out if h != "Location")
+        if headers:
+            response["headers"] = {h: {"schema": {"type": "string"}, "description": RESPONSE_HEADERS.get(h, "")}
+                                   for h in headers}
         responses[str(status)] = response
     if not any(s < 400 for s in route.responses):
         responses["200"] = {"description": "OK", "content": {route.media_type: {"schema": {"type": "object"}}}}

@@ -33,13 +33,16 @@ class Route:
     summary: str
     tag: str = "patients"
     body: type[BaseModel] | None = None
-    body_content_type: str = "application/json"
+    # The media type(s) the body is accepted in (OpenAPI lists each), e.g. a merge patch's two.
+    body_content_type: str | tuple[str, ...] = "application/json"
     query: type[BaseModel] | None = None
     # status -> response model (None: no body); problem responses are added by the OpenAPI generator.
     responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
     # When set, failures after authentication (403/404/409/412/422) are audited under this action.
     audit_action: str | None = None
     headers_in: tuple[str, ...] = ()
+    # Headers a successful response carries besides Location on a 201 (OpenAPI), e.g. ("ETag",).
+    headers_out: tuple[str, ...] = ()
     # Renders this route's errors instead of problem+json (the FHIR view answers OperationOutcome).
     # Called with the domain error, or None for an unexpected failure (a generic 500), and the request id.
     error_renderer: Callable[[DomainError | None, str], Response] | None = None

@@ -40,6 +40,9 @@ _ALL = (
         "Purge old processed_events, job runs and raw LIS payloads (metadata kept).", "shared.jobs.retention:run"),
     Job("lis-reconcile", "5 * * * *", "Etc/UTC",
         "Emit order-overdue once per order without results after LIS_ORDER_OVERDUE_HOURS.", "shared.jobs.lis_reconcile:run"),
+    Job("critical-escalation", "* * * * *", "Etc/UTC",
+        "Escalate critical-result alerts not acknowledged within CRITICAL_ALERT_ESCALATE_AFTER_SECONDS.",
+        "shared.jobs.critical_escalation:run"),
 )
 
 JOBS: dict[str, Job] = {job.name: job for job in _ALL}

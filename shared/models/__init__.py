@@ -4,6 +4,7 @@ from shared.models.audit import AuditEntry
 from shared.models.auth import ApiKey
 from shared.models.base import Base
 from shared.models.console import ConsoleSession
+from shared.models.critical import CriticalAlert, CriticalAlertMessage
 from shared.models.dead_letters import DeadLetter
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
@@ -20,6 +21,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "ConsoleSession",
+    "CriticalAlert",
+    "CriticalAlertMessage",
     "DataQualityIssue",
     "DeadLetter",
     "HistoryEntry",

@@ -72,11 +72,15 @@ class LabResult(Base):
               postgresql_where=text("order_id IS NULL")),
         # FHIR Observation?code= across patients, newest first (migration 0012_fhir_lab_search).
         Index("ix_lab_results_code_created", "code", "created_at", "id"),
+        # A patient's results by observation time (OBX-14, else when stored): GET /patients/{id}/results,
+        # and one analyte's trend (migration 0014_results_by_observation). They replace (patient_id).
+        Index("ix_lab_results_patient_observed", "patient_id", text("coalesce(observed_at, created_at)"), "id"),
+        Index("ix_lab_results_patient_code_observed", "patient_id", "code", text("coalesce(observed_at, created_at)"), "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     order_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("lab_orders.id"), index=True)
-    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), index=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
     # Identifies the observation within its order (code system + code + sub-id), so a corrected
     # result replaces the one it corrects.
     result_key: Mapped[str] = mapped_column(String(400))

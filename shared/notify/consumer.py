@@ -1,4 +1,6 @@
-"""CloudEvent handling of the notify function: ``result.available`` and ``patient.registered``.
+"""CloudEvent handling of the notify function: ``result.available`` (results ready; and critical results
+raise their alert), ``patient.registered``, ``result.critical`` and ``critical_alert.escalated`` (send the
+alert to the team, shared/notify/critical.py).
 
 Its own boundary, built from the pieces of ``shared.consumer``: notify cannot claim
 ``processed_events`` in the transaction of its work, because the work spans three transactions
@@ -28,6 +30,9 @@ from shared.consumer import RetryLater, bind_event_context, retry_response
 from shared.db import is_transient_db_error
 from shared.events import catalog
 from shared.log import get_logger
+from shared.critical.alerts import raise_alerts
+from shared.db import unit_of_work
+from shared.notify import critical
 from shared.notify.service import NotifyRequest, UnknownPatient, notify_for_event
 
 log = get_logger("patient_mgt.notify.consumer")
@@ -72,7 +77,19 @@ def on_result_available(event: CloudEvent) -> dict[str, int] | str:
     if data.get("status") not in NOTIFYING_STATUSES:
         return "not_final"  # preliminary results never notify
     parsed: catalog.ResultAvailable = _parse(catalog.ResultAvailable, data)
+    # Critical results first (their own transaction; once per result, whatever happens to the rest).
+    with unit_of_work() as uow:
+        raise_alerts(uow, parsed.result_ids)
     return notify_for_event(_request(event, "results_ready", parsed.patient_id, parsed.order_id))
+
+
+def on_critical_alert(event: CloudEvent) -> str:
+    parsed: catalog.CriticalAlertEvent = _parse(catalog.CriticalAlertEvent, _data(event))
+    level = "alert" if event["type"] == catalog.RESULT_CRITICAL else "escalation"
+    try:
+        return critical.deliver(parsed.alert_id, level)
+    except critical.UnknownAlert:
+        raise Rejected("unknown_alert") from None
 
 
 def on_patient_registered(event: CloudEvent) -> dict[str, int] | str:
@@ -83,6 +100,8 @@ def on_patient_registered(event: CloudEvent) -> dict[str, int] | str:
 HANDLERS: dict[str, Callable[[CloudEvent], dict[str, int] | str]] = {
     catalog.RESULT_AVAILABLE: on_result_available,
     catalog.PATIENT_REGISTERED: on_patient_registered,
+    catalog.RESULT_CRITICAL: on_critical_alert,
+    catalog.CRITICAL_ALERT_ESCALATED: on_critical_alert,
 }
 
 

@@ -10,6 +10,10 @@ Privacy rules the templates follow and the tests enforce: the only variables are
 (e-mail body greeting only), ``portal_url`` and ``facility_name`` (e-mail body only); subjects and
 SMS carry no context value except ``portal_url``; no template ever shows results, test names,
 diagnoses or identifiers (the context cannot even carry them: unknown keys are refused).
+
+``portal_url`` is always in the context; ``""`` means no portal is configured and every template
+then leaves the link (and the sentence around it) out: a message never points at a page that is
+not there.
 """
 
 from __future__ import annotations
@@ -193,12 +197,13 @@ class TemplateSet:
         return Rendered(subject=subject, text=text, html=html, language=lang, kind=kind)
 
     def check(self) -> None:
-        """Render every template with a worst-case context; raise on the first broken one."""
-        context = {"given_name": "Maximiliana", "facility_name": "Facility", "portal_url": LONGEST_PORTAL_URL}
-        for kind in sorted(self.kinds()):
-            for lang in sorted(self.languages(kind)):
-                self.render(kind, "email", lang, context)
-                self.render(kind, "sms", lang, context)
+        """Render every template with a worst-case context, with and without a portal; raise on the first broken one."""
+        for portal_url in (LONGEST_PORTAL_URL, ""):
+            context = {"given_name": "Maximiliana", "facility_name": "Facility", "portal_url": portal_url}
+            for kind in sorted(self.kinds()):
+                for lang in sorted(self.languages(kind)):
+                    self.render(kind, "email", lang, context)
+                    self.render(kind, "sms", lang, context)
 
 
 def _check_context(context: Mapping[str, str]) -> None:
@@ -210,7 +215,7 @@ def _check_context(context: Mapping[str, str]) -> None:
         if not isinstance(value, str):
             raise TemplateContextError(f"context variable {key} must be a string")
     url = context.get("portal_url")
-    if url is not None:
+    if url:  # "" = no portal configured
         parts = urlsplit(url)
         if (
             parts.scheme not in ("https", "http")
@@ -256,7 +261,8 @@ def render(kind: str, channel: Channel, language: str | None, context: Mapping[s
     """Render notification ``kind`` for ``channel`` in the patient's ``language`` (with fallback).
 
     ``context`` may hold only ``given_name`` (pass ``""`` when unknown: the greeting then has no
-    name), ``portal_url`` and ``facility_name``; e-mail needs all three, SMS only ``portal_url``.
+    name), ``portal_url`` (``""`` when no portal is configured: no link) and ``facility_name``;
+    e-mail needs all three, SMS only ``portal_url``.
     Raises UnknownTemplate, TemplateContextError or SmsTooLong (all TemplateError, a ValueError):
     each is a bug or a configuration error, never the patient's.
     """

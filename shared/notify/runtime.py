@@ -51,12 +51,12 @@ def provider_name(provider: Provider) -> str:
 def email_context(given_name: str) -> dict[str, str]:
     """The e-mail template context: the greeting name, the portal link and the facility's name."""
     settings = get_settings()
-    return {"given_name": given_name, "portal_url": settings.portal_url, "facility_name": settings.notify_facility_name}
+    return {"given_name": given_name, "portal_url": settings.portal_url or "", "facility_name": settings.notify_facility_name}
 
 
 def sms_context() -> dict[str, str]:
     """The SMS template context: the portal link only (no name, no facility, no identifier)."""
-    return {"portal_url": get_settings().portal_url}
+    return {"portal_url": get_settings().portal_url or ""}
 
 
 def email_from() -> str:

@@ -56,11 +56,24 @@ def newest_first_page(
     uow: UnitOfWork, stmt: sa.Select[Any], model: Any, at: Any, kind: str, token: str | None, limit: int,
 ) -> tuple[list[Any], str | None]:
     """One page of ``stmt`` ordered newest first by (``at``, id), continuing after the row ``token`` names."""
+    return keyset_page(uow, stmt, model, at, kind, token, limit, newest_first=True)
+
+
+def keyset_page(
+    uow: UnitOfWork, stmt: sa.Select[Any], model: Any, at: Any, kind: str, token: str | None, limit: int,
+    *, newest_first: bool,
+) -> tuple[list[Any], str | None]:
+    """One page of ``stmt`` ordered by (``at``, id), descending or ascending, after the row ``token`` names.
+
+    ``at`` may be an expression (``coalesce(observed_at, created_at)``); it must never be NULL.
+    """
     if token:
         last_id = decode_id(kind, token)
         last_at = uow.session.scalar(sa.select(at).where(model.id == last_id))
         if last_at is None:
             raise invalid()
-        stmt = stmt.where(sa.tuple_(at, model.id) < sa.tuple_(sa.literal(last_at), sa.literal(last_id)))
-    rows = list(uow.session.scalars(stmt.order_by(at.desc(), model.id.desc()).limit(limit + 1)))
+        key, last = sa.tuple_(at, model.id), sa.tuple_(sa.literal(last_at), sa.literal(last_id))
+        stmt = stmt.where(key < last if newest_first else key > last)
+    order = (at.desc(), model.id.desc()) if newest_first else (at.asc(), model.id.asc())
+    rows = list(uow.session.scalars(stmt.order_by(*order).limit(limit + 1)))
     return rows[:limit], encode(kind, rows[limit - 1].id) if len(rows) > limit else None

@@ -2,6 +2,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support.notify import Moto
 from tests.support.processes import FunctionProcess, start_function
 
 
@@ -19,3 +20,15 @@ def start_fn(database_url: str, tmp_path) -> Iterator[Callable[..., FunctionProc
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture()
+def moto() -> Iterator[Moto]:
+    """moto's SES/SNS server for this test, reset and with the sender verified."""
+    server = Moto()
+    server.start()
+    server.reset()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -48,7 +48,10 @@ def _run_user() -> str | None:
             return name
         except KeyError:
             continue
-    subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"], check=True, capture_output=True)
+    # Two xdist workers may both get here: useradd's exit code 9 means the other one created it first.
+    made = subprocess.run(["useradd", "--system", "--no-create-home", "pgserver"], capture_output=True)
+    if made.returncode not in (0, 9):
+        raise RuntimeError(f"useradd pgserver failed with {made.returncode}: {made.stderr.decode(errors='replace')}")
     return "pgserver"
 
 

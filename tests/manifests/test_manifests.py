@@ -53,11 +53,14 @@ SUBSCRIPTIONS = {
     catalog.ORDER_REQUESTED: "jobs",  # rendered for the LIS (docs/lis.md §9)
     catalog.ORDER_CHANGED: "jobs",
     catalog.ORDER_CANCELLED: "jobs",
+    catalog.RESULT_CRITICAL: "notify",  # the alert to the clinical team
+    catalog.CRITICAL_ALERT_ESCALATED: "notify",  # its escalation
 }
 # Which function can handle which type (jobs also takes every dead letter, at /dead-letter).
 HANDLES = {
-    "notify": {catalog.PATIENT_REGISTERED, catalog.RESULT_AVAILABLE},
-    "jobs": set(SUBSCRIPTIONS) - {catalog.PATIENT_REGISTERED, catalog.RESULT_AVAILABLE},
+    "notify": {catalog.PATIENT_REGISTERED, catalog.RESULT_AVAILABLE, catalog.RESULT_CRITICAL, catalog.CRITICAL_ALERT_ESCALATED},
+    "jobs": set(SUBSCRIPTIONS) - {catalog.PATIENT_REGISTERED, catalog.RESULT_AVAILABLE, catalog.RESULT_CRITICAL,
+                                  catalog.CRITICAL_ALERT_ESCALATED},
 }
 DEAD_LETTER = {"service": "jobs", "uri": "/dead-letter"}
 
@@ -68,6 +71,7 @@ JOBS = {
     "data-quality": "15 2 * * *",
     "retention": "30 3 * * *",
     "lis-reconcile": "5 * * * *",
+    "critical-escalation": "* * * * *",
 }
 
 FRAMEWORK_ENV = {
@@ -430,7 +434,7 @@ def test_broker_and_sinkbinding() -> None:
             assert selector.items() <= labels.items(), f"{svc['metadata']['name']} would get no K_SINK"
 
 
-def test_pingsources_run_the_five_jobs_on_the_jobs_service() -> None:
+def test_pingsources_run_the_jobs_on_the_jobs_service() -> None:
     pings = {p["metadata"]["name"]: p["spec"] for p in of_kind(rendering("base"), "PingSource")}
     assert {name: spec["schedule"] for name, spec in pings.items()} == JOBS
     for name, spec in pings.items():

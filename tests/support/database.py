@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL database per test session.
+"""A throwaway PostgreSQL database per test session (under pytest-xdist: per worker).
 
 Uses the server on 127.0.0.1:5432 when one answers (CI machines have it), otherwise the embedded
 pgserver under .data/test-pg: PostgreSQL only, like production.
@@ -39,7 +39,9 @@ def admin_url() -> str:
 
 
 def create_database(admin: str, prefix: str = "pmtest") -> str:
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    # The xdist worker id (gw0, gw1 …) names whose database it is when a run leaves one behind.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{prefix}_{worker}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

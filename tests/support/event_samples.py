@@ -30,4 +30,7 @@ def sample_data(event_type: str, patient_id: uuid.UUID) -> catalog.EventData:
         catalog.JOB_RUN_REQUESTED: catalog.JobRunRequested(job="notifications-due", requested_by=uuid.uuid4(),
                                                            requested_at=datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)),
     }
+    alert = catalog.CriticalAlertEvent(alert_id=uuid.uuid4(), patient_id=patient_id, result_id=uuid.uuid4(), order_id=order_id)
+    for critical in (catalog.RESULT_CRITICAL, catalog.CRITICAL_ALERT_ESCALATED, catalog.CRITICAL_ALERT_ACKNOWLEDGED):
+        samples[critical] = alert
     return samples[event_type]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,8 +61,34 @@ def start_function(
     timeout: float = 30.0,
 ) -> FunctionProcess:
     """Start the function as the container does (functions-framework through ``python -m shared.serve``)
-    and wait until its port answers."""
-    port = port or free_port()
+    and wait until its port answers.
+
+    A free port is only free until someone binds it: with tests running in parallel (pytest-xdist)
+    another worker may take it between our probe and the server's bind. So the process counts as
+    started only once *it* listens on the port (not whoever answers there), and a chosen port
+    (``port=None``) is chosen again when the server reports the address in use.
+    """
+    for _attempt in range(3 if port is None else 1):
+        try:
+            return _start_function(target, env, log_dir, port=port or free_port(), ready_path=ready_path, timeout=timeout)
+        except PortTaken:
+            continue
+    raise RuntimeError(f"{target}: no free port after 3 attempts")
+
+
+class PortTaken(RuntimeError):
+    pass
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` itself holds a listening socket on ``port`` (gunicorn's master does)."""
+    return any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+               for c in psutil.Process(pid).net_connections(kind="tcp"))
+
+
+def _start_function(
+    target: str, env: Mapping[str, str], log_dir: Path, *, port: int, ready_path: str | None, timeout: float,
+) -> FunctionProcess:
     source = ROOT / "functions" / target / "main.py"
     signature = "http" if target == "api" else "cloudevent"
     # The public URL is where the tests reach the process (FHIR links are built on it), unless given.
@@ -76,16 +103,17 @@ def start_function(
     fp = FunctionProcess(target=target, port=port, proc=proc, log_path=log_path, env=dict(env))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if "Address already in use" in fp.logs():  # gunicorn retries the bind a few times: do not wait for it
+            fp.stop()
+            raise PortTaken(port)
         if proc.poll() is not None:
             raise RuntimeError(f"{target} exited early:\n{fp.logs()}")
         try:
-            if ready_path:
-                if requests.get(fp.url + ready_path, timeout=1).status_code == 200:
-                    return fp
-            else:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return fp
-        except (OSError, requests.RequestException):
+            if _listens(proc.pid, port) and (
+                not ready_path or requests.get(fp.url + ready_path, timeout=1).status_code == 200
+            ):
+                return fp
+        except (OSError, requests.RequestException, psutil.Error):
             pass
         time.sleep(0.1)
     fp.stop()

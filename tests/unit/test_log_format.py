@@ -25,3 +25,12 @@ def test_exception_text_is_not_logged_only_its_type_and_location():
     out = CloudLoggingFormatter().format(record)
     assert "Jane" not in out and "1980" not in out
     assert "builtins.ValueError" in json.loads(out)["error"]
+
+
+def test_terminal_colour_codes_never_reach_a_json_line():
+    # What Werkzeug logs when it restarts a reloading server ("Detected change …" in bold).
+    record = logging.LogRecord("werkzeug", logging.INFO, __file__, 1, "\x1b[1m\x1b[33m * Detected change, reloading\x1b[0m",
+                               None, None)
+    out = CloudLoggingFormatter().format(record)
+    assert "\x1b" not in out and "\\u001b" not in out
+    assert json.loads(out)["message"] == " * Detected change, reloading"

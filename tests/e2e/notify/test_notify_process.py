@@ -3,7 +3,6 @@ outbox), with events posted over HTTP as the broker would."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,6 @@ from tests.support.notify import (
     PORTAL,
     RESULT_VALUE,
     TEST_NAME,
-    Moto,
     create_final_result,
     create_patient,
     notification_rows,
@@ -24,17 +22,6 @@ from tests.support.notify import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture()
-def moto() -> Iterator[Moto]:
-    server = Moto()
-    server.start()
-    server.reset()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def post(url: str, event, mode=to_binary) -> requests.Response:  # noqa: ANN001

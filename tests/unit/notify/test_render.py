@@ -107,6 +107,37 @@ def test_template_renders(relpath: str) -> None:
         assert "{{" not in part and "{%" not in part
 
 
+@pytest.mark.parametrize("relpath", FILES)
+def test_without_a_portal_every_template_leaves_the_link_out(relpath: str) -> None:
+    """PORTAL_URL unset: no link, no dangling "sign in at" (the same file rendered with one links it)."""
+    _, with_link = _render_file_on_disk(relpath)
+    _, part = _render_file_on_disk(relpath, {**CONTEXT, "portal_url": ""})
+    assert part.strip()
+    assert "http" not in part and "{{" not in part and "{%" not in part
+    if relpath.endswith("email_body.html"):
+        parser = _Links()
+        parser.feed(part)
+        assert parser.hrefs == [] and "<a" not in part
+    if not relpath.endswith("email_subject.txt"):
+        assert part != with_link and PORTAL in with_link
+    stripped = part.rstrip()
+    assert not stripped.endswith((":", " at", " en", "portal:")), f"a sentence left pointing nowhere: {stripped[-40:]!r}"
+    assert "\n\n\n" not in part, "no gap where the link was"
+    if relpath.endswith("sms.txt"):
+        assert sms_segments(part) <= MAX_SEGMENTS
+
+
+def test_the_default_settings_configure_no_portal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.notify import runtime  # noqa: PLC0415
+    from shared.settings import Settings  # noqa: PLC0415
+
+    monkeypatch.delenv("PORTAL_URL", raising=False)
+    monkeypatch.setattr(runtime, "get_settings", Settings)
+    assert Settings().portal_url is None
+    assert runtime.sms_context() == {"portal_url": ""}
+    assert runtime.email_context("Ana")["portal_url"] == ""
+
+
 @pytest.mark.parametrize("relpath", [f for f in FILES if f.endswith(("email_subject.txt", "sms.txt"))])
 def test_subjects_and_sms_carry_no_context_value_but_the_portal_url(relpath: str) -> None:
     _, part = _render_file_on_disk(relpath)

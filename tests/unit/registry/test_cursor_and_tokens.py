@@ -20,7 +20,7 @@ def test_cursor_round_trips_and_carries_no_readable_data():
     assert cursor.decode_int("v", cursor.encode("v", 12345)) == 12345
 
 
-@pytest.mark.parametrize("token", ["", "!!!", "bm9wZQ", cursor.encode("h", uuid.uuid4()), cursor.encode("p", 7)])
+@pytest.mark.parametrize("token", ["", "!!!", "bm9wZQ", cursor.encode("h", uuid.UUID(int=1)), cursor.encode("p", 7)])
 def test_foreign_or_garbage_cursors_are_a_422_on_the_cursor_field(token):
     with pytest.raises(ValidationFailed) as info:
         cursor.decode_id("p", token)

@@ -1,0 +1,24 @@
+"""The ``critical-escalation`` job: a critical-result alert nobody acknowledged in time is escalated.
+
+Each due alert gets ``escalated_at``, an audit row and one ``critical_alert.escalated`` event in one
+transaction (``FOR UPDATE SKIP LOCKED``: overlapping runs never take the same alert); notify sends the
+escalation to the route's ``escalate_to``.
+"""
+
+from __future__ import annotations
+
+from shared.critical.alerts import escalate_due
+from shared.db import unit_of_work
+from shared.jobs.context import JobContext, JobResult
+
+BATCH_SIZE = 100
+
+
+def run(ctx: JobContext) -> JobResult:
+    while not ctx.out_of_time():
+        with unit_of_work() as uow:
+            escalated = escalate_due(uow, limit=BATCH_SIZE)
+        ctx.add("escalated", len(escalated))
+        if len(escalated) < BATCH_SIZE:
+            return JobResult(complete=True)
+    return JobResult(complete=False)

@@ -1,0 +1,59 @@
+"""`make dev`'s ports: one base moves them all, a flag moves one, and every one is checked up front."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from shared.devrun import DevStack, PortsInUse, StackConfig, dev_ports, function_command
+
+
+def test_the_base_lays_out_every_process_and_a_flag_moves_one() -> None:
+    assert dev_ports(8080) == {"api": 8080, "lis_consumer": 8081, "notify": 8082, "jobs": 8083,
+                               "pubsub-emulator": 8085, "router": 8090, "mllp": 2575}
+    moved = dev_ports(9100, router=9999, pubsub_emulator=9998, mllp=9997)
+    assert moved == {"api": 9100, "lis_consumer": 9101, "notify": 9102, "jobs": 9103,
+                     "pubsub-emulator": 9998, "router": 9999, "mllp": 9997}
+
+
+def test_dev_port_base_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.settings import Settings  # noqa: PLC0415
+
+    monkeypatch.setenv("DEV_PORT_BASE", "9300")
+    assert Settings().dev_port_base == 9300
+    monkeypatch.setenv("DEV_PORT_BASE", "80")
+    with pytest.raises(ValueError, match="dev_port_base"):
+        Settings()
+
+
+def test_every_taken_port_is_named_in_one_line() -> None:
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        a.listen()
+        b.bind(("127.0.0.1", 0))
+        b.listen()
+        ports = {"api": a.getsockname()[1], "lis_consumer": _free(), "notify": _free(), "jobs": _free()}
+        router = b.getsockname()[1]
+        stack = DevStack(StackConfig(ports=ports, router_port=router, use_emulator=False), "")
+        with pytest.raises(PortsInUse) as info:
+            stack.check_ports()
+    message = str(info.value)
+    assert info.value.taken == [("api", ports["api"]), ("router", router)]
+    assert "\n" not in message
+    assert f"127.0.0.1:{ports['api']} (api)" in message and "(router) are in use" in message
+    assert "DEV_PORT_BASE" in message and "--api-port" in message
+
+
+def test_reloading_functions_never_run_werkzeugs_debugger() -> None:
+    reloading = function_command("api", 8080, reload=True)
+    assert reloading[1:3] == ["-m", "shared.serve"] and reloading[-1] == "--debug"  # shared.serve: no debugger
+    plain = function_command("notify", 8082, reload=False)
+    assert plain[1:3] == ["-m", "shared.serve"] and "--debug" not in plain
+    assert plain[plain.index("--signature-type") + 1] == "cloudevent"
+
+
+def _free() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
