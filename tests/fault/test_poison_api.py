@@ -139,6 +139,7 @@ def bodies(ids: dict[str, str]) -> dict[str, tuple[dict[str, Any], str]]:
         "PATCH /patients/<uuid:patient_id>/history/<uuid:entry_id>": (history, merge_patch),
         "POST /patients/<uuid:patient_id>/orders": ({"code": coding, "priority": "routine", "notes": "poison order"},
                                                      "application/json"),
+        "PATCH /orders/<uuid:order_id>": ({"code": coding, "priority": "urgent", "notes": "poison change"}, merge_patch),
         "POST /patients/<uuid:patient_id>/merge": ({"target_id": str(uuid.uuid4())}, "application/json"),
         "POST /fhir/Patient": (fhir, "application/fhir+json"),
     }
