@@ -4,9 +4,11 @@
 #   make images / make image-test   the four function images, built and run as Knative runs them
 PYTHON ?= python3
 # pytest-xdist workers; each has its own database. TEST_WORKERS=0 runs in this one process.
-# Default: one per core here (2). More (TEST_WORKERS=3) helps when e2e waiting dominates, but CPU-bound suites
-# (schemathesis, the poison and fuzz suites) then slow down towards their timeouts on a busy 2-core machine.
-TEST_WORKERS ?= 2
+# Default 0 for now: with every suite merged, a two-worker run failed where one process passes (the
+# LIS poison suite saw another worker's delivery in its database: a port handed from one worker's
+# process to another's). TEST_WORKERS=2 is the faster run once that is fixed; more (3) makes the
+# CPU-bound suites (schemathesis, the poison and fuzz suites) slow towards their timeouts on 2 cores.
+TEST_WORKERS ?= 0
 PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 VENV := .venv
 BIN := $(VENV)/bin
