@@ -1,6 +1,6 @@
 # Two commands on a fresh machine with python3 (>= 3.11) and make:
 #   make dev    the whole system on 127.0.0.1 (embedded PostgreSQL unless DATABASE_URL is set)
-#   make test   the whole suite, in parallel (README: "Make targets")
+#   make test   the whole suite (README: "Make targets")
 #   make images / make image-test   the four function images, built and run as Knative runs them
 PYTHON ?= python3
 # pytest-xdist workers; each has its own database. TEST_WORKERS=0 runs in this one process.
