@@ -31,7 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="run the tests marked images: the built function images, run with podman (`make image-test`)")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _deselect_images(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``images`` need the images built (minutes): only ``--images`` selects them."""
     if config.getoption("--images"):
         return
@@ -183,6 +183,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     collection and that file, so every worker computes the same one (xdist requires identical
     collections); without xdist it is merely an order.
     """
+    if config is not None:  # the scheduling unit tests call this hook without a config
+        _deselect_images(config, items)
     known = _known_durations()
     units: dict[str, list[pytest.Item]] = {}
     for item in items:
