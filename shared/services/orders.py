@@ -144,9 +144,9 @@ def _bump(uow: UnitOfWork, order: LabOrder, event_type: str, principal: Principa
 
 def change_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID, data: OrderChange, *,
                  expected_version: int) -> LabOrder:
-    """Change code, priority or notes while the lab has not accepted the order (no filler number yet)."""
+    """Change code, priority or notes while the lab has not accepted the order (no filler number, no ORC-1 OK yet)."""
     order = _lock_own_order(uow, order_id, expected_version)
-    if order.status != "requested" or order.filler_number is not None:
+    if order.status != "requested" or order.filler_number is not None or order.lis_accepted_at is not None:
         raise Conflict(f"The lab has accepted this order (status {order.status}); cancel it and place a new one")
     if "code" in data.model_fields_set and data.code is not None:
         order.code_system, order.code, order.code_display = data.code.system, data.code.code, data.code.display
