@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -18,29 +16,12 @@ from shared.db import unit_of_work
 from shared.mllp import dead_letters as drain_mod
 from shared.mllp.dead_letters import DeadLetterDrain
 from shared.models import DeadLetter
+from tests.support.pulled import PulledMessage
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "projects/p/topics/lis-outbound-dead-letter"
 SUBSCRIPTION = "projects/p/subscriptions/lis-outbound-dead-letter-hold"
-
-
-@dataclass
-class PulledMessage:
-    """What google-cloud-pubsub hands a subscriber callback: the fields the drain reads, and its answer."""
-
-    data: bytes
-    ordering_key: str
-    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    attributes: dict[str, str] = field(default_factory=lambda: {"CloudPubSubDeadLetterSourceDeliveryCount": "10"})
-    publish_time: datetime = datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)
-    answer: str | None = None
-
-    def ack(self) -> None:
-        self.answer = "ack"
-
-    def nack(self) -> None:
-        self.answer = "nack"
 
 
 def _rows(message_id: str) -> list[DeadLetter]:
