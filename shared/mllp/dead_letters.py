@@ -31,6 +31,8 @@ log = get_logger(__name__)
 
 def as_delivery(message: Any, topic: str, subscription: str) -> tuple[dict[str, str], dict[str, Any]]:
     """The CloudEvent attributes and data functions-framework makes of a push of this pulled message."""
+    from shared.events.dead_letters import PUBSUB_PUBLISHED  # noqa: PLC0415
+
     publish_time = getattr(message, "publish_time", None)
     when = publish_time.astimezone(timezone.utc) if isinstance(publish_time, datetime) else None
     key = getattr(message, "ordering_key", "") or ""
@@ -41,7 +43,7 @@ def as_delivery(message: Any, topic: str, subscription: str) -> tuple[dict[str, 
     if key:
         body["orderingKey"] = key
     attributes = {"specversion": "1.0", "id": message.message_id, "source": f"//pubsub.googleapis.com/{topic}",
-                  "type": "google.cloud.pubsub.topic.v1.messagePublished", "datacontenttype": "application/json"}
+                  "type": PUBSUB_PUBLISHED, "datacontenttype": "application/json"}
     if when is not None:
         attributes["time"] = body["publishTime"]
     if _is_uuid(key):
