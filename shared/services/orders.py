@@ -27,6 +27,7 @@ from shared.models import LabOrder, LabResult, Patient
 from shared.models.base import utcnow
 from shared.schemas.orders import Observation, Order, OrderChange, OrderCreate, OrderQuery
 from shared.services import cursor
+from shared.services.changed import record_change
 
 PLACER_NAMESPACE = "patient-mgt"
 CURSOR_KIND = "o"
@@ -134,11 +135,9 @@ def _lock_own_order(uow: UnitOfWork, order_id: uuid.UUID, expected_version: int)
 
 
 def _bump(uow: UnitOfWork, order: LabOrder, event_type: str, principal: Principal, action: str) -> LabOrder:
-    order.version += 1
-    order.updated_at = utcnow()
-    uow.flush()
-    audit.record(uow, principal, action, [order.patient_id], details={"order_id": str(order.id)})
-    emit(uow, event_type, order.patient_id, catalog.OrderEvent(patient_id=order.patient_id, order_id=order.id, status=order.status))
+    record_change(uow, order, principal, action, event_type,
+                  catalog.OrderEvent(patient_id=order.patient_id, order_id=order.id, status=order.status),
+                  details={"order_id": str(order.id)})
     return _load(uow, order.id)
 
 
