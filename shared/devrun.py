@@ -229,7 +229,7 @@ class DevStack:
         if self.emulator_host:
             emulator.Emulator(self.emulator_host, self.project).wire_lis(self.url("lis_consumer"), self.url("jobs"))
             if cfg.mllp_port is not None:
-                emulator.Emulator(self.emulator_host, self.project).wire_lis_outbound(self.url("jobs"))
+                emulator.Emulator(self.emulator_host, self.project).wire_lis_outbound()
                 self._start_mllp(cfg.mllp_port, base_env)
         self._write_state()
 
@@ -239,7 +239,8 @@ class DevStack:
 
         if not port_free(port):
             raise RuntimeError(f"127.0.0.1:{port} (mllp) is in use: is another `make dev` running?")
-        env = {**base_env, "MLLP_HOST": "127.0.0.1", "MLLP_PORT": str(port), "MLLP_TOPIC": emulator.LIS_TOPIC}
+        env = {"LIS_OUTBOUND_DEAD_LETTER_SUBSCRIPTION": emulator.LIS_OUTBOUND_DEAD_LETTER_SUBSCRIPTION, **base_env,
+               "MLLP_HOST": "127.0.0.1", "MLLP_PORT": str(port), "MLLP_TOPIC": emulator.LIS_TOPIC}
         child = self._spawn("mllp", [sys.executable, "-m", "shared.cli", "mllp"], env, port)
         wait_for_port(port, child.proc, child.name)
         self.mllp_address = f"127.0.0.1:{port}"

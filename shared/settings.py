@@ -208,6 +208,9 @@ class Settings(BaseSettings):
     lis_outbound_topic: str | None = Field(
         default=None, description="Topic of the order messages for the LIS (jobs publishes, the MLLP adapter sends). Unset: orders are not sent."
     )
+    lis_outbound_dead_letter_subscription: str | None = Field(
+        default=None, description="Pull subscription of <LIS_OUTBOUND_TOPIC>-dead-letter: when set, `patient-mgt mllp` stores what it holds as dead letters (listed, counted in /metrics, re-drivable)."
+    )
     lis_order_message_type: Literal["ORM^O01", "OML^O21"] = Field(default="ORM^O01", description="How orders are sent to this LIS.")
     lis_receiving_application: str = Field(default="", max_length=180, description="MSH-5 of the messages to the LIS.")
     lis_receiving_facility: str = Field(default="", max_length=180, description="MSH-6 of the messages to the LIS.")

@@ -23,6 +23,7 @@ from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import CriticalAlert, CriticalAlertMessage, LabResult, LisMessage
 from shared.models.base import utcnow
+from shared.services.changed import record_change
 from shared.settings import get_settings
 
 
@@ -76,10 +77,9 @@ def escalate_due(uow: UnitOfWork, *, now: datetime | None = None, limit: int = 1
         .order_by(CriticalAlert.escalate_at, CriticalAlert.id).limit(limit).with_for_update(skip_locked=True)
     ))
     for alert in due:
-        alert.escalated_at, alert.updated_at, alert.version = now, now, alert.version + 1
-        audit.record(uow, SYSTEM_JOBS, "critical_alert.escalate", [alert.patient_id],
-                     details={"alert_id": str(alert.id), "route": alert.route})
-        emit(uow, catalog.CRITICAL_ALERT_ESCALATED, alert.patient_id, _event(alert))
+        alert.escalated_at = now
+        record_change(uow, alert, SYSTEM_JOBS, "critical_alert.escalate", catalog.CRITICAL_ALERT_ESCALATED, _event(alert),
+                      details={"alert_id": str(alert.id), "route": alert.route}, now=now)
     return [a.id for a in due]
 
 

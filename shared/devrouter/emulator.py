@@ -31,6 +31,7 @@ LIS_SUBSCRIPTION = "lis-inbound-lis-consumer"
 LIS_DEAD_LETTER_SUBSCRIPTION = "lis-inbound-dead-letter-jobs"
 LIS_OUTBOUND_TOPIC = "lis-outbound"
 LIS_OUTBOUND_SUBSCRIPTION = "lis-outbound-mllp"
+LIS_OUTBOUND_DEAD_LETTER_SUBSCRIPTION = "lis-outbound-dead-letter-hold"
 
 
 def emulator_command(host: str, port: int) -> list[str] | None:
@@ -135,10 +136,11 @@ class Emulator:
             LIS_DEAD_LETTER_SUBSCRIPTION, LIS_DEAD_LETTER_TOPIC,
             f"{jobs_url.rstrip('/')}/dead-letter/{self.topic_path(LIS_DEAD_LETTER_TOPIC)}")
 
-    def wire_lis_outbound(self, jobs_url: str, *, max_delivery_attempts: int = 5) -> None:
+    def wire_lis_outbound(self, *, max_delivery_attempts: int = 5) -> None:
         """Orders out: topic ``lis-outbound`` (jobs publishes), pulled by the MLLP adapter through
-        ``lis-outbound-mllp``; what the LIS never accepts goes to ``lis-outbound-dead-letter``, pushed to
-        jobs ``/dead-letter`` (stored, listed by GET /events/dead-letters)."""
+        ``lis-outbound-mllp``; what the LIS never accepts goes to ``lis-outbound-dead-letter``, whose pull
+        subscription ``lis-outbound-dead-letter-hold`` the adapter drains into `dead_letters` (listed by
+        GET /events/dead-letters), as in production (shared/mllp/dead_letters.py)."""
         dead = f"{LIS_OUTBOUND_TOPIC}-dead-letter"
         self.create_topic(LIS_OUTBOUND_TOPIC)
         self.create_topic(dead)
@@ -146,4 +148,5 @@ class Emulator:
             "topic": self.topic_path(LIS_OUTBOUND_TOPIC), "ackDeadlineSeconds": 600,
             "retryPolicy": {"minimumBackoff": "1s", "maximumBackoff": "10s"},
             "deadLetterPolicy": {"deadLetterTopic": self.topic_path(dead), "maxDeliveryAttempts": max_delivery_attempts}})
-        self.create_push_subscription(f"{dead}-jobs", dead, f"{jobs_url.rstrip('/')}/dead-letter/{self.topic_path(dead)}")
+        self._call("PUT", f"projects/{self.project}/subscriptions/{LIS_OUTBOUND_DEAD_LETTER_SUBSCRIPTION}",
+                   {"topic": self.topic_path(dead), "ackDeadlineSeconds": 60})

@@ -39,6 +39,19 @@ SUBJECT = [
 ]
 
 
+def _lab_search(kind: str, code: str, date: str, category: str, status: str, sorts: str) -> list[dict[str, str]]:
+    """The search parameters of the lab resources (Observation, DiagnosticReport): the same names and
+    definitions, documented for each."""
+    return [
+        *SUBJECT,
+        _param("code", "token", "clinical-code", code),
+        _param("date", "date", "clinical-date", date),
+        _param("category", "token", f"{kind}-category", category),
+        _param("status", "token", f"{kind}-status", status),
+        *_common(kind, sorts),
+    ]
+
+
 PATIENT: dict[str, Any] = {
     "type": "Patient",
     "profile": "http://hl7.org/fhir/StructureDefinition/Patient",
@@ -91,14 +104,9 @@ OBSERVATION: dict[str, Any] = {
     "Range or string; interpretation from HL7 v2 OBX-8; status from OBX-11. " + PAGING,
     "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the version."},
                     {"code": "search-type"}],
-    "searchParam": [
-        *SUBJECT,
-        _param("code", "token", "clinical-code", "system|code, code, system| or |code (no system)."),
-        _param("date", "date", "clinical-date", "The effective time (OBX-14), with a prefix; repeat for a range."),
-        _param("category", "token", "Observation-category", "laboratory: every result here."),
-        _param("status", "token", "Observation-status", "The FHIR status (from OBX-11)."),
-        *_common("Observation", "date, _lastUpdated"),
-    ],
+    "searchParam": _lab_search("Observation", "system|code, code, system| or |code (no system).",
+                               "The effective time (OBX-14), with a prefix; repeat for a range.",
+                               "laboratory: every result here.", "The FHIR status (from OBX-11).", "date, _lastUpdated"),
 }
 
 DIAGNOSTIC_REPORT: dict[str, Any] = {
@@ -109,14 +117,10 @@ DIAGNOSTIC_REPORT: dict[str, Any] = {
     "effective time of its results. Newest first. " + PAGING,
     "interaction": [{"code": "read", "documentation": "ETag and meta.versionId carry the order's version."},
                     {"code": "search-type"}],
-    "searchParam": [
-        *SUBJECT,
-        _param("code", "token", "clinical-code", "The order's code: system|code, code, system| or |code."),
-        _param("date", "date", "clinical-date", "The earliest effective time of the results, with a prefix."),
-        _param("category", "token", "DiagnosticReport-category", "LAB (HL7 v2 table 0074): every report here."),
-        _param("status", "token", "DiagnosticReport-status", "The report's status (from the order's)."),
-        *_common("DiagnosticReport", "issued, _lastUpdated"),
-    ],
+    "searchParam": _lab_search("DiagnosticReport", "The order's code: system|code, code, system| or |code.",
+                               "The earliest effective time of the results, with a prefix.",
+                               "LAB (HL7 v2 table 0074): every report here.", "The report's status (from the order's).",
+                               "issued, _lastUpdated"),
 }
 
 

@@ -13,7 +13,7 @@ from .errors import HL7Error
 from .framing import content_digest, split_messages
 from .structure import build_message
 from .model import Message
-from .segments import nul_fields, read_segments
+from .segments import may_hold_nul, nul_fields, read_segments
 
 __all__ = ["content_digest", "parse_message", "split_messages"]
 
@@ -41,6 +41,6 @@ def _parse_one(data: bytes) -> Message:
     if any(segment.id == "MSH" for segment in segments[1:]):
         raise HL7Error("multiple_messages")  # only reachable through a literal "\r" break
     message = build_message(segments)
-    if b"\x00" in data:  # decoding dropped them: say where
+    if may_hold_nul(data):  # decoding dropped NUL (raw or \X00\): say where
         message = replace(message, nul_fields=nul_fields(data))
     return message

@@ -28,7 +28,10 @@ from .delimiters import Delimiters, read_delimiters
 from .errors import HL7Error
 from .escape import unescape
 
-__all__ = ["Rep", "Segment", "nul_fields", "read_segments"]
+__all__ = ["Rep", "Segment", "may_hold_nul", "nul_fields", "read_segments"]
+
+# A hex escape (\\Xhh..\\) with a 00 byte among its pairs: decoding drops that NUL as it drops a raw one.
+_HEX_NUL_HINT = re.compile(rb"X(?:[0-9A-Fa-f]{2})*?00")
 
 _EDGE = "".join(map(chr, range(0x21))) + "\x7f\ufeff"
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{2}")
@@ -198,23 +201,40 @@ _EDGE_BYTES = bytes(range(1, 0x21)) + b"\x7f"
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 
 
-def nul_fields(data: bytes) -> tuple[str, ...]:
-    """The fields (``SEG-n``, numbered like `Segment.field`) of one message's bytes that hold NUL.
+def may_hold_nul(data: bytes) -> bool:
+    """A cheap test before `nul_fields`: a NUL byte, or what may be a hex escape of one."""
+    return b"\x00" in data or _HEX_NUL_HINT.search(data) is not None
 
-    Decoding drops NUL (`charset.decode`: never meaningful in HL7, and PostgreSQL cannot store it),
-    which would silently change a value; this names where it happened so the consumer can say so.
+
+def _hex_nul(value: bytes, escape: bytes) -> bool:
+    """The value holds a hex escape (``\\X..00..\\``) that decodes to a NUL, which decoding drops."""
+    if not escape or escape + b"X" not in value:
+        return False
+    pattern = re.escape(escape) + rb"X((?:[0-9A-Fa-f]{2})+)" + re.escape(escape)
+    return any(b"\x00" in bytes.fromhex(m.group(1).decode("ascii")) for m in re.finditer(pattern, value))
+
+
+def nul_fields(data: bytes) -> tuple[str, ...]:
+    """The fields (``SEG-n``, numbered like `Segment.field`) of one message's bytes that hold NUL,
+    as a byte or as a hex escape (``\\X00\\``).
+
+    Decoding drops NUL (`charset.decode`, `charset.decode_hex`: never meaningful in HL7, and
+    PostgreSQL cannot store it), which would silently change a value; this names where it happened
+    so the consumer can say so.
     A NUL inside a segment id names the segment; one in a continuation line, the field it continues.
     Works on the bytes, before decoding: NUL is the byte 0 in every charset the parser reads
     (UTF-16/32 input was re-encoded to UTF-8 by `framing`).
     """
     found: dict[str, None] = {}
     separator: bytes | None = None
+    escape = b""
     current: tuple[str, int] | None = None  # (segment id, number of its last field)
     for line in _LINE_BREAK.split(data):
         core = line.strip(_EDGE_BYTES)
         bare = core.replace(b"\x00", b"")
         if separator is None and bare.startswith(b"MSH") and len(bare) > 3:
             separator = bare[3:4]
+            escape = bare[6:7] if len(bare) > 6 and bare[6:7] != separator else b""  # MSH-2: ^~\&
         starts = (separator is not None and _SEGMENT_ID.match(bare[:3].decode("latin-1")) is not None
                   and (len(bare) == 3 or bare[3:4] == separator))
         if starts:
@@ -223,9 +243,9 @@ def nul_fields(data: bytes) -> tuple[str, ...]:
             fields = core.split(separator)
             shift = 1 if seg_id == "MSH" else 0  # MSH-1 is the separator itself
             for k, value in enumerate(fields):
-                if b"\x00" in value:
+                if b"\x00" in value or (k > shift and _hex_nul(value, escape)):
                     found[seg_id if k == 0 else f"{seg_id}-{k + shift}"] = None
             current = (seg_id, len(fields) - 1 + shift)
-        elif b"\x00" in line and current is not None:
+        elif (b"\x00" in line or _hex_nul(line, escape)) and current is not None:
             found[f"{current[0]}-{current[1]}"] = None
     return tuple(found)

@@ -117,6 +117,7 @@ def _audit_details(ctx: MessageContext, message: Message, outcome: Applied) -> d
         "changed": outcome.changed,
         "orders_created": outcome.orders_created,
         "orders_updated": outcome.orders_updated,
+        "orders_accepted": outcome.orders_accepted,
         "results": outcome.results,
         "observations": outcome.observations,
         "patient_groups": len(message.groups),

@@ -95,8 +95,10 @@ def _json_part(payload: bytes) -> Part:
         body = json.loads(text, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return Part(raw=payload, content_format="json", quarantine="invalid_json")
+    nul_paths: list[str] = []
+    cleaned = _without_nul(body, "", nul_paths)
     try:
-        event = LisEvent.model_validate_json(text)
+        event = LisEvent.model_validate_json(json.dumps(cleaned) if nul_paths else text)
     except ValidationError as exc:
         # Field paths only (never the offending values: they can be patient data).
         problems = sorted({(_kind(err), _path(err)) for err in exc.errors(include_input=False)})
@@ -104,7 +106,25 @@ def _json_part(payload: bytes) -> Part:
         # Only timestamps out of range: the reason names the first (as out_of_range:<SEG-n> does for HL7).
         reason = warnings[0] if all(kind == OUT_OF_RANGE for kind, _ in problems) else "invalid_json_event"
         return Part(raw=payload, content_format="json", quarantine=reason, warnings=warnings, peek=_json_peek(text))
-    return Part(raw=payload, content_format="json", message=to_message(event), digest=_json_digest(body))
+    # A NUL was removed from these strings (as from HL7 fields): the row says where, never what.
+    warnings = tuple(f"nul_removed:{path}" for path in nul_paths[:_MAX_WARNINGS])
+    return Part(raw=payload, content_format="json", message=to_message(event), warnings=warnings, digest=_json_digest(body))
+
+
+def _without_nul(value: object, path: str, found: list[str]) -> object:
+    """`value` with NUL removed from its strings; the paths of those strings (``orders.0.notes``)
+    appended to `found`. Only used once the event validated, so every key is a field name of the
+    schema, never content."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            found.append(path or "(event)")
+            return value.replace("\x00", "")
+        return value
+    if isinstance(value, list):
+        return [_without_nul(item, f"{path}.{i}" if path else str(i), found) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {key: _without_nul(item, f"{path}.{key}" if path else str(key), found) for key, item in value.items()}
+    return value
 
 
 def _json_digest(body: object) -> str:

@@ -61,6 +61,7 @@ def apply_orders(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, warn
         written[index] = done.order_id
         outcome.orders_created += done.created
         outcome.orders_updated += bool(done.changed)
+        outcome.orders_accepted += done.accepted
         if order.results:
             recorded = record_results(uow, patient_id, done.order_id, order.results, ctx.stamp, ctx.message_id,
                                       warnings, new_order=done.created)

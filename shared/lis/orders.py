@@ -34,6 +34,7 @@ from shared.events import catalog
 from shared.events.outbox import emit
 from shared.hl7.model import OrderData, ParentLink
 from shared.lis.errors import ConcurrentChange, Quarantine
+from shared.lis.order_acceptance import acceptance
 from shared.lis.outcome import MessageContext
 from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, merge_fields, order_status, stamp_time
 from shared.lis.patients import survivor
@@ -216,6 +217,7 @@ class OrderOutcome:
     created: bool
     changed: list[str]
     status: str
+    accepted: bool = False  # this message told us the LIS accepted the order (shared.lis.order_acceptance)
 
 
 def apply_order(
@@ -251,6 +253,9 @@ def apply_order(
         values["filler_namespace"] = free.filler_namespace
     if free != keys:
         warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")
+    accepted = acceptance(row, order, None if keys.synthetic else keys.filler, stamp_time(stamp))
+    values.update(accepted)
+    changes.update(accepted)
     if new_stamps:
         values["lis_field_stamps"] = {**(row.lis_field_stamps or {}), **new_stamps}
     newest = stamp_time(stamp)
@@ -266,7 +271,8 @@ def apply_order(
     if changes:
         emit(uow, catalog.ORDER_UPDATED, patient_id,
              catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status))
-    return OrderOutcome(order_id=row.id, created=False, changed=sorted(changes), status=status)
+    return OrderOutcome(order_id=row.id, created=False, changed=sorted(changes), status=status,
+                        accepted="lis_accepted_at" in accepted)
 
 
 def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dict[str, Any], status: str,

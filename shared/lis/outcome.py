@@ -31,6 +31,7 @@ class Applied:
     changed: list[str] = field(default_factory=list)
     orders_created: int = 0
     orders_updated: int = 0
+    orders_accepted: int = 0  # orders placed here that this message says the LIS accepted
     results: int = 0
     observations: int = 0
     merged_from: list[uuid.UUID] = field(default_factory=list)
@@ -47,6 +48,7 @@ class Applied:
         self.patient_ids += [p for p in other.patient_ids if p not in self.patient_ids]
         self.orders_created += other.orders_created
         self.orders_updated += other.orders_updated
+        self.orders_accepted += other.orders_accepted
         self.results += other.results
         self.observations += other.observations
         self.merged_from += other.merged_from

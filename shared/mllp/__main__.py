@@ -28,11 +28,13 @@ async def serve() -> int:
         loop.add_signal_handler(sig, stop.set)
     await server.start(settings.mllp_host, settings.mllp_port)
     relay = _outbound_relay(settings, loop)
+    drain = _dead_letter_drain(settings)
     try:
         await stop.wait()
     finally:
-        if relay is not None:
-            await asyncio.to_thread(relay.stop)
+        for subscriber in (relay, drain):
+            if subscriber is not None:
+                await asyncio.to_thread(subscriber.stop)
         await server.close()
     return 0
 
@@ -45,15 +47,31 @@ def _outbound_relay(settings, loop: asyncio.AbstractEventLoop):  # noqa: ANN001,
     from .outbound import OutboundRelay  # noqa: PLC0415
     from .sender import send_once  # noqa: PLC0415
 
-    subscription = settings.lis_outbound_subscription
-    if not subscription.startswith("projects/"):
-        subscription = f"projects/{settings.google_cloud_project}/subscriptions/{subscription}"
+    subscription = _subscription_path(settings.lis_outbound_subscription, settings.google_cloud_project)
     host, port, timeout = settings.lis_mllp_host, settings.lis_mllp_port, settings.lis_ack_timeout_seconds
     relay = OutboundRelay(subscription, lambda data: send_once(host, port, data, ack_timeout=timeout),
                           attempts=settings.lis_outbound_attempts, backoff=settings.lis_outbound_backoff_seconds, loop=loop,
                           on_outcome=record_outcome if settings.database_url else None)
     relay.start()
     return relay
+
+
+def _dead_letter_drain(settings):  # noqa: ANN001, ANN202
+    """Messages the LIS never accepted, into `dead_letters` (shared/mllp/dead_letters.py); None when not configured."""
+    if not (settings.lis_outbound_dead_letter_subscription and settings.lis_outbound_topic and settings.database_url):
+        return None
+    from .dead_letters import DeadLetterDrain  # noqa: PLC0415
+    from .publish import topic_path  # noqa: PLC0415
+
+    drain = DeadLetterDrain(
+        _subscription_path(settings.lis_outbound_dead_letter_subscription, settings.google_cloud_project),
+        topic_path(settings.lis_outbound_topic, settings.google_cloud_project) + "-dead-letter")
+    drain.start()
+    return drain
+
+
+def _subscription_path(subscription: str, project: str) -> str:
+    return subscription if subscription.startswith("projects/") else f"projects/{project}/subscriptions/{subscription}"
 
 
 def main() -> int:

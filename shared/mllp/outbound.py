@@ -20,42 +20,29 @@ from typing import Any
 
 from shared.log import get_logger
 
+from .pull import PullSubscriber
 from .sender import Answer, Outcome, deliver
 
 log = get_logger(__name__)
 
 
-class OutboundRelay:
+class OutboundRelay(PullSubscriber):
+    max_messages = 1  # one at a time: an ordered subscription keeps one patient's order messages in order
+
     def __init__(self, subscription: str, send: Callable[[bytes], Awaitable[Answer]], *, attempts: int, backoff: float,
                  loop: asyncio.AbstractEventLoop, on_outcome: Callable[[bytes, Outcome], str] | None = None) -> None:
-        self.subscription = subscription
+        super().__init__(subscription)
         self.send = send
         self.attempts = attempts
         self.backoff = backoff
         self.loop = loop
         self.on_outcome = on_outcome
-        self._future: Any = None
-        self._client: Any = None
 
     def start(self) -> None:
-        from google.cloud import pubsub_v1  # noqa: PLC0415
-
-        self._client = pubsub_v1.SubscriberClient()
-        self._future = self._client.subscribe(self.subscription, self._handle,
-                                              flow_control=pubsub_v1.types.FlowControl(max_messages=1))
+        super().start()
         log.info("lis outbound relay started", extra={"fields": {"attempts": self.attempts}})
 
-    def stop(self) -> None:
-        if self._future is not None:
-            self._future.cancel()
-            try:
-                self._future.result(timeout=10)
-            except Exception:  # noqa: BLE001 — cancelled or already failed: nothing left to do
-                pass
-        if self._client is not None:
-            self._client.close()
-
-    def _handle(self, message: Any) -> None:
+    def handle(self, message: Any) -> None:
         """Runs on the subscriber's thread; the MLLP exchange runs on the listener's event loop."""
         data = bytes(message.data)
         pending: Future[Outcome] = asyncio.run_coroutine_threadsafe(

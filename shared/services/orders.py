@@ -27,6 +27,7 @@ from shared.models import LabOrder, LabResult, Patient
 from shared.models.base import utcnow
 from shared.schemas.orders import Observation, Order, OrderChange, OrderCreate, OrderQuery
 from shared.services import cursor
+from shared.services.changed import record_change
 
 PLACER_NAMESPACE = "patient-mgt"
 CURSOR_KIND = "o"
@@ -134,19 +135,17 @@ def _lock_own_order(uow: UnitOfWork, order_id: uuid.UUID, expected_version: int)
 
 
 def _bump(uow: UnitOfWork, order: LabOrder, event_type: str, principal: Principal, action: str) -> LabOrder:
-    order.version += 1
-    order.updated_at = utcnow()
-    uow.flush()
-    audit.record(uow, principal, action, [order.patient_id], details={"order_id": str(order.id)})
-    emit(uow, event_type, order.patient_id, catalog.OrderEvent(patient_id=order.patient_id, order_id=order.id, status=order.status))
+    record_change(uow, order, principal, action, event_type,
+                  catalog.OrderEvent(patient_id=order.patient_id, order_id=order.id, status=order.status),
+                  details={"order_id": str(order.id)})
     return _load(uow, order.id)
 
 
 def change_order(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID, data: OrderChange, *,
                  expected_version: int) -> LabOrder:
-    """Change code, priority or notes while the lab has not accepted the order (no filler number yet)."""
+    """Change code, priority or notes while the lab has not accepted the order (no filler number, no ORC-1 OK yet)."""
     order = _lock_own_order(uow, order_id, expected_version)
-    if order.status != "requested" or order.filler_number is not None:
+    if order.status != "requested" or order.filler_number is not None or order.lis_accepted_at is not None:
         raise Conflict(f"The lab has accepted this order (status {order.status}); cancel it and place a new one")
     if "code" in data.model_fields_set and data.code is not None:
         order.code_system, order.code, order.code_display = data.code.system, data.code.code, data.code.display

@@ -2,7 +2,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.notify import Moto
+from tests.support.notify import moto  # noqa: F401 — the fixture, for the e2e suites
 from tests.support.processes import FunctionProcess, start_function
 
 
@@ -20,15 +20,3 @@ def start_fn(database_url: str, tmp_path) -> Iterator[Callable[..., FunctionProc
     yield start
     for proc in started:
         proc.stop()
-
-
-@pytest.fixture()
-def moto() -> Iterator[Moto]:
-    """moto's SES/SNS server for this test, reset and with the sender verified."""
-    server = Moto()
-    server.start()
-    server.reset()
-    try:
-        yield server
-    finally:
-        server.stop()

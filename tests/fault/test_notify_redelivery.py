@@ -7,28 +7,17 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
 import requests
 from cloudevents.conversion import to_binary
 
-from tests.support.notify import Moto, create_final_result, create_patient, notification_rows, notify_env, outbox_cloudevent
+from tests.support.notify import create_final_result, create_patient, notification_rows, notify_env, outbox_cloudevent
+from tests.support.notify import moto  # noqa: F401 — the fixture
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 PATIENTS = 12
-
-
-@pytest.fixture()
-def moto() -> Iterator[Moto]:
-    server = Moto()
-    server.start()
-    server.reset()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def daytime_zone() -> str:

@@ -89,3 +89,34 @@ def test_a_real_disconnect_still_answers_as_transient(small_pool, database_url):
             conn.execute(sa.text("SELECT 1"))
         assert raised.value.connection_invalidated and is_transient_db_error(raised.value)
     assert len(_valid_statements(small_pool, 5)) == 5
+
+
+def test_a_database_not_accepting_connections_is_transient_and_a_statement_55000_is_not(database_url):
+    """SQLSTATE 55000 at connect (ALLOW_CONNECTIONS false, as during maintenance) is the server
+    refusing the session for now: transient (the api answers 503 + Retry-After, a consumer is
+    redelivered). The same code from a statement (currval before nextval) is our bug: permanent."""
+    from shared.db import is_transient_db_error  # noqa: PLC0415
+
+    server = sa.engine.make_url(database_url)
+    name = f"noconn_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+    refused = make_engine(server.set(database=name).render_as_string(hide_password=False), pool_size=1)
+    try:
+        with pytest.raises(sa_exc.DBAPIError) as raised:
+            refused.connect()
+        assert raised.value.orig.args[0]["C"] == "55000" and is_transient_db_error(raised.value)
+    finally:
+        refused.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}"'))
+        admin.dispose()
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with pytest.raises(sa_exc.DBAPIError) as raised, engine.connect() as conn:
+            conn.execute(sa.text("CREATE TEMP SEQUENCE never_called"))
+            conn.execute(sa.text("SELECT currval('never_called')"))
+        assert raised.value.orig.args[0]["C"] == "55000" and not is_transient_db_error(raised.value)
+    finally:
+        engine.dispose()

@@ -12,10 +12,13 @@ import json
 import socket
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from cloudevents.http import CloudEvent
 
@@ -72,6 +75,27 @@ class Moto:
 
     def sms_to(self, phone: str) -> list[dict[str, Any]]:
         return [m for m in self.sent()["sms"] if m["phone_number"] == phone]
+
+
+@contextmanager
+def running_moto(*, reset: bool = True) -> Iterator[Moto]:
+    """moto's SES/SNS server, started (and reset, with the sender verified) and stopped after."""
+    server = Moto()
+    server.start()
+    try:
+        if reset:
+            server.reset()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def moto() -> Iterator[Moto]:
+    """moto's SES/SNS server for one test, reset and with the sender verified (import it into a
+    conftest or test module to use it)."""
+    with running_moto() as server:
+        yield server
 
 
 AWS_ENV = {

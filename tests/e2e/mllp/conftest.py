@@ -21,6 +21,7 @@ import pytest
 from shared.devrouter import emulator as emulator_mod
 from shared.devrun import DevStack, StackConfig
 from tests.support.processes import ROOT, FunctionProcess, free_port, start_function
+from tests.support.fake_lis import FakeLis
 from tests.support.pubsub import running_emulator
 
 
@@ -129,3 +130,20 @@ def stack(lis: FunctionProcess, tmp_path_factory: pytest.TempPathFactory) -> Ite
             yield stack
         finally:
             adapter.stop()
+
+
+@pytest.fixture(scope="module")
+def fake_lis() -> Iterator[FakeLis]:
+    """An MLLP server playing the LIS that orders are sent to (tests/support/fake_lis.py)."""
+    fake = FakeLis()
+    yield fake
+    fake.stop()
+
+
+@contextmanager
+def orders_out_stack(database_url: str, lis: FakeLis, tmp: Path, **env: str) -> Iterator[DevStack]:
+    """`make dev`'s stack sending orders to `lis` (orders out configured, short timeouts)."""
+    base = {"LIS_OUTBOUND_TOPIC": "lis-outbound", "LIS_MLLP_HOST": "127.0.0.1", "LIS_MLLP_PORT": str(lis.port),
+            "LIS_OUTBOUND_BACKOFF_SECONDS": "0.2", "LIS_ACK_TIMEOUT_SECONDS": "5"}
+    with dev_stack(database_url, tmp, {**base, **env}) as stack:
+        yield stack

@@ -17,23 +17,14 @@ from tests.http.registry.support import patient_body
 from tests.support.fake_lis import FakeLis
 from tests.support.waiting import wait_for
 
-from .conftest import dev_stack
+from .conftest import orders_out_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def lis() -> Iterator[FakeLis]:
-    fake = FakeLis()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
-def dev(database_url: str, lis: FakeLis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    env = {"LIS_OUTBOUND_TOPIC": "lis-outbound", "LIS_MLLP_HOST": "127.0.0.1", "LIS_MLLP_PORT": str(lis.port),
-           "LIS_OUTBOUND_BACKOFF_SECONDS": "0.2", "LIS_ACK_TIMEOUT_SECONDS": "5"}
-    with dev_stack(database_url, tmp_path_factory.mktemp("ordersout"), env) as stack:
+def dev(database_url: str, fake_lis: FakeLis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    with orders_out_stack(database_url, fake_lis, tmp_path_factory.mktemp("ordersout")) as stack:
         yield stack
 
 
@@ -51,7 +42,8 @@ def _sent_with(lis: FakeLis, placer: str, control: str) -> list[hl7.Message]:
     return [m for m in parsed if str(m.segment("ORC")[2][0][0]) == placer and str(m.segment("ORC")[1]) == control]
 
 
-def test_an_order_placed_reaches_the_lis_and_shows_its_acceptance_then_a_cancel_follows(dev: DevStack, lis: FakeLis):
+def test_an_order_placed_reaches_the_lis_and_shows_its_acceptance_then_a_cancel_follows(dev: DevStack, fake_lis: FakeLis):
+    lis = fake_lis
     api, headers = dev.url("api"), {"Authorization": f"Bearer {_token()}"}
     patient = requests.post(f"{api}/patients?allow_duplicate=true", headers=headers, timeout=30,
                             json=patient_body(sex="female"))

@@ -122,3 +122,25 @@ def test_hl7_fields_that_held_nul_are_named_in_warnings():
     [part] = read_parts(raw, None)
     assert part.message.patient.name.family == "Nulpat" and part.raw == raw
     assert part.warnings == ("nul_removed:PID-5",)
+
+
+def test_hl7_hex_escapes_of_nul_are_named_in_warnings_like_nul_bytes():
+    raw = ADT.replace(b"DOE^JANE", b"Nul\\X00\\pat^Al\\X0041\\")
+    [part] = read_parts(raw, None)
+    assert (part.message.patient.name.family, part.message.patient.name.given[0]) == ("Nulpat", "AlA")
+    assert part.warnings == ("nul_removed:PID-5",)
+    [plain] = read_parts(ADT.replace(b"DOE^JANE", b"D\\X41\\E^JANE"), None)  # a hex escape without NUL: no warning
+    assert plain.message.patient.name.family == "DAE" and plain.warnings == ()
+
+
+def test_json_strings_that_held_nul_are_named_in_warnings_like_hl7_fields():
+    event = json.loads(json.dumps(EVENT))
+    event["patient"]["name"]["family"] = "Do\u0000e"
+    event["orders"][0]["results"][0]["values"] = ["4\u0000.2"]
+    [part] = read_parts(json.dumps(event).encode(), "json")
+    assert part.quarantine is None
+    assert part.message.patient.name.family == "Doe"  # removed, as from an HL7 field (not U+FFFD)
+    assert part.message.groups[0].orders[0].results[0].values == ("4.2",)
+    assert part.warnings == ("nul_removed:patient.name.family", "nul_removed:orders.0.results.0.values.0")
+    [clean] = read_parts(json.dumps(EVENT).encode(), "json")
+    assert clean.warnings == () and clean.digest != part.digest
