@@ -161,7 +161,7 @@ class Patient(BaseModel):
     phone: str | None
     email: str | None
     address: AddressOut | None
-    preferred_language: str
+    preferred_language: str | None  # None: never given (a patient the LIS created)
     timezone: str
     communication: Communication
     version: int
