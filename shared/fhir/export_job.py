@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import load_only, selectinload
 
 from shared import audit
 from shared.auth import SYSTEM_JOBS
@@ -62,12 +62,24 @@ def _page(uow: UnitOfWork, kind: str, export: FhirExport) -> tuple[list[Any], li
     return rows, render(uow, rows)
 
 
+# Only the columns the mappings read: every timestamp pg8000 parses and every JSONB it decodes (a result's
+# previous versions, an order's field stamps) costs CPU per row, and an export is all rows.
+_RESULT_COLUMNS = load_only(
+    LabResult.id, LabResult.order_id, LabResult.patient_id, LabResult.status, LabResult.code_system, LabResult.code,
+    LabResult.code_display, LabResult.value_type, LabResult.value, LabResult.units, LabResult.reference_range,
+    LabResult.abnormal_flags, LabResult.notes, LabResult.observed_at, LabResult.observed_text, LabResult.version,
+    LabResult.updated_at)
+_ORDER_COLUMNS = load_only(
+    LabOrder.id, LabOrder.patient_id, LabOrder.placer_namespace, LabOrder.placer_number, LabOrder.filler_namespace,
+    LabOrder.filler_number, LabOrder.code_system, LabOrder.code, LabOrder.code_display, LabOrder.status,
+    LabOrder.priority, LabOrder.notes, LabOrder.ordered_at, LabOrder.parent_order_id, LabOrder.version,
+    LabOrder.updated_at)
 _TYPES: dict[str, tuple[Any, tuple[Any, ...], Callable[[UnitOfWork, list[Any]], list[dict[str, Any]]]]] = {
     "Patient": (Patient, (selectinload(Patient.identifiers),),
                 lambda _uow, rows: [to_fhir_patient(registry.to_resource(r)) for r in rows]),
-    "ServiceRequest": (LabOrder, (), lambda _uow, rows: [to_service_request(r) for r in rows]),
-    "Observation": (LabResult, (), lab_view.observations),
-    "DiagnosticReport": (LabOrder, (selectinload(LabOrder.results),),
+    "ServiceRequest": (LabOrder, (_ORDER_COLUMNS,), lambda _uow, rows: [to_service_request(r) for r in rows]),
+    "Observation": (LabResult, (_RESULT_COLUMNS,), lab_view.observations),
+    "DiagnosticReport": (LabOrder, (_ORDER_COLUMNS, selectinload(LabOrder.results).options(_RESULT_COLUMNS)),
                          lambda _uow, rows: [to_diagnostic_report(r, list(r.results)) for r in rows]),
 }
 
