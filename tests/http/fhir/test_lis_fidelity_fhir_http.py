@@ -124,3 +124,14 @@ def test_a_lis_patient_has_no_language_it_was_never_sent(client, make_token):
     assert "communication" not in patient
     rest = client.get(f"/patients/{pid}", headers=auth(token))
     assert rest.status_code == 200 and rest.get_json()["preferred_language"] is None
+    # A registry edit about something else keeps it absent; one that gives a language sets it.
+    writer = {**auth(make_token("patients:read", "patients:write")), "Content-Type": "application/merge-patch+json"}
+    patched = client.patch(f"/patients/{pid}", data='{"phone": "+14155550123"}',
+                           headers={**writer, "If-Match": rest.headers["ETag"]})
+    assert patched.status_code == 200, patched.get_data(as_text=True)
+    assert patched.get_json()["preferred_language"] is None
+    patched = client.patch(f"/patients/{pid}", data='{"preferred_language": "fr"}',
+                           headers={**writer, "If-Match": patched.headers["ETag"]})
+    assert patched.status_code == 200 and patched.get_json()["preferred_language"] == "fr"
+    assert fhir_ok(client.get(f"/fhir/Patient/{pid}", headers=auth(token)))["communication"][0]["language"][
+        "coding"][0]["code"] == "fr"
