@@ -39,6 +39,14 @@ def targets(results: dict) -> list[dict]:
         best = max(p["ok_rate"] for p in lis["points"].values())
         out.append({"target": "LIS ≥ 250 ORU/s on one instance", "value": best, "shown": f"{best:.0f}/s",
                     "verdict": verdict(best, 250.0, True)})
+    exp = results.get("export")
+    if isinstance(exp, dict) and exp.get("resources"):
+        minutes = exp["export_s"] / 60
+        out.append({"target": "FHIR export of every patient with their results in minutes (≤ 10)", "value": minutes,
+                    "shown": f"{minutes:.1f} min for {exp['resources']} resources", "verdict": verdict(minutes, 10.0, False)})
+        growth = exp["jobs_peak"]["pss_mb"] - exp["jobs_idle"]["pss_mb"]
+        out.append({"target": "FHIR export memory flat: jobs peak ≤ idle + 100 MB", "value": growth,
+                    "shown": f"+{growth:.0f} MB", "verdict": verdict(growth, 100.0, False)})
     for name, cold in (results.get("cold_start") or {}).items():
         if name == "hello":
             continue
@@ -104,6 +112,15 @@ def render(results: dict) -> str:
                  f"{p['rate'] / ceiling:.1%} of parse-only ({ceiling:.0f}/s)"] for c, p in mllp["points"].items()]
         parts.append("MLLP (messages acknowledged per second, end to end to the emulator)\n"
                      + _table(["scenario", "connections", "msg/s", "beside its ceiling"], rows))
+    exp = results.get("export")
+    if isinstance(exp, dict) and exp.get("resources"):
+        rows = [["every patient with their results → NDJSON (jobs)", f"{exp['resources']}", f"{exp['export_s']:.0f}",
+                 f"{exp['rate']:.0f}/s", f"{exp['jobs_idle']['pss_mb']:.0f} → {exp['jobs_peak']['pss_mb']:.0f}"],
+                ["its files downloaded (api)", f"{exp['download_mb']:.0f} MB", f"{exp['download_s']:.0f}",
+                 f"{exp['resources'] / exp['download_s']:.0f}/s" if exp["download_s"] else "-",
+                 f"peak {exp['api_peak']['pss_mb']:.0f}"]]
+        parts.append(f"FHIR Bulk Data export ({exp['per_type']}, {exp['files']} files, {exp['slices']} slices)\n"
+                     + _table(["scenario", "resources", "seconds", "rate", "PSS MB idle → peak"], rows))
     cold = results.get("cold_start")
     if cold:
         peaks = results.get("peak_memory", {})

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench import coldstart, lis, mllp, seed
+from bench import coldstart, export, lis, mllp, seed
 from bench.load import anatomy, db_point, ensure_wrk, http_point
 from bench.machine import describe
 from bench.procs import HELLO, ROOT, Fn, MemorySampler, launch, production_env, wait_until
@@ -39,7 +39,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lis-concurrency", default="4,8")
     p.add_argument("--cold-runs", type=int, default=5)
     p.add_argument("--mllp-connections", default="1,8")
-    p.add_argument("--only", default="api,lis,mllp,cold", help="sections to run")
+    p.add_argument("--only", default="api,export,lis,mllp,cold", help="sections to run")
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s points, 5,000 patients, 2 cold starts")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -107,6 +107,24 @@ def run_api(results: dict, url: str, api: Fn, hello: Fn, token: str, wrk: str | 
     results["api"] = api_points
     results.setdefault("peak_memory", {})["api"] = mem.peak
     results.setdefault("anatomy", {})["api"] = anatomy(url, "api", token=token, ids=ids, queries=queries)
+
+
+def run_export(results: dict, url: str, api: Fn, env: dict[str, str], token: str, work: Path,
+               args: argparse.Namespace, log) -> None:
+    """Every patient (seeded to --patients when the api section did not) with their results, exported
+    by the jobs function with its production settings and downloaded through the api."""
+    if not seed.sample_ids(url, 1):
+        seed.seed_sample(api.port, token, args.sample)
+    stats = seed.clone(url, args.patients)
+    if stats["cloned"]:
+        log(f"export: cloned to {stats['patients']} patients in {stats['seconds']} s")
+    jobs = launch("jobs", {**production_env("jobs"), **env}, work / "logs")
+    try:
+        wait_until(jobs, _ready, timeout=60)
+        results["export"] = export.run(url, api, jobs, token, log)
+        results.setdefault("peak_memory", {})["jobs"] = results["export"]["jobs_peak"]
+    finally:
+        jobs.stop()
 
 
 def run_lis(results: dict, url: str, env: dict[str, str], work: Path, args: argparse.Namespace, log) -> None:
@@ -184,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench database ready; load generator: {wrk or 'bench.loadgen'}")
         if "api" in sections:
             _section(results, "api", log, run_api, results, url, api, hello, token, wrk, work, args, log)
+        if "export" in sections:
+            _section(results, "export", log, run_export, results, url, api, {**env, "K_SINK": sink.url}, token, work,
+                     args, log)
         patient_id = seed.sample_ids(url, 1)
         if not patient_id:  # the api section did not run: the api cold-start probe reads this patient
             seed.seed_sample(api.port, token, 1)

@@ -167,6 +167,9 @@ class Settings(BaseSettings):
     lis_raw_retention_days: int = Field(default=90, ge=1, description="Raw LIS payloads older than this are purged (metadata kept).")
     lis_order_overdue_hours: int = Field(default=24, ge=1, description="Orders without results after this emit order-overdue.")
     job_time_budget_seconds: float = Field(default=50.0, gt=0, description="Time budget of one job run (below the service timeout).")
+    fhir_export_retention_hours: float = Field(default=24.0, gt=0, le=24 * 30, description=(
+        "How long the files of a finished FHIR Bulk Data export can be downloaded (the manifest's Expires); "
+        "the retention job deletes them after."))
 
     # --- MLLP adapter (`patient-mgt mllp`, docs/lis.md §9) ----------------------------------------
     mllp_host: str = Field(default="127.0.0.1", description="Address the MLLP listener binds (0.0.0.0 in its container).")

@@ -8,5 +8,6 @@ from shared.api import jobs_routes  # noqa: F401
 from shared.api import lis_routes  # noqa: F401
 from shared.api import metrics_routes  # noqa: F401
 from shared.api import fhir_routes  # noqa: F401
+from shared.api import fhir_export_routes  # noqa: F401
 from shared.api import results  # noqa: F401
 from shared.api import critical_routes  # noqa: F401

@@ -19,7 +19,7 @@ from shared.fhir import includes, lab_view, patients_view
 from shared.fhir.bundle import base_url, history, searchset
 from shared.fhir.capability import capability_statement
 from shared.fhir.encoding import FHIR_BODY_TYPES, FHIR_JSON, fhir_response
-from shared.fhir.lab import to_diagnostic_report, to_observation, to_service_request
+from shared.fhir.lab import to_diagnostic_report, to_service_request
 from shared.fhir.outcome import render_error
 from shared.fhir.params import (
     DiagnosticReportSearchParams,
@@ -117,7 +117,7 @@ def fhir_read_patient(ctx: RequestContext, patient_id: str) -> Response:
 @route("GET", "/fhir/Patient", scope="patients:read", summary="FHIR search of Patients (searchset Bundle)",
        query=PatientSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="patient.search", **FHIR)
 def fhir_search_patients(ctx: RequestContext) -> Response:
-    return _search(ctx, "Patient", PatientSearchParams, patients_view.search_patients, to_fhir_patient)
+    return _search(ctx, "Patient", PatientSearchParams, patients_view.search_patients, _each(to_fhir_patient))
 
 
 @route("GET", "/fhir/Patient/<patient_id>/_history", scope="patients:read",
@@ -190,7 +190,12 @@ def fhir_create_patient(ctx: RequestContext) -> Response:
     return _patient_response(ctx, resource, 201, {"Location": location})
 
 
-def _search(ctx: RequestContext, kind: str, model: Any, search: Any, to_fhir: Any) -> Response:
+def _each(to_fhir: Any) -> Any:
+    """A per-row mapping as a page renderer (``render(uow, rows)``)."""
+    return lambda _uow, rows: [to_fhir(r) for r in rows]
+
+
+def _search(ctx: RequestContext, kind: str, model: Any, search: Any, render: Any) -> Response:
     """A searchset: the page, what ``_include``/``_revinclude`` add, ``_elements`` applied to the matches,
     and the parameters ignored under ``Prefer: handling=lenient`` said in an OperationOutcome entry."""
     params = parse_query(ctx, model)
@@ -198,7 +203,7 @@ def _search(ctx: RequestContext, kind: str, model: Any, search: Any, to_fhir: An
     with unit_of_work() as uow:
         rows, next_cursor, total = search(uow, ctx.principal, params)
         added, notes = includes.included(uow, ctx.principal, kind, rows, params, getattr(params, "revinclude", None))
-        resources = [includes.subset(to_fhir(r), names) for r in rows]
+        resources = [includes.subset(r, names) for r in render(uow, rows)]
     if params.ignored():
         notes.append(f"Ignored (Prefer: handling=lenient): {', '.join(params.ignored())}")
     return fhir_response(searchset(ctx.request, kind, resources, total, next_cursor, added, notes))
@@ -207,13 +212,14 @@ def _search(ctx: RequestContext, kind: str, model: Any, search: Any, to_fhir: An
 @route("GET", "/fhir/ServiceRequest", scope="patients:read", summary="FHIR search of lab orders",
        query=ServiceRequestSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_service_requests(ctx: RequestContext) -> Response:
-    return _search(ctx, "ServiceRequest", ServiceRequestSearchParams, lab_view.search_service_requests, to_service_request)
+    return _search(ctx, "ServiceRequest", ServiceRequestSearchParams, lab_view.search_service_requests,
+                   _each(to_service_request))
 
 
 @route("GET", "/fhir/Observation", scope="patients:read", summary="FHIR search of lab results",
        query=ObservationSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_search_observations(ctx: RequestContext) -> Response:
-    return _search(ctx, "Observation", ObservationSearchParams, lab_view.search_observations, to_observation)
+    return _search(ctx, "Observation", ObservationSearchParams, lab_view.search_observations, lab_view.observations)
 
 
 def _lab_read(ctx: RequestContext, raw_id: str, kind: str, read: Any, to_fhir: Any) -> Response:
@@ -221,20 +227,20 @@ def _lab_read(ctx: RequestContext, raw_id: str, kind: str, read: Any, to_fhir: A
     row_id = _id(raw_id, kind)
     with unit_of_work() as uow:
         row = read(uow, ctx.principal, row_id)
-        resource = to_fhir(row)
+        [resource] = to_fhir(uow, [row])
     return _resource_response(ctx, resource, row.version, row.updated_at)
 
 
 @route("GET", "/fhir/ServiceRequest/<order_id>", scope="patients:read", summary="FHIR read of a lab order",
        query=FormatQuery, responses={200: FhirServiceRequest, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_read_service_request(ctx: RequestContext, order_id: str) -> Response:
-    return _lab_read(ctx, order_id, "ServiceRequest", lab_view.read_order, to_service_request)
+    return _lab_read(ctx, order_id, "ServiceRequest", lab_view.read_order, _each(to_service_request))
 
 
 @route("GET", "/fhir/Observation/<result_id>", scope="patients:read", summary="FHIR read of a lab result",
        query=FormatQuery, responses={200: FhirObservation, **SEARCH_ERRORS}, audit_action="result.read", **FHIR)
 def fhir_read_observation(ctx: RequestContext, result_id: str) -> Response:
-    return _lab_read(ctx, result_id, "Observation", lab_view.read_result, to_observation)
+    return _lab_read(ctx, result_id, "Observation", lab_view.read_result, lab_view.observations)
 
 
 def _report(order: Any) -> dict[str, Any]:
@@ -245,10 +251,11 @@ def _report(order: Any) -> dict[str, Any]:
        summary="FHIR read of a lab report (an order with its results)", query=FormatQuery,
        responses={200: FhirDiagnosticReport, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_read_diagnostic_report(ctx: RequestContext, report_id: str) -> Response:
-    return _lab_read(ctx, report_id, "DiagnosticReport", lab_view.read_report, _report)
+    return _lab_read(ctx, report_id, "DiagnosticReport", lab_view.read_report, _each(_report))
 
 
 @route("GET", "/fhir/DiagnosticReport", scope="patients:read", summary="FHIR search of lab reports",
        query=DiagnosticReportSearchParams, responses={200: FhirBundle, **SEARCH_ERRORS}, audit_action="order.read", **FHIR)
 def fhir_search_diagnostic_reports(ctx: RequestContext) -> Response:
-    return _search(ctx, "DiagnosticReport", DiagnosticReportSearchParams, lab_view.search_diagnostic_reports, _report)
+    return _search(ctx, "DiagnosticReport", DiagnosticReportSearchParams, lab_view.search_diagnostic_reports,
+                   _each(_report))

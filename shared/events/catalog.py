@@ -82,6 +82,11 @@ class JobRunRequested(EventData):
     requested_at: AwareDatetime  # the run's slot: every delivery of the request claims the same (job, slot)
 
 
+class FhirExportRequested(EventData):
+    export_id: uuid.UUID  # the fhir_exports row: what to export lives there, not in the event
+    step: int  # which slice of the export this delivery is (0 the first; each slice asks for the next)
+
+
 PREFIX = "org.patientmgt."
 
 PATIENT_REGISTERED = PREFIX + "patient.registered.v1"
@@ -103,6 +108,7 @@ JOB_RUN_REQUESTED = PREFIX + "job.run.requested.v1"
 RESULT_CRITICAL = PREFIX + "result.critical.v1"
 CRITICAL_ALERT_ESCALATED = PREFIX + "critical_alert.escalated.v1"
 CRITICAL_ALERT_ACKNOWLEDGED = PREFIX + "critical_alert.acknowledged.v1"
+FHIR_EXPORT_REQUESTED = PREFIX + "fhir.export.requested.v1"
 
 # type -> (data model, emitting function, description)
 CATALOG: dict[str, tuple[type[EventData], str, str]] = {
@@ -128,10 +134,13 @@ CATALOG: dict[str, tuple[type[EventData], str, str]] = {
     CRITICAL_ALERT_ESCALATED: (CriticalAlertEvent, "jobs",
                                "A critical-result alert was not acknowledged in CRITICAL_ALERT_ESCALATE_AFTER_SECONDS."),
     CRITICAL_ALERT_ACKNOWLEDGED: (CriticalAlertEvent, "api", "A clinician acknowledged a critical-result alert."),
+    FHIR_EXPORT_REQUESTED: (FhirExportRequested, "api", "A FHIR Bulk Data export was requested (step 0); the jobs "
+                                                        "function writes it one slice per delivery and emits the next step "
+                                                        "until it is done."),
 }
 
 # Types about no patient: emitted without a subject. Every other type's subject is the patient id.
-NO_SUBJECT = frozenset({JOB_RUN_REQUESTED})
+NO_SUBJECT = frozenset({JOB_RUN_REQUESTED, FHIR_EXPORT_REQUESTED})
 
 
 def dataschema_for(event_type: str) -> str:

@@ -13,6 +13,13 @@ from shared.fhir.includes import INCLUDES, REVINCLUDES
 FHIR_VERSION = "4.0.1"
 STATEMENT_DATE = "2026-11-25"
 SP = "http://hl7.org/fhir/SearchParameter/"
+BULK = "http://hl7.org/fhir/uv/bulkdata/"
+# The Bulk Data export operations (docs/fhir.md, "Bulk Data export"); their status URL and files
+# (``$export-status``, ``$export-file``) are the IG's async pattern, named by the kick-off's answers.
+SYSTEM_OPERATIONS = [{"name": "export", "definition": BULK + "OperationDefinition/export",
+                      "documentation": "Every resource (`_type`, `_since`); `Prefer: respond-async` required; NDJSON."}]
+PATIENT_OPERATIONS = [{"name": "export", "definition": BULK + "OperationDefinition/patient-export",
+                       "documentation": "Every patient's data (`_type`, `_since`); `Prefer: respond-async` required."}]
 PAGING = ("Results are Bundles of type searchset with `total` (`_total=none` leaves it out; `_summary=count` or "
           "`_count=0` answer it alone); `_count` sets the page size (default 20, at most 100) and the `next` link "
           "carries an opaque `_cursor`. A comma in a value means any of them; a repeated parameter means all of them. "
@@ -74,6 +81,7 @@ PATIENT: dict[str, Any] = {
     "conditionalRead": "not-supported",
     "conditionalUpdate": False,
     "conditionalDelete": "not-supported",
+    "operation": PATIENT_OPERATIONS,
     "searchParam": [
         _param("name", "string", "Patient-name", "Every word is a prefix of a word of the family or a given name; "
                "case and accents are ignored."),
@@ -152,15 +160,18 @@ def _statement() -> dict[str, Any]:
         "software": {"name": "patient-mgt", "version": _version()},
         "fhirVersion": FHIR_VERSION,
         "format": ["json"],
+        "instantiates": [BULK + "CapabilityStatement/bulk-data"],
         "rest": [{
             "mode": "server",
             "documentation": "A FHIR R4 view of the patient registry and its lab orders and results. See docs/fhir.md.",
             "security": {
                 "cors": False,
-                "description": "Authorization: Bearer <API key>. Reads need scope patients:read, create needs "
-                "patients:write. Every read and write is audited.",
+                "description": "Authorization: Bearer <API key>. Reads and exports need scope patients:read, create "
+                "needs patients:write. Every read and write is audited; an export's status and files answer only "
+                "the key that asked for it.",
             },
             "resource": [_with_includes(r) for r in (PATIENT, SERVICE_REQUEST, OBSERVATION, DIAGNOSTIC_REPORT)],
+            "operation": SYSTEM_OPERATIONS,
         }],
     }
 

@@ -33,7 +33,18 @@ def _empty(value: Any) -> bool:
 
 
 def dumps(value: Any) -> str:
-    """JSON text; a ``Decimal`` is written as the number it holds, digits as given."""
+    """JSON text; a ``Decimal`` is written as the number it holds, digits as given.
+
+    The C encoder writes everything without a Decimal (Patients, orders, reports: most of an export)
+    in one call; a value holding one is written member by member, each again by the C encoder unless it
+    holds the Decimal, so only the path down to a Decimal is written in Python."""
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except TypeError:
+        return _dumps(value)
+
+
+def _dumps(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(str(k))}:{dumps(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (list, tuple)):

@@ -18,7 +18,8 @@ from sqlalchemy.orm import selectinload
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
-from shared.fhir.lab import to_observation, to_service_request
+from shared.fhir import lab_view
+from shared.fhir.lab import to_service_request
 from shared.fhir.params import SearchQuery, bad_param
 from shared.fhir.patient import to_fhir_patient
 from shared.fhir.search import and_or
@@ -73,7 +74,7 @@ def _results(uow: UnitOfWork, principal: Principal, rows: list[LabResult]) -> li
     if rows:
         audit.record(uow, principal, "result.read", list(dict.fromkeys(r.patient_id for r in rows)),
                      details={"view": "fhir", "include": True})
-    return [to_observation(r) for r in rows]
+    return lab_view.observations(uow, rows)
 
 
 def included(uow: UnitOfWork, principal: Principal, kind: str, rows: list[Any], p: SearchQuery,

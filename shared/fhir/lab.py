@@ -10,11 +10,14 @@ Vocabularies:
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from shared.fhir.encoding import compact
 from shared.fhir.patient import instant
 from shared.fhir.systems import code_system, identifier_system
+from shared.fhir.times import date_time
 from shared.fhir.units import reference_range, value_element
 from shared.models import LabOrder, LabResult
 
@@ -126,13 +129,17 @@ def to_service_request(order: LabOrder) -> dict[str, Any]:
                                   "display": "Laboratory procedure"}]}],
         "priority": order.priority if order.priority in PRIORITIES else None,
         "code": concept(order.code_system, order.code, order.code_display),
+        # A child order (OBR-29: an isolate's susceptibility panel) fulfils part of its parent order.
+        "basedOn": [{"reference": f"ServiceRequest/{order.parent_order_id}"}] if order.parent_order_id else [],
         "subject": {"reference": f"Patient/{order.patient_id}"},
         "authoredOn": instant(order.ordered_at),
         "note": [{"text": order.notes}] if order.notes else [],
     })
 
 
-def to_observation(result: LabResult) -> dict[str, Any]:
+def to_observation(result: LabResult, members: Iterable[uuid.UUID] = ()) -> dict[str, Any]:
+    """``members``: the results of the child orders reporting on this one (a culture isolate's
+    susceptibilities, OBR-26/OBR-29) — ``hasMember``, as the HL7 v2-to-FHIR microbiology mapping has it."""
     value = value_element(result.value_type, result.value, result.units)
     resource: dict[str, Any] = {
         "resourceType": "Observation",
@@ -144,11 +151,12 @@ def to_observation(result: LabResult) -> dict[str, Any]:
         "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
         "code": concept(result.code_system, result.code, result.code_display) or absent_concept(),
         "subject": {"reference": f"Patient/{result.patient_id}"},
-        "effectiveDateTime": instant(result.observed_at),
+        "effectiveDateTime": date_time(result.observed_at, result.observed_text),
         **value,
         "interpretation": [interpretation(f) for f in result.abnormal_flags or [] if f.strip()],
         "note": [{"text": n} for n in result.notes or [] if n.strip()],
         "referenceRange": [r] if (r := reference_range(result.reference_range, result.units)) else [],
+        "hasMember": [{"reference": f"Observation/{m}"} for m in members],
     }
     if not value:
         resource["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}
@@ -157,8 +165,9 @@ def to_observation(result: LabResult) -> dict[str, Any]:
 
 def _effective(results: list[LabResult]) -> str | None:
     """The report's clinically relevant time: the earliest effective time of its results."""
-    times = [r.observed_at for r in results if r.observed_at is not None]
-    return instant(min(times)) if times else None
+    timed = [r for r in results if r.observed_at is not None]
+    first = min(timed, key=lambda r: r.observed_at) if timed else None  # type: ignore[arg-type,return-value]
+    return date_time(first.observed_at, first.observed_text) if first else None
 
 
 def to_diagnostic_report(order: LabOrder, results: list[LabResult]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import NotFound
-from shared.fhir.lab import OBSERVATION_CATEGORY, REPORT_STATUS, RESULT_STATUS, V2_0074
+from shared.fhir.lab import OBSERVATION_CATEGORY, REPORT_STATUS, RESULT_STATUS, V2_0074, to_observation
 from shared.fhir.params import (
     DiagnosticReportSearchParams,
     ObservationSearchParams,
@@ -179,3 +179,27 @@ def read_report(uow: UnitOfWork, principal: Principal, order_id: uuid.UUID) -> L
         raise NotFound("No DiagnosticReport with this id")
     audit.record(uow, principal, "order.read", [order.patient_id], details={"view": "fhir"})
     return order
+
+
+def members(uow: UnitOfWork, results: list[LabResult]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """For each of ``results``, the results of the child orders reporting on it (a culture isolate's
+    susceptibilities: ``Observation.hasMember``), in the order they were stored. One query, through
+    ``ix_lab_orders_parent_result_id``."""
+    ids = [r.id for r in results]
+    if not ids:
+        return {}
+    rows = uow.session.execute(
+        sa.select(LabOrder.parent_result_id, LabResult.id).join(LabResult, LabResult.order_id == LabOrder.id)
+        .where(LabOrder.parent_result_id.in_(ids))
+        .order_by(LabOrder.created_at, LabOrder.id, LabResult.created_at, LabResult.result_key)
+    ).all()
+    found: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for parent, member in rows:
+        found.setdefault(parent, []).append(member)
+    return found
+
+
+def observations(uow: UnitOfWork, results: list[LabResult]) -> list[dict[str, Any]]:
+    """``results`` as FHIR Observations, each with its ``hasMember`` (one query for them all)."""
+    found = members(uow, results)
+    return [to_observation(r, found.get(r.id, ())) for r in results]

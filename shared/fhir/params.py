@@ -258,3 +258,13 @@ def birthdate_bounds(values: list[str]) -> tuple[date | None, date | None]:
         if hi is not None:
             high = hi if high is None else min(high, hi)
     return low, high
+
+
+class ExportQuery(FormatQuery):
+    """The Bulk Data kick-off (``$export``)."""
+    type: Multi = Field(default=None, alias="_type", description="Comma-separated resource types to export "
+                        "(Patient, ServiceRequest, Observation, DiagnosticReport); all when absent.")
+    since: _Value | None = Field(default=None, alias="_since",  # type: ignore[valid-type]
+                                 description="An instant: only resources changed after it.")
+    output_format: _Format | None = Field(default=None, alias="_outputFormat",  # type: ignore[valid-type]
+                                          description="application/fhir+ndjson (the only format written).")

@@ -58,6 +58,22 @@ class FhirCapabilityStatement(_FhirResource):
     resourceType: Literal["CapabilityStatement"]  # noqa: N815
 
 
+class FhirOperationOutcome(_FhirResource):
+    """A FHIR R4 OperationOutcome (http://hl7.org/fhir/R4/operationoutcome.html)."""
+
+    resourceType: Literal["OperationOutcome"]  # noqa: N815
+
+
+class BulkDataManifest(BaseModel):
+    """The Bulk Data export manifest (https://hl7.org/fhir/uv/bulkdata/export.html#response---complete-status)."""
+
+    transactionTime: str  # noqa: N815
+    request: str
+    requiresAccessToken: bool  # noqa: N815
+    output: list[dict[str, str | int]] = Field(description="One entry per NDJSON file: type, url, count.")
+    error: list[dict[str, str | int]]
+
+
 class PatientCreateParams(FormatQuery):
     allow_duplicate: bool = Field(
         default=False, description="Register even when probable duplicates exist (409 names them otherwise).")

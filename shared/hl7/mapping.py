@@ -136,15 +136,22 @@ def _values(obx: Segment, value_type: str | None) -> tuple[tuple[str, ...], str 
     return values, (values[0] if values else None), coded
 
 
-def result(obx: Segment, notes: list[str], order_time: datetime | None) -> ResultData:
-    """One OBX; `order_time` (OBR-7) stands in for an empty OBX-14."""
+def _timestamp_text(segment: Segment | None, n: int, value: datetime | None) -> str | None:
+    """SEG-n.1 as sent, when it was read into ``value`` (its precision and offset, which ``value`` loses)."""
+    raw = segment.value(n) if segment is not None and value is not None else None
+    return raw.strip() if raw else None
+
+
+def result(obx: Segment, notes: list[str], order_time: datetime | None, order_time_text: str | None = None) -> ResultData:
+    """One OBX; `order_time` (OBR-7, sent as `order_time_text`) stands in for an empty OBX-14."""
     invalid: list[str] = []
     value_type = obx.value(2)
     value_type = value_type.upper() if value_type else None
     values, value, coded = _values(obx, value_type)
     observed_at = _timestamp(obx, 14, invalid)
+    observed_text = _timestamp_text(obx, 14, observed_at)
     if observed_at is None and not invalid:
-        observed_at = order_time
+        observed_at, observed_text = order_time, order_time_text
     return ResultData(
         set_id=obx.whole(1),
         code=dt.coded_value(obx.first(3)),
@@ -160,6 +167,7 @@ def result(obx: Segment, notes: list[str], order_time: datetime | None) -> Resul
         coded_values=coded,
         invalid_fields=tuple(invalid),
         sub_id=obx.whole(4),
+        observed_text=observed_text,
     )
 
 
@@ -210,7 +218,7 @@ def order(orc: Segment | None, obr: Segment | None, tq1: Segment | None,
         status=(orc.value(5) if orc else None) or (obr.value(25) if obr else None),
         priority=dt.priority(priority),
         ordered_at=ordered_at,
-        results=tuple(result(obx, obx_notes, observed) for obx, obx_notes in results),
+        results=tuple(result(obx, obx_notes, observed, _timestamp_text(obr, 7, observed)) for obx, obx_notes in results),
         notes=tuple(notes),
         invalid_fields=tuple(invalid),
         placer_namespace=placer_ns,

@@ -138,6 +138,9 @@ class ResultData:
     coded_values: tuple[CodedValue, ...] = ()
     invalid_fields: tuple[str, ...] = ()
     sub_id: str | None = None
+    # OBX-14 as sent (or OBR-7's, when it stood in for an empty OBX-14), when it was read into
+    # `observed_at`: its precision (a date, a minute…) and whether it had an offset.
+    observed_text: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

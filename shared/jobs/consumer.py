@@ -6,6 +6,9 @@ Four kinds of delivery arrive here:
   new random id). Unknown jobs are logged and acknowledged; a transient fault is a 503.
 - Run requests (``job.run.requested``, the console's Run now for a job the api cannot run): run
   the job once per request, the same way (the request's moment is the slot).
+- FHIR Bulk Data exports (``fhir.export.requested``): one slice of the export per delivery
+  (``shared.fhir.export_job``); like a run request, not through the dispatcher, since a slice works
+  in transactions of its own, and each slice asks for the next.
 - Broker events routed by Triggers: deduped, then dispatched by type to the default worker.
 - Dead letters (path ``/dead-letter``, or Knative's error extensions): stored for an operator.
 """
@@ -22,6 +25,7 @@ from shared.jobs import orders_out, ping, registry, worker
 from shared.jobs.context import JobRetry
 from shared.jobs.runner import run_job
 from shared.log import get_logger
+from shared.settings import get_settings
 
 log = get_logger("patient_mgt.jobs")
 
@@ -47,6 +51,9 @@ def handle_event(event: CloudEvent) -> None:
         return
     if event["type"] == catalog.JOB_RUN_REQUESTED:
         handle_run_request(event)
+        return
+    if event["type"] == catalog.FHIR_EXPORT_REQUESTED:
+        handle_export(event)
         return
     dispatcher.handle(event)
 
@@ -86,3 +93,19 @@ def handle_run_request(event: CloudEvent) -> str:
     except JobRetry as exc:
         flask.abort(retry_response(exc.code))
     return outcome.status
+
+
+def handle_export(event: CloudEvent) -> str:
+    """One slice of a FHIR Bulk Data export. Every delivery of one step is answered once: the export
+    row's step and lease decide (a duplicate of a past step is acknowledged; a step another delivery
+    still holds is a 503, redelivered until that delivery finishes or its lease runs out)."""
+    from shared.fhir import export_job  # noqa: PLC0415 — only exports need the FHIR mappings
+
+    bind_event_context(event)
+    data = worker.event_data(event, catalog.FhirExportRequested)
+    if data is None:
+        return "ignored"
+    try:
+        return export_job.run_slice(data.export_id, data.step, get_settings().job_time_budget_seconds)
+    except export_job.ExportRetry as exc:
+        flask.abort(retry_response(str(exc)))

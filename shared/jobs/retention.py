@@ -9,6 +9,10 @@
   (received_at, id) so later runs do not rescan purged rows; each purge is audited with the
   patients whose messages lost their payload.
 
+* FHIR Bulk Data exports: the files of exports past their ``expires_at`` are deleted (the export row
+  stays, its status URL answers 404); an export still unfinished ``FHIR_EXPORT_RETENTION_HOURS`` after
+  its last progress (its event dead-lettered, say) is marked failed (``abandoned``) and its files go too.
+
 ``audit_log`` is not touched (it is append-only by trigger anyway). Each batch is one transaction,
 so a run stopped by its budget keeps what it did and the next run carries on.
 """
@@ -24,7 +28,7 @@ from shared import audit
 from shared.auth import SYSTEM_JOBS
 from shared.db import unit_of_work
 from shared.jobs.context import JobContext, JobResult
-from shared.models import LisMessage, ProcessedEvent
+from shared.models import FhirExport, FhirExportFile, LisMessage, ProcessedEvent
 from shared.models.base import utcnow
 from shared.models.jobs import JobRun
 from shared.settings import get_settings
@@ -40,6 +44,7 @@ def run(ctx: JobContext) -> JobResult:
         lambda: _purge_processed_events(ctx, now - timedelta(days=PROCESSED_EVENTS_DAYS)),
         lambda: _purge_job_runs(ctx, now - timedelta(days=JOB_RUNS_DAYS)),
         lambda: _purge_lis_raw(ctx, now - timedelta(days=get_settings().lis_raw_retention_days)),
+        lambda: _purge_fhir_exports(ctx, now, now - timedelta(hours=get_settings().fhir_export_retention_hours)),
     )
     for step in steps:
         while True:
@@ -110,3 +115,21 @@ def _purge_lis_raw(ctx: JobContext, cutoff: datetime) -> bool:
         last = rows[-1]
         ctx.save_cursor(uow, {**(ctx.cursor or {}), "lis_raw_after": [last.received_at.isoformat(), str(last.id)]})
     return len(rows) == BATCH_SIZE
+
+
+EXPORT_FILES_BATCH = 20  # files (each up to 100,000 NDJSON lines in chunks) per transaction
+
+
+def _purge_fhir_exports(ctx: JobContext, now: datetime, stale_before: datetime) -> bool:
+    """One batch of expired or abandoned exports' files; True when there may be more."""
+    with unit_of_work() as uow:
+        abandoned = uow.session.execute(
+            sa.update(FhirExport).where(FhirExport.status.in_(("accepted", "in-progress")),
+                                        FhirExport.updated_at < stale_before)
+            .values(status="failed", error="abandoned", lease_until=None, expires_at=now, updated_at=now)).rowcount
+        ctx.add("fhir_exports_abandoned", abandoned)
+        files = (sa.select(FhirExportFile.id).join(FhirExport, FhirExport.id == FhirExportFile.export_id)
+                 .where(FhirExport.expires_at <= now).limit(EXPORT_FILES_BATCH))
+        deleted = uow.session.execute(sa.delete(FhirExportFile).where(FhirExportFile.id.in_(files))).rowcount
+    ctx.add("fhir_export_files_deleted", deleted)
+    return deleted == EXPORT_FILES_BATCH

@@ -162,7 +162,7 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
     }
     uow.session.execute(
         sa.insert(Patient.__table__).values(
-            id=patient_id, mrn=mrn, status="active", preferred_language="en", timezone="UTC",
+            id=patient_id, mrn=mrn, status="active", preferred_language=None, timezone="UTC",
             comm_email=False, comm_sms=False, source="lis", lis_applied_at=stamp_time(stamp),
             lis_applied_control_id=control_id[:64], version=1, created_at=now, updated_at=now, **columns,
         )

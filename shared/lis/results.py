@@ -89,6 +89,7 @@ def version_of(result: ResultData, stamp: Stamp, message_id: uuid.UUID, warnings
         "reference_range": clean(result.reference_range, 200, warnings, "OBX-7"),
         "abnormal_flags": [f for f in (clean(x, 20, warnings, "OBX-8") for x in result.abnormal_flags) if f],
         "observed_at": result.observed_at.isoformat() if result.observed_at else None,
+        "observed_text": result.observed_text,  # as sent: its precision and offset (FHIR effectiveDateTime)
         "notes": [safe_text(n) for n in result.notes if n is not None],
         "code_system": clean(result.code.system, 200, warnings, "OBX-3.3"),
         "code": clean(result.code.code, 100, warnings, "OBX-3.1"),
@@ -108,6 +109,7 @@ def _row_version(row: Any) -> dict[str, Any]:
         "reference_range": row.reference_range,
         "abnormal_flags": list(row.abnormal_flags or []),
         "observed_at": row.observed_at.isoformat() if row.observed_at else None,
+        "observed_text": row.observed_text,
         "notes": list(row.notes or []),
         "code_system": row.code_system,
         "code": row.code,
@@ -121,6 +123,7 @@ def _columns(version: dict[str, Any]) -> dict[str, Any]:
         "value_type": version["value_type"], "units": version["units"], "reference_range": version["reference_range"],
         "abnormal_flags": version["abnormal_flags"],
         "observed_at": datetime.fromisoformat(version["observed_at"]) if version["observed_at"] else None,
+        "observed_text": version.get("observed_text"),  # versions stored before migration 0015 have none
         "notes": version["notes"], "code_system": version["code_system"], "code": version["code"],
         "code_display": version["code_display"], "lis_stamp": version["stamp"],
         "lis_message_id": uuid.UUID(version["message_id"]) if version["message_id"] else None,

@@ -7,6 +7,7 @@ from shared.models.console import ConsoleSession
 from shared.models.critical import CriticalAlert, CriticalAlertMessage
 from shared.models.dead_letters import DeadLetter
 from shared.models.events import OutboxEvent, ProcessedEvent
+from shared.models.exports import FhirExport, FhirExportChunk, FhirExportFile
 from shared.models.history import HistoryEntry
 from shared.models.jobs import DataQualityIssue, JobRun, JobState, OrderOverdueNotice
 from shared.models.lis import LisControlId, LisMessage, LisPatientSync
@@ -25,6 +26,9 @@ __all__ = [
     "CriticalAlertMessage",
     "DataQualityIssue",
     "DeadLetter",
+    "FhirExport",
+    "FhirExportChunk",
+    "FhirExportFile",
     "HistoryEntry",
     "JobRun",
     "JobState",

@@ -24,6 +24,8 @@ class LabOrder(Base):
         # A patient's orders, newest first (GET /patients/{id}/orders page order).
         Index("ix_lab_orders_patient_created", "patient_id", "created_at", "id"),
         Index("ix_lab_orders_parent_order_id", "parent_order_id"),
+        # A result's child orders (FHIR Observation.hasMember, result_groups; migration 0015).
+        Index("ix_lab_orders_parent_result_id", "parent_result_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -96,6 +98,9 @@ class LabResult(Base):
     abnormal_flags: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     status: Mapped[str | None] = mapped_column(String(8))
     observed_at: Mapped[datetime | None]
+    # OBX-14 (or the OBR-7 standing in for it) as sent: its precision and whether it had an offset,
+    # which the instant above cannot tell (FHIR effectiveDateTime; migration 0015). NULL: not HL7 v2.
+    observed_text: Mapped[str | None] = mapped_column(String(32))
     notes: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list)
     lis_applied_at: Mapped[datetime | None]
     # Every OBX-5 repetition (``value`` holds them joined by newlines when there are several), the

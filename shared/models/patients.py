@@ -72,7 +72,8 @@ class Patient(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     email: Mapped[str | None] = mapped_column(String(254))
     address: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    preferred_language: Mapped[str] = mapped_column(String(35), default="en")
+    # None: never given (a LIS patient); the API's registration defaults to "en" (migration 0015).
+    preferred_language: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     comm_email: Mapped[bool] = mapped_column(Boolean, default=False)
     comm_sms: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -161,7 +161,7 @@ class Patient(BaseModel):
     phone: str | None
     email: str | None
     address: AddressOut | None
-    preferred_language: str
+    preferred_language: str | None  # None: never given (a patient the LIS created)
     timezone: str
     communication: Communication
     version: int
@@ -202,6 +202,9 @@ class PatientState(PatientCreate):
     """The writable state of a patient: what a merge patch must leave valid."""
 
     status: Literal["active", "inactive"] = "active"
+    # A patient the LIS created has no language (null); a patch about something else leaves it so,
+    # and removing it (``null`` in the patch) falls back to the registration default, as before.
+    preferred_language: Language | None = "en"
 
 
 class HumanNamePatch(StrictModel):

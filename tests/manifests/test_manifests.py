@@ -55,6 +55,7 @@ SUBSCRIPTIONS = {
     catalog.ORDER_CANCELLED: "jobs",
     catalog.RESULT_CRITICAL: "notify",  # the alert to the clinical team
     catalog.CRITICAL_ALERT_ESCALATED: "notify",  # its escalation
+    catalog.FHIR_EXPORT_REQUESTED: "jobs",  # a FHIR Bulk Data export, one slice per delivery
 }
 # Which function can handle which type (jobs also takes every dead letter, at /dead-letter).
 HANDLES = {

@@ -29,6 +29,7 @@ def sample_data(event_type: str, patient_id: uuid.UUID) -> catalog.EventData:
                                                     ordered_at=datetime(2026, 1, 1, 8, 30, tzinfo=timezone.utc), overdue_hours=30),
         catalog.JOB_RUN_REQUESTED: catalog.JobRunRequested(job="notifications-due", requested_by=uuid.uuid4(),
                                                            requested_at=datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)),
+        catalog.FHIR_EXPORT_REQUESTED: catalog.FhirExportRequested(export_id=uuid.uuid4(), step=0),
     }
     alert = catalog.CriticalAlertEvent(alert_id=uuid.uuid4(), patient_id=patient_id, result_id=uuid.uuid4(), order_id=order_id)
     for critical in (catalog.RESULT_CRITICAL, catalog.CRITICAL_ALERT_ESCALATED, catalog.CRITICAL_ALERT_ACKNOWLEDGED):

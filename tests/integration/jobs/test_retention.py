@@ -114,3 +114,40 @@ def test_retention_out_of_budget_resumes_where_it_stopped(database_url, monkeypa
     assert run_job("retention", slot=unique_minute(), trigger="schedule", budget_seconds=600).status == "succeeded"
     with unit_of_work() as uow:
         assert all(m.raw is None for m in uow.session.scalars(sa.select(LisMessage).where(LisMessage.id.in_(ids))))
+
+
+def _export(uow, status: str, *, expires_in: timedelta | None, idle: timedelta = timedelta(0)) -> tuple[uuid.UUID, uuid.UUID]:
+    from shared.models import FhirExport, FhirExportChunk, FhirExportFile  # noqa: PLC0415
+
+    now = utcnow()
+    export_id, file_id = uuid.uuid4(), uuid.uuid4()
+    uow.session.add(FhirExport(id=export_id, level="system", types=["Patient"], request_url="x", status=status,
+                               step=0, type_index=0, written=1, transaction_time=now, created_at=now - idle,
+                               updated_at=now - idle, expires_at=now + expires_in if expires_in is not None else None))
+    uow.flush()
+    uow.session.add(FhirExportFile(id=file_id, export_id=export_id, resource_type="Patient", part=0, count=1, created_at=now))
+    uow.flush()
+    uow.session.add(FhirExportChunk(file_id=file_id, seq=0, lines=1, body="{}\n"))
+    return export_id, file_id
+
+
+def test_retention_deletes_expired_and_abandoned_exports_files_and_keeps_live_ones(database_url):
+    from shared.models import FhirExport, FhirExportChunk, FhirExportFile  # noqa: PLC0415
+
+    hours = get_settings().fhir_export_retention_hours
+    with unit_of_work() as uow:
+        expired = _export(uow, "completed", expires_in=timedelta(seconds=-1))
+        live = _export(uow, "completed", expires_in=timedelta(hours=1))
+        abandoned = _export(uow, "in-progress", expires_in=None, idle=timedelta(hours=hours + 1))
+        running = _export(uow, "in-progress", expires_in=None, idle=timedelta(minutes=1))
+    outcome = run_job("retention", slot=unique_minute(), trigger="schedule")
+    assert outcome.status == "succeeded"
+    with unit_of_work() as uow:
+        files = set(uow.session.scalars(sa.select(FhirExportFile.id)))
+        chunks = set(uow.session.scalars(sa.select(FhirExportChunk.file_id)))
+        assert expired[1] not in files and abandoned[1] not in files and expired[1] not in chunks
+        assert live[1] in files and running[1] in files and live[1] in chunks
+        states = {e.id: (e.status, e.error) for e in uow.session.scalars(sa.select(FhirExport).where(
+            FhirExport.id.in_([expired[0], abandoned[0], running[0]])))}
+    assert states == {expired[0]: ("completed", None), abandoned[0]: ("failed", "abandoned"),
+                      running[0]: ("in-progress", None)}

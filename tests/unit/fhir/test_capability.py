@@ -24,6 +24,13 @@ INTERACTION_ROUTES = {
     ("DiagnosticReport", "read"): "GET /fhir/DiagnosticReport/<report_id>",
     ("DiagnosticReport", "search-type"): "GET /fhir/DiagnosticReport",
 }
+# Operations → their kick-off route, and the routes of the IG's async pattern they bring.
+OPERATION_ROUTES = {
+    ("system", "export"): "GET /fhir/$export",
+    ("Patient", "export"): "GET /fhir/Patient/$export",
+}
+EXPORT_ASYNC_ROUTES = {"GET /fhir/$export-status/<export_id>", "DELETE /fhir/$export-status/<export_id>",
+                       "GET /fhir/$export-file/<file_id>"}
 # Result parameters (paging, sorting, summaries): documented, not search parameters.
 RESULT_PARAMETERS = {"_count", "_cursor", "_format", "_sort", "_total", "_summary", "_include", "_revinclude", "_elements"}
 SEARCH_MODELS = {"Patient": PatientSearchParams, "ServiceRequest": ServiceRequestSearchParams,
@@ -37,7 +44,11 @@ def test_statement_validates_and_matches_the_route_table():
     declared = {(r["type"], i["code"]) for r in rest["resource"] for i in r["interaction"]}
     assert declared == set(INTERACTION_ROUTES)
     fhir_routes = {r.endpoint for r in ROUTES if r.path.startswith("/fhir/")}
-    assert fhir_routes == set(INTERACTION_ROUTES.values()) | {"GET /fhir/metadata"}
+    operations = {("system", o["name"]) for o in rest["operation"]} | {
+        (r["type"], o["name"]) for r in rest["resource"] for o in r.get("operation", [])}
+    assert operations == set(OPERATION_ROUTES)
+    assert fhir_routes == (set(INTERACTION_ROUTES.values()) | set(OPERATION_ROUTES.values()) | EXPORT_ASYNC_ROUTES
+                           | {"GET /fhir/metadata"})
     assert "interaction" not in rest  # no system-level interactions (batch, transaction, whole-system search)
 
 

@@ -322,6 +322,23 @@ def test_invalid_result_time_is_reported_not_replaced() -> None:
 
 
 @pytest.mark.parametrize(
+    ("obr7", "obx14", "text"),
+    [
+        ("20240301", "202403011015", "202403011015"),  # OBX-14 as sent, not OBR-7
+        ("20240301", "", "20240301"),  # OBR-7 stands in, with its own precision
+        ("202403010800-0500", " 20240302 ", "20240302"),
+        ("", "", None),
+        ("20240301", "garbage", None),  # unreadable: no time, no text
+        ("garbage", "", None),
+    ],
+)
+def test_result_time_keeps_the_text_it_was_read_from(obr7: str, obx14: str, text: str | None) -> None:
+    result = parse(MSH_ORU, PID, f"OBR|1|P|F|X|||{obr7}", f"OBX|1|NM|X||1||||||F|||{obx14}").orders[0].results[0]
+    assert result.observed_text == text
+    assert (result.observed_at is None) == (text is None)
+
+
+@pytest.mark.parametrize(
     ("segments", "priority"),
     [
         (("OBR|1|P|F|X" + "|" * 23 + "^^^^^S",), "stat"),  # OBR-27.6
