@@ -11,7 +11,6 @@ import socket
 import pytest
 import requests
 
-from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -88,8 +87,8 @@ def test_every_function_answers_the_probes_and_framework_errors_in_problem_json(
         assert_problem(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content, 400)
 
 
-def test_readiness_fails_with_a_problem_while_the_database_is_unreachable(start_fn):
-    unreachable = f"postgresql+pg8000://postgres@127.0.0.1:{free_port()}/nowhere"
+def test_readiness_fails_with_a_problem_while_the_database_is_unreachable(start_fn, closed_port):
+    unreachable = f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/nowhere"
     fn = start_fn("notify", env={"THREADS": "2", "DATABASE_URL": unreachable}, ready_path="/healthz")
     resp = requests.get(f"{fn.url}/readyz", timeout=30)
     doc = assert_problem(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content, 503)
