@@ -30,6 +30,7 @@ dev: $(STAMP)
 dev-stop: $(STAMP)
 	$(BIN)/patient-mgt dev --stop
 
+# Everything but the image checks (tests/conftest.py leaves the `images` tests to `make image-test`).
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PARALLEL)
 
@@ -44,9 +45,11 @@ browser:
 	  else echo "chromium and chromium-driver are missing (Debian: apt-get install chromium chromium-driver): the console's browser tests will fail"; fi; \
 	fi
 
+# The inner loop: unit, integration, http and manifests (no process, emulator or browser started).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m "not e2e and not fault"
 
+# Database outages and restarts, kill -9, redelivery, the poison and fuzz suites.
 test-fault: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m fault
 
