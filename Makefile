@@ -3,12 +3,12 @@
 #   make test   the whole suite (README: "Make targets")
 #   make images / make image-test   the four function images, built and run as Knative runs them
 PYTHON ?= python3
-# pytest-xdist workers; each has its own database. TEST_WORKERS=0 runs in this one process.
-# Default 0 for now: with every suite merged, a two-worker run failed where one process passes (the
-# LIS poison suite saw another worker's delivery in its database: a port handed from one worker's
-# process to another's). TEST_WORKERS=2 is the faster run once that is fixed; more (3) makes the
-# CPU-bound suites (schemathesis, the poison and fuzz suites) slow towards their timeouts on 2 cores.
-TEST_WORKERS ?= 0
+# pytest-xdist workers; each has its own database (README: "Make targets"). TEST_WORKERS=0 runs in this
+# one process. 2 here (2 cores): more makes the CPU-bound suites (schemathesis, the poison and fuzz
+# suites) slow towards their timeouts. Nothing is shared between workers but the PostgreSQL server (each
+# its own databases) and loopback ports: a port a test needs unreachable is held closed for the test
+# (tests.support.processes.closed_port), never merely probed free.
+TEST_WORKERS ?= 2
 PARALLEL := -n $(TEST_WORKERS) --dist loadscope
 VENV := .venv
 BIN := $(VENV)/bin
@@ -30,6 +30,7 @@ dev: $(STAMP)
 dev-stop: $(STAMP)
 	$(BIN)/patient-mgt dev --stop
 
+# Everything but the image checks (tests/conftest.py leaves the `images` tests to `make image-test`).
 test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PARALLEL)
 
@@ -44,9 +45,11 @@ browser:
 	  else echo "chromium and chromium-driver are missing (Debian: apt-get install chromium chromium-driver): the console's browser tests will fail"; fi; \
 	fi
 
+# The inner loop: unit, integration, http and manifests (no process, emulator or browser started).
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m "not e2e and not fault"
 
+# Database outages and restarts, kill -9, redelivery, the poison and fuzz suites.
 test-fault: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) -m fault
 

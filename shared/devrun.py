@@ -258,8 +258,14 @@ class DevStack:
     def exited(self) -> Child | None:
         return next((c for c in self.children if c.proc.poll() is not None), None)
 
+    # Stopped first: what delivers to the functions (the adapter publishes; the emulator and the router
+    # push and retry). A function stopped before them frees a port they would keep pushing to, which
+    # another process may bind meanwhile (the tests' parallel workers do) and take those deliveries.
+    SENDERS = ("mllp", "pubsub-emulator", "router")
+
     def stop(self) -> None:
-        for child in reversed(self.children):
+        senders = [c for name in self.SENDERS for c in self.children if c.name == name]
+        for child in [*senders, *(c for c in reversed(self.children) if c not in senders)]:
             child.stop()
         self.children.clear()
         try:

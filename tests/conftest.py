@@ -59,6 +59,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture()
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections for the whole test and that no other process (another
+    xdist worker's) can bind meanwhile (tests.support.processes.closed_port)."""
+    from tests.support.processes import closed_port as hold  # noqa: PLC0415
+
+    with hold() as port:
+        yield port
+
+
+@pytest.fixture()
 def uow(database_url: str) -> Iterator["object"]:
     """A unit of work that the test commits by leaving the block (services never commit)."""
     from shared.db import unit_of_work  # noqa: PLC0415

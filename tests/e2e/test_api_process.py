@@ -6,7 +6,6 @@ import uuid
 import pytest
 import requests
 
-from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -27,9 +26,8 @@ def test_register_and_read_over_real_http(start_fn, admin_token):
     assert "Okafor" not in api.logs()
 
 
-def test_readiness_is_503_problem_when_the_database_is_unreachable(start_fn):
-    closed = free_port()
-    api = start_fn("api", env={"DATABASE_URL": f"postgresql+pg8000://postgres@127.0.0.1:{closed}/none"})
+def test_readiness_is_503_problem_when_the_database_is_unreachable(start_fn, closed_port):
+    api = start_fn("api", env={"DATABASE_URL": f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/none"})
     resp = requests.get(f"{api.url}/readyz", timeout=10)
     assert resp.status_code == 503
     assert resp.headers["Content-Type"].startswith("application/problem+json")

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from tests.support.processes import free_port
+from tests.support.processes import FunctionProcess, start_function
+
 
 pytestmark = pytest.mark.e2e
 
@@ -59,9 +61,19 @@ def assert_problem(status: int, headers: dict[str, str], body: bytes, expected: 
     return doc
 
 
-@pytest.fixture()
-def functions(start_fn) -> dict:
-    return {t: start_fn(t, env={"THREADS": "2"}, ready_path="/healthz") for t in TARGETS}
+@pytest.fixture(scope="module")
+def functions(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, FunctionProcess]]:
+    """The four processes, started once for the module's tests (each start and stop takes seconds)."""
+    log_dir = tmp_path_factory.mktemp("functions")
+    started: dict[str, FunctionProcess] = {}
+    try:
+        for target in TARGETS:
+            started[target] = start_function(target, {"DATABASE_URL": database_url, "API_KEY_CACHE_SECONDS": "0",
+                                                      "THREADS": "2"}, log_dir, ready_path="/healthz")
+        yield started
+    finally:
+        for proc in started.values():
+            proc.stop()
 
 
 def test_malformed_requests_get_a_problem_from_gunicorn_itself_on_every_function(functions):
@@ -88,8 +100,8 @@ def test_every_function_answers_the_probes_and_framework_errors_in_problem_json(
         assert_problem(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content, 400)
 
 
-def test_readiness_fails_with_a_problem_while_the_database_is_unreachable(start_fn):
-    unreachable = f"postgresql+pg8000://postgres@127.0.0.1:{free_port()}/nowhere"
+def test_readiness_fails_with_a_problem_while_the_database_is_unreachable(start_fn, closed_port):
+    unreachable = f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/nowhere"
     fn = start_fn("notify", env={"THREADS": "2", "DATABASE_URL": unreachable}, ready_path="/healthz")
     resp = requests.get(f"{fn.url}/readyz", timeout=30)
     doc = assert_problem(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, resp.content, 503)

@@ -3,6 +3,9 @@ whose logs are collected, and the distinctive PHI values that must never reach t
 
 from __future__ import annotations
 
+import fcntl
+import os
+import pickle
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,7 +118,25 @@ LIS_FEED_SIZE = 200
 @pytest.fixture(scope="session")
 def lis_reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The feed delivered once, in order, one at a time, to a clean database through a real
-    lis_consumer: the state every faulty delivery of the same feed must end in."""
+    lis_consumer: the state every faulty delivery of the same feed must end in.
+
+    Built once per run: under pytest-xdist the first worker that needs it builds it while holding a
+    lock in the run's shared temporary directory, the others read what it stored (the feed is seeded,
+    so every worker would build the same state)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _lis_reference(tmp_path_factory)
+    shared = tmp_path_factory.getbasetemp().parent  # one directory per run, common to its workers
+    stored = shared / "lis-reference.pickle"
+    with (shared / "lis-reference.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stored.exists():
+            return pickle.loads(stored.read_bytes())  # noqa: S301  (written by this run's own worker)
+        state = _lis_reference(tmp_path_factory)
+        stored.write_bytes(pickle.dumps(state))
+        return state
+
+
+def _lis_reference(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from shared.migrate import migrate  # noqa: PLC0415
     from tests.fault.lis_support import Pusher, feed, phi_values, snapshot  # noqa: PLC0415
     from tests.support.database import admin_url, create_database, drop_database  # noqa: PLC0415

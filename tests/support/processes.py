@@ -7,7 +7,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
+    """A port free now: only until someone binds it (another worker's process may, the next moment).
+    For a port that must stay unreachable, use ``closed_port``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port that refuses every connection while the block runs, and that nobody can take.
+
+    The socket is bound but never listens: a connection gets RST (refused), and since it does not set
+    SO_REUSEADDR no other process can bind the port (with or without that option). A port merely probed
+    free (``free_port``) is not closed: with tests in parallel, another worker's process may bind it and
+    then receive what was meant to fail — a Pub/Sub emulator's pushes to a subscriber "that is down"
+    once reached another worker's lis_consumer and were stored in its database.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 @dataclass

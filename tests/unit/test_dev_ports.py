@@ -57,3 +57,22 @@ def _free() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_stop_ends_what_delivers_before_what_it_delivers_to(tmp_path) -> None:  # noqa: ANN001
+    """The emulator and the router retry pushes: a function stopped before them frees a port they would
+    keep pushing to, and another process (a parallel test worker's) may take it meanwhile."""
+    from shared.devrun import Child  # noqa: PLC0415
+
+    stopped: list[str] = []
+
+    class Recorded(Child):
+        def stop(self) -> None:
+            stopped.append(self.name)
+
+    stack = DevStack(StackConfig(ports={}, router_port=1, state_path=tmp_path / "stack.json"), "postgresql://x/y")
+    stack.children = [Recorded(name, None) for name in  # type: ignore[arg-type]
+                      ("pubsub-emulator", "router", "api", "lis_consumer", "notify", "jobs", "mllp")]
+    stack.stop()
+    assert stopped[:3] == ["mllp", "pubsub-emulator", "router"]
+    assert sorted(stopped[3:]) == ["api", "jobs", "lis_consumer", "notify"] and stack.children == []

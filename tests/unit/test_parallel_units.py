@@ -39,3 +39,22 @@ def test_the_longest_units_are_handed_out_first(monkeypatch, tmp_path) -> None: 
     assert [i.nodeid.split("::")[0] for i in items[2:5]] == ["tests/e2e/lis/test_samples_e2e.py"] * 3, "3 untimed e2e tests"
     assert items[5].nodeid == "tests/fault/test_database_outage.py::test_a"
     assert all("/unit/" in i.nodeid for i in items[6:]), "the run ends on the small units"
+
+
+def test_a_closed_port_refuses_connections_and_nobody_can_take_it_while_held() -> None:
+    """What a parallel run relies on for "a subscriber that is down": not a merely free port, which the
+    other worker's next process may bind (and then take the deliveries meant to fail)."""
+    import socket  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415
+
+    from tests.support.processes import closed_port  # noqa: PLC0415
+
+    with closed_port() as port:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        for reuse in (False, True):  # gunicorn binds with SO_REUSEADDR
+            with socket.socket() as other:
+                other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, int(reuse))
+                with pytest.raises(OSError, match="in use"):
+                    other.bind(("127.0.0.1", port))

@@ -17,6 +17,7 @@ import yaml
 from shared.devrouter.emulator import Emulator
 from shared.devrun import DevStack, StackConfig
 from shared.settings import PROJECT_ROOT
+from tests.support.processes import closed_port as hold_closed_port
 
 UNREACHABLE_TYPE = "org.patientmgt.test.unreachable.v1"
 
@@ -68,19 +69,22 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     from shared.db import unit_of_work  # noqa: PLC0415
 
     tmp = tmp_path_factory.mktemp("stack")
-    closed_port = _free_port()
-    ports = {name: _free_port() for name in ("api", "lis_consumer", "notify", "jobs")}
-    config = StackConfig(
-        ports=ports, router_port=_free_port(), emulator_port=None, use_emulator=True, reload=False, pingsources=False,
-        backoff_scale=1.0, manifests=_manifests(tmp, closed_port), log_dir=tmp / "logs", state_path=tmp / "dev" / "stack.json",
-        env={"DATA_DIR": str(tmp), "API_KEY_CACHE_SECONDS": "0", "THREADS": "4", "NOTIFY_PROVIDER": "console"},
-    )
-    dev = DevStack(config, database_url)
-    dev.start()
-    try:
-        assert dev.emulator_host, "the Pub/Sub emulator must run in this test (it is installed on CI machines)"
-        with unit_of_work() as uow:
-            _key, token = create_api_key(uow, f"e2e-events-{uuid.uuid4().hex[:8]}", ["admin"])
-        yield Stack(dev, Emulator(dev.emulator_host, dev.project), token, tmp, closed_port)
-    finally:
-        dev.stop()
+    # The subscriber "that is down" stays down until the stack is stopped: the emulator and the router
+    # retry their pushes to it, and a port that was merely free could meanwhile become another worker's
+    # lis_consumer (which then stored this module's dead-letter message as its own delivery).
+    with hold_closed_port() as closed_port:
+        ports = {name: _free_port() for name in ("api", "lis_consumer", "notify", "jobs")}
+        config = StackConfig(
+            ports=ports, router_port=_free_port(), emulator_port=None, use_emulator=True, reload=False, pingsources=False,
+            backoff_scale=1.0, manifests=_manifests(tmp, closed_port), log_dir=tmp / "logs", state_path=tmp / "dev" / "stack.json",
+            env={"DATA_DIR": str(tmp), "API_KEY_CACHE_SECONDS": "0", "THREADS": "4", "NOTIFY_PROVIDER": "console"},
+        )
+        dev = DevStack(config, database_url)
+        dev.start()
+        try:
+            assert dev.emulator_host, "the Pub/Sub emulator must run in this test (it is installed on CI machines)"
+            with unit_of_work() as uow:
+                _key, token = create_api_key(uow, f"e2e-events-{uuid.uuid4().hex[:8]}", ["admin"])
+            yield Stack(dev, Emulator(dev.emulator_host, dev.project), token, tmp, closed_port)
+        finally:
+            dev.stop()

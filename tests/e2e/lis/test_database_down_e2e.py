@@ -6,15 +6,14 @@ import requests
 
 from tests.support.lis_delivery import eventarc_binary, lis_event, push
 from tests.support.lis_samples import by_file
-from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 RAW = by_file()["pyhl7__ORU-R01__1.hl7"].raw
 
 
 @pytest.mark.parametrize("form", [push, eventarc_binary, lis_event])
-def test_a_database_outage_is_503_with_retry_after(start_fn, form):
-    dead = f"postgresql+pg8000://postgres@127.0.0.1:{free_port()}/nowhere"
+def test_a_database_outage_is_503_with_retry_after(start_fn, form, closed_port):
+    dead = f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/nowhere"
     proc = start_fn("lis_consumer", env={"DATABASE_URL": dead})
     headers, body = form(RAW)
     response = requests.post(proc.url + "/", data=body, headers=headers, timeout=30)

@@ -14,7 +14,6 @@ from tests.support.hl7_tag import tag
 from tests.support.lis_delivery import eventarc_binary, new_id, push
 from tests.support.lis_samples import by_file
 from tests.support.oidc import AUDIENCE, SERVICE_ACCOUNT, Issuer, jwks_server
-from tests.support.processes import free_port
 
 RAW = by_file()["aidbox__ADT-A08__1.hl7"].raw
 ISSUER = Issuer()
@@ -97,8 +96,8 @@ def test_an_invalid_token_is_401_and_nothing_is_stored(lis_client, push_auth_on,
     assert lis_db.messages(pubsub_message_id=message_id) == []
 
 
-def test_unreachable_signing_keys_are_503(lis_client, push_auth_on):
-    _configure(PUSH_CERTS_URL=f"http://127.0.0.1:{free_port()}/certs")
+def test_unreachable_signing_keys_are_503(lis_client, push_auth_on, closed_port):
+    _configure(PUSH_CERTS_URL=f"http://127.0.0.1:{closed_port}/certs")
     response, message_id = _send(lis_client, ISSUER.token())
     assert response.status_code == 503 and response.headers.get("Retry-After")
     assert lis_db.messages(pubsub_message_id=message_id) == []

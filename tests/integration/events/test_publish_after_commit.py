@@ -12,7 +12,6 @@ from tests.conftest import auth
 from tests.integration.events.helpers import emit_events, outbox_rows
 from tests.support.cloudevents_schema import structured_from_http, validate_event
 from tests.support.event_samples import sample_data
-from tests.support.processes import free_port
 from tests.support.sink import http_sink
 
 pytestmark = pytest.mark.integration
@@ -54,8 +53,8 @@ def test_a_refusing_sink_never_fails_the_commit_and_the_attempt_is_recorded(use_
     assert sink.ids() == [str(event_id)]
 
 
-def test_an_unreachable_sink_never_fails_the_commit(use_sink):
-    use_sink(k_sink=f"http://127.0.0.1:{free_port()}/")
+def test_an_unreachable_sink_never_fails_the_commit(use_sink, closed_port):
+    use_sink(k_sink=f"http://127.0.0.1:{closed_port}/")
     [event_id] = emit_events((catalog.PATIENT_REGISTERED, uuid.uuid4()))
     row = outbox_rows([event_id])[event_id]
     assert row.published_at is None and row.last_error.startswith("connection_")

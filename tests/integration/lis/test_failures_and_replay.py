@@ -15,7 +15,6 @@ from shared.lis.ingest import TransientFault
 from shared.settings import reset_settings
 from tests.support import lis_db
 from tests.support.lis_ingest import Feed, deliver, hl7, one
-from tests.support.processes import free_port
 
 
 def _oru(f: Feed) -> bytes:
@@ -100,9 +99,9 @@ def test_quarantined_envelopes_cannot_be_replayed_and_processed_ones_are_left_al
 
 
 @pytest.fixture()
-def database_down(database_url):
+def database_down(database_url, closed_port):
     """The process's database becomes unreachable (a port nobody listens on), then comes back."""
-    os.environ["DATABASE_URL"] = f"postgresql+pg8000://postgres@127.0.0.1:{free_port()}/nowhere"
+    os.environ["DATABASE_URL"] = f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/nowhere"
     reset_settings()
     db.dispose_engine()
     yield

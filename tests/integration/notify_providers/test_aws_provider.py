@@ -7,7 +7,6 @@ No PostgreSQL needed. moto records every message; ``GET /moto-api/data.json`` re
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 from collections.abc import Iterator
 
@@ -133,11 +132,8 @@ def test_stopped_server_is_transient(moto_url: str) -> None:
         provider.send_email(PATIENT_EMAIL, render("welcome", "email", "en", CONTEXT), from_address=SENDER)
 
 
-def test_closed_port_is_transient(moto_url: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    provider = AwsProvider(REGION, endpoint_url=f"http://127.0.0.1:{closed}", connect_timeout=1, read_timeout=2)
+def test_closed_port_is_transient(moto_url: str, closed_port: int) -> None:
+    provider = AwsProvider(REGION, endpoint_url=f"http://127.0.0.1:{closed_port}", connect_timeout=1, read_timeout=2)
     with pytest.raises(TransientProviderError) as info:
         provider.send_email(PATIENT_EMAIL, render("welcome", "email", "en", CONTEXT), from_address=SENDER)
     assert info.value.reason == "EndpointConnectionError"

@@ -4,7 +4,6 @@ import time
 
 from shared.events.publishing import OutgoingEvent
 from shared.events.publishing.http_sink import HttpPublisher
-from tests.support.processes import free_port
 from tests.support.sink import http_sink
 
 
@@ -32,8 +31,8 @@ def test_after_a_failure_the_subjects_later_events_are_not_sent_but_others_are()
     assert sink.ids() == ["1", "2"]
 
 
-def test_an_unreachable_sink_is_tried_a_few_times_then_left_alone():
-    publisher = HttpPublisher(f"http://127.0.0.1:{free_port()}/")
+def test_an_unreachable_sink_is_tried_a_few_times_then_left_alone(closed_port):
+    publisher = HttpPublisher(f"http://127.0.0.1:{closed_port}/")
     outcomes = publisher.publish_many([ev(i, f"s{i}") for i in range(6)], timeout=2, deadline=far())
     codes = [o.code for o in outcomes]
     assert all(c.startswith("connection_") for c in codes[:3]) and codes[3:] == ["sink_unavailable"] * 3
