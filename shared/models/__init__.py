@@ -6,6 +6,7 @@ from shared.models.base import Base
 from shared.models.console import ConsoleSession
 from shared.models.critical import CriticalAlert, CriticalAlertMessage
 from shared.models.dead_letters import DeadLetter
+from shared.models.duplicates import DuplicateFlag
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.history import HistoryEntry
 from shared.models.jobs import DataQualityIssue, JobRun, JobState, OrderOverdueNotice
@@ -25,6 +26,7 @@ __all__ = [
     "CriticalAlertMessage",
     "DataQualityIssue",
     "DeadLetter",
+    "DuplicateFlag",
     "HistoryEntry",
     "JobRun",
     "JobState",
