@@ -34,7 +34,8 @@ class DuplicateFlag(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     patient_a: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
     patient_b: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"))
-    # The strongest rule that matched (services.duplicates.REASONS).
+    # The strongest rule that matched (services.duplicates.REASONS), or "manual" for a pair reviewed or
+    # merged without a search having flagged it.
     reason: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="open")
     # The patient whose change raised the flag, and through which path (api | lis).

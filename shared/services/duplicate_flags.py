@@ -69,12 +69,13 @@ def flags_of(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[uuid.UUID, Duplicat
     return {(f.patient_b if f.patient_a == patient_id else f.patient_a): f for f in rows}
 
 
-def close_pair(uow: UnitOfWork, principal: Principal, a: uuid.UUID, b: uuid.UUID, status: str, *, reason: str = "name_and_birth_date") -> None:
-    """Record the pair as reviewed (``not_duplicate`` or ``merged``), flagged or not before."""
+def close_pair(uow: UnitOfWork, principal: Principal, a: uuid.UUID, b: uuid.UUID, status: str) -> None:
+    """Record the pair as reviewed (``not_duplicate`` or ``merged``), flagged or not before (a pair
+    never flagged gets reason ``manual``: no search found it)."""
     low, high = pair(a, b)
     now = utcnow()
     insert = pg_insert(DuplicateFlag).values(
-        id=uuid.uuid4(), patient_a=low, patient_b=high, reason=reason, status=status, flagged_patient_id=a,
+        id=uuid.uuid4(), patient_a=low, patient_b=high, reason="manual", status=status, flagged_patient_id=a,
         origin="review", flagged_at=now, flagged_by=principal.name, reviewed_at=now, reviewed_by=principal.name)
     uow.session.execute(insert.on_conflict_do_update(
         index_elements=[DuplicateFlag.patient_a, DuplicateFlag.patient_b],
