@@ -20,6 +20,8 @@ outlives the revision that took it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -38,6 +40,20 @@ BATCH_ROWS = 5000
 LOCK_NOT_AVAILABLE = "55P03"
 
 
+@contextmanager
+def outside_transaction() -> Iterator[sa.Connection]:
+    """The revision's connection in autocommit, its transaction so far committed.
+
+    Alembic's ``autocommit_block`` commits, then reads the isolation level before switching to
+    AUTOCOMMIT; with pg8000 that read opens a new server-side transaction, which the switch does
+    not end. The COMMIT here ends it, so each statement inside is its own transaction (a stray
+    COMMIT outside one is only a warning)."""
+    with op.get_context().autocommit_block():
+        bind = op.get_bind()
+        bind.exec_driver_sql("COMMIT")
+        yield bind
+
+
 def _sqlstate(exc: BaseException) -> str | None:
     orig = getattr(exc, "orig", None)
     args = getattr(orig, "args", None)
@@ -49,8 +65,7 @@ def _sqlstate(exc: BaseException) -> str | None:
 def ddl(statement: str, *, lock_timeout_ms: int = LOCK_TIMEOUT_MS, attempts: int = LOCK_ATTEMPTS) -> None:
     """Run one statement in its own transaction with a short ``lock_timeout``, retried while the
     lock is not available: writers queue behind it for at most ``lock_timeout_ms`` at a time."""
-    with op.get_context().autocommit_block():
-        bind = op.get_bind()
+    with outside_transaction() as bind:
         try:
             for attempt in range(attempts):
                 bind.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
@@ -78,19 +93,19 @@ def create_index(name: str, table: str, columns: str, *, unique: bool = False, w
     ``columns`` is the SQL list inside the parentheses. An invalid index left by an earlier failed
     build is dropped and built again; an index still invalid after the build fails the migration.
     """
-    with op.get_context().autocommit_block():
+    with outside_transaction() as bind:
         if _index_valid(name) is False:
-            op.get_bind().exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+            bind.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         predicate = f" WHERE {where}" if where else ""
-        op.get_bind().exec_driver_sql(
+        bind.exec_driver_sql(
             f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns}){predicate}")
         if _index_valid(name) is not True:
             raise RuntimeError(f"index {name} is not valid after CREATE INDEX CONCURRENTLY; drop it and migrate again")
 
 
 def drop_index(name: str) -> None:
-    with op.get_context().autocommit_block():
-        op.get_bind().exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    with outside_transaction() as bind:
+        bind.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
 
 def add_column(table: str, column: sa.Column) -> None:  # type: ignore[type-arg]
@@ -105,8 +120,7 @@ def backfill(table: str, assignments: str, pending: str, *, batch_rows: int = BA
     once a row is done), ``batch_rows`` at a time, each batch its own short transaction. Returns
     how many rows it changed."""
     total = 0
-    with op.get_context().autocommit_block():
-        bind = op.get_bind()
+    with outside_transaction() as bind:
         while True:
             changed = bind.exec_driver_sql(
                 f"UPDATE {table} SET {assignments} WHERE ctid = ANY (ARRAY("
