@@ -2,7 +2,9 @@
 
 A change of the matching fields (name, birth date, phone, e-mail) through the API or the LIS runs
 the registry's duplicate search (``services.duplicates``); each candidate found becomes an ``open``
-flag for the pair. A review closes it as ``not_duplicate`` or ``merged``. The pair is stored in
+flag for the pair. A review closes it as ``not_duplicate`` or ``merged``; a merge closes the merged
+pair as ``merged`` and carries the source's other open flags over to the target (``merged`` too:
+closed by a merge). The pair is stored in
 id order (``patient_a < patient_b``) and is unique, so ``INSERT … ON CONFLICT DO NOTHING`` never
 flags a reviewed pair again, and two concurrent changes cannot flag the same pair twice.
 """

@@ -82,6 +82,24 @@ def close_pair(uow: UnitOfWork, principal: Principal, a: uuid.UUID, b: uuid.UUID
         set_={"status": status, "reviewed_at": now, "reviewed_by": principal.name}))
 
 
+def carry_over(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID) -> int:
+    """On a merge of ``source_id`` into ``target_id``: the source's other open flags (with X) are
+    closed as ``merged`` and become open flags of the target with X (unless that pair has a row
+    already: reviewed pairs stay reviewed). Returns how many were carried over."""
+    others = {other: f for other, f in flags_of(uow, source_id).items() if f.status == "open" and other != target_id}
+    if not others:
+        return 0
+    now = utcnow()
+    rows = [{"id": uuid.uuid4(), "patient_a": pair(target_id, other)[0], "patient_b": pair(target_id, other)[1],
+             "reason": f.reason, "status": "open", "flagged_patient_id": target_id, "origin": f.origin,
+             "flagged_at": now, "flagged_by": principal.name} for other, f in others.items()]
+    uow.session.execute(pg_insert(DuplicateFlag).values(rows).on_conflict_do_nothing(
+        index_elements=[DuplicateFlag.patient_a, DuplicateFlag.patient_b]))
+    uow.session.execute(sa.update(DuplicateFlag).where(DuplicateFlag.id.in_([f.id for f in others.values()]))
+                        .values(status="merged", reviewed_at=now, reviewed_by=principal.name))
+    return len(others)
+
+
 def count_open(uow: UnitOfWork) -> int:
     return int(uow.session.scalar(sa.select(sa.func.count()).select_from(DuplicateFlag).where(DuplicateFlag.status == "open")) or 0)
 

@@ -7,7 +7,8 @@ marks the source ``merged`` with ``merged_into`` and records the merge in ``pati
 (primary key: the source). Records merged into the source before now point at the target, in
 the same transaction (``_flatten_chain``): every merge is one hop, which the deferred trigger
 ``patients_merge_one_hop`` (migration 0015) enforces, so a cycle cannot exist. The pair's
-duplicate flag is closed as ``merged``. Repeating a merge into the same target answers with the first
+duplicate flag is closed as ``merged``, and the source's other open flags become the target's.
+Repeating a merge into the same target answers with the first
 merge's result; into another target is a 409. The HTTP route and the LIS A40 handler both call it.
 """
 
@@ -30,7 +31,7 @@ from shared.events.outbox import emit
 from shared.models import HistoryEntry, LabOrder, LabResult, Patient, PatientIdentifier, PatientMerge
 from shared.models.base import utcnow
 from shared.services import versions
-from shared.services.duplicate_flags import close_pair
+from shared.services.duplicate_flags import carry_over, close_pair
 from shared.services.history import to_entry
 from shared.services.patients import load_patient, to_resource
 
@@ -149,6 +150,7 @@ def merge_patients(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, 
     versions.record(uow, principal, "patient", to_resource(source), "merge", previous=source_before)
     versions.record(uow, principal, "patient", to_resource(target), "merge-target", previous=target_before)
     close_pair(uow, principal, source_id, target_id, "merged")
+    carry_over(uow, principal, source_id, target_id)
     audit.record(uow, principal, "patient.merge", [source_id, target_id, *flattened],
                  details={"moved": moved, "flattened": len(flattened)})
     emit(uow, catalog.PATIENT_MERGED, source_id, catalog.PatientMerged(patient_id=source_id, target_id=target_id, moved=moved))

@@ -173,3 +173,25 @@ def test_a_lis_update_that_makes_a_duplicate_is_kept_and_flagged(client, admin_t
             AuditEntry.action == "patient.duplicates.flag",
             AuditEntry.patient_ids.contains([uuid.UUID(lis_patient["id"])]))).one()
     assert audited.details == {"flagged": 1, "origin": "lis"}
+
+
+def test_a_merge_carries_the_sources_open_flags_over_to_the_target(client, admin_token):
+    family = unique_family()
+    x = create(client, admin_token, name={"family": family, "given": ["Gil"]}, birth_date="1958-09-10")
+    source = create(client, admin_token, birth_date="1958-09-10")
+    target = create(client, admin_token, birth_date="1958-09-10")
+    patch(client, admin_token, source, {"name": {"family": family, "given": ["Gil"]}})
+    assert flag_row(x["id"], source["id"]).status == "open"
+    assert merge_ok(client, admin_token, source["id"], target["id"])
+
+    assert flag_row(x["id"], source["id"]).status == "merged"
+    carried = flag_row(x["id"], target["id"])
+    assert (carried.status, carried.reason, carried.origin, carried.flagged_patient_id) == (
+        "open", "name_and_birth_date", "api", uuid.UUID(target["id"]))
+    assert [(d["patient_id"], d["flag"]["status"]) for d in duplicates(client, admin_token, x["id"])] == [(target["id"], "open")]
+
+
+def merge_ok(client, token, source, target):
+    resp = client.post(f"/patients/{source}/merge", json={"target_id": target}, headers=auth(token))
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return True
