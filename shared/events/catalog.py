@@ -43,6 +43,13 @@ class PatientMerged(EventData):
     moved: dict[str, int]  # counts of moved identifiers, history entries, orders
 
 
+class PatientUnmerged(EventData):
+    patient_id: uuid.UUID  # the former source, a patient of its own again
+    target_id: uuid.UUID  # the patient it had been merged into
+    version: int  # the former source's version after the unmerge
+    restored: dict[str, int]  # counts: identifiers restored, identifiers_kept (owned by another patient), records
+
+
 class HistoryEntryChanged(EventData):
     patient_id: uuid.UUID
     entry_id: uuid.UUID
@@ -93,6 +100,7 @@ PATIENT_REGISTERED = PREFIX + "patient.registered.v1"
 PATIENT_UPDATED = PREFIX + "patient.updated.v1"
 PATIENT_DEACTIVATED = PREFIX + "patient.deactivated.v1"
 PATIENT_MERGED = PREFIX + "patient.merged.v1"
+PATIENT_UNMERGED = PREFIX + "patient.unmerged.v1"
 HISTORY_ADDED = PREFIX + "history.added.v1"
 HISTORY_CHANGED = PREFIX + "history.changed.v1"
 ORDER_REQUESTED = PREFIX + "order.requested.v1"
@@ -116,6 +124,8 @@ CATALOG: dict[str, tuple[type[EventData], str, str]] = {
     PATIENT_UPDATED: (PatientUpdated, "api", "A patient's demographics changed through the API."),
     PATIENT_DEACTIVATED: (PatientDeactivated, "api", "A patient was deactivated."),
     PATIENT_MERGED: (PatientMerged, "api", "A patient was merged into another (API or LIS A40)."),
+    PATIENT_UNMERGED: (PatientUnmerged, "api", "A merge made in error was undone: the former source is a patient of its "
+                                               "own again, with its identifiers and demographics from before the merge."),
     HISTORY_ADDED: (HistoryEntryChanged, "api", "A medical history entry was added."),
     HISTORY_CHANGED: (HistoryEntryChanged, "api", "A medical history entry changed."),
     ORDER_REQUESTED: (OrderEvent, "api", "A lab order was placed through the API, for the LIS to act on."),

@@ -3,7 +3,8 @@
 A patient is flagged with reason codes when its stored data would not pass the API's own rules
 (``shared.schemas.patients``: birth date present, not in the future, not before 1890; phone in
 E.164; e-mail valid) or when it has probable duplicates (``shared.services.duplicates``, the one
-implementation). The report (``data_quality_issues``) holds patient ids and reason codes only.
+implementation; pairs reviewed as not duplicates are left out). A completed pass also counts
+the probable-duplicate flags waiting for review (``open_duplicate_flags``). The report (``data_quality_issues``) holds patient ids and reason codes only.
 
 Checking a patient rewrites its report rows: current reasons are upserted (``first_seen_at``
 kept), reasons that no longer apply are deleted; merged or missing patients lose their rows. The
@@ -30,6 +31,7 @@ from shared.models import Patient
 from shared.models.base import utcnow
 from shared.models.jobs import DataQualityIssue
 from shared.schemas.patients import EARLIEST_BIRTH_DATE, Email, Phone
+from shared.services.duplicate_flags import count_open, reviewed_not_duplicate
 from shared.services.duplicates import find_duplicates
 
 BATCH_SIZE = 200
@@ -73,9 +75,10 @@ def check_patients(uow: UnitOfWork, patient_ids: Sequence[uuid.UUID], *, today: 
     found: dict[uuid.UUID, dict[str, list[uuid.UUID]]] = {}
     for p in patients:
         reasons: dict[str, list[uuid.UUID]] = {r: [] for r in field_problems(p.birth_date, p.phone, p.email, today)}
-        duplicates = find_duplicates(uow, p)
+        reviewed = reviewed_not_duplicate(uow, p.id)
+        duplicates = {d.patient_id for d in find_duplicates(uow, p)} - reviewed
         if duplicates:
-            reasons["probable_duplicate"] = sorted({d.patient_id for d in duplicates})
+            reasons["probable_duplicate"] = sorted(duplicates)
         found[p.id] = reasons
     rows = [{"patient_id": pid, "reason": reason, "related_ids": related, "first_seen_at": now, "last_seen_at": now}
             for pid, reasons in found.items() for reason, related in reasons.items()]
@@ -113,6 +116,8 @@ def run(ctx: JobContext) -> JobResult:
             ctx.save_cursor(uow, {"after": str(last)} if last else None)
         if last is None:
             ctx.add("passes_completed")
+            with unit_of_work() as uow:
+                ctx.add("open_duplicate_flags", count_open(uow))
             return JobResult(complete=True)
         after = last
     return JobResult(complete=False)

@@ -59,6 +59,15 @@ def recheck_merged(uow: UnitOfWork, event: CloudEvent) -> str:
     return "rechecked"
 
 
+def recheck_unmerged(uow: UnitOfWork, event: CloudEvent) -> str:
+    """patient.unmerged: the former source is a patient again (back in the report), the target re-checked."""
+    data = event_data(event, catalog.PatientUnmerged)
+    if data is None:
+        return "ignored"
+    data_quality.check_patients(uow, [data.patient_id, data.target_id])
+    return "rechecked"
+
+
 def record_overdue(uow: UnitOfWork, event: CloudEvent) -> str:
     """order.overdue: the operator's record. The notice row exists (lis-reconcile wrote it with the
     event); mark it received and log the ids for the operator's alerting."""

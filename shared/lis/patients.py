@@ -5,7 +5,8 @@ identifiers, following ``merged_into`` to the survivor. Identifiers pointing at 
 patients cannot be resolved by a machine: the message is quarantined (``identifier_conflict``)
 until an operator merges or corrects the records and replays it. No identifier match creates a
 new patient (source ``lis``) — never a merge on demographics; a probable duplicate is only
-flagged for review by the registry's duplicate finder.
+flagged for review by the registry's duplicate finder — on creation and on every change of the
+fields it reads (``services.duplicate_flags``).
 
 Demographics follow the newest writer per field (see `shared.lis.ordering`); a field last changed
 through the API keeps its value until a message written after the edit arrives (warning
@@ -36,7 +37,7 @@ from shared.lis.values import Warnings, clean, current_demographics, patient_col
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
 from shared.mrn import next_mrn
-from shared.services.duplicates import PatientLike, find_duplicates
+from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names
 from shared import auth
@@ -228,17 +229,17 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
         _record_version(uow, row.id, "lis-update", {**found.sources, **written})
         emit(uow, catalog.LIS_PATIENT_UPDATED, row.id,
              catalog.PatientUpdated(patient_id=row.id, version=version, changed=sorted(changes)))
+        if touches_matching_fields(changes):
+            flag_duplicates(uow, auth.SYSTEM_LIS, row.id, origin="lis")
     return sorted(changes)
 
 
 def probable_duplicates(uow: UnitOfWork, patient_id: uuid.UUID, columns: dict[str, Any]) -> int:
     """How many existing patients a new LIS patient probably duplicates (the registry's rules).
 
-    Nothing is merged: the registry lists them at ``GET /patients/{id}/duplicates`` for review,
-    and the message carries a ``probable_duplicate`` warning.
+    Nothing is merged: each pair is flagged for review (``services.duplicate_flags``, listed at
+    ``GET /patients/{id}/duplicates``), and the message carries a ``probable_duplicate`` warning.
     """
     if columns.get("birth_date") is None:
         return 0  # every duplicate rule needs the birth date
-    probe = PatientLike(columns["birth_date"], columns["family"], tuple(columns["given"]), columns["phone"],
-                        columns["email"], exclude_id=patient_id)
-    return len(find_duplicates(uow, probe))
+    return len(flag_duplicates(uow, auth.SYSTEM_LIS, patient_id, origin="lis"))

@@ -9,7 +9,9 @@ context.configure(
     connection=connection,
     target_metadata=Base.metadata,
     compare_type=True,
-    transaction_per_migration=False,
+    # One transaction per revision: no lock outlives the revision that took it, and an online
+    # revision (shared/migrations/online.py) can step outside it to build an index CONCURRENTLY.
+    transaction_per_migration=True,
 )
 with context.begin_transaction():
     context.run_migrations()

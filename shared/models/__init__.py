@@ -6,6 +6,7 @@ from shared.models.base import Base
 from shared.models.console import ConsoleSession
 from shared.models.critical import CriticalAlert, CriticalAlertMessage
 from shared.models.dead_letters import DeadLetter
+from shared.models.duplicates import DuplicateFlag
 from shared.models.events import OutboxEvent, ProcessedEvent
 from shared.models.exports import FhirExport, FhirExportChunk, FhirExportFile
 from shared.models.history import HistoryEntry
@@ -26,6 +27,7 @@ __all__ = [
     "CriticalAlertMessage",
     "DataQualityIssue",
     "DeadLetter",
+    "DuplicateFlag",
     "FhirExport",
     "FhirExportChunk",
     "FhirExportFile",

@@ -4,7 +4,11 @@
 pair cannot deadlock, and an insert of an order, result or history entry for the source waits
 for the merge), then moves identifiers, history entries, orders and results to the target,
 marks the source ``merged`` with ``merged_into`` and records the merge in ``patient_merges``
-(primary key: the source). Repeating a merge into the same target answers with the first
+(primary key: the source). Records merged into the source before now point at the target, in
+the same transaction (``_flatten_chain``): every merge is one hop, which the deferred trigger
+``patients_merge_one_hop`` (migration 0015) enforces, so a cycle cannot exist. The pair's
+duplicate flag is closed as ``merged``, and the source's other open flags become the target's.
+Repeating a merge into the same target answers with the first
 merge's result; into another target is a 409. The HTTP route and the LIS A40 handler both call it.
 """
 
@@ -16,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import selectinload
 
 from shared import audit
 from shared.auth import Principal
@@ -26,6 +31,7 @@ from shared.events.outbox import emit
 from shared.models import HistoryEntry, LabOrder, LabResult, Patient, PatientIdentifier, PatientMerge
 from shared.models.base import utcnow
 from shared.services import versions
+from shared.services.duplicate_flags import carry_over, close_pair
 from shared.services.history import to_entry
 from shared.services.patients import load_patient, to_resource
 
@@ -129,6 +135,7 @@ def merge_patients(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, 
         "orders": _move(uow, LabOrder, source_id, target_id, updated_at=now),
         "results": _move(uow, LabResult, source_id, target_id, updated_at=now),
     }
+    flattened = _flatten_chain(uow, principal, source_id, target_id, now)
     uow.session.execute(
         sa.update(Patient).where(Patient.id == source_id)
         .values(status="merged", merged_into=target_id, version=Patient.version + 1, updated_at=now)
@@ -142,11 +149,37 @@ def merge_patients(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, 
     source, target = load_patient(uow, source_id, fresh=True), load_patient(uow, target_id, fresh=True)
     versions.record(uow, principal, "patient", to_resource(source), "merge", previous=source_before)
     versions.record(uow, principal, "patient", to_resource(target), "merge-target", previous=target_before)
-    audit.record(uow, principal, "patient.merge", [source_id, target_id], details={"moved": moved})
+    close_pair(uow, principal, source_id, target_id, "merged")
+    carry_over(uow, principal, source_id, target_id)
+    audit.record(uow, principal, "patient.merge", [source_id, target_id, *flattened],
+                 details={"moved": moved, "flattened": len(flattened)})
     emit(uow, catalog.PATIENT_MERGED, source_id, catalog.PatientMerged(patient_id=source_id, target_id=target_id, moved=moved))
     emit(uow, catalog.PATIENT_UPDATED, target_id,
          catalog.PatientUpdated(patient_id=target_id, version=target.version, changed=["identifiers"]))
     return MergeResult(source, target, moved, now, False)
+
+
+def _flatten_chain(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, target_id: uuid.UUID,
+                   now: datetime) -> list[uuid.UUID]:
+    """Every record merged into the source earlier now points at the target, so that a read is one
+    hop (the deferred trigger ``patients_merge_one_hop`` refuses the commit otherwise). Each is
+    versioned (``merge-flatten``). Returns their ids."""
+    children = uow.session.scalars(
+        sa.select(Patient).where(Patient.merged_into == source_id).order_by(Patient.id).with_for_update()
+        .options(selectinload(Patient.identifiers)).execution_options(populate_existing=True)
+    ).all()
+    if not children:
+        return []
+    before = {child.id: to_resource(child) for child in children}
+    uow.session.execute(
+        sa.update(Patient).where(Patient.id.in_(list(before)))
+        .values(merged_into=target_id, version=Patient.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    for child_id, previous in before.items():
+        versions.record(uow, principal, "patient", to_resource(load_patient(uow, child_id, fresh=True)), "merge-flatten",
+                        previous=previous)
+    return list(before)
 
 
 def resolve_merged(uow: UnitOfWork, patient_id: uuid.UUID) -> uuid.UUID:

@@ -28,6 +28,7 @@ from shared.normalize import fold
 from shared.schemas.patients import Patient as PatientResource
 from shared.schemas.patients import PatientCreate, PatientState
 from shared.services import provenance, versions
+from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.duplicates import PatientLike, find_duplicates, lock_birth_date
 from shared.services.merge_patch import apply_merge_patch, changed_members, validate_patched
 from shared.services.name_index import index_names
@@ -244,7 +245,9 @@ def update_patient(
     *, expected_version: int | None, origin: str = "api",
 ) -> Patient:
     """Apply a JSON merge patch (already checked against ``PatientPatch``) if the patient is still
-    at ``expected_version`` (``None``: whatever version it is at now, for trusted feeds)."""
+    at ``expected_version`` (``None``: whatever version it is at now, for trusted feeds). A change
+    of a field the duplicate rules read is kept and flags the probable duplicates it creates
+    (``services.duplicate_flags``)."""
     patient = load_patient(uow, patient_id)
     version = _writable(patient, expected_version)
     before = to_resource(patient)
@@ -268,6 +271,8 @@ def update_patient(
     if before.status == "active" and patient.status == "inactive":
         emit(uow, catalog.PATIENT_DEACTIVATED, patient_id,
              catalog.PatientDeactivated(patient_id=patient_id, version=patient.version))
+    if touches_matching_fields(changed):
+        flag_duplicates(uow, principal, patient_id, origin=origin)
     return patient
 
 

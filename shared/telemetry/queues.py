@@ -7,10 +7,11 @@ Nothing waits in a worker's memory here: work waits in tables. These gauges read
 - ``patient_mgt.notifications.due`` — notifications ``scheduled``/``pending`` whose ``send_after``
   has passed (the due job's backlog);
 - ``patient_mgt.lis.quarantined`` — LIS messages in quarantine (content that needs an operator);
-- ``patient_mgt.dead_letters.pending`` — dead-lettered events not re-driven yet.
+- ``patient_mgt.dead_letters.pending`` — dead-lettered events not re-driven yet;
+- ``patient_mgt.duplicates.open`` — probable-duplicate flags waiting for review (``duplicate_flags``).
 
 One query (each part on a partial or status index; the outbox part reads the unpublished rows
-only) answers all five; its result is reused for a
+only) answers all six; its result is reused for a
 second, so one collection queries once. A failing query yields no observation and a log line,
 never a failed scrape.
 """
@@ -38,6 +39,7 @@ GAUGES: tuple[tuple[str, str, str, str], ...] = (
      "Notifications scheduled or pending whose send_after has passed.", "notifications_due"),
     ("patient_mgt.lis.quarantined", "{message}", "LIS messages in quarantine.", "lis_quarantined"),
     ("patient_mgt.dead_letters.pending", "{event}", "Dead-lettered events not re-driven.", "dead_letters_pending"),
+    ("patient_mgt.duplicates.open", "{flag}", "Probable-duplicate flags waiting for review.", "duplicate_flags_open"),
 )
 
 _lock = threading.Lock()
@@ -45,7 +47,7 @@ _cached: tuple[float, dict[str, float]] | None = None
 
 
 def _statement() -> sa.Select[Any]:
-    from shared.models import DeadLetter, LisMessage, Notification, OutboxEvent  # noqa: PLC0415
+    from shared.models import DeadLetter, DuplicateFlag, LisMessage, Notification, OutboxEvent  # noqa: PLC0415
 
     def count(model: Any, *where: Any) -> sa.ScalarSelect[Any]:
         return sa.select(sa.func.count()).select_from(model).where(*where).scalar_subquery()
@@ -59,11 +61,12 @@ def _statement() -> sa.Select[Any]:
               Notification.send_after <= sa.func.now()).label("notifications_due"),
         count(LisMessage, LisMessage.status == "quarantined").label("lis_quarantined"),
         count(DeadLetter, DeadLetter.redriven_at.is_(None)).label("dead_letters_pending"),
+        count(DuplicateFlag, DuplicateFlag.status == "open").label("duplicate_flags_open"),
     )
 
 
 def read_depths() -> dict[str, float]:
-    """The five depths, now (one short read-only transaction)."""
+    """The six depths, now (one short read-only transaction)."""
     from shared.db import unit_of_work  # noqa: PLC0415
 
     with unit_of_work() as uow:

@@ -141,6 +141,8 @@ def bodies(ids: dict[str, str]) -> dict[str, tuple[dict[str, Any], str]]:
                                                      "application/json"),
         "PATCH /orders/<uuid:order_id>": ({"code": coding, "priority": "urgent", "notes": "poison change"}, merge_patch),
         "POST /patients/<uuid:patient_id>/merge": ({"target_id": str(uuid.uuid4())}, "application/json"),
+        "POST /patients/<uuid:patient_id>/duplicates/<uuid:candidate_id>/review": (
+            {"decision": "merge", "survivor_id": str(uuid.uuid4())}, "application/json"),
         "POST /fhir/Patient": (fhir, "application/fhir+json"),
     }
 
@@ -201,7 +203,8 @@ def _dotted(path: tuple[Any, ...]) -> str:
 def _path(route: Route, ids: dict[str, str]) -> str:
     return (route.path.replace("<uuid:patient_id>", ids["patient"]).replace("<patient_id>", ids["patient"])
             .replace("<uuid:entry_id>", ids["entry"]).replace("<uuid:order_id>", ids["order"])
-            .replace("<uuid:message_id>", str(uuid.uuid4())).replace("<uuid:dead_letter_id>", str(uuid.uuid4())))
+            .replace("<uuid:message_id>", str(uuid.uuid4())).replace("<uuid:dead_letter_id>", str(uuid.uuid4()))
+            .replace("<uuid:candidate_id>", str(uuid.uuid4())))
 
 
 def query_cases(ids: dict[str, str]) -> list[Case]:

@@ -48,6 +48,7 @@ SUBSCRIPTIONS = {
     catalog.LIS_PATIENT_UPDATED: "jobs",  # data-quality recheck
     catalog.LIS_PATIENT_CREATED: "jobs",
     catalog.PATIENT_MERGED: "jobs",  # finish moving large histories
+    catalog.PATIENT_UNMERGED: "jobs",  # data-quality recheck of both patients
     catalog.ORDER_OVERDUE: "jobs",  # recorded for the operator
     catalog.JOB_RUN_REQUESTED: "jobs",  # the console's Run now for a job the api cannot run
     catalog.ORDER_REQUESTED: "jobs",  # rendered for the LIS (docs/lis.md §9)

@@ -15,6 +15,8 @@ def sample_data(event_type: str, patient_id: uuid.UUID) -> catalog.EventData:
         catalog.PATIENT_UPDATED: catalog.PatientUpdated(patient_id=patient_id, version=2, changed=["phone", "email"]),
         catalog.PATIENT_DEACTIVATED: catalog.PatientDeactivated(patient_id=patient_id, version=3),
         catalog.PATIENT_MERGED: catalog.PatientMerged(patient_id=patient_id, target_id=uuid.uuid4(), moved={"identifiers": 2, "orders": 1}),
+        catalog.PATIENT_UNMERGED: catalog.PatientUnmerged(patient_id=patient_id, target_id=uuid.uuid4(), version=4,
+                                                          restored={"identifiers": 2, "identifiers_kept": 0, "records": 0}),
         catalog.HISTORY_ADDED: catalog.HistoryEntryChanged(patient_id=patient_id, entry_id=uuid.uuid4(), version=1),
         catalog.HISTORY_CHANGED: catalog.HistoryEntryChanged(patient_id=patient_id, entry_id=uuid.uuid4(), version=2),
         catalog.ORDER_REQUESTED: catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status="requested"),

@@ -85,7 +85,7 @@ def test_a_new_user_walks_through_the_registry(start_fn, admin_token):
     assert dup["candidate_ids"] == [ines["id"]]
     twin = c.post("/patients?allow_duplicate=true", json=again).json()
     assert c.get(f"/patients/{twin['id']}/duplicates").json() == {
-        "items": [{"patient_id": ines["id"], "reason": "name_and_birth_date"}]}
+        "items": [{"patient_id": ines["id"], "reason": "name_and_birth_date", "flag": None}]}
 
     # 6. Meanwhile the twin got history and an order (with a result from the LIS).
     entry = c.post(f"/patients/{twin['id']}/history", json={

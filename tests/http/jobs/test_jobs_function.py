@@ -147,6 +147,20 @@ def test_a_merge_takes_the_source_off_the_report_and_rechecks_the_target(jobs_cl
     assert rows == [(target, "phone_invalid")]
 
 
+def test_an_unmerge_puts_the_former_source_back_on_the_report(jobs_client):
+    with unit_of_work() as uow:
+        target = make_patient(uow)
+        source = make_patient(uow, birth_date=None)  # active again after the unmerge, and still without a birth date
+    event = _broker_event(catalog.PATIENT_UNMERGED, {"patient_id": str(source), "target_id": str(target), "version": 4,
+                                                     "restored": {"identifiers": 1, "identifiers_kept": 0, "records": 0}},
+                          source)
+    assert _post(jobs_client, event).status_code == 200
+    with unit_of_work() as uow:
+        rows = uow.session.execute(sa.select(DataQualityIssue.patient_id, DataQualityIssue.reason)
+                                   .where(DataQualityIssue.patient_id.in_([source, target]))).all()
+    assert rows == [(source, "birth_date_missing")]
+
+
 def test_an_order_overdue_event_is_recorded_on_its_notice(jobs_client):
     with unit_of_work() as uow:
         pid = make_patient(uow)

@@ -29,7 +29,7 @@ def test_probable_duplicate_is_a_409_listing_candidates_unless_allowed(client, a
     assert second.status_code == 201
     dupes = client.get(f"/patients/{second.get_json()['id']}/duplicates", headers=auth(admin_token))
     assert dupes.status_code == 200
-    assert dupes.get_json() == {"items": [{"patient_id": first["id"], "reason": "name_and_birth_date"}]}
+    assert dupes.get_json() == {"items": [{"patient_id": first["id"], "reason": "name_and_birth_date", "flag": None}]}
     assert ("patient.duplicates", "success") in audit_actions(first["id"])
     assert_problem(client.post("/patients?allow_duplicate=maybe", json=same_name, headers=auth(admin_token)), 422)
 

@@ -13,7 +13,8 @@ def test_openapi_json_is_public_and_complete(client):
     assert len(documented) == len(ROUTES)
     for required in [("POST", "/patients"), ("GET", "/patients"), ("PATCH", "/patients/{patient_id}"),
                      ("DELETE", "/patients/{patient_id}"), ("GET", "/patients/{patient_id}/duplicates"),
-                     ("POST", "/patients/{patient_id}/merge"), ("GET", "/patients/{patient_id}/versions"),
+                     ("POST", "/patients/{patient_id}/merge"), ("POST", "/patients/{patient_id}/unmerge"),
+                     ("POST", "/patients/{patient_id}/duplicates/{candidate_id}/review"), ("GET", "/patients/{patient_id}/versions"),
                      ("POST", "/patients/{patient_id}/history"), ("GET", "/patients/{patient_id}/history"),
                      ("PATCH", "/patients/{patient_id}/history/{entry_id}"), ("GET", "/patients/{patient_id}/orders"),
                      ("POST", "/patients/{patient_id}/orders"), ("GET", "/orders/{order_id}"), ("GET", "/healthz"),

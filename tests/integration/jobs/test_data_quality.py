@@ -8,11 +8,13 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from shared.auth import SYSTEM_CLI
 from shared.db import unit_of_work
 from shared.jobs import data_quality
 from shared.jobs.runner import run_job
-from shared.models import AuditEntry, Patient
+from shared.models import AuditEntry, DuplicateFlag, Patient
 from shared.models.jobs import DataQualityIssue, JobState
+from shared.services.duplicate_flags import close_pair
 from tests.support.jobs_data import make_patient, unique_minute
 
 
@@ -51,6 +53,18 @@ def test_probable_duplicates_name_each_other(database_url):
         other_day = make_patient(uow, family=family, given=given, birth_date=date(1970, 1, 3))
         data_quality.check_patients(uow, [a, b, other_day])
     assert _issues(a, b, other_day) == {a: {"probable_duplicate": [b]}, b: {"probable_duplicate": [a]}, other_day: {}}
+
+
+def test_a_pair_reviewed_as_not_duplicates_leaves_the_report(database_url):
+    family = f"Dup{uuid.uuid4().hex[:10]}"
+    with unit_of_work() as uow:
+        a = make_patient(uow, family=family, given="Bo", birth_date=date(1971, 2, 3))
+        b = make_patient(uow, family=family, given="Bo", birth_date=date(1971, 2, 3))
+        c = make_patient(uow, family=family, given="Bo", birth_date=date(1971, 2, 3))
+        close_pair(uow, SYSTEM_CLI, a, b, "not_duplicate")
+        data_quality.check_patients(uow, [a, b, c])
+    assert _issues(a, b, c) == {a: {"probable_duplicate": [c]}, b: {"probable_duplicate": [c]},
+                                c: {"probable_duplicate": sorted([a, b])}}
 
 
 def test_a_recheck_drops_reasons_that_no_longer_apply_and_keeps_first_seen(database_url):
@@ -116,6 +130,9 @@ def test_a_run_out_of_budget_resumes_after_the_last_patient_it_checked(database_
     resumed = run_job("data-quality", slot=slot + timedelta(days=1), trigger="schedule", budget_seconds=600)
     assert resumed.status == "succeeded"
     assert resumed.counts["checked"] == remaining and resumed.counts["passes_completed"] == 1
+    with unit_of_work() as uow:  # a completed pass counts the duplicate flags waiting for review
+        open_flags = uow.session.scalar(sa.select(sa.func.count()).select_from(DuplicateFlag).where(DuplicateFlag.status == "open"))
+    assert resumed.counts["open_duplicate_flags"] == open_flags
     assert _issues(first, second, last) == {
         first: {"birth_date_missing": []}, second: {"birth_date_missing": []}, last: {"birth_date_missing": []}}
     with unit_of_work() as uow:

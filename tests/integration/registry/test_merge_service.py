@@ -56,7 +56,7 @@ def test_merge_moves_everything_and_records_it(database_url):
         assert merged_event == {"patient_id": str(source), "target_id": str(target), "moved": result.moved}
         audited = s.execute(sa.select(AuditEntry.patient_ids, AuditEntry.details)
                             .where(AuditEntry.action == "patient.merge", AuditEntry.patient_ids.contains([source]))).one()
-        assert audited.patient_ids == [source, target] and audited.details == {"moved": result.moved}
+        assert audited.patient_ids == [source, target] and audited.details == {"moved": result.moved, "flattened": 0}
     with unit_of_work() as uow:
         assert resolve_merged(uow, source) == target and resolve_merged(uow, target) == target
 

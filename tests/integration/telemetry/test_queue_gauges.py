@@ -21,6 +21,7 @@ GAUGES = {
     "notifications_due": "patient_mgt.notifications.due",
     "lis_quarantined": "patient_mgt.lis.quarantined",
     "dead_letters_pending": "patient_mgt.dead_letters.pending",
+    "duplicate_flags_open": "patient_mgt.duplicates.open",
 }
 
 
@@ -135,5 +136,5 @@ def test_the_snapshot_is_reused_within_a_collection(cap, monkeypatch):
     monkeypatch.setattr(queues, "read_depths", lambda: reads.append(1) or real())
     queues.forget()
     data = cap.collect()
-    assert len(reads) == 1  # five gauges, one query
+    assert len(reads) == 1  # six gauges, one query
     assert all(len(cap.points(name, data)) == 1 for name in GAUGES.values())
