@@ -41,7 +41,7 @@ def resolve_database_url() -> str:
     settings = get_settings()
     if settings.database_url:
         return settings.database_url
-    from shared.embedded_pg import start_embedded  # noqa: PLC0415
+    from shared.devtools.embedded_pg import start_embedded  # noqa: PLC0415
 
     return start_embedded(settings.data_dir)
 

@@ -18,7 +18,7 @@ Werkzeug's interactive debugger (a Python console behind a PIN printed to the lo
 from anyone who reaches the port); Werkzeug's request lines are dropped there (their query strings can
 be patient data, and the api logs each request itself).
 
-The Dockerfile's CMD, ``make dev`` (``shared.devrun``) and the end-to-end tests start every function
+The Dockerfile's CMD, ``make dev`` (``shared.devtools.devrun``) and the end-to-end tests start every function
 with this command. What the Flask app itself would answer in HTML is ``shared.http.function_app``'s.
 """
 
