@@ -13,6 +13,7 @@ from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
 from shared.schemas.patients import PATIENT_READ_ONLY, Patient, PatientCreate, PatientCreateQuery, PatientPatch
 from shared.schemas.search import PatientPage, PatientSearchQuery
+from shared.services import patient_sql
 from shared.services import patients as service
 from shared.services.search import search_patients
 from shared.telemetry import registrations
@@ -23,6 +24,15 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
     return json_response(resource, status, {"ETag": etag(resource.version), **(headers or {})})
 
 
+def _document_response(doc: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A patient document built by PostgreSQL (``services.patient_sql``): the same body and headers."""
+    response = Response(patient_sql.dumps(doc), status=status, mimetype="application/json")
+    response.headers["ETag"] = etag(doc["version"])
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
 @route("POST", "/patients", scope="patients:write", summary="Register a patient", body=PatientCreate,
        query=PatientCreateQuery, responses={201: Patient, 409: None}, audit_action="patient.create",
        headers_out=("ETag",))
@@ -30,10 +40,8 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
 def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)
-    with unit_of_work() as uow:
-        patient = service.register_patient(uow, ctx.principal, data, reject_duplicates=not q.allow_duplicate)
-        response = _patient_response(patient, 201, {"Location": f"/patients/{patient.id}"})
-    return response
+    doc = patient_sql.register_patient(ctx.principal, data, reject_duplicates=not q.allow_duplicate)
+    return _document_response(doc, 201, {"Location": f"/patients/{doc['id']}"})
 
 
 @route("GET", "/patients", scope="patients:read", summary="Search patients", query=PatientSearchQuery,
@@ -49,9 +57,7 @@ def search(ctx: RequestContext) -> Response:
 @route("GET", "/patients/<uuid:patient_id>", scope="patients:read", summary="Read a patient",
        responses={200: Patient}, audit_action="patient.read", headers_out=("ETag",))
 def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
-    with unit_of_work() as uow:
-        response = _patient_response(service.get_patient(uow, ctx.principal, patient_id))
-    return response
+    return _document_response(patient_sql.read_patient(ctx.principal, patient_id))
 
 
 @route("PATCH", "/patients/<uuid:patient_id>", scope="patients:write",
