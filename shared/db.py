@@ -58,6 +58,7 @@ def _cache_pg8000_query_conversion() -> None:
     unchanged, so caching by text is exact. Other styles keep the original function.
     """
     import pg8000.dbapi as dbapi  # noqa: PLC0415
+    import pg8000.legacy as legacy  # noqa: PLC0415
 
     original = dbapi.convert_paramstyle
     if getattr(original, "cached_by_patient_mgt", False):
@@ -75,6 +76,8 @@ def _cache_pg8000_query_conversion() -> None:
     convert_paramstyle.cached_by_patient_mgt = True  # type: ignore[attr-defined]
     convert_paramstyle.original = original  # type: ignore[attr-defined]
     dbapi.convert_paramstyle = convert_paramstyle
+    # SQLAlchemy's pg8000 dialect uses the legacy cursor, which imported the function by name.
+    legacy.convert_paramstyle = convert_paramstyle
 
 
 def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
