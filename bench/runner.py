@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from bench import coldstart, export, lis, mllp, seed
 from bench.load import anatomy, db_point, ensure_wrk, http_point
 from bench.machine import describe
-from bench.procs import HELLO, ROOT, Fn, MemorySampler, launch, production_env, wait_until
+from bench.procs import HELLO, ROOT, Fn, MemorySampler, compile_project, launch, production_env, wait_until
 from bench.report import render, targets
 
 RESULTS = ROOT / "bench" / "results.json"
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     work = ROOT / "bench" / ".work" / datetime.now().strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
     wrk = ensure_wrk(log)
+    compile_project()
     admin = admin_url()
     url = create_database(admin, prefix="pmbench")
     results: dict = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
