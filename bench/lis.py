@@ -1,4 +1,4 @@
-"""LIS throughput: ORU^R01 push bodies through the lis_consumer process over HTTP, end to end (parse,
+"""LIS throughput: ORU^R01 push bodies (8 OBX each: the message issue 15's goal is stated for) through the lis_consumer process over HTTP, end to end (parse,
 match the patient, store message, orders and results), beside the parse-only rate of the parser the
 consumer uses (``shared.hl7.parse_message``, in this process, one thread)."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.load import fixed_point
-from bench.oru import messages, push_lines
+from bench.oru import EIGHT_OBX_PANEL, messages, obx_count, push_lines
 from bench.procs import Fn, MemorySampler
 
 
@@ -49,7 +49,7 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
 
     def batch(count: int) -> Path:
         namespace = f"B{uuid.uuid4().hex[:6].upper()}"
-        raws = messages(count, namespace)
+        raws = messages(count, namespace, panel=EIGHT_OBX_PANEL)
         path = work / f"lis-{batches[0]}.jsonl"
         batches[0] += 1
         path.write_text("\n".join(push_lines(raws, namespace)) + "\n")
@@ -57,9 +57,10 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
         return path
 
     tags: list[str] = []
-    sample = messages(500, "PARSE", patients=200)
+    sample = messages(500, "PARSE", patients=200, panel=EIGHT_OBX_PANEL)
     parse = parse_only(sample)
     segments = [raw.count(b"\r") for raw in sample]
+    obx = sorted({obx_count(raw) for raw in sample})
     log(f"LIS parse-only: {parse['rate']:.0f} msg/s ({min(segments)}–{max(segments)} segments per message)")
 
     warm = fixed_point(fn.port, batch(200), max(concurrencies))
@@ -80,6 +81,7 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
     return {
         "parse_only": parse,
         "segments_per_message": [min(segments), max(segments)],
+        "obx_per_message": obx,
         "patients_per_batch": 2000,
         "points": points,
         "stored_statuses": _statuses(url, tags),

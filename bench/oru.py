@@ -8,7 +8,10 @@ import base64
 import json
 from datetime import datetime, timezone
 
-from tests.support.hl7_gen import oru_batch
+import random
+from datetime import timedelta
+
+from tests.support.hl7_gen import PANELS, START, GenOrder, make_patient, oru_batch, oru_r01, results_for
 
 SUBSCRIPTION = "projects/patient-mgt-local/subscriptions/lis-results-push"
 
@@ -24,8 +27,28 @@ def push_body(raw: bytes, message_id: str, publish_time: datetime) -> dict:
     return {"message": message, "subscription": SUBSCRIPTION}
 
 
-def messages(count: int, namespace: str, patients: int = 2000, seed: int = 3) -> list[bytes]:
-    return oru_batch(seed, count, namespace, patients=patients)
+# The issue's LIS goal is stated for an 8-OBX ORU^R01: the basic metabolic panel has eight tests.
+EIGHT_OBX_PANEL = "BMP"
+
+
+def messages(count: int, namespace: str, patients: int = 2000, seed: int = 3, panel: str | None = None) -> list[bytes]:
+    """``count`` final ORU^R01 for ``patients`` patients: panels drawn at random (the generator's mix, 2–10
+    OBX), or every message of ``panel`` (``EIGHT_OBX_PANEL``: the 8-OBX message the goals are stated for)."""
+    if panel is None:
+        return oru_batch(seed, count, namespace, patients=patients)
+    rng = random.Random(seed)
+    people = [make_patient(rng, namespace, n) for n in range(patients)]
+    out = []
+    for i in range(count):
+        when = START + timedelta(seconds=i)
+        order = GenOrder(placer=f"P{namespace}{i:07d}", filler=f"F{namespace}{i:07d}", panel=panel, ordered_at=when)
+        order.values = results_for(rng, order)
+        out.append(oru_r01(rng.choice(people), order, "F", f"LAB-{namespace}", f"{namespace}{i:08d}", when, rng))
+    return out
+
+
+def obx_count(raw: bytes) -> int:
+    return sum(1 for segment in raw.split(b"\r") if segment.startswith(b"OBX|"))
 
 
 def push_lines(raws: list[bytes], namespace: str) -> list[str]:
