@@ -49,6 +49,9 @@ def dumps(doc: Any) -> str:
 
 
 PREPARED = {"patient_sql_prepared": True}
+# Statements prepared per connection at most: the read, the registration and the shapes of searches
+# (which filters, how many name words) are a few dozen texts; a connection never holds more.
+MAX_PREPARED = 200
 _listening: weakref.WeakSet[Engine] = weakref.WeakSet()
 _listen_lock = threading.Lock()
 
@@ -69,7 +72,12 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any
             con.execute_simple("begin transaction")
         entry = prepared.get(statement)
         if entry is None:
-            entry = prepared[statement] = con.prepare_statement(legacy.convert_paramstyle("format", statement, ())[0], ())
+            sql = legacy.convert_paramstyle("format", statement, ())[0]
+            if len(prepared) >= MAX_PREPARED:  # an unforeseen variety of texts: run unprepared
+                result = con.execute_unnamed(sql, vals=tuple(parameters))
+                cursor._context, cursor._row_iter = result, iter(result.rows or [])
+                return True
+            entry = prepared[statement] = con.prepare_statement(sql, ())
         name, columns, input_funcs = entry
         result = con.execute_named(name, legacy.make_params(con.py_types, parameters), columns, input_funcs, statement)
     except legacy.DatabaseError as exc:
