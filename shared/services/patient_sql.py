@@ -49,9 +49,9 @@ def dumps(doc: Any) -> str:
 
 
 PREPARED = {"patient_sql_prepared": True}
-# Statements prepared per connection at most: the read, the registration and the shapes of searches
-# (which filters, how many name words) are a few dozen texts; a connection never holds more.
-MAX_PREPARED = 200
+# Statements prepared per connection at most: fixed texts only (the read, the registration), whose
+# generic plan is their custom plan (a primary key; values from the inserted row). A guard, not a need.
+MAX_PREPARED = 20
 _listening: weakref.WeakSet[Engine] = weakref.WeakSet()
 _listen_lock = threading.Lock()
 

@@ -92,13 +92,11 @@ def build_search(q: PatientSearchQuery, after: tuple[Any, uuid.UUID] | None = No
 _KEYS = sa.table("patients", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
 
 
-def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
-    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement in
-    autocommit mode (``services.patient_sql``), the page a CTE the audit insert and the JSON read.
-    Prepared per connection and text: a text is a shape of search (which filters, how many words),
-    never a value; the token ranges stay index ranges in a generic plan (module docstring).
-    A cursor whose patient is gone is refused (422) and audits no success."""
-    from shared.services.patient_sql import PREPARED, autocommit, patient_json  # noqa: PLC0415
+def page_statement(principal: Principal, q: PatientSearchQuery) -> sa.Select[Any]:
+    """The one statement of a search: the page (``build_search``, keys only) as a CTE, the audit
+    insert of what it shows, and one row of (documents as a JSON array, whether the cursor is valid).
+    A cursor whose patient is gone makes the audit insert write nothing."""
+    from shared.services.patient_sql import patient_json  # noqa: PLC0415
 
     valid: sa.ColumnElement[bool] = sa.true()
     after = None
@@ -131,8 +129,23 @@ def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[
         .select_from(page.join(found, found.c.id == page.c.id))
         .scalar_subquery()
     )
+    return sa.select(items, valid).add_cte(audit_row)
+
+
+def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
+    (``page_statement``) in autocommit mode (``services.patient_sql``). A cursor whose patient is
+    gone is a 422.
+
+    Not a prepared statement: after five executions PostgreSQL may switch a prepared statement to
+    a generic plan, and for searches that plan (values and LIMIT unknown) scans the patients table
+    sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
+    tests' data). An unnamed statement is planned for its values every time."""
+    from shared.services.patient_sql import autocommit  # noqa: PLC0415
+
+    statement = page_statement(principal, q)
     with autocommit() as conn:
-        docs, ok = conn.execute(sa.select(items, valid).add_cte(audit_row), execution_options=PREPARED).one()
+        docs, ok = conn.execute(statement).one()
     if not ok:
         raise cursor.invalid()
     more = len(docs) > q.limit
