@@ -106,6 +106,20 @@ class Pending:
         check(uow.session.execute(statement).first(), checks)
 
 
+class Deferred:
+    """A stand-in unit of work for a registry helper that only writes (``index_names``,
+    ``versions.record`` given its field sources): the statements it builds join `pending`."""
+
+    def __init__(self, pending: Pending) -> None:
+        self.session = self
+        self._pending = pending
+
+    def execute(self, statement: Any, params: Any = None) -> None:
+        if params is not None:
+            raise TypeError("a deferred statement carries its own values")
+        self._pending.add(statement)
+
+
 def check(row: Any, checks: list[tuple[Any, int, str]]) -> None:
     """Raise `ConcurrentChange` when a checked write did not write every row."""
     for column, expect, reason in checks:
