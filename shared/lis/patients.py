@@ -25,7 +25,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork
 from shared.errors import Conflict, DuplicateIdentifier
@@ -219,11 +218,9 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     row = _row(patient_id, mrn, columns, ctx, now)
     pending.add(sa.insert(Patient.__table__).values(row))
     identifiers = [(MRN_SYSTEM, mrn, "MR"), *keys]
-    table = PatientIdentifier.__table__
-    pending.add(pg_insert(table).values([
+    pending.insert_rows(PatientIdentifier.__table__, [
         {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
-        for system, value, id_type in identifiers]).on_conflict_do_nothing(index_elements=["system", "value"])
-        .returning(table.c.id), expect=len(identifiers), reason="identifier_claimed_concurrently")
+        for system, value, id_type in identifiers], conflict=["system", "value"], reason="identifier_claimed_concurrently")
     sources = provenance.lis_sources(list(present), ctx.stamp, ctx.message_id)
     pending.add(sa.insert(LisPatientSync.__table__).values(
         patient_id=patient_id, field_stamps={k: list(ctx.stamp) for k in present}, field_sources=sources, updated_at=now))
