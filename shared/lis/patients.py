@@ -19,6 +19,7 @@ identifiers; the unique (system, value) index makes the second wait and then fai
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -101,6 +102,19 @@ class Found:
     sources: dict[str, Any]  # who set each field last
 
 
+@functools.cache
+def _find_and_lock() -> sa.Select[Any]:
+    """Built once (SQLAlchemy keeps its cache key and compiled SQL); the keys are an expanding IN."""
+    p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
+    return (
+        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps, sync.c.field_sources)
+        .select_from(i.join(p, p.c.id == i.c.patient_id).outerjoin(sync, sync.c.patient_id == p.c.id))
+        .where(sa.tuple_(i.c.system, i.c.value).in_(sa.bindparam("keys", expanding=True)))
+        .order_by(p.c.id)
+        .with_for_update(of=p)
+    )
+
+
 def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> Found | None:
     """The patient holding any of `keys`, locked, with its stamps — one round trip in the usual case.
 
@@ -109,14 +123,8 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> F
     """
     if not keys:
         return None
-    p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
-    rows = uow.session.execute(
-        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps, sync.c.field_sources)
-        .select_from(i.join(p, p.c.id == i.c.patient_id).outerjoin(sync, sync.c.patient_id == p.c.id))
-        .where(sa.tuple_(i.c.system, i.c.value).in_([(system, value) for system, value, _ in keys]))
-        .order_by(p.c.id)
-        .with_for_update(of=p)
-    ).all()
+    sync = LisPatientSync.__table__
+    rows = uow.session.execute(_find_and_lock(), {"keys": [(system, value) for system, value, _ in keys]}).all()
     if not rows:
         return None
     if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
