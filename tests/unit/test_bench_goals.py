@@ -90,3 +90,28 @@ def test_lis_load_is_the_8_obx_message_the_goal_names():
     raws = messages(20, "TSTABC", patients=5, panel=EIGHT_OBX_PANEL)
     assert {obx_count(raw) for raw in raws} == {8}
     assert len({raw.split(b"|")[9] for raw in raws}) == 20  # MSH-10 control ids unique
+
+
+def test_importtime_lines_are_summed_per_package_and_phase():
+    from bench.importtime import MARK, package_of, parse  # noqa: PLC0415
+
+    stderr = "\n".join([
+        "import time: self [us] | cumulative | imported package",
+        "import time:       100 |        100 |   gunicorn.util",
+        "import time:       200 |        300 | gunicorn",
+        f"{MARK} server",
+        "import time:      5000 |       5000 |     sqlalchemy.orm.session",
+        "import time:      1000 |       6000 |   sqlalchemy",
+        "import time:       700 |       6700 | shared.models.patients",
+        f"{MARK} function",
+        "some log line the request wrote",
+        "import time:       300 |        300 | pg8000.legacy",
+        f"{MARK} first request",
+    ])
+    phases = parse(stderr)
+    assert phases["server"] == {"self_ms": 0.3, "modules": 2, "packages_ms": {"gunicorn": 0.3}}
+    assert phases["function"]["packages_ms"] == {"sqlalchemy": 6.0, "shared.models": 0.7}
+    assert phases["function"]["self_ms"] == 6.7
+    assert phases["first request"] == {"self_ms": 0.3, "modules": 1, "packages_ms": {"pg8000": 0.3}}
+    assert package_of("functions.api.main") == "functions.api"
+    assert package_of("json.decoder") == "json"
