@@ -34,6 +34,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import sqlalchemy as sa
 
 from bench import coldstart, flame, seed
@@ -152,8 +153,8 @@ def profile_cold(pyspy: str, targets: dict[str, coldstart.Probe], env: dict[str,
             try:
                 seconds.append(wait_until(fn, probe, timeout=90))
             finally:
-                # Stopping the server (py-spy's child) ends py-spy, which then writes its file.
-                for p in fn.tree()[1:2]:
+                # Stopping the server (py-spy's child: the gunicorn master) ends py-spy, which then writes its file.
+                for p in psutil.Process(fn.proc.pid).children():
                     p.send_signal(signal.SIGTERM)
                 try:
                     fn.proc.wait(timeout=30)
