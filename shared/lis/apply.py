@@ -53,8 +53,11 @@ def apply_message(uow: UnitOfWork, ctx: MessageContext, message: Message, warnin
         outcome = _apply_group(uow, ctx, message, 0, warnings)
     else:
         outcome = _apply_groups(uow, ctx, message, warnings)
-    audit.record(uow, SYSTEM_LIS, "lis.message.apply", [*outcome.patient_ids, *outcome.merged_from],
-                 details=_audit_details(ctx, message, outcome))
+    patients, details = [*outcome.patient_ids, *outcome.merged_from], _audit_details(ctx, message, outcome)
+    if ctx.pending is not None:
+        ctx.pending.audit(SYSTEM_LIS, "lis.message.apply", patients, details)
+    else:
+        audit.record(uow, SYSTEM_LIS, "lis.message.apply", patients, details=details)
     return outcome
 
 

@@ -61,9 +61,18 @@ class Claim:
     reused_from: uuid.UUID | None = None  # the earliest message claimed under this MSH-10 with other content
 
 
-def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID) -> Claim:
-    """Claim (facility, control id, digest) for `message_id`, inside the caller's savepoint."""
-    uow.session.execute(_LOCK, {"key": f"lis-control-id:{facility}\x1f{control_id}"})
+def lock_clause(facility: str, control_id: str) -> sa.ColumnElement[bool]:
+    """The claim's advisory lock as an expression (for the RETURNING of the statement before the claim)."""
+    key = f"lis-control-id:{facility}\x1f{control_id}"
+    return sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)).is_(None).label("claim_locked")
+
+
+def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID, *,
+          locked: bool = False) -> Claim:
+    """Claim (facility, control id, digest) for `message_id`, inside the caller's savepoint
+    (`locked`: the caller took the advisory lock already, see `lock_clause`)."""
+    if not locked:
+        uow.session.execute(_LOCK, {"key": f"lis-control-id:{facility}\x1f{control_id}"})
     for _ in range(2):
         now = utcnow()
         rows = uow.session.execute(_CLAIM, {"facility": facility, "control_id": control_id, "digest": digest,

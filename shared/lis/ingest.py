@@ -45,6 +45,7 @@ from shared.lis.content import Part, read_parts, sniff
 from shared.lis.envelope import Delivery
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import make_stamp
+from shared.lis.pending import Pending, check
 from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
 from shared.models import LisMessage
@@ -82,6 +83,8 @@ class RowMeta:
     id: uuid.UUID
     received_at: datetime
     publish_time: datetime | None
+    fast: bool = False  # applied on the fast path (see `process_part`)
+    locked: bool = False  # this transaction holds the claim's advisory lock already
 
 
 def delivery_parts(delivery: Delivery) -> list[Part]:
@@ -94,13 +97,27 @@ def delivery_parts(delivery: Delivery) -> list[Part]:
     return [replace(part, warnings=delivery.warnings + part.warnings) for part in parts]
 
 
+class Careful(Exception):
+    """The fast path declines this delivery: roll it back and run it on the careful path."""
+
+
 def ingest(delivery: Delivery) -> list[PartOutcome]:
-    """Store and apply a delivery; returns one outcome per message in it. Raises TransientFault."""
+    """Store and apply a delivery; returns one outcome per message in it. Raises TransientFault.
+
+    First on the fast path — no savepoints, the message's writes sent with its final statement
+    (`shared.lis.pending`) — which only commits a delivery every message of which was stored,
+    claimed and applied (or was a duplicate). Anything else (a quarantine, a lost race, a failure)
+    rolls it back whole, and the delivery runs again on the careful path: savepoints, retries,
+    the row kept with its reason. So every outcome is the careful path's.
+    """
     parts = delivery_parts(delivery)
     try:
-        outcomes = with_retries(
-            lambda uow, final: [_store_and_process(uow, delivery, i, len(parts), part, final) for i, part in enumerate(parts)]
-        )
+        outcomes = _fast(delivery, parts)
+        if outcomes is None:
+            outcomes = with_retries(
+                lambda uow, final: [_store_and_process(uow, delivery, i, len(parts), part, final)
+                                    for i, part in enumerate(parts)]
+            )
     except TransientFault:
         raise
     except Exception as exc:  # noqa: BLE001 — our bug outside the savepoint: keep the bytes rather than loop on 5xx
@@ -112,6 +129,22 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
             "reason": outcome.reason, "transport": delivery.transport}})
     record_lis_outcomes(outcomes)
     return outcomes
+
+
+def _fast(delivery: Delivery, parts: list[Part]) -> list[PartOutcome] | None:
+    """The delivery applied on the fast path and committed, or None: take the careful path."""
+    try:
+        with unit_of_work() as uow:
+            return [_store_and_process(uow, delivery, i, len(parts), part, final=False, fast=True)
+                    for i, part in enumerate(parts)]
+    except (Careful, ConcurrentChange):
+        return None
+    except Exception as exc:
+        if is_transient_db_error(exc) and _sqlstate(exc) not in _RETRY_IN_PROCESS:
+            raise TransientFault("database_unavailable") from None
+        if _sqlstate(exc) is None:
+            log.warning("lis fast path declined", extra={"fields": {"error_type": type(exc).__name__}})
+        return None
 
 
 def with_retries(work: Callable[[UnitOfWork, bool], T]) -> T:
@@ -162,13 +195,22 @@ def _clean_key(value: str | None) -> str:
     return _cut(value, None) or ""
 
 
-def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool) -> PartOutcome:
+def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool,
+                       fast: bool = False) -> PartOutcome:
     received = utcnow()
     row_id = uuid.uuid4()
     t = _MESSAGES
     key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
            else [t.c.ce_source, t.c.ce_id, t.c.part])
     where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
+    returning = [t.c.id]
+    lock = fast and part.message is not None and not part.quarantine and not part.crash
+    if lock:
+        # The claim's advisory lock, taken by the new row's RETURNING (as the claim would right
+        # after it): one round trip fewer. A redelivery takes none (it returns no row).
+        assert part.message is not None
+        header = part.message.header
+        returning.append(claims.lock_clause(_clean_key(header.sending_facility), _clean_key(header.control_id)))
     inserted = uow.session.execute(
         pg_insert(t)
         .values(
@@ -181,7 +223,7 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
             **header_columns(part),
         )
         .on_conflict_do_nothing(index_elements=key, index_where=where)
-        .returning(t.c.id)
+        .returning(*returning)
     ).first()
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
@@ -198,8 +240,8 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         # Failed (a bug, or a row left incomplete) is never final: the redelivery runs it again.
         published = seen.publish_time or delivery.publish_time
         uow.session.execute(sa.update(t).where(t.c.id == seen.id).values(publish_time=published, **header_columns(part)))
-        return process_part(uow, RowMeta(seen.id, seen.received_at, published), part, final=final)
-    return process_part(uow, RowMeta(row_id, received, delivery.publish_time), part, final=final)
+        return process_part(uow, RowMeta(seen.id, seen.received_at, published, fast=fast), part, final=final)
+    return process_part(uow, RowMeta(row_id, received, delivery.publish_time, fast=fast, locked=lock), part, final=final)
 
 
 def _store_failed(uow: UnitOfWork, delivery: Delivery, parts: list[Part], error: str) -> list[PartOutcome]:
@@ -229,7 +271,11 @@ def _key_values(delivery: Delivery, index: int) -> list[object]:
 
 
 def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = True) -> PartOutcome:
-    """Apply a stored part and write its final status (used by ingest and by replay)."""
+    """Apply a stored part and write its final status (used by ingest and by replay).
+
+    ``row.fast``: no savepoint, writes sent with the final status (one group), and anything but an
+    applied message or a duplicate raises `Careful` (the caller rolls back and runs it carefully).
+    """
     warnings = Warnings(part.warnings)
     if part.quarantine:
         return _finish(uow, row, "quarantined", part.quarantine, warnings, None)
@@ -247,6 +293,8 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
     ctx = MessageContext(message_id=row.id, stamp=make_stamp(when, control_id, facility), facility=facility,
                          control_id=control_id)
     digest = part.digest or hashlib.sha256(part.raw).hexdigest()
+    if row.fast:
+        return _process_fast(uow, row, part, ctx, digest, warnings)
     try:
         with uow.session.begin_nested():
             claimed = claims.claim(uow, facility, control_id, digest, row.id)
@@ -270,20 +318,52 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
     return _finish(uow, row, applied.status, applied.reason, warnings, applied.patient_id, patient_ids=applied.patient_ids)
 
 
+def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext, digest: str,
+                  warnings: Warnings) -> PartOutcome:
+    assert part.message is not None
+    claimed = claims.claim(uow, ctx.facility, ctx.control_id, digest, row.id, locked=row.locked)
+    if claimed.duplicate_of is not None and claimed.duplicate_of != row.id:
+        return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=claimed.duplicate_of)
+    if claimed.reused_from is not None:
+        warnings.add(f"control_id_reused:{claimed.reused_from}")
+    pending = Pending() if len(part.message.groups) == 1 else None
+    ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None, pending=pending)
+    try:
+        applied = apply_message(uow, ctx, part.message, warnings)
+    except ConcurrentChange:
+        raise
+    except Exception as exc:
+        if is_transient_db_error(exc):
+            raise
+        raise Careful(type(exc).__name__) from exc
+    if applied.status != "processed" and applied.status != "ignored":
+        raise Careful(applied.status)  # some patient groups quarantined: the careful path records it
+    return _finish(uow, row, applied.status, applied.reason, warnings, applied.patient_id,
+                   patient_ids=applied.patient_ids, pending=pending)
+
+
 def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,
             patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None,
-            patient_ids: list[uuid.UUID] | None = None) -> PartOutcome:
+            patient_ids: list[uuid.UUID] | None = None, pending: Pending | None = None) -> PartOutcome:
     now = utcnow()
     t = _MESSAGES
     message_time = sa.func.coalesce(t.c.message_time, t.c.publish_time, t.c.received_at)
-    uow.session.execute(
-        sa.update(t).where(t.c.id == row.id).values(
-            status=status, error_code=reason[:200] if reason else None, warnings=list(warnings), patient_id=patient_id,
-            patient_ids=patient_ids if patient_ids is not None else ([patient_id] if patient_id else []),
-            duplicate_of=duplicate_of, processed_at=now,
-            lag_seconds=sa.extract("epoch", sa.cast(now, t.c.processed_at.type) - message_time),
-        )
+    update = sa.update(t).where(t.c.id == row.id).values(
+        status=status, error_code=reason[:200] if reason else None, warnings=list(warnings), patient_id=patient_id,
+        patient_ids=patient_ids if patient_ids is not None else ([patient_id] if patient_id else []),
+        duplicate_of=duplicate_of, processed_at=now,
+        lag_seconds=sa.extract("epoch", sa.cast(now, t.c.processed_at.type) - message_time),
     )
+    if pending:
+        # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
+        update, checks = pending.attach(update)
+        if checks:
+            update = update.returning(*(column for column, _, _ in checks))
+            check(uow.session.execute(update).first(), checks)
+        else:
+            uow.session.execute(update)
+    else:
+        uow.session.execute(update)
     return PartOutcome(row.id, status, reason, patient_id)
 
 

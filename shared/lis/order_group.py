@@ -30,6 +30,7 @@ from shared.lis import orders as lis_orders
 from shared.lis import patients as lis_patients
 from shared.lis.errors import Quarantine
 from shared.lis.outcome import Applied, MessageContext
+from shared.lis.pending import Pending
 from shared.lis.results import observation_keys, record_results
 from shared.lis.values import Warnings
 from shared.models import LabOrder, LabResult
@@ -55,54 +56,62 @@ def apply_orders(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, warn
         raise Quarantine("missing_segment:ORC" if not results else "missing_segment:OBR")
     written: dict[int, uuid.UUID] = {}
     # Lock orders in a stable order (by key) so two messages touching the same orders cannot deadlock.
-    for index in sorted(range(len(keys)), key=lambda i: keys[i].sort_key):
+    for n, index in enumerate(sorted(range(len(keys)), key=lambda i: keys[i].sort_key)):
         order, key = group.orders[index], keys[index]
-        done = lis_orders.apply_order(uow, patient_id, order, key, ctx.stamp, warnings)
+        if n and ctx.pending is not None:
+            ctx.pending.flush(uow)  # an earlier order of this message may be the one these keys name
+        done = lis_orders.apply_order(uow, patient_id, order, key, ctx.stamp, warnings, pending=ctx.pending)
         written[index] = done.order_id
         outcome.orders_created += done.created
         outcome.orders_updated += bool(done.changed)
         outcome.orders_accepted += done.accepted
         if order.results:
             recorded = record_results(uow, patient_id, done.order_id, order.results, ctx.stamp, ctx.message_id,
-                                      warnings, new_order=done.created)
+                                      warnings, new_order=done.created, pending=ctx.pending)
             outcome.results += recorded.recorded
             for status, ids in recorded.available.items():
                 if ids:
-                    emit(uow, catalog.RESULT_AVAILABLE, patient_id, catalog.ResultAvailable(
+                    send = ctx.pending.emit if ctx.pending is not None else emit
+                    send(uow, catalog.RESULT_AVAILABLE, patient_id, catalog.ResultAvailable(
                         patient_id=patient_id, order_id=done.order_id, result_ids=ids, status=status))  # type: ignore[arg-type]
     if group.observations:
         recorded = record_results(uow, patient_id, None, group.observations, ctx.stamp, ctx.message_id, warnings,
-                                  keys=observation_keys(group.observations, ctx.stamp))
+                                  keys=observation_keys(group.observations, ctx.stamp), pending=ctx.pending)
         outcome.observations += recorded.recorded
-    _link_children(uow, patient_id, group.orders, keys, written, warnings)
+    _link_children(uow, patient_id, group.orders, keys, written, warnings, ctx.pending)
     return outcome
 
 
 def _parent_order(uow: UnitOfWork, patient_id: uuid.UUID, link: ParentLink, keys: list[lis_orders.OrderKeys],
-                  written: dict[int, uuid.UUID]) -> uuid.UUID | None:
+                  written: dict[int, uuid.UUID], pending: Pending | None) -> uuid.UUID | None:
     wanted = lis_orders.parent_keys(link)
     if wanted is None:
         return None
     for index, key in enumerate(keys):  # the parent is usually in the same message
         if key.names_same_order(wanted):
             return written[index]
+    if pending is not None:
+        pending.flush(uow)  # the read below must see the orders written above
     return lis_orders.find_order(uow, wanted, patient_id)
 
 
 def _link_children(uow: UnitOfWork, patient_id: uuid.UUID, orders: tuple[OrderData, ...],
-                   keys: list[lis_orders.OrderKeys], written: dict[int, uuid.UUID], warnings: Warnings) -> None:
+                   keys: list[lis_orders.OrderKeys], written: dict[int, uuid.UUID], warnings: Warnings,
+                   pending: Pending | None = None) -> None:
     """Set parent_order_id/parent_result_id of the group's child orders: one read, one write."""
     links: list[tuple[uuid.UUID, uuid.UUID, ParentLink]] = []
     for index, order in enumerate(orders):
         if order.parent is None:
             continue
-        parent = _parent_order(uow, patient_id, order.parent, keys, written)
+        parent = _parent_order(uow, patient_id, order.parent, keys, written, pending)
         if parent is None or parent == written[index]:
             warnings.add("parent_unknown:OBR-29")
             continue
         links.append((written[index], parent, order.parent))
     if not links:
         return
+    if pending is not None:
+        pending.flush(uow)  # the results and orders read and updated below must be written first
     candidates = uow.session.execute(
         sa.select(LabResult.id, LabResult.order_id, LabResult.code, LabResult.code_display, LabResult.sub_id)
         .where(LabResult.order_id.in_({parent for _, parent, _ in links}))

@@ -36,6 +36,7 @@ from shared.hl7.model import OrderData, ParentLink
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.order_acceptance import acceptance
 from shared.lis.outcome import MessageContext
+from shared.lis.pending import Pending
 from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, merge_fields, order_status, stamp_time
 from shared.lis.patients import survivor
 from shared.lis.values import Warnings, clean, safe_text
@@ -221,8 +222,10 @@ class OrderOutcome:
 
 
 def apply_order(
-    uow: UnitOfWork, patient_id: uuid.UUID, order: OrderData, keys: OrderKeys, stamp: Stamp, warnings: Warnings
+    uow: UnitOfWork, patient_id: uuid.UUID, order: OrderData, keys: OrderKeys, stamp: Stamp, warnings: Warnings,
+    *, pending: Pending | None = None,
 ) -> OrderOutcome:
+    """Create or update the order; with `pending`, its writes wait for the message's last statement."""
     fields = _fields(order, warnings)
     asserted = order_status(order.control, order.status, (r.status for r in order.results))
     if order.status and asserted is None and (order.control or "").upper() not in CANCEL_CONTROLS:
@@ -231,7 +234,7 @@ def apply_order(
     if row is None:
         if free != keys:
             warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")
-        return _create(uow, patient_id, free, fields, asserted or "requested", stamp)
+        return _create(uow, patient_id, free, fields, asserted or "requested", stamp, pending)
     changes, new_stamps = merge_fields(_current(row), row.lis_field_stamps or {}, fields, stamp)
     values: dict[str, Any] = _columns(changes)
     if row.patient_id != patient_id:
@@ -267,20 +270,24 @@ def apply_order(
         table = LabOrder.__table__
         if changes:
             values["version"] = table.c.version + 1
-        uow.session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
+        update = sa.update(table).where(table.c.id == row.id).values(**values)
+        if pending is not None:
+            pending.add(update)
+        else:
+            uow.session.execute(update)
     if changes:
-        emit(uow, catalog.ORDER_UPDATED, patient_id,
-             catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status))
+        (pending.emit if pending is not None else emit)(
+            uow, catalog.ORDER_UPDATED, patient_id, catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status))
     return OrderOutcome(order_id=row.id, created=False, changed=sorted(changes), status=status,
                         accepted="lis_accepted_at" in accepted)
 
 
 def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dict[str, Any], status: str,
-            stamp: Stamp) -> OrderOutcome:
+            stamp: Stamp, pending: Pending | None) -> OrderOutcome:
     now = utcnow()
     present = {k: v for k, v in fields.items() if v is not None}
     order_id = uuid.uuid4()
-    inserted = uow.session.execute(
+    insert = (
         pg_insert(LabOrder.__table__)
         .values(
             id=order_id, patient_id=patient_id, placer_namespace=keys.placer_namespace, placer_number=keys.placer,
@@ -290,9 +297,14 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
         )
         .on_conflict_do_nothing()
         .returning(LabOrder.__table__.c.id)
-    ).first()
-    if inserted is None:
+    )
+    event = catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status=status)
+    if pending is not None:
+        pending.add(insert, expect=1, reason="order_created_concurrently")
+        pending.emit(uow, catalog.ORDER_CREATED, patient_id, event)
+        return OrderOutcome(order_id=order_id, created=True, changed=[], status=status)
+    if uow.session.execute(insert).first() is None:
         raise ConcurrentChange("order_created_concurrently")
-    emit(uow, catalog.ORDER_CREATED, patient_id, catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status=status))
+    emit(uow, catalog.ORDER_CREATED, patient_id, event)
     return OrderOutcome(order_id=order_id, created=True, changed=[], status=status)
 

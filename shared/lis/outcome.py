@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from shared.lis.ordering import Stamp
+
+if TYPE_CHECKING:
+    from shared.lis.pending import Pending
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,9 @@ class MessageContext:
     # Another message with other content was claimed under this (MSH-4, MSH-10) first: keys derived
     # from the control id alone (orders without numbers) must not name that message's rows.
     reused_control_id: bool = False
+    # The consumer's fast path: writes after the message's last read wait here for its final
+    # statement (`shared.lis.pending`); None writes at once (savepoints, replay, several groups).
+    pending: Pending | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -220,6 +220,14 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
     # One round trip: the stamps upsert rides along as a CTE of the patient update.
     update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
     written = provenance.lis_sources(list(new_stamps), stamp, ctx.message_id)
+    if ctx.pending is not None and not changes:
+        # Only stamps move (the values are the same): nothing reads them before the message's
+        # last statement, which carries both writes.
+        if values:
+            ctx.pending.add(update)
+        if new_stamps:
+            ctx.pending.add(provenance.sync_upsert(row.id, new_stamps, written, now))
+        return []
     if new_stamps:
         update = update.add_cte(provenance.sync_upsert(row.id, new_stamps, written, now).cte("stamps"))
     version = uow.session.execute(update.returning(_PATIENTS.c.version)).scalar_one()

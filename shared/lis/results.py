@@ -33,6 +33,7 @@ from shared.db import UnitOfWork
 from shared.hl7.model import ResultData
 from shared.lis.errors import ConcurrentChange
 from shared.lis.ordering import Stamp, available_status, current_version, stamp_time
+from shared.lis.pending import Pending
 from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabResult
 from shared.models.base import utcnow
@@ -140,16 +141,18 @@ class ResultsOutcome:
 def record_results(
     uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID | None, results: tuple[ResultData, ...],
     stamp: Stamp, message_id: uuid.UUID, warnings: Warnings, *, new_order: bool = False,
-    keys: list[str] | None = None,
+    keys: list[str] | None = None, pending: Pending | None = None,
 ) -> ResultsOutcome:
     """Record `results` of the order `order_id`, or — `order_id` None — observations of the patient
-    (pass their `observation_keys`)."""
+    (pass their `observation_keys`); with `pending`, the writes wait for the message's last statement."""
     outcome = ResultsOutcome()
     if not results:
         return outcome
     keys = keys if keys is not None else result_keys(results)
     owner = (LabResult.order_id == order_id) if order_id is not None else sa.and_(
         LabResult.order_id.is_(None), LabResult.patient_id == patient_id)
+    # Nothing pending can be read here: `apply_order` flushed before locking this order, and what
+    # it queued since is the order's own row (results of another order, or of none, are not these).
     existing = {} if new_order else {
         row.result_key: row
         for row in uow.session.execute(
@@ -179,13 +182,21 @@ def record_results(
                                       "patient_id": patient_id}
             if current is incoming:
                 values.update(_columns(incoming))
-            uow.session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
+            update = sa.update(table).where(table.c.id == row.id).values(**values)
+            if pending is not None:
+                pending.add(update)
+            else:
+                uow.session.execute(update)
         outcome.recorded += 1
         if current is incoming and (before is None or _content(before) != _content(incoming)):
             announced = available_status(incoming["status"])
             if announced:
                 outcome.available[announced].append(result_id)
-    if new_rows:
+    if new_rows and pending is not None:
+        # One multi-row INSERT, sent with the message's last statement.
+        pending.add(pg_insert(table).values(new_rows).on_conflict_do_nothing().returning(table.c.id),
+                    expect=len(new_rows), reason="result_created_concurrently")
+    elif new_rows:
         # executemany: one cached statement, sent as one multi-row INSERT (SQLAlchemy's insertmanyvalues).
         inserted = uow.session.execute(_INSERT, new_rows).all()
         if len(inserted) != len(new_rows):
