@@ -38,7 +38,8 @@ STATEMENT_BUDGET = {"get": 1, "search": 1, "create": 3, "ingest": 6}
 RATE_GOAL = {"get": ("hello", 0.5), "search": ("hello", 0.25), "create": ("raw_insert", 0.2), "ingest": ("hello", 0.125)}
 ORU_MIN_RATE = 250.0
 LABELS = {"hello": "hello-world (framework)", "get": "GET /patients/{id}", "search": "GET /patients?name=…",
-          "create": "POST /patients", "ingest": "ORU^R01 8 OBX (push)"}
+          "create": "POST /patients", "ingest": "ORU^R01 8 OBX, known patient",
+          "ingest_new": "ORU^R01 8 OBX, new patient"}
 _TX_CONTROL = re.compile(r"\s*(begin|start\s+transaction|commit|rollback|savepoint|release|end)\b", re.IGNORECASE)
 
 
@@ -169,15 +170,34 @@ def lis(args: argparse.Namespace, counter: dict[str, int]) -> dict:
     app = create_app(target="lis_consumer", source=str(ROOT / "functions" / "lis_consumer" / "main.py"),
                      signature_type="cloudevent")
     client = app.test_client()
-    namespace = f"A{uuid.uuid4().hex[:6].upper()}"
-    bodies = iter(push_lines(messages(args.n + args.n // 10 + 3, namespace, panel=EIGHT_OBX_PANEL), namespace))
+    count = args.n + max(3, args.n // 10)  # measured + warm-up
+    pool = f"K{uuid.uuid4().hex[:6].upper()}"
+    known_patients = 20
 
-    def push() -> None:
-        resp = client.post("/", data=next(bodies), headers={"Content-Type": "application/json"})
-        if resp.status_code != 200:
-            raise RuntimeError(f"anatomy: lis {resp.status_code}")
+    def bodies(namespace: str, n: int, **kwargs) -> list[str]:
+        return push_lines(messages(n, namespace, panel=EIGHT_OBX_PANEL, **kwargs), namespace)
 
-    return {"ingest": _measure(push, args.n, counter)}
+    def pusher(lines: list[str]):
+        it = iter(lines)
+
+        def push() -> None:
+            resp = client.post("/", data=next(it), headers={"Content-Type": "application/json"})
+            if resp.status_code != 200:
+                raise RuntimeError(f"anatomy: lis {resp.status_code}")
+
+        return push
+
+    # Known patients (the common case): one result each first, unmeasured, then results for them.
+    first = pusher(bodies(f"F{pool[1:]}", known_patients, patients=known_patients, pool=pool, each_patient_once=True))
+    for _ in range(known_patients):
+        first()
+    known = _measure(pusher(bodies(f"A{pool[1:]}", count, patients=known_patients, pool=pool)), args.n, counter)
+    # A new patient with every message: the LIS creates each one (identifiers, name index, version,
+    # duplicate check, events) before storing the results.
+    new_pool = f"N{uuid.uuid4().hex[:6].upper()}"
+    new = _measure(pusher(bodies(new_pool, count, patients=count, pool=new_pool, each_patient_once=True)), args.n,
+                   counter)
+    return {"ingest": known, "ingest_new": new}
 
 
 def measure(args: argparse.Namespace) -> dict:

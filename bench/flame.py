@@ -135,8 +135,9 @@ def _tree(stacks: Counter[tuple[str, ...]]) -> _Node:
     for stack, n in stacks.items():
         root.value += n
         node = root
-        for frame in stack:
-            node = node.children.setdefault(frame, _Node(frame_name(frame)))
+        for frame in stack:  # one box per function: its lines add up, as in the tables
+            name = frame_name(frame)
+            node = node.children.setdefault(name, _Node(name))
             node.value += n
     return root
 

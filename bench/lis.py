@@ -43,13 +43,21 @@ def _statuses(url: str, namespaces: list[str]) -> dict[str, int] | str:
         engine.dispose()
 
 
-def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float, log) -> dict:
-    """Calibrate on a warm-up batch, then send about ``duration`` seconds' worth of messages per point."""
-    batches = [0]
+# Patients the measured results are for. A first pass sends one result per patient (not measured: it
+# creates them, and calibrates the rate); the measured points are results for known patients, as a
+# lab's results mostly are. The new-patient path is measured on its own by bench.anatomy.
+PATIENTS = 500
 
-    def batch(count: int) -> Path:
+
+def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float, log) -> dict:
+    """Make the patients known, then send about ``duration`` seconds' worth of messages per point."""
+    batches = [0]
+    pool = f"L{uuid.uuid4().hex[:6].upper()}"
+
+    def batch(count: int, first_pass: bool = False) -> Path:
         namespace = f"B{uuid.uuid4().hex[:6].upper()}"
-        raws = messages(count, namespace, panel=EIGHT_OBX_PANEL)
+        raws = messages(count, namespace, patients=PATIENTS, panel=EIGHT_OBX_PANEL, pool=pool,
+                        each_patient_once=first_pass)
         path = work / f"lis-{batches[0]}.jsonl"
         batches[0] += 1
         path.write_text("\n".join(push_lines(raws, namespace)) + "\n")
@@ -63,10 +71,11 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
     obx = sorted({obx_count(raw) for raw in sample})
     log(f"LIS parse-only: {parse['rate']:.0f} msg/s ({min(segments)}–{max(segments)} segments per message)")
 
-    warm = fixed_point(fn.port, batch(200), max(concurrencies))
+    warm = fixed_point(fn.port, batch(PATIENTS, first_pass=True), max(concurrencies))
     rate = max(50.0, warm["ok"] / warm["duration_s"])
+    log(f"LIS first pass: {PATIENTS} patients made known at {rate:.0f} ORU/s (statuses {warm['statuses']})")
     points = {}
-    sent = 200
+    sent = PATIENTS
     for c in concurrencies:
         count = int(min(20000, max(500, rate * duration)))
         with MemorySampler(fn) as mem:
@@ -82,7 +91,8 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
         "parse_only": parse,
         "segments_per_message": [min(segments), max(segments)],
         "obx_per_message": obx,
-        "patients_per_batch": 2000,
+        "patients": PATIENTS,
+        "known_patients": True,
         "points": points,
         "stored_statuses": _statuses(url, tags),
         "sent": sent,

@@ -1,15 +1,13 @@
 """LIS benchmark load: realistic final ORU^R01 messages (HL7 v2.5.1, 10–18 segments: MSH, PID, PV1,
 ORC, OBR, one OBX per panel test, NTEs, SPM) from the project's generator
-(``tests.support.hl7_gen.oru_batch``), wrapped as Pub/Sub push request bodies."""
+(``tests.support.hl7_gen``), wrapped as Pub/Sub push request bodies."""
 
 from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timezone
-
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from tests.support.hl7_gen import PANELS, START, GenOrder, make_patient, oru_batch, oru_r01, results_for
 
@@ -31,19 +29,28 @@ def push_body(raw: bytes, message_id: str, publish_time: datetime) -> dict:
 EIGHT_OBX_PANEL = "BMP"
 
 
-def messages(count: int, namespace: str, patients: int = 2000, seed: int = 3, panel: str | None = None) -> list[bytes]:
-    """``count`` final ORU^R01 for ``patients`` patients: panels drawn at random (the generator's mix, 2–10
-    OBX), or every message of ``panel`` (``EIGHT_OBX_PANEL``: the 8-OBX message the goals are stated for)."""
+def messages(count: int, namespace: str, patients: int = 2000, seed: int = 3, panel: str | None = None,
+             pool: str | None = None, each_patient_once: bool = False) -> list[bytes]:
+    """``count`` final ORU^R01 (control ids and orders under ``namespace``) for ``patients`` patients:
+    panels drawn at random (the generator's mix, 2–10 OBX), or every message of ``panel``
+    (``EIGHT_OBX_PANEL``: the 8-OBX message the goals are stated for).
+
+    With a panel, the patients are those of ``pool`` (default: ``namespace``), the same people whatever
+    the batch — so a first batch with ``each_patient_once`` makes them known and later batches of the same
+    pool are results for known patients, as a lab's results mostly are."""
     if panel is None:
         return oru_batch(seed, count, namespace, patients=patients)
-    rng = random.Random(seed)
-    people = [make_patient(rng, namespace, n) for n in range(patients)]
+    pool = pool or namespace
+    pool_rng = random.Random(f"{seed}:{pool}")
+    people = [make_patient(pool_rng, pool, n) for n in range(patients)]
+    rng = random.Random(f"{seed}:{namespace}")
     out = []
     for i in range(count):
         when = START + timedelta(seconds=i)
         order = GenOrder(placer=f"P{namespace}{i:07d}", filler=f"F{namespace}{i:07d}", panel=panel, ordered_at=when)
         order.values = results_for(rng, order)
-        out.append(oru_r01(rng.choice(people), order, "F", f"LAB-{namespace}", f"{namespace}{i:08d}", when, rng))
+        person = people[i % patients] if each_patient_once else rng.choice(people)
+        out.append(oru_r01(person, order, "F", f"LAB-{pool}", f"{namespace}{i:08d}", when, rng))
     return out
 
 

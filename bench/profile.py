@@ -34,6 +34,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+import psutil
 import sqlalchemy as sa
 
 from bench import coldstart, flame, seed
@@ -53,6 +54,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=10.0, help="seconds of sampling per path")
     p.add_argument("--concurrency", type=int, default=16, help="load concurrency of the api paths")
     p.add_argument("--lis-concurrency", type=int, default=4)
+    p.add_argument("--oru-patients", type=int, default=200, help="known patients the ORU results are for")
+    p.add_argument("--oru-new-patients", action="store_true", help="oru: every message for a new patient (oru-new.*)")
     p.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     p.add_argument("--patients", type=int, default=20_000)
     p.add_argument("--sample", type=int, default=300, help="patients registered through the api before cloning")
@@ -152,8 +155,8 @@ def profile_cold(pyspy: str, targets: dict[str, coldstart.Probe], env: dict[str,
             try:
                 seconds.append(wait_until(fn, probe, timeout=90))
             finally:
-                # Stopping the server (py-spy's child) ends py-spy, which then writes its file.
-                for p in fn.tree()[1:2]:
+                # Stopping the server (py-spy's child: the gunicorn master) ends py-spy, which then writes its file.
+                for p in psutil.Process(fn.proc.pid).children():
                     p.send_signal(signal.SIGTERM)
                 try:
                     fn.proc.wait(timeout=30)
@@ -230,17 +233,29 @@ def main(argv: list[str] | None = None) -> int:
             procs.append(lis)
             wait_until(lis, lambda f: _port_open(f.port))
 
-            def batch(count: int) -> Path:
+            pool = f"L{uuid.uuid4().hex[:6].upper()}"
+
+            def batch(count: int, **kwargs) -> Path:
                 namespace = f"P{uuid.uuid4().hex[:6].upper()}"
                 path = work / f"oru-{namespace}.jsonl"
-                path.write_text("\n".join(push_lines(messages(count, namespace, panel=EIGHT_OBX_PANEL), namespace)) + "\n")
+                raws = messages(count, namespace, panel=EIGHT_OBX_PANEL, **kwargs)
+                path.write_text("\n".join(push_lines(raws, namespace)) + "\n")
                 return path
 
-            warm = fixed_point(lis.port, batch(100), args.lis_concurrency)
+            # As in the bench: results for known patients (a first pass makes them known) unless
+            # --oru-new-patients, where every message brings a patient the LIS must create.
+            if args.oru_new_patients:
+                warm = fixed_point(lis.port, batch(100, patients=100, each_patient_once=True), args.lis_concurrency)
+            else:
+                warm = fixed_point(lis.port, batch(args.oru_patients, patients=args.oru_patients, pool=pool,
+                                                   each_patient_once=True), args.lis_concurrency)
             rate = max(20.0, warm["ok"] / warm["duration_s"])
             count = int(rate * 1.5 * (args.duration + 3))  # enough to outlast the sampling when warm
-            load = _Background(fixed_point, lis.port, batch(count), args.lis_concurrency)
-            profile_under_load(pyspy, lis, load, "oru", f"ORU^R01 (8 OBX) push at c={args.lis_concurrency}", args, log)
+            measured = (batch(count, patients=count, each_patient_once=True) if args.oru_new_patients
+                        else batch(count, patients=args.oru_patients, pool=pool))
+            load = _Background(fixed_point, lis.port, measured, args.lis_concurrency)
+            title = f"ORU^R01 (8 OBX, {'new' if args.oru_new_patients else 'known'} patients) push at c={args.lis_concurrency}"
+            profile_under_load(pyspy, lis, load, "oru-new" if args.oru_new_patients else "oru", title, args, log)
             lis.stop()
         if "cold" in paths:
             probes = {
