@@ -165,3 +165,19 @@ def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url
     assert patient_sql.read_patient(CLERK, pid)["id"] == str(pid)
     assert patient_sql.register_patient(CLERK, body())["version"] == 1
     assert prepared == []
+
+
+def test_a_search_page_holds_the_documents_a_read_answers(database_url):
+    from shared.schemas.search import PatientSearchQuery
+    from shared.services.search import search_page
+
+    family = "Sql" + uuid.uuid4().hex[:10]
+    ids = [patient_sql.register_patient(CLERK, body(name={"family": family, "given": [g]}))["id"] for g in ("Ann", "Bea")]
+    docs, next_cursor = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "limit": "1"}))
+    more, last = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "cursor": next_cursor}))
+    assert last is None and sorted(d["id"] for d in docs + more) == sorted(ids)
+    for doc in docs + more:
+        assert patient_sql.dumps(doc) == orm_document(uuid.UUID(doc["id"]))
+    audits = rows(AuditEntry, AuditEntry.action == "patient.search", AuditEntry.principal == CLERK.name,
+                  AuditEntry.patient_ids.overlap([uuid.UUID(i) for i in ids]))
+    assert sorted((a.details["returned"], a.details["params"]) for a in audits) == [(1, ["family"]), (1, ["family"])]
