@@ -181,3 +181,40 @@ def test_a_search_page_holds_the_documents_a_read_answers(database_url):
     audits = rows(AuditEntry, AuditEntry.action == "patient.search", AuditEntry.principal == CLERK.name,
                   AuditEntry.patient_ids.overlap([uuid.UUID(i) for i in ids]))
     assert sorted((a.details["returned"], a.details["params"]) for a in audits) == [(1, ["family"]), (1, ["family"])]
+
+
+def test_concurrent_registrations_of_the_same_person_register_once_on_either_path(database_url):
+    """The CTE path takes the ORM path's birth-date lock before its statement's snapshot: of
+    concurrent registrations of one person (no identifier to collide on), one is created and every
+    other sees it as a probable duplicate, whichever path each took."""
+    import threading
+
+    family, n = "Sql" + uuid.uuid4().hex[:10], 6
+    barrier = threading.Barrier(n)
+    outcomes: list = [None] * n
+
+    def data() -> PatientCreate:
+        return body(name={"family": family, "given": ["Noa"]}, birth_date="1990-01-01", phone=None, email=None,
+                    identifiers=[])
+
+    def register(i: int) -> None:
+        barrier.wait()
+        try:
+            if i % 3:
+                outcomes[i] = uuid.UUID(patient_sql.register_patient(CLERK, data(), reject_duplicates=True)["id"])
+            else:
+                with unit_of_work() as uow:
+                    outcomes[i] = patients.register_patient(uow, CLERK, data(), reject_duplicates=True).id
+        except ProbableDuplicate as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    created = [o for o in outcomes if isinstance(o, uuid.UUID)]
+    assert len(created) == 1, outcomes
+    refused = [o for o in outcomes if isinstance(o, ProbableDuplicate)]
+    assert len(refused) == n - 1 and all(r.extensions["candidate_ids"] == [str(created[0])] for r in refused)
+    assert [p.id for p in rows(Patient, Patient.family == family)] == created
