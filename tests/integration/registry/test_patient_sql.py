@@ -165,3 +165,56 @@ def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url
     assert patient_sql.read_patient(CLERK, pid)["id"] == str(pid)
     assert patient_sql.register_patient(CLERK, body())["version"] == 1
     assert prepared == []
+
+
+def test_a_search_page_holds_the_documents_a_read_answers(database_url):
+    from shared.schemas.search import PatientSearchQuery
+    from shared.services.search import search_page
+
+    family = "Sql" + uuid.uuid4().hex[:10]
+    ids = [patient_sql.register_patient(CLERK, body(name={"family": family, "given": [g]}))["id"] for g in ("Ann", "Bea")]
+    docs, next_cursor = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "limit": "1"}))
+    more, last = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "cursor": next_cursor}))
+    assert last is None and sorted(d["id"] for d in docs + more) == sorted(ids)
+    for doc in docs + more:
+        assert patient_sql.dumps(doc) == orm_document(uuid.UUID(doc["id"]))
+    audits = rows(AuditEntry, AuditEntry.action == "patient.search", AuditEntry.principal == CLERK.name,
+                  AuditEntry.patient_ids.overlap([uuid.UUID(i) for i in ids]))
+    assert sorted((a.details["returned"], a.details["params"]) for a in audits) == [(1, ["family"]), (1, ["family"])]
+
+
+def test_concurrent_registrations_of_the_same_person_register_once_on_either_path(database_url):
+    """The CTE path takes the ORM path's birth-date lock before its statement's snapshot: of
+    concurrent registrations of one person (no identifier to collide on), one is created and every
+    other sees it as a probable duplicate, whichever path each took."""
+    import threading
+
+    family, n = "Sql" + uuid.uuid4().hex[:10], 6
+    barrier = threading.Barrier(n)
+    outcomes: list = [None] * n
+
+    def data() -> PatientCreate:
+        return body(name={"family": family, "given": ["Noa"]}, birth_date="1990-01-01", phone=None, email=None,
+                    identifiers=[])
+
+    def register(i: int) -> None:
+        barrier.wait()
+        try:
+            if i % 3:
+                outcomes[i] = uuid.UUID(patient_sql.register_patient(CLERK, data(), reject_duplicates=True)["id"])
+            else:
+                with unit_of_work() as uow:
+                    outcomes[i] = patients.register_patient(uow, CLERK, data(), reject_duplicates=True).id
+        except ProbableDuplicate as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    created = [o for o in outcomes if isinstance(o, uuid.UUID)]
+    assert len(created) == 1, outcomes
+    refused = [o for o in outcomes if isinstance(o, ProbableDuplicate)]
+    assert len(refused) == n - 1 and all(r.extensions["candidate_ids"] == [str(created[0])] for r in refused)
+    assert [p.id for p in rows(Patient, Patient.family == family)] == created
