@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -209,7 +209,10 @@ def _insert_row(pubsub: bool, lock: bool) -> sa.Insert:
     t = _MESSAGES
     key = [t.c.ce_source, t.c.pubsub_message_id, t.c.part] if pubsub else [t.c.ce_source, t.c.ce_id, t.c.part]
     where = sa.text("pubsub_message_id IS NOT NULL") if pubsub else sa.text("pubsub_message_id IS NULL")
-    returning = [t.c.id, claims.lock_clause(sa.bindparam("lock_facility", type_=sa.Text), sa.bindparam("lock_control_id", type_=sa.Text))] if lock else [t.c.id]
+    returning: list[Any] = [t.c.id]
+    if lock:
+        returning.append(claims.lock_clause(sa.bindparam("lock_facility", type_=sa.Text),
+                                            sa.bindparam("lock_control_id", type_=sa.Text)))
     return (pg_insert(t).values({name: sa.bindparam(name, type_=t.c[name].type) for name in _ROW_COLUMNS})
             .on_conflict_do_nothing(index_elements=key, index_where=where).returning(*returning))
 
