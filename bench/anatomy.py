@@ -94,22 +94,35 @@ def _measure(call, n: int, counter: dict[str, int]) -> dict[str, float]:
             "round_trips": round(counter["round_trips"] / n, 2)}
 
 
+_ACTIVE: list[dict[str, int]] = []  # the counter being counted into (none: the wrappers only pass through)
+
+
 def count_statements(counter: dict[str, int]) -> None:
-    """Count in pg8000's core connection: every statement sent (transaction control apart) and every
-    wait for the server's answer."""
+    """From now on count into ``counter``, in pg8000's core connection: every statement sent (transaction
+    control apart) as ``statements``, every wait for the server's answer as ``round_trips``. pg8000 is
+    patched once per process; a later call only changes the counter."""
+    _patch_pg8000()
+    _ACTIVE[:] = [counter]
+
+
+def stop_counting() -> None:
+    _ACTIVE.clear()
+
+
+def _patch_pg8000() -> None:
     import pg8000.core as core  # noqa: PLC0415
 
     cls = core.CoreConnection
     if getattr(cls, "_bench_counting", False):
         return
 
-    def wrap(name: str, position: int):
+    def wrap(name: str, position: int) -> None:
         original = getattr(cls, name)
 
         def counted(self, *args, **kwargs):
             statement = kwargs.get("statement", args[position] if len(args) > position else "")
-            if not is_transaction_control(statement or ""):
-                counter["statements"] += 1
+            if _ACTIVE and not is_transaction_control(statement or ""):
+                _ACTIVE[0]["statements"] += 1
             return original(self, *args, **kwargs)
 
         setattr(cls, name, counted)
@@ -120,7 +133,8 @@ def count_statements(counter: dict[str, int]) -> None:
     handle = cls.handle_messages
 
     def waited(self, *args, **kwargs):
-        counter["round_trips"] += 1
+        if _ACTIVE:
+            _ACTIVE[0]["round_trips"] += 1
         return handle(self, *args, **kwargs)
 
     cls.handle_messages = waited
