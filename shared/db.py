@@ -165,7 +165,11 @@ def dispose_engine() -> None:
 def warm_up() -> None:
     """Open the pool's first connection and configure the ORM mappers: the work a process's first
     request would otherwise do itself. Never raises: a database that is not up yet is the readiness
-    probe's to report, and the first request connects again."""
+    probe's to report, and the first request connects again. Without DATABASE_URL nothing happens:
+    the embedded PostgreSQL of a dev process is started by the first request that needs it, not
+    behind its back."""
+    if not get_settings().database_url:
+        return
     try:
         from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 from typing import Any
 
 import click
@@ -93,10 +94,11 @@ class ProblemWorker(ThreadWorker):
 
 def _post_worker_init(worker: Any) -> None:
     """In the worker, before its first request: open the pool's first connection in the background
-    (``shared.db.warm_up``). Not in the master, which imports the function before it forks."""
-    from shared.db import start_warm_up  # noqa: PLC0415
-
-    start_warm_up()
+    (``shared.db.warm_up``). Not in the master, which imports the function before it forks; and only
+    for a function whose code uses the database (it imported ``shared.db``; a hello-world does not)."""
+    db = sys.modules.get("shared.db")
+    if db is not None:
+        db.start_warm_up()
 
 
 GUNICORN_OPTIONS: dict[str, object] = {"worker_class": ProblemWorker, "control_socket_disable": True,

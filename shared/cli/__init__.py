@@ -107,6 +107,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {item.get('field')}: {item.get('message')}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

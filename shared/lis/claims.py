@@ -61,9 +61,10 @@ class Claim:
     reused_from: uuid.UUID | None = None  # the earliest message claimed under this MSH-10 with other content
 
 
-def lock_clause(facility: str, control_id: str) -> sa.ColumnElement[bool]:
-    """The claim's advisory lock as an expression (for the RETURNING of the statement before the claim)."""
-    key = f"lis-control-id:{facility}\x1f{control_id}"
+def lock_clause(facility: sa.ColumnElement[str], control_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """The claim's advisory lock as an expression (for the RETURNING of the statement before the
+    claim), on the key `claim` locks: ``lis-control-id:<facility>\\x1f<control id>``."""
+    key = sa.literal("lis-control-id:", sa.Text) + facility + sa.literal("\x1f", sa.Text) + control_id
     return sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)).is_(None).label("claim_locked")
 
 

@@ -26,6 +26,7 @@ outside the savepoint, the raw bytes and delivery keys alone are stored as ``fai
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 import uuid
@@ -195,6 +196,24 @@ def _clean_key(value: str | None) -> str:
     return _cut(value, None) or ""
 
 
+_ROW_COLUMNS = ("id", "received_at", "transport", "ce_source", "ce_id", "ce_type", "pubsub_message_id", "publish_time",
+                "ordering_key", "subscription", "attributes", "part", "parts", "content_format", "raw", "raw_sha256",
+                "raw_size", "status", "error_code", "warnings", "delivery_count", "attempts", "sending_application",
+                "sending_facility", "control_id", "message_type", "message_time")
+
+
+@functools.cache
+def _insert_row(pubsub: bool, lock: bool) -> sa.Insert:
+    """The new row's INSERT (built once: SQLAlchemy keeps its cache key and compiled SQL); with
+    `lock`, its RETURNING also takes the claim's advisory lock (`claims.lock_clause`)."""
+    t = _MESSAGES
+    key = [t.c.ce_source, t.c.pubsub_message_id, t.c.part] if pubsub else [t.c.ce_source, t.c.ce_id, t.c.part]
+    where = sa.text("pubsub_message_id IS NOT NULL") if pubsub else sa.text("pubsub_message_id IS NULL")
+    returning = [t.c.id, claims.lock_clause(sa.bindparam("lock_facility", type_=sa.Text), sa.bindparam("lock_control_id", type_=sa.Text))] if lock else [t.c.id]
+    return (pg_insert(t).values({name: sa.bindparam(name, type_=t.c[name].type) for name in _ROW_COLUMNS})
+            .on_conflict_do_nothing(index_elements=key, index_where=where).returning(*returning))
+
+
 def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool,
                        fast: bool = False) -> PartOutcome:
     received = utcnow()
@@ -203,28 +222,23 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
     key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
            else [t.c.ce_source, t.c.ce_id, t.c.part])
     where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
-    returning = [t.c.id]
+    values = {
+        "id": row_id, "received_at": received, "transport": delivery.transport, "ce_source": delivery.ce_source,
+        "ce_id": delivery.ce_id, "ce_type": delivery.ce_type, "pubsub_message_id": delivery.pubsub_message_id,
+        "publish_time": delivery.publish_time, "ordering_key": delivery.ordering_key,
+        "subscription": delivery.subscription, "attributes": delivery.attributes, "part": index, "parts": count,
+        "content_format": part.content_format, "raw": part.raw, "raw_sha256": hashlib.sha256(part.raw).hexdigest(),
+        "raw_size": len(part.raw), "status": "failed", "error_code": "incomplete", "warnings": [], "delivery_count": 1,
+        "attempts": 1, **header_columns(part),
+    }
     lock = fast and part.message is not None and not part.quarantine and not part.crash
     if lock:
         # The claim's advisory lock, taken by the new row's RETURNING (as the claim would right
         # after it): one round trip fewer. A redelivery takes none (it returns no row).
         assert part.message is not None
         header = part.message.header
-        returning.append(claims.lock_clause(_clean_key(header.sending_facility), _clean_key(header.control_id)))
-    inserted = uow.session.execute(
-        pg_insert(t)
-        .values(
-            id=row_id, received_at=received, transport=delivery.transport, ce_source=delivery.ce_source,
-            ce_id=delivery.ce_id, ce_type=delivery.ce_type, pubsub_message_id=delivery.pubsub_message_id,
-            publish_time=delivery.publish_time, ordering_key=delivery.ordering_key, subscription=delivery.subscription,
-            attributes=delivery.attributes, part=index, parts=count, content_format=part.content_format,
-            raw=part.raw, raw_sha256=hashlib.sha256(part.raw).hexdigest(), raw_size=len(part.raw),
-            status="failed", error_code="incomplete", warnings=[], delivery_count=1, attempts=1,
-            **header_columns(part),
-        )
-        .on_conflict_do_nothing(index_elements=key, index_where=where)
-        .returning(*returning)
-    ).first()
+        values.update(lock_facility=_clean_key(header.sending_facility), lock_control_id=_clean_key(header.control_id))
+    inserted = uow.session.execute(_insert_row(bool(delivery.pubsub_message_id), lock), values).first()
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
         # one committed (READ COMMITTED re-reads the row), so only one of them processes it.

@@ -20,6 +20,7 @@ under a row lock with the ordering rules of `shared.lis.ordering`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -181,19 +182,29 @@ def _exact(row: Any, keys: OrderKeys) -> bool:
                 or (keys.filler and row.filler_number == keys.filler and row.filler_namespace == keys.filler_namespace))
 
 
+@functools.cache
+def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
+    """Orders by placer and/or filler number, each within a list of namespaces (built once per shape)."""
+    conditions = []
+    if placer:
+        conditions.append(sa.and_(LabOrder.placer_namespace.in_(sa.bindparam("placer_namespaces", expanding=True)),
+                                  LabOrder.placer_number == sa.bindparam("placer")))
+    if filler:
+        conditions.append(sa.and_(LabOrder.filler_namespace.in_(sa.bindparam("filler_namespaces", expanding=True)),
+                                  LabOrder.filler_number == sa.bindparam("filler")))
+    stmt = sa.select(LabOrder.__table__).where(sa.or_(*conditions)).order_by(LabOrder.id)
+    return stmt.with_for_update() if lock else stmt
+
+
 def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool) -> tuple[Any, OrderKeys]:
     """(the order these keys name or None, the keys a new order may take)."""
-    conditions = []
+    params: dict[str, Any] = {}
     if keys.placer:
-        namespaces = {keys.placer_namespace, LIS_NAMESPACE, API_PLACER_NAMESPACE}
-        conditions.append(sa.and_(LabOrder.placer_namespace.in_(namespaces), LabOrder.placer_number == keys.placer))
+        params.update(placer=keys.placer, placer_namespaces=list({keys.placer_namespace, LIS_NAMESPACE, API_PLACER_NAMESPACE}))
     if keys.filler:
         namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
-        conditions.append(sa.and_(LabOrder.filler_namespace.in_(namespaces), LabOrder.filler_number == keys.filler))
-    stmt = sa.select(LabOrder.__table__).where(sa.or_(*conditions)).order_by(LabOrder.id)
-    if lock:
-        stmt = stmt.with_for_update()
-    rows = uow.session.execute(stmt).all()
+        params.update(filler=keys.filler, filler_namespaces=list(namespaces))
+    rows = uow.session.execute(_find_statement(bool(keys.placer), bool(keys.filler), lock), params).all()
     matches = [row for row in rows if _compatible(row, keys)]
     # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
     matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,

@@ -19,8 +19,10 @@ identifiers; the unique (system, value) index makes the second wait and then fai
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,10 +35,12 @@ from shared.hl7.model import Identifier
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import merge_fields, stamp_time
 from shared.lis.outcome import MessageContext
+from shared.lis.pending import Deferred, Pending
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
-from shared.mrn import next_mrn
+from shared.mrn import luhn_check_digit, next_mrn
+from shared.services.duplicates import PatientLike, find_duplicates
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names
@@ -98,6 +102,19 @@ class Found:
     sources: dict[str, Any]  # who set each field last
 
 
+@functools.cache
+def _find_and_lock() -> sa.Select[Any]:
+    """Built once (SQLAlchemy keeps its cache key and compiled SQL); the keys are an expanding IN."""
+    p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
+    return (
+        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps, sync.c.field_sources)
+        .select_from(i.join(p, p.c.id == i.c.patient_id).outerjoin(sync, sync.c.patient_id == p.c.id))
+        .where(sa.tuple_(i.c.system, i.c.value).in_(sa.bindparam("keys", expanding=True)))
+        .order_by(p.c.id)
+        .with_for_update(of=p)
+    )
+
+
 def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> Found | None:
     """The patient holding any of `keys`, locked, with its stamps — one round trip in the usual case.
 
@@ -106,14 +123,8 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> F
     """
     if not keys:
         return None
-    p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
-    rows = uow.session.execute(
-        sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps, sync.c.field_sources)
-        .select_from(i.join(p, p.c.id == i.c.patient_id).outerjoin(sync, sync.c.patient_id == p.c.id))
-        .where(sa.tuple_(i.c.system, i.c.value).in_([(system, value) for system, value, _ in keys]))
-        .order_by(p.c.id)
-        .with_for_update(of=p)
-    ).all()
+    sync = LisPatientSync.__table__
+    rows = uow.session.execute(_find_and_lock(), {"keys": [(system, value) for system, value, _ in keys]}).all()
     if not rows:
         return None
     if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
@@ -151,23 +162,15 @@ class Created:
 def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fields: dict[str, Any],
                    ctx: MessageContext) -> Created:
     """A new patient (source ``lis``) with the message's identifiers and usable demographics."""
-    stamp, control_id = ctx.stamp, ctx.control_id
+    if ctx.pending is not None:
+        return _create_pending(uow, keys, fields, ctx, ctx.pending)
+    stamp = ctx.stamp
     now = utcnow()
     patient_id = uuid.uuid4()
     mrn = next_mrn(uow)
     present = {k: v for k, v in fields.items() if v is not None}
-    columns = {
-        "family": "", "given": [], "prefix": [], "suffix": [], "family_norm": "", "first_given_norm": "",
-        "birth_date": None, "sex": "unknown", "phone": None, "email": None, "address": None,
-        **patient_columns(present),
-    }
-    uow.session.execute(
-        sa.insert(Patient.__table__).values(
-            id=patient_id, mrn=mrn, status="active", preferred_language=None, timezone="UTC",
-            comm_email=False, comm_sms=False, source="lis", lis_applied_at=stamp_time(stamp),
-            lis_applied_control_id=control_id[:64], version=1, created_at=now, updated_at=now, **columns,
-        )
-    )
+    columns = _columns(present)
+    uow.session.execute(sa.insert(Patient.__table__).values(_row(patient_id, mrn, columns, ctx, now)))
     try:
         claim_identifiers(uow, patient_id, [(MRN_SYSTEM, mrn, "MR"), *keys])
     except DuplicateIdentifier:
@@ -182,6 +185,65 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
     emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
          catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
     return Created(patient_id, probable_duplicates(uow, patient_id, columns))
+
+
+def _columns(present: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "family": "", "given": [], "prefix": [], "suffix": [], "family_norm": "", "first_given_norm": "",
+        "birth_date": None, "sex": "unknown", "phone": None, "email": None, "address": None,
+        **patient_columns(present),
+    }
+
+
+def _row(patient_id: uuid.UUID, mrn: str, columns: dict[str, Any], ctx: MessageContext, now: Any) -> dict[str, Any]:
+    """A new LIS patient's `patients` row."""
+    return {"id": patient_id, "mrn": mrn, "status": "active", "preferred_language": None, "timezone": "UTC",
+            "comm_email": False, "comm_sms": False, "source": "lis", "lis_applied_at": stamp_time(ctx.stamp),
+            "lis_applied_control_id": ctx.control_id[:64], "version": 1, "created_at": now, "updated_at": now,
+            **columns}
+
+
+def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fields: dict[str, Any],
+                    ctx: MessageContext, pending: Pending) -> Created:
+    """`create_patient` on the consumer's fast path: the same rows, sent with the message's last
+    statement. Read first: the MRN's number (with the birth date's duplicate lock, which
+    ``lock_birth_date`` would take) and the probable duplicates; the rest is written, not read —
+    the version's snapshot is the row as inserted. A probable duplicate (rare) is flagged by the
+    registry's own `flag_duplicates` once the patient is written."""
+    now = utcnow()
+    patient_id = uuid.uuid4()
+    present = {k: v for k, v in fields.items() if v is not None}
+    columns = _columns(present)
+    birth_date = columns["birth_date"]
+    read = [sa.func.nextval("patient_mrn_seq").label("number")]
+    if birth_date is not None:  # the key of shared.services.duplicates.lock_birth_date
+        read.append(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(
+            f"patient-duplicates:{birth_date.isoformat()}", 0)).is_(None).label("locked"))
+    base = str(uow.session.execute(sa.select(*read)).first().number)
+    mrn = base + luhn_check_digit(base)
+    found = find_duplicates(uow, PatientLike(birth_date, columns["family"], tuple(columns["given"]), columns["phone"],
+                                             columns["email"], exclude_id=patient_id)) if birth_date else []
+    row = _row(patient_id, mrn, columns, ctx, now)
+    pending.add(sa.insert(Patient.__table__).values(row))
+    identifiers = [(MRN_SYSTEM, mrn, "MR"), *keys]
+    pending.insert_rows(PatientIdentifier.__table__, [
+        {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
+        for system, value, id_type in identifiers], conflict=["system", "value"], reason="identifier_claimed_concurrently")
+    sources = provenance.lis_sources(list(present), ctx.stamp, ctx.message_id)
+    pending.add(sa.insert(LisPatientSync.__table__).values(
+        patient_id=patient_id, field_stamps={k: list(ctx.stamp) for k in present}, field_sources=sources, updated_at=now))
+    deferred = Deferred(pending)
+    index_names(deferred, patient_id, columns["family"], columns["given"])  # type: ignore[arg-type]
+    snapshot = SimpleNamespace(**row, merged_into=None, identifiers=[
+        SimpleNamespace(system=system, value=value, type=id_type) for system, value, id_type in identifiers])
+    versions.record(deferred, auth.SYSTEM_LIS, "patient", to_resource(snapshot), "lis-create",  # type: ignore[arg-type]
+                    field_sources=sources)
+    pending.emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
+                 catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
+    if not found:
+        return Created(patient_id, 0)
+    pending.flush(uow)
+    return Created(patient_id, len(flag_duplicates(uow, auth.SYSTEM_LIS, patient_id, origin="lis")))
 
 
 def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str, sources: dict[str, Any]) -> None:

@@ -17,10 +17,13 @@ order of an ORU that never happens. An insert that must write every row (a new o
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.auth import Principal
 from shared.db import UnitOfWork
@@ -52,6 +55,25 @@ class Pending:
         `ConcurrentChange(reason)`): give it a RETURNING."""
         self._writes.append((statement, expect, reason))
 
+    def insert_rows(self, table: sa.Table, rows: list[dict[str, Any]], *, conflict: list[str] | None = None,
+                    reason: str = "") -> None:
+        """Queue ``INSERT INTO table SELECT … FROM jsonb_populate_recordset(NULL::table, :rows)``: every
+        row in one JSON parameter, so the SQL is the same whatever the number of rows and SQLAlchemy
+        compiles it once (a multi-row VALUES list is compiled anew each time). With `reason`, the
+        insert skips conflicting rows (on `conflict`, else any constraint) and must write them all,
+        else `ConcurrentChange(reason)`."""
+        columns = list(rows[0])
+        source = sa.func.jsonb_populate_recordset(
+            sa.literal_column(f"NULL::{table.name}"),
+            sa.cast(sa.bindparam(None, json.dumps(rows, default=str), type_=sa.Text), JSONB)).alias("r")
+        select = sa.select(*(sa.literal_column(f'r."{c}"') for c in columns)).select_from(source)
+        insert = pg_insert(table).from_select(columns, select)
+        if not reason:
+            self.add(insert)
+            return
+        insert = insert.on_conflict_do_nothing(index_elements=conflict) if conflict else insert.on_conflict_do_nothing()
+        self.add(insert.returning(table.c[columns[0]]), expect=len(rows), reason=reason)
+
     def emit(self, uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
         """`shared.events.outbox.emit`, sent with the message's last statement."""
         model = CATALOG[event_type][0]
@@ -81,11 +103,11 @@ class Pending:
     def attach(self, statement: Any) -> tuple[Any, list[tuple[Any, int, str]]]:
         """`statement` carrying every pending write as a CTE, and the checks to make of its answer
         (a column to add to what it returns, expected rows, reason); empties the queue."""
-        writes = list(self._writes)
         if self._outbox:
-            writes.append((sa.insert(_OUTBOX).values(self._outbox), None, ""))
+            self.insert_rows(_OUTBOX, self._outbox)
         if self._audit:
-            writes.append((sa.insert(_AUDIT).values(self._audit), None, ""))
+            self.insert_rows(_AUDIT, self._audit)
+        writes = list(self._writes)
         checks: list[tuple[Any, int, str]] = []
         for n, (write, expect, reason) in enumerate(writes):
             cte = write.cte(f"w{n}")
@@ -104,6 +126,20 @@ class Pending:
         if checks:
             statement = statement.add_columns(*(column for column, _, _ in checks))
         check(uow.session.execute(statement).first(), checks)
+
+
+class Deferred:
+    """A stand-in unit of work for a registry helper that only writes (``index_names``,
+    ``versions.record`` given its field sources): the statements it builds join `pending`."""
+
+    def __init__(self, pending: Pending) -> None:
+        self.session = self
+        self._pending = pending
+
+    def execute(self, statement: Any, params: Any = None) -> None:
+        if params is not None:
+            raise TypeError("a deferred statement carries its own values")
+        self._pending.add(statement)
 
 
 def check(row: Any, checks: list[tuple[Any, int, str]]) -> None:

@@ -194,8 +194,7 @@ def record_results(
                 outcome.available[announced].append(result_id)
     if new_rows and pending is not None:
         # One multi-row INSERT, sent with the message's last statement.
-        pending.add(pg_insert(table).values(new_rows).on_conflict_do_nothing().returning(table.c.id),
-                    expect=len(new_rows), reason="result_created_concurrently")
+        pending.insert_rows(table, new_rows, reason="result_created_concurrently")
     elif new_rows:
         # executemany: one cached statement, sent as one multi-row INSERT (SQLAlchemy's insertmanyvalues).
         inserted = uow.session.execute(_INSERT, new_rows).all()

@@ -9,20 +9,26 @@ outbox rows and reads the probable duplicates (after the lock, so its snapshot s
 committed registration of that birth date), then ``COMMIT`` (or ``ROLLBACK`` for a 409).
 
 The statements go through the process's one engine (``shared.db``): the pool, the discard of a
-connection left out of step and the transient-error → 503 mapping all apply. The JSON is the same
+connection left out of step and the transient-error → 503 mapping all apply. The fixed texts (read,
+registration) run as statements prepared once per connection (``PREPARED``): one Bind/Execute/Sync
+exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per request. The JSON is the same
 document ``schemas.patients.Patient`` dumps (``test_patient_sql.py`` compares them byte for byte).
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from shared.auth import Principal
 from shared.db import get_engine
@@ -42,6 +48,49 @@ def dumps(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
+PREPARED = {"patient_sql_prepared": True}
+# Statements prepared per connection at most: fixed texts only (the read, the registration), whose
+# generic plan is their custom plan (a primary key; values from the inserted row). A guard, not a need.
+MAX_PREPARED = 20
+_listening: weakref.WeakSet[Engine] = weakref.WeakSet()
+_listen_lock = threading.Lock()
+
+
+def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """SQLAlchemy's ``do_execute`` hook: a statement executed with ``PREPARED`` runs as a named
+    statement that pg8000 prepared on this connection the first time (kept with the connection,
+    so a discarded connection takes its statements along). Anything else: False, pg8000 as usual.
+    Errors leave as pg8000's cursor raises them, through SQLAlchemy's handling (``shared.db``)."""
+    if not context.execution_options.get("patient_sql_prepared"):
+        return False
+    import pg8000.legacy as legacy  # noqa: PLC0415
+
+    con = cursor._c
+    prepared: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
+    try:
+        if not con._in_transaction and not con.autocommit:
+            con.execute_simple("begin transaction")
+        entry = prepared.get(statement)
+        if entry is None:
+            sql = legacy.convert_paramstyle("format", statement, ())[0]
+            if len(prepared) >= MAX_PREPARED:  # an unforeseen variety of texts: run unprepared
+                result = con.execute_unnamed(sql, vals=tuple(parameters))
+                cursor._context, cursor._row_iter = result, iter(result.rows or [])
+                return True
+            entry = prepared[statement] = con.prepare_statement(sql, ())
+        name, columns, input_funcs = entry
+        result = con.execute_named(name, legacy.make_params(con.py_types, parameters), columns, input_funcs, statement)
+    except legacy.DatabaseError as exc:
+        prepared.pop(statement, None)  # prepared again next time (a dropped statement, a changed schema)
+        msg = exc.args[0] if exc.args else None
+        if isinstance(msg, dict):
+            raise (legacy.IntegrityError if msg.get("C") == "23505" else legacy.ProgrammingError)(msg) from None
+        raise
+    cursor._context = result
+    cursor._row_iter = iter(result.rows or [])
+    return True
+
+
 @contextmanager
 def autocommit() -> Iterator[sa.Connection]:
     """A pooled connection whose statements each commit on their own (no BEGIN round trip).
@@ -50,7 +99,13 @@ def autocommit() -> Iterator[sa.Connection]:
     connection with three statements on its way back to the pool. An explicit ``BEGIN`` sent on it
     still opens a transaction, which closing the connection rolls back unless it was committed.
     """
-    with get_engine().connect() as conn:
+    engine = get_engine()
+    if engine not in _listening:
+        with _listen_lock:
+            if engine not in _listening:
+                event.listen(engine, "do_execute", _execute_prepared)
+                _listening.add(engine)
+    with engine.connect() as conn:
         driver = conn.connection.driver_connection
         driver.autocommit = True  # type: ignore[union-attr]
         try:
@@ -106,7 +161,7 @@ def read_patient(principal: Principal, patient_id: uuid.UUID) -> dict[str, Any]:
     """The patient as the API's JSON document, with its ``patient.read`` audit row (one statement)."""
     with autocommit() as conn:
         row = conn.exec_driver_sql(
-            _READ, (patient_id, utcnow(), principal.name, principal.key_id, current_request_id())).first()
+            _READ, (patient_id, utcnow(), principal.name, principal.key_id, current_request_id()), PREPARED).first()
     if row is None:
         raise NotFound("No patient with this id")
     return row[0]  # type: ignore[no-any-return]
@@ -200,7 +255,7 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
             catalog.dataschema_for(catalog.PATIENT_REGISTERED), dumps(event.model_dump(mode="json")),
             current_traceparent(), current_tracestate(), now,
         )
-        body, claimed, candidates = conn.exec_driver_sql(_REGISTER, params).one()
+        body, claimed, candidates = conn.exec_driver_sql(_REGISTER, params, PREPARED).one()
         if claimed < len(wanted):
             conn.exec_driver_sql("ROLLBACK")
             taken = {(i["system"], i["value"]) for i in body["identifiers"]}

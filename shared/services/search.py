@@ -87,20 +87,27 @@ def build_search(q: PatientSearchQuery, after: tuple[Any, uuid.UUID] | None = No
     )
 
 
-def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
-    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement in
-    autocommit mode (``services.patient_sql``), the page a CTE the audit insert and the JSON read.
-    A cursor whose patient is gone is refused (422) and audits no success."""
-    from shared.services.patient_sql import autocommit, patient_json  # noqa: PLC0415
+# patients as a lightweight table of the key columns: an alias of the mapped table would build a
+# proxy of each of its columns on every request.
+_KEYS = sa.table("patients", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
+
+
+def page_statement(principal: Principal, q: PatientSearchQuery) -> sa.Select[Any]:
+    """The one statement of a search: the page (``build_search``, keys only) as a CTE, the audit
+    insert of what it shows, and one row of (documents as a JSON array, whether the cursor is valid).
+    A cursor whose patient is gone makes the audit insert write nothing."""
+    from shared.services.patient_sql import patient_json  # noqa: PLC0415
 
     valid: sa.ColumnElement[bool] = sa.true()
     after = None
     if q.cursor:
         last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
-        last = Patient.__table__.alias("cursor_row")
+        last = _KEYS.alias("cursor_row")
         after = (sa.select(last.c.family_norm).where(last.c.id == last_id).scalar_subquery(), last_id)
         valid = sa.exists().where(last.c.id == last_id)
-    page = build_search(q, after).cte("page")
+    # The page is keys only (fewer columns for SQLAlchemy to proxy on every request); the documents
+    # join the page's few rows back to patients by primary key.
+    page = build_search(q, after).with_only_columns(Patient.id, Patient.family_norm).cte("page")
     order = (page.c.family_norm, page.c.id)
     shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(q.limit).scalar_subquery())
                       .label("ids")).cte("shown")
@@ -115,14 +122,30 @@ def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[
             sa.func.jsonb_build_object("params", sa.literal(q.used(), JSONB), "returned", sa.func.cardinality(shown.c.ids)),
         ).where(valid),
     ).cte("audit")
+    found = _KEYS.alias("found")
     items = (
-        sa.select(sa.func.coalesce(sa.func.json_agg(aggregate_order_by(sa.literal_column(patient_json("page")), *order)),
+        sa.select(sa.func.coalesce(sa.func.json_agg(aggregate_order_by(sa.literal_column(patient_json("found")), *order)),
                                    sa.literal_column("'[]'::json")))
-        .select_from(page)
+        .select_from(page.join(found, found.c.id == page.c.id))
         .scalar_subquery()
     )
+    return sa.select(items, valid).add_cte(audit_row)
+
+
+def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
+    (``page_statement``) in autocommit mode (``services.patient_sql``). A cursor whose patient is
+    gone is a 422.
+
+    Not a prepared statement: after five executions PostgreSQL may switch a prepared statement to
+    a generic plan, and for searches that plan (values and LIMIT unknown) scans the patients table
+    sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
+    tests' data). An unnamed statement is planned for its values every time."""
+    from shared.services.patient_sql import autocommit  # noqa: PLC0415
+
+    statement = page_statement(principal, q)
     with autocommit() as conn:
-        docs, ok = conn.execute(sa.select(items, valid).add_cte(audit_row)).one()
+        docs, ok = conn.execute(statement).one()
     if not ok:
         raise cursor.invalid()
     more = len(docs) > q.limit

@@ -3,11 +3,19 @@ only as concurrent requests need more."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from shared import db
 from shared.settings import reset_settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _connects(engine: sa.Engine) -> list[object]:
@@ -47,3 +55,38 @@ def test_warm_up_against_an_unreachable_database_neither_raises_nor_leaves_a_con
         monkeypatch.setenv("DATABASE_URL", database_url)
         reset_settings()
         db.dispose_engine()
+
+
+def test_without_database_url_warm_up_starts_no_embedded_postgresql(database_url, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.setenv("DATA_DIR", "/nonexistent/warm-up")  # an embedded server would be started here
+    reset_settings()
+    db.dispose_engine()
+    try:
+        db.warm_up()
+        assert db._engine is None
+    finally:
+        monkeypatch.setenv("DATABASE_URL", database_url)
+        reset_settings()
+        db.dispose_engine()
+
+
+def test_a_worker_warms_the_pool_only_when_its_function_uses_the_database(database_url):
+    """gunicorn's post_worker_init hook (shared.serve): a function that never imported shared.db
+    (a hello-world) opens no connection and loads no SQLAlchemy."""
+    program = ("import sys; from shared.serve import _post_worker_init; _post_worker_init(None); "
+               "print(sorted(m for m in sys.modules if m == 'shared.db' or m.startswith('sqlalchemy'))[:1])")
+    out = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "DATABASE_URL": database_url})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+    from shared.serve import _post_worker_init  # noqa: PLC0415
+
+    db.dispose_engine()
+    _post_worker_init(None)
+    for thread in threading.enumerate():
+        if thread.name == "db-warm-up":
+            thread.join(timeout=30)
+    assert db.get_engine().pool.checkedin() == 1
+    db.dispose_engine()

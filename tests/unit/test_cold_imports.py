@@ -32,7 +32,9 @@ print(json.dumps(sorted(sys.modules)))
 # when a request needs them (OpenAPI, FHIR, console), or never in a deployed function (tooling).
 EVERYWHERE = ("opentelemetry", "prometheus_client", "google.cloud.pubsub", "google.cloud.pubsub_v1", "boto3",
               "botocore", "shared.fhir", "shared.http.openapi", "shared.console.app", "shared.console.web",
-              "shared.devtools", "shared.cli", "shared.events.publishing.pubsub_sink")
+              "shared.devtools", "shared.cli", "shared.events.publishing.pubsub_sink",
+              # the notification templates' sandbox (Flask itself imports jinja2's core for its own templates)
+              "jinja2.sandbox")
 
 NOT_ON_IMPORT = {
     # Route modules load on their first request (shared.api.index); a GET /patients/{id} needs none of the others.

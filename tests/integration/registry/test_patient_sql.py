@@ -136,3 +136,32 @@ def test_the_stored_columns_are_those_the_orm_registration_stores(database_url):
         for row in got.values():
             row.pop("phone"), row.pop("email")
         assert got[fast] == got[slow]
+
+
+def test_a_value_the_driver_cannot_send_fails_that_read_only(database_url):
+    """A lone surrogate fails in pg8000 (not in PostgreSQL): shared.db's hook discards that
+    connection, and the next read on the pool is answered whole, audit row included."""
+    pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
+    with pytest.raises(UnicodeEncodeError):
+        patient_sql.read_patient(Principal(key_id=None, name="clerk\ud800", scopes=frozenset()), pid)
+    for _ in range(3):
+        assert patient_sql.read_patient(CLERK, pid)["id"] == str(pid)
+    audits = rows(AuditEntry, AuditEntry.patient_ids.contains([pid]), AuditEntry.action == "patient.read")
+    assert [a.principal for a in audits] == [CLERK.name] * 3
+
+
+def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url, monkeypatch):
+    import pg8000.legacy
+
+    pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
+    monkeypatch.setattr(patient_sql, "MAX_PREPARED", 0)
+    prepared = []
+    original = pg8000.legacy.Connection.prepare_statement
+    monkeypatch.setattr(pg8000.legacy.Connection, "prepare_statement",
+                        lambda self, *a: prepared.append(a) or original(self, *a))
+    from shared.db import get_engine
+
+    get_engine().dispose()  # fresh connections: nothing prepared on them yet
+    assert patient_sql.read_patient(CLERK, pid)["id"] == str(pid)
+    assert patient_sql.register_patient(CLERK, body())["version"] == 1
+    assert prepared == []

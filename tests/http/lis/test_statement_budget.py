@@ -1,0 +1,113 @@
+"""The SQL statements an ORU^R01 with 8 OBX costs the consumer, counted as they are sent (issue 15:
+≤ 6 for a known patient), with everything the message must leave behind.
+
+Statements are counted on the process engine (SQLAlchemy ``before_cursor_execute``), never time.
+Each run uses a family name, identifiers and order numbers of its own, so no other test's patient is
+a probable duplicate of this one (that would add the flag's writes).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from shared.db import get_engine, unit_of_work
+from shared.events import catalog
+from shared.models import AuditEntry, ResourceVersion
+from shared.services.patients import load_patient, to_resource
+from tests.support import lis_db
+from tests.support.hl7_gen import START, GenOrder, GenPatient, oru_r01, results_for
+from tests.support.lis_delivery import new_id, push
+
+KNOWN_PATIENT_BUDGET = 6  # the issue's budget for an 8-OBX ORU
+NEW_PATIENT_BUDGET = 7  # + the MRN's number and the probable-duplicate search of a new patient
+REDELIVERY_BUDGET = 2  # the row's insert conflicts, its delivery count is bumped
+
+
+@contextmanager
+def statements() -> Iterator[list[str]]:
+    sent: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        sent.append(statement)
+
+    engine = get_engine()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _patient(run: str) -> GenPatient:
+    return GenPatient(mrn=f"BUD{run}", authority=f"HOSP-BUD{run}", family=f"Budgetova{run}", given=f"Oksana{run}",
+                      middle="", birth_date=date(1951, 3, 4), sex="F", phone="+14155550000", street="1 Main St",
+                      city="Köln", postal="50667")
+
+
+def _oru(p: GenPatient, run: str, n: int) -> bytes:
+    rng = random.Random(n)
+    when = START + timedelta(hours=n)
+    order = GenOrder(placer=f"PBUD{run}{n}", filler=f"FBUD{run}{n}", panel="BMP", ordered_at=when)
+    order.values = results_for(rng, order)
+    return oru_r01(p, order, "F", f"LAB-BUD{run}", f"BUD{run}{n:04d}", when, rng)
+
+
+def _deliver(client, raw: bytes, message_id: str) -> tuple[list[str], object]:  # noqa: ANN001
+    headers, body = push(raw, message_id)
+    with statements() as sent:
+        response = client.post("/", headers=headers, data=body)
+    assert response.status_code == 200
+    [row] = lis_db.messages(pubsub_message_id=message_id)
+    return sent, row
+
+
+def _audit_of(message_id: uuid.UUID) -> list[object]:
+    with unit_of_work() as uow:
+        return list(uow.session.execute(sa.select(AuditEntry.__table__).where(
+            AuditEntry.action == "lis.message.apply", AuditEntry.details["lis_message_id"].astext == str(message_id))).all())
+
+
+def test_an_8_obx_oru_stays_within_its_statement_budget_and_leaves_everything_behind(lis_client):
+    run = uuid.uuid4().hex[:8].upper()
+    p = _patient(run)
+    first_id, second_id = new_id(), new_id()
+
+    sent, first = _deliver(lis_client, _oru(p, run, 1), first_id)
+    assert (first.status, first.error_code) == ("processed", None)
+    assert len(sent) <= NEW_PATIENT_BUDGET, sent
+    sent, second = _deliver(lis_client, _oru(p, run, 2), second_id)
+    assert (second.status, second.error_code) == ("processed", None)
+    assert len(sent) <= KNOWN_PATIENT_BUDGET, sent
+    sent, again = _deliver(lis_client, _oru(p, run, 2), second_id)  # Pub/Sub redelivers the second
+    assert (again.status, again.delivery_count) == ("processed", 2)
+    assert len(sent) <= REDELIVERY_BUDGET, sent
+
+    patient_id = lis_db.patient_id_by_identifier(p.authority, p.mrn)
+    assert patient_id is not None and first.patient_id == second.patient_id == patient_id
+    stored = lis_db.patient(patient_id)
+    assert (stored["family"], stored["source"], stored["version"]) == (p.family, "lis", 1)
+    assert stored["identifiers"] == {(p.mrn, p.authority, "MR")} and len(stored["mrn_identifier"]) == 1
+    orders = lis_db.orders(patient_id)
+    assert [o["placer_number"] for o in orders] == [f"PBUD{run}1", f"PBUD{run}2"]
+    for order, message in zip(orders, (first, second), strict=True):
+        results = lis_db.results(order["id"])
+        assert len(results) == 8 and {r["status"] for r in results} == {"F"}
+        assert {r["lis_message_id"] for r in results} == {message.id} and all(r["version"] == 1 for r in results)
+        assert order["status"] == "final"
+        types = lis_db.outbox_types(patient_id)
+        assert types.count(catalog.RESULT_AVAILABLE) == 2 and types.count(catalog.ORDER_CREATED) == 2
+        assert types.count(catalog.LIS_PATIENT_CREATED) == 1
+        assert len(_audit_of(message.id)) == 1
+    with unit_of_work() as uow:
+        [version] = uow.session.execute(sa.select(ResourceVersion.__table__).where(
+            ResourceVersion.resource_type == "patient", ResourceVersion.resource_id == patient_id)).all()
+        # The version's snapshot is the patient as the registry reads it back.
+        assert version.snapshot == to_resource(load_patient(uow, patient_id)).model_dump(mode="json")
+        assert (version.version, version.change) == (1, "lis-create")
