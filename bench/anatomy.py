@@ -6,7 +6,8 @@ goals imply (`budgets`).
 
 Statements and round trips are counted in pg8000 itself (``CoreConnection``), so they are counted the
 same whether a path goes through SQLAlchemy or straight to the driver. A *statement* is what the code
-asked for (BEGIN/COMMIT/ROLLBACK/SAVEPOINT not counted); a *round trip* is every wait for the server's
+asked for (BEGIN/COMMIT/ROLLBACK/SAVEPOINT not counted; each statement of a multi-statement simple
+query counted); a *round trip* is every wait for the server's
 answer, transaction control included (pg8000 sends an unnamed statement in three of them: parse,
 describe + bind, execute; a prepared one in one).
 
@@ -45,6 +46,35 @@ _TX_CONTROL = re.compile(r"\s*(begin|start\s+transaction|commit|rollback|savepoi
 
 def is_transaction_control(sql: str) -> bool:
     return bool(_TX_CONTROL.match(sql))
+
+
+def split_sql(sql: str) -> list[str]:
+    """The statements of a simple-protocol query string (``BEGIN; SELECT …; SELECT …``): split at the
+    semicolons outside quotes ('…', "…", $tag$…$tag$); empty parts dropped."""
+    parts, start, i, n = [], 0, 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in "'\"":
+            end = sql.find(ch, i + 1)
+            i = n if end < 0 else end + 1
+            continue
+        if ch == "$":
+            m = re.match(r"\$[A-Za-z_]*\$", sql[i:])
+            if m:
+                end = sql.find(m.group(0), i + len(m.group(0)))
+                i = n if end < 0 else end + len(m.group(0))
+                continue
+        if ch == ";":
+            parts.append(sql[start:i])
+            start = i + 1
+        i += 1
+    parts.append(sql[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def statements_in(sql: str) -> int:
+    """How many statements, transaction control apart, a query string carries."""
+    return sum(1 for part in split_sql(sql) if not is_transaction_control(part))
 
 
 def budgets(hello_rps: float, raw_insert_rps: float | None) -> dict[str, dict[str, float]]:
@@ -94,22 +124,35 @@ def _measure(call, n: int, counter: dict[str, int]) -> dict[str, float]:
             "round_trips": round(counter["round_trips"] / n, 2)}
 
 
+_ACTIVE: list[dict[str, int]] = []  # the counter being counted into (none: the wrappers only pass through)
+
+
 def count_statements(counter: dict[str, int]) -> None:
-    """Count in pg8000's core connection: every statement sent (transaction control apart) and every
-    wait for the server's answer."""
+    """From now on count into ``counter``, in pg8000's core connection: every statement sent (transaction
+    control apart) as ``statements``, every wait for the server's answer as ``round_trips``. pg8000 is
+    patched once per process; a later call only changes the counter."""
+    _patch_pg8000()
+    _ACTIVE[:] = [counter]
+
+
+def stop_counting() -> None:
+    _ACTIVE.clear()
+
+
+def _patch_pg8000() -> None:
     import pg8000.core as core  # noqa: PLC0415
 
     cls = core.CoreConnection
     if getattr(cls, "_bench_counting", False):
         return
 
-    def wrap(name: str, position: int):
+    def wrap(name: str, position: int) -> None:
         original = getattr(cls, name)
 
         def counted(self, *args, **kwargs):
             statement = kwargs.get("statement", args[position] if len(args) > position else "")
-            if not is_transaction_control(statement or ""):
-                counter["statements"] += 1
+            if _ACTIVE:
+                _ACTIVE[0]["statements"] += statements_in(statement or "")
             return original(self, *args, **kwargs)
 
         setattr(cls, name, counted)
@@ -120,7 +163,8 @@ def count_statements(counter: dict[str, int]) -> None:
     handle = cls.handle_messages
 
     def waited(self, *args, **kwargs):
-        counter["round_trips"] += 1
+        if _ACTIVE:
+            _ACTIVE[0]["round_trips"] += 1
         return handle(self, *args, **kwargs)
 
     cls.handle_messages = waited

@@ -123,6 +123,18 @@ def render_text(title: str, s: Summary, notes: list[str] | None = None) -> str:
     return "\n".join(out)
 
 
+def markdown_row(title: str, s: Summary, n: int = 5) -> str:
+    """One row of docs/performance.md's top-frames table: self frames, packages, the project's frames."""
+    def cells(rows: list[tuple[str, int]]) -> str:
+        return ", ".join(f"`{name}` {s.share(c):.1%}" for name, c in rows[:n])
+
+    return f"| {title} ({s.samples} samples) | {cells(s.by_self)} | {cells(s.by_package)} | {cells(s.by_project)} |"
+
+
+MARKDOWN_HEADER = ("| path | self: where the CPU was | by package (self) | under (the project's frames, total) |\n"
+                   "|---|---|---|---|")
+
+
 @dataclass
 class _Node:
     name: str

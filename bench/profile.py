@@ -11,7 +11,9 @@ PostgreSQL's answers in ``socket.readinto`` fill the profile). One recording per
 
 - ``<path>.collapsed``: the stacks (flamegraph.pl, inferno and speedscope read them),
 - ``<path>.svg``: a flame graph of them (``bench.flame.svg``; tooltips give samples and shares),
-- ``<path>.txt``: the top frames by self and by total samples and self samples by package.
+- ``<path>.txt``: the top frames by self and by total samples and self samples by package,
+- ``summary.md``: one Markdown row per recorded path (the top-frames table of docs/performance.md);
+  ``python -m bench.profile --markdown`` prints it again from the recorded stacks without a run.
 
 Paths: ``get`` (GET /patients/{id}), ``search`` (GET /patients?name=…), ``create`` (POST /patients),
 ``oru`` (ORU^R01 with 8 OBX as Pub/Sub push bodies to lis_consumer, 4 at a time: its
@@ -64,7 +66,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--top", type=int, default=25, help="frames per table in <path>.txt")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--keep-db", action="store_true")
+    p.add_argument("--markdown", action="store_true", help="print summary.md from the recorded stacks; no run")
     return p.parse_args(argv)
+
+
+def summary_markdown(out: Path) -> str:
+    """The top-frames table of every path recorded under ``out`` (docs/performance.md's format)."""
+    rows = [flame.MARKDOWN_HEADER]
+    for path in sorted(out.glob("*.collapsed")):
+        title = (path.with_suffix(".txt").read_text().splitlines() or [path.stem])[0] if path.with_suffix(".txt").exists() \
+            else path.stem
+        rows.append(flame.markdown_row(title, flame.summary(flame.parse(path.read_text()))))
+    return "\n".join(rows)
 
 
 def ensure_pyspy(log) -> str:
@@ -175,6 +188,9 @@ def profile_cold(pyspy: str, targets: dict[str, coldstart.Probe], env: dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
+    if args.markdown:
+        print(summary_markdown(args.out))
+        return 0
     paths = [p for p in args.paths.split(",") if p]
     unknown = set(paths) - set(PATHS)
     if unknown:
@@ -271,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             fn.stop()
         if not args.keep_db:
             drop_database(admin, url)
-    print(f"profiles under {args.out} ({time.perf_counter() - started:.0f} s); logs under {work}")
+    (args.out / "summary.md").write_text(summary_markdown(args.out) + "\n")
+    print(f"profiles under {args.out} ({time.perf_counter() - started:.0f} s; summary.md for the docs); logs under {work}")
     return 0
 
 

@@ -65,3 +65,10 @@ def test_svg_is_well_formed_with_one_box_per_frame_and_tooltips():
               for g in doc.iter("{http://www.w3.org/2000/svg}g") for t in g.iter("{http://www.w3.org/2000/svg}title")}
     assert widths["all (100 samples, 100.0%)"] == 1200.0
     assert widths["dumps (<stdlib>/json/__init__.py) (20 samples, 20.0%)"] == 240.0
+
+
+def test_markdown_row_for_the_docs_table():
+    row = flame.markdown_row("GET at c=16", flame.summary(flame.parse(RAW)), n=2)
+    assert row == ("| GET at c=16 (100 samples) | `execute (sqlalchemy/engine/base.py)` 50.0%, `_read (pg8000/core.py)` 30.0% "
+                   "| `sqlalchemy` 50.0%, `pg8000` 30.0% | `get_patient (shared/services/registry.py)` 80.0% |")
+    assert flame.MARKDOWN_HEADER.count("|") == 10

@@ -115,3 +115,14 @@ def test_importtime_lines_are_summed_per_package_and_phase():
     assert phases["first request"] == {"self_ms": 0.3, "modules": 1, "packages_ms": {"pg8000": 0.3}}
     assert package_of("functions.api.main") == "functions.api"
     assert package_of("json.decoder") == "json"
+
+
+def test_statements_of_a_simple_query_string_are_each_counted():
+    from bench.anatomy import split_sql, statements_in  # noqa: PLC0415
+
+    sql = "BEGIN; SELECT pg_advisory_xact_lock(42); SELECT nextval('patient_mrn_seq')"
+    assert split_sql(sql) == ["BEGIN", "SELECT pg_advisory_xact_lock(42)", "SELECT nextval('patient_mrn_seq')"]
+    assert statements_in(sql) == 2
+    assert statements_in("SELECT 'a;b', \"x;y\", $q$ c; d $q$;") == 1
+    assert statements_in("COMMIT") == 0
+    assert statements_in("") == 0
