@@ -10,6 +10,12 @@ Safety when several processes publish at once:
   later rows in the claim wait. A subject whose oldest event keeps failing blocks its later events.
 If the sink accepted an event but the mark is lost (crash), the row is sent again later with the
 same CloudEvent id; consumers dedupe on (source, id).
+
+The immediate path (``publish_committed``, after every request that emits) keeps these rules in
+two statements on one engine connection, no ORM: ``_CLAIM_COMMITTED`` claims the committed rows and,
+in the same statement, tells which must wait for an older unpublished row of their subject outside
+the claim; ``_RECORD_OUTCOMES`` marks the published rows and records the failed attempts. The
+sweeper's ``publish_batch`` claims oldest-first batches with the ORM.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from shared.db import unit_of_work
+from shared.db import get_engine, unit_of_work
 from shared.events.publishing import NOT_ATTEMPTED, Publisher, publisher_from_settings
 from shared.events.publishing.envelope import from_outbox_row
 from shared.log import get_logger
@@ -124,6 +130,82 @@ def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple
     return sendable, waiting
 
 
+# The committed rows not yet published that no other publisher holds, locked until this transaction
+# ends, with the columns of their CloudEvent; ``waits`` when an older unpublished row of the subject
+# is outside the claim (held by another publisher, or failed earlier). MATERIALIZED: the claim is
+# read twice and must be the one set of rows locked.
+_CLAIM_COMMITTED = """\
+WITH claimed AS MATERIALIZED (
+    SELECT id, seq, source, type, subject, time, dataschema, data, traceparent, tracestate
+    FROM outbox
+    WHERE id = ANY(%s::uuid[]) AND published_at IS NULL
+    ORDER BY seq
+    FOR UPDATE SKIP LOCKED
+)
+SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.traceparent, c.tracestate,
+       c.subject IS NOT NULL AND EXISTS (
+           SELECT 1 FROM outbox o
+           WHERE o.subject = c.subject AND o.seq < c.seq AND o.published_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM claimed x WHERE x.id = o.id)
+       ) AS waits
+FROM claimed c
+ORDER BY c.seq"""
+
+# One outcome per sent row: '' = accepted (published now), else the error code of a failed attempt.
+# Returns how many rows were marked published.
+_RECORD_OUTCOMES = """\
+WITH recorded AS (
+    UPDATE outbox o
+    SET published_at = CASE WHEN u.error = '' THEN now() END,
+        attempts = o.attempts + 1,
+        last_error = NULLIF(u.error, '')
+    FROM unnest(%s::uuid[], %s::text[]) AS u(id, error)
+    WHERE o.id = u.id AND o.published_at IS NULL
+    RETURNING u.error
+)
+SELECT count(*) FILTER (WHERE error = '') FROM recorded"""
+
+
+def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: float, deadline: float) -> BatchResult:
+    """``publish_batch(publisher, ids=ids, limit=len(ids), …)`` in two statements."""
+    result = BatchResult()
+    with get_engine().begin() as conn:
+        rows = conn.exec_driver_sql(_CLAIM_COMMITTED, (ids,)).all()
+        result.claimed = len(rows)
+        if not rows:
+            return result
+        sendable = []
+        for row in rows:
+            if row.waits:
+                result.deferred += 1
+                result.blocked_subjects.add(row.subject)
+            else:
+                sendable.append(row)
+        if not sendable:
+            return result
+        outcomes = publisher.publish_many([from_outbox_row(r) for r in sendable], timeout=timeout, deadline=deadline)
+        sent_ids: list[uuid.UUID] = []
+        errors: list[str] = []
+        for row, outcome in zip(sendable, outcomes, strict=True):
+            if outcome is None:
+                sent_ids.append(row.id)
+                errors.append("")
+                continue
+            if row.subject is not None:
+                result.blocked_subjects.add(row.subject)
+            if outcome.code in NOT_ATTEMPTED:
+                result.deferred += 1
+                continue
+            result.failed += 1
+            result.failed_ids.add(row.id)
+            result.errors[outcome.code] = result.errors.get(outcome.code, 0) + 1
+            sent_ids.append(row.id)
+            errors.append(outcome.code)
+        if sent_ids:
+            result.published = conn.exec_driver_sql(_RECORD_OUTCOMES, (sent_ids, errors)).scalar_one()
+    return result
+
+
 def publish_committed(ids: list[uuid.UUID], *, publisher: Publisher | None = None, timeout: float | None = None) -> BatchResult | None:
     """Right after a commit: try to publish the rows it wrote. Never raises; on any failure the
     rows stay unpublished for the sweeper. Returns None when no sink is configured."""
@@ -135,7 +217,7 @@ def publish_committed(ids: list[uuid.UUID], *, publisher: Publisher | None = Non
         if publisher is None:
             return None
         budget = timeout if timeout is not None else get_settings().publish_timeout_seconds
-        result = publish_batch(publisher, ids=ids, limit=len(ids), timeout=budget, deadline=started + budget)
+        result = _publish_claimed(publisher, ids, timeout=budget, deadline=started + budget)
     except Exception as exc:  # a publish problem must never fail the request that committed
         log.warning("immediate publish failed; the outbox sweep will retry",
                     extra={"fields": {"events": len(ids), "error_type": type(exc).__name__}})
