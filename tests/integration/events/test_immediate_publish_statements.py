@@ -1,0 +1,116 @@
+"""The immediate publish after a commit costs at most two statements on the process's one engine
+(claim with the subject-order check; record the outcomes), whatever the outcome, and keeps the
+relay's guarantees against a concurrent publisher's lock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from shared.db import get_engine, unit_of_work
+from shared.events import catalog
+from shared.events.publishing.relay import publish_committed
+from shared.models import OutboxEvent
+from tests.integration.events.helpers import emit_events, outbox_rows
+from tests.support.sink import http_sink
+
+pytestmark = pytest.mark.integration
+
+REG, UPD = catalog.PATIENT_REGISTERED, catalog.PATIENT_UPDATED
+
+
+@contextmanager
+def counting() -> Iterator[list[str]]:
+    """Every statement sent through the process's engine (in this thread) while the block runs."""
+    statements: list[str] = []
+    me = threading.get_ident()
+
+    def count(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
+        if threading.get_ident() == me:
+            statements.append(statement)
+
+    sa.event.listen(get_engine(), "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(get_engine(), "before_cursor_execute", count)
+
+
+def unpublished(*pairs: tuple[str, uuid.UUID]) -> list[uuid.UUID]:
+    """Commit events while no sink is configured: they wait unpublished."""
+    return emit_events(*pairs)
+
+
+def test_publishing_a_commits_events_takes_two_statements(use_sink):
+    subject, other = uuid.uuid4(), uuid.uuid4()
+    ids = unpublished((REG, subject), (UPD, subject), (REG, other))
+    with http_sink() as sink:
+        use_sink(k_sink=sink.url)
+        with counting() as statements:
+            result = publish_committed(ids)
+    assert result is not None and result.published == 3
+    assert len(statements) == 2, statements
+    assert sink.ids() == [str(i) for i in ids]
+    assert all(r.published_at is not None and r.attempts == 1 for r in outbox_rows(ids).values())
+
+
+def test_failed_and_accepted_outcomes_are_recorded_in_the_same_two_statements(use_sink):
+    refused, fine = uuid.uuid4(), uuid.uuid4()
+    first, later, other = unpublished((REG, refused), (UPD, refused), (REG, fine))
+    with http_sink(lambda r: 503 if r.header("ce-id") == str(first) else 202) as sink:
+        use_sink(k_sink=sink.url)
+        with counting() as statements:
+            result = publish_committed([first, later, other])
+    assert len(statements) == 2, statements
+    assert (result.published, result.failed, result.deferred) == (1, 1, 1)
+    assert sink.ids() == [str(first), str(other)]  # the refused patient's update did not overtake
+    rows = outbox_rows([first, later, other])
+    assert (rows[first].published_at, rows[first].attempts, rows[first].last_error) == (None, 1, "http_503")
+    assert (rows[later].published_at, rows[later].attempts, rows[later].last_error) == (None, 0, None)
+    assert rows[other].published_at is not None and rows[other].last_error is None
+
+
+def test_rows_already_published_cost_one_statement_and_are_not_sent_again(use_sink):
+    ids = unpublished((REG, uuid.uuid4()))
+    with http_sink() as sink:
+        use_sink(k_sink=sink.url)
+        publish_committed(ids)
+        with counting() as statements:
+            result = publish_committed(ids)
+    assert len(statements) == 1, statements
+    assert result.claimed == 0 and sink.ids() == [str(ids[0])]
+
+
+def test_a_row_held_by_another_publisher_is_skipped_and_its_subjects_later_row_waits(use_sink):
+    subject, other = uuid.uuid4(), uuid.uuid4()
+    held, later, free = unpublished((REG, subject), (UPD, subject), (REG, other))
+    with http_sink() as sink:
+        use_sink(k_sink=sink.url)
+        with unit_of_work() as uow:  # another publisher's claim, open while the immediate publish runs
+            uow.session.execute(sa.select(OutboxEvent.id).where(OutboxEvent.id == held).with_for_update())
+            with counting() as statements:
+                result = publish_committed([held, later, free])
+    assert len(statements) == 2, statements
+    assert (result.claimed, result.published, result.deferred) == (2, 1, 1)
+    assert sink.ids() == [str(free)]  # neither the held row (not sent twice) nor the one behind it
+    rows = outbox_rows([held, later, free])
+    assert rows[held].published_at is None and rows[later].published_at is None and rows[later].attempts == 0
+    assert rows[free].published_at is not None
+
+
+def test_a_row_behind_an_older_unpublished_row_of_its_subject_costs_one_statement(use_sink):
+    subject = uuid.uuid4()
+    [older] = unpublished((REG, subject))
+    [newer] = unpublished((UPD, subject))
+    with http_sink() as sink:
+        use_sink(k_sink=sink.url)
+        with counting() as statements:
+            result = publish_committed([newer])
+    assert len(statements) == 1, statements
+    assert (result.claimed, result.deferred, sink.requests) == (1, 1, [])
+    assert outbox_rows([older, newer])[newer].attempts == 0
