@@ -8,6 +8,7 @@ CloudEvents distributed-tracing extension (``traceparent``/``tracestate``).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,8 +52,14 @@ def from_stored(attributes: dict[str, Any], data: bytes | None) -> OutgoingEvent
 
 # -- HTTP binary content mode (CloudEvents HTTP binding 3.1) --------------------------------------
 
+# Printable ASCII but '"' and '%': what a header value carries as is (ids, types, URIs, times).
+_HEADER_SAFE = re.compile(r"[!#$&-~]*")
+
+
 def _percent_encode(value: str) -> str:
     """Header values: space, '"', '%' and anything outside printable ASCII are percent-encoded."""
+    if _HEADER_SAFE.fullmatch(value):
+        return value  # nearly every value: no per-character loop
     out = []
     for ch in value:
         if ch in ' "%' or not ("\x21" <= ch <= "\x7e"):
