@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -130,15 +131,16 @@ def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple
     return sendable, waiting
 
 
-# The committed rows not yet published that no other publisher holds, locked until this transaction
-# ends, with the columns of their CloudEvent; ``waits`` when an older unpublished row of the subject
-# is outside the claim (held by another publisher, or failed earlier). MATERIALIZED: the claim is
-# read twice and must be the one set of rows locked.
+# BEGIN, then the committed rows not yet published that no other publisher holds, locked until this
+# transaction ends, with the columns of their CloudEvent; ``waits`` when an older unpublished row of
+# the subject is outside the claim (held by another publisher, or failed earlier). MATERIALIZED: the
+# claim is read twice and must be the one set of rows locked. ``{ids}``: a uuid[] literal.
 _CLAIM_COMMITTED = """\
+BEGIN;
 WITH claimed AS MATERIALIZED (
     SELECT id, seq, source, type, subject, time, dataschema, data, traceparent, tracestate
     FROM outbox
-    WHERE id = ANY(%s::uuid[]) AND published_at IS NULL
+    WHERE id = ANY({ids}) AND published_at IS NULL
     ORDER BY seq
     FOR UPDATE SKIP LOCKED
 )
@@ -151,29 +153,57 @@ SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.tracep
 FROM claimed c
 ORDER BY c.seq"""
 
-# One outcome per sent row: '' = accepted (published now), else the error code of a failed attempt.
-# Returns how many rows were marked published.
+# One outcome per sent row (``{ids}`` uuid[], ``{errors}`` text[] literals): '' = accepted (marked
+# published now), else the error code of a failed attempt; then COMMIT. Returns how many rows were
+# marked published.
 _RECORD_OUTCOMES = """\
 WITH recorded AS (
     UPDATE outbox o
     SET published_at = CASE WHEN u.error = '' THEN now() END,
         attempts = o.attempts + 1,
         last_error = NULLIF(u.error, '')
-    FROM unnest(%s::uuid[], %s::text[]) AS u(id, error)
+    FROM unnest({ids}, {errors}) AS u(id, error)
     WHERE o.id = u.id AND o.published_at IS NULL
     RETURNING u.error
 )
-SELECT count(*) FILTER (WHERE error = '') FROM recorded"""
+SELECT count(*) FILTER (WHERE error = '') FROM recorded;
+COMMIT"""
+
+
+def _uuid_array(ids: Iterable[uuid.UUID | str]) -> str:
+    """A uuid[] literal; every id is parsed as a UUID first, so only hex digits and hyphens get in."""
+    return "'{" + ",".join(str(uuid.UUID(str(i))) for i in ids) + "}'::uuid[]"
+
+
+def _text_array(values: Iterable[str]) -> str:
+    """A text[] literal of escape-string constants (right whatever standard_conforming_strings says)."""
+    quoted = ("E'" + v.replace("\x00", "").replace("\\", "\\\\").replace("'", "''") + "'" for v in values)
+    return "ARRAY[" + ",".join(quoted) + "]::text[]"
+
+
+@contextmanager
+def _explicit_transaction() -> Iterator[sa.Connection]:
+    """A pooled connection on which pg8000 sends no BEGIN of its own: the statements carry BEGIN and
+    COMMIT themselves. Leaving without COMMIT (an error) returns the connection in a transaction, which
+    the pool's reset rolls back, releasing the claim's locks."""
+    with get_engine().connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.autocommit = True  # type: ignore[union-attr]
+        try:
+            yield conn
+        finally:
+            driver.autocommit = False  # type: ignore[union-attr]
 
 
 def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: float, deadline: float) -> BatchResult:
-    """``publish_batch(publisher, ids=ids, limit=len(ids), …)`` in two statements."""
+    """``publish_batch(publisher, ids=ids, limit=len(ids), …)`` in two statements and two round
+    trips. They go as simple queries (no parameters: pg8000 then sends one Query message instead of
+    three exchanges, and each carries its BEGIN or COMMIT along), so the ids and error codes are
+    written into the text as literals (``_uuid_array``, ``_text_array``)."""
     result = BatchResult()
-    with get_engine().begin() as conn:
-        rows = conn.exec_driver_sql(_CLAIM_COMMITTED, (ids,)).all()
+    with _explicit_transaction() as conn:
+        rows = conn.exec_driver_sql(_CLAIM_COMMITTED.format(ids=_uuid_array(ids))).all()
         result.claimed = len(rows)
-        if not rows:
-            return result
         sendable = []
         for row in rows:
             if row.waits:
@@ -182,6 +212,7 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
             else:
                 sendable.append(row)
         if not sendable:
+            conn.exec_driver_sql("COMMIT")
             return result
         outcomes = publisher.publish_many([from_outbox_row(r) for r in sendable], timeout=timeout, deadline=deadline)
         sent_ids: list[uuid.UUID] = []
@@ -201,8 +232,11 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
             result.errors[outcome.code] = result.errors.get(outcome.code, 0) + 1
             sent_ids.append(row.id)
             errors.append(outcome.code)
-        if sent_ids:
-            result.published = conn.exec_driver_sql(_RECORD_OUTCOMES, (sent_ids, errors)).scalar_one()
+        if not sent_ids:
+            conn.exec_driver_sql("COMMIT")
+            return result
+        recorded = conn.exec_driver_sql(_RECORD_OUTCOMES.format(ids=_uuid_array(sent_ids), errors=_text_array(errors)))
+        result.published = recorded.scalar_one()
     return result
 
 

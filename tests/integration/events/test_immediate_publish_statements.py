@@ -1,10 +1,12 @@
-"""The immediate publish after a commit costs at most two statements on the process's one engine
-(claim with the subject-order check; record the outcomes), whatever the outcome, and keeps the
-relay's guarantees against a concurrent publisher's lock."""
+"""The immediate publish after a commit costs at most two statements (claim with the subject-order
+check; record the outcomes) in two round trips on the process's one engine, whatever the outcome,
+and keeps the relay's guarantees against a concurrent publisher's lock.
+
+Counted in pg8000 by ``bench.anatomy`` (what issue 15's statement budgets are measured with):
+statements apart from transaction control, and every wait for the server's answer."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +14,10 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
+from bench.anatomy import count_statements, stop_counting
 from shared.db import get_engine, unit_of_work
 from shared.events import catalog
+from shared.events.publishing import PublishError
 from shared.events.publishing.relay import publish_committed
 from shared.models import OutboxEvent
 from tests.integration.events.helpers import emit_events, outbox_rows
@@ -25,20 +29,20 @@ REG, UPD = catalog.PATIENT_REGISTERED, catalog.PATIENT_UPDATED
 
 
 @contextmanager
-def counting() -> Iterator[list[str]]:
-    """Every statement sent through the process's engine (in this thread) while the block runs."""
-    statements: list[str] = []
-    me = threading.get_ident()
+def counting() -> Iterator[dict[str, int]]:
+    """Statements and round trips while the block runs, and how many went through the engine."""
+    counter = {"statements": 0, "round_trips": 0, "through_engine": 0}
 
-    def count(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
-        if threading.get_ident() == me:
-            statements.append(statement)
+    def through_engine(*_args: object) -> None:
+        counter["through_engine"] += 1
 
-    sa.event.listen(get_engine(), "before_cursor_execute", count)
+    sa.event.listen(get_engine(), "before_cursor_execute", through_engine)
+    count_statements(counter)
     try:
-        yield statements
+        yield counter
     finally:
-        sa.event.remove(get_engine(), "before_cursor_execute", count)
+        stop_counting()
+        sa.event.remove(get_engine(), "before_cursor_execute", through_engine)
 
 
 def unpublished(*pairs: tuple[str, uuid.UUID]) -> list[uuid.UUID]:
@@ -54,7 +58,7 @@ def test_publishing_a_commits_events_takes_two_statements(use_sink):
         with counting() as statements:
             result = publish_committed(ids)
     assert result is not None and result.published == 3
-    assert len(statements) == 2, statements
+    assert statements == {"statements": 2, "round_trips": 2, "through_engine": 2}
     assert sink.ids() == [str(i) for i in ids]
     assert all(r.published_at is not None and r.attempts == 1 for r in outbox_rows(ids).values())
 
@@ -66,7 +70,7 @@ def test_failed_and_accepted_outcomes_are_recorded_in_the_same_two_statements(us
         use_sink(k_sink=sink.url)
         with counting() as statements:
             result = publish_committed([first, later, other])
-    assert len(statements) == 2, statements
+    assert statements == {"statements": 2, "round_trips": 2, "through_engine": 2}
     assert (result.published, result.failed, result.deferred) == (1, 1, 1)
     assert sink.ids() == [str(first), str(other)]  # the refused patient's update did not overtake
     rows = outbox_rows([first, later, other])
@@ -75,27 +79,29 @@ def test_failed_and_accepted_outcomes_are_recorded_in_the_same_two_statements(us
     assert rows[other].published_at is not None and rows[other].last_error is None
 
 
-def test_rows_already_published_cost_one_statement_and_are_not_sent_again(use_sink):
+def test_rows_already_published_cost_one_statement_and_a_commit_and_are_not_sent_again(use_sink):
     ids = unpublished((REG, uuid.uuid4()))
     with http_sink() as sink:
         use_sink(k_sink=sink.url)
         publish_committed(ids)
         with counting() as statements:
             result = publish_committed(ids)
-    assert len(statements) == 1, statements
+    assert statements == {"statements": 1, "round_trips": 2, "through_engine": 2}
     assert result.claimed == 0 and sink.ids() == [str(ids[0])]
 
 
 def test_a_row_held_by_another_publisher_is_skipped_and_its_subjects_later_row_waits(use_sink):
     subject, other = uuid.uuid4(), uuid.uuid4()
     held, later, free = unpublished((REG, subject), (UPD, subject), (REG, other))
+    with get_engine().connect(), get_engine().connect():
+        pass  # two pooled connections: the publish below does not count a new connection's setup
     with http_sink() as sink:
         use_sink(k_sink=sink.url)
         with unit_of_work() as uow:  # another publisher's claim, open while the immediate publish runs
             uow.session.execute(sa.select(OutboxEvent.id).where(OutboxEvent.id == held).with_for_update())
             with counting() as statements:
                 result = publish_committed([held, later, free])
-    assert len(statements) == 2, statements
+    assert statements == {"statements": 2, "round_trips": 2, "through_engine": 2}
     assert (result.claimed, result.published, result.deferred) == (2, 1, 1)
     assert sink.ids() == [str(free)]  # neither the held row (not sent twice) nor the one behind it
     rows = outbox_rows([held, later, free])
@@ -103,7 +109,7 @@ def test_a_row_held_by_another_publisher_is_skipped_and_its_subjects_later_row_w
     assert rows[free].published_at is not None
 
 
-def test_a_row_behind_an_older_unpublished_row_of_its_subject_costs_one_statement(use_sink):
+def test_a_row_behind_an_older_unpublished_row_of_its_subject_costs_one_statement_and_a_commit(use_sink):
     subject = uuid.uuid4()
     [older] = unpublished((REG, subject))
     [newer] = unpublished((UPD, subject))
@@ -111,6 +117,40 @@ def test_a_row_behind_an_older_unpublished_row_of_its_subject_costs_one_statemen
         use_sink(k_sink=sink.url)
         with counting() as statements:
             result = publish_committed([newer])
-    assert len(statements) == 1, statements
+    assert statements == {"statements": 1, "round_trips": 2, "through_engine": 2}
     assert (result.claimed, result.deferred, sink.requests) == (1, 1, [])
     assert outbox_rows([older, newer])[newer].attempts == 0
+
+
+class RefusingWith:
+    """A publisher adapter (our port) that refuses every event with the given error code."""
+
+    name = "refusing"
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+        self.sent: list[str] = []
+
+    def publish_many(self, events, *, timeout, deadline):  # noqa: ANN001, ANN201
+        self.sent += [e.id for e in events]
+        return [PublishError(self.code) for _ in events]
+
+    def publish(self, event, timeout):  # noqa: ANN001, ANN201
+        raise PublishError(self.code)
+
+
+def test_an_error_code_is_recorded_as_it_is_whatever_characters_it_holds(use_sink):
+    [event_id] = unpublished((REG, uuid.uuid4()))
+    code = "pubsub_It's \\ \"odd\"; DROP TABLE outbox; --"
+    publisher = RefusingWith(code)
+    result = publish_committed([event_id], publisher=publisher)
+    assert (result.failed, result.errors, publisher.sent) == (1, {code: 1}, [str(event_id)])
+    row = outbox_rows([event_id])[event_id]
+    assert (row.published_at, row.attempts, row.last_error) == (None, 1, code)
+
+
+def test_an_id_that_is_not_a_uuid_fails_the_publish_not_the_caller_and_sends_nothing(use_sink):
+    [event_id] = unpublished((REG, uuid.uuid4()))
+    publisher = RefusingWith("unused")
+    assert publish_committed([event_id, "1'}'::uuid[]); DELETE FROM outbox; --"], publisher=publisher) is None
+    assert publisher.sent == [] and outbox_rows([event_id])[event_id].attempts == 0
