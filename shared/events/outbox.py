@@ -21,6 +21,9 @@ from shared.settings import get_settings
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
 
+_INSERT = sa.insert(OutboxEvent.__table__)
+
+
 def event_source() -> str:
     settings = get_settings()
     if settings.event_source:
@@ -36,18 +39,21 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
         raise TypeError(f"{event_type} carries {model.__name__}, not {type(data).__name__}")
     event_id = uuid.uuid4()
     # Core insert on the session's connection, same transaction (cheaper than the ORM bulk path).
+    # One statement object with bound parameters: its compiled form is cached once, where
+    # ``.values(...)`` with the values inline made SQLAlchemy build a cache key over them every time.
     uow.session.connection().execute(
-        sa.insert(OutboxEvent.__table__).values(
-            id=event_id,
-            source=event_source(),
-            type=event_type,
-            subject=str(subject) if subject is not None else None,
-            time=utcnow(),
-            dataschema=dataschema_for(event_type),
-            data=data.model_dump(mode="json"),
-            traceparent=current_traceparent(),
-            tracestate=current_tracestate(),
-        )
+        _INSERT,
+        {
+            "id": event_id,
+            "source": event_source(),
+            "type": event_type,
+            "subject": str(subject) if subject is not None else None,
+            "time": utcnow(),
+            "dataschema": dataschema_for(event_type),
+            "data": data.model_dump(mode="json"),
+            "traceparent": current_traceparent(),
+            "tracestate": current_tracestate(),
+        },
     )
     if not uow.outbox_ids:
         uow.after_commit(lambda: _publish_after_commit(uow.outbox_ids))
