@@ -12,10 +12,12 @@ If the sink accepted an event but the mark is lost (crash), the row is sent agai
 same CloudEvent id; consumers dedupe on (source, id).
 
 The immediate path (``publish_committed``, after every request that emits) keeps these rules in
-two statements on one engine connection, no ORM: ``_CLAIM_COMMITTED`` claims the committed rows and,
-in the same statement, tells which must wait for an older unpublished row of their subject outside
-the claim; ``_RECORD_OUTCOMES`` marks the published rows and records the failed attempts. The
-sweeper's ``publish_batch`` claims oldest-first batches with the ORM.
+two statements and two round trips on a connection of the process's one engine, no ORM:
+``_CLAIM_COMMITTED`` (with its BEGIN) claims the committed rows and, in the same statement, tells
+which must wait for an older unpublished row of their subject outside the claim;
+``_RECORD_OUTCOMES`` (with its COMMIT) marks the published rows and records the failed attempts.
+``tests/integration/events/test_immediate_publish_statements.py`` holds it to that. The sweeper's
+``publish_batch`` claims oldest-first batches with the ORM.
 """
 
 from __future__ import annotations
