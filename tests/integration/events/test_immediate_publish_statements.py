@@ -7,6 +7,7 @@ statements apart from transaction control, and every wait for the server's answe
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,9 @@ from bench.anatomy import count_statements, stop_counting
 from shared.db import get_engine, unit_of_work
 from shared.events import catalog
 from shared.events.publishing import PublishError
+from shared.events.publishing.envelope import from_outbox_row, to_http_binary
 from shared.events.publishing.relay import publish_committed
+from shared.events.publishing.sweep import sweep_outbox
 from shared.models import OutboxEvent
 from tests.integration.events.helpers import emit_events, outbox_rows
 from tests.support.sink import http_sink
@@ -154,3 +157,50 @@ def test_an_id_that_is_not_a_uuid_fails_the_publish_not_the_caller_and_sends_not
     publisher = RefusingWith("unused")
     assert publish_committed([event_id, "1'}'::uuid[]); DELETE FROM outbox; --"], publisher=publisher) is None
     assert publisher.sent == [] and outbox_rows([event_id])[event_id].attempts == 0
+
+
+class Capturing:
+    """A publisher adapter (our port) that accepts everything and keeps the HTTP binary form."""
+
+    name = "capturing"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[dict[str, str], bytes]] = []
+
+    def publish_many(self, events, *, timeout, deadline):  # noqa: ANN001, ANN201
+        self.sent += [to_http_binary(e) for e in events]
+        return [None for _ in events]
+
+    def publish(self, event, timeout):  # noqa: ANN001, ANN201
+        self.publish_many([event], timeout=timeout, deadline=0)
+
+
+def test_each_event_is_sent_as_the_envelope_of_its_orm_row(use_sink):
+    subject = uuid.uuid4()
+    ids = unpublished(*[(event_type, subject) for event_type in catalog.CATALOG])
+    with unit_of_work() as uow:
+        rows = {r.id: r for r in uow.session.scalars(sa.select(OutboxEvent).where(OutboxEvent.id.in_(ids)))}
+        expected = [to_http_binary(from_outbox_row(rows[i])) for i in ids]
+    publisher = Capturing()
+    assert publish_committed(ids, publisher=publisher).published == len(ids)
+    assert publisher.sent == expected
+
+
+def test_concurrent_immediate_publishes_and_sweeps_send_every_event_once_in_each_patients_order(use_sink):
+    patients = [uuid.uuid4() for _ in range(4)]
+    ids = unpublished(*[(REG if n < 4 else UPD, patients[n % 4]) for n in range(24)])
+    with http_sink() as sink:
+        use_sink(k_sink=sink.url)
+        threads = [threading.Thread(target=publish_committed, args=(ids[k::2],)) for k in range(2) for _ in range(2)]
+        threads += [threading.Thread(target=sweep_outbox, args=(30,), kwargs={"batch_size": 3}) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sweep_outbox(30)  # whatever was deferred behind another publisher's lock
+    sent = [uuid.UUID(i) for i in sink.ids() if uuid.UUID(i) in set(ids)]
+    assert sorted(sent) == sorted(ids)  # each exactly once
+    for p in range(4):
+        mine = [ids.index(i) for i in sent if ids.index(i) % 4 == p]
+        assert mine == sorted(mine)
+    assert all(r.published_at is not None and r.attempts == 1 for r in outbox_rows(ids).values())
