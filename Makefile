@@ -14,7 +14,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev dev-stop test test-fast test-fault bench lock check-manifests images image-test clean browser
+.PHONY: dev dev-stop test test-fast test-fault bench profile lock check-manifests images image-test clean browser
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "python3 >= 3.11 is required"'
@@ -55,6 +55,11 @@ test-fault: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A py-spy flame graph and a top-frames summary of each hot path under load (GET, search, POST, an 8-OBX
+# ORU push, cold starts) into bench/.profiles/ (git-ignored); docs/performance.md, "Profiles".
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile
 
 # The four images from the one Dockerfile with skaffold.yaml's build args (tools/images.py);
 # installs podman, runc and debootstrap with apt-get when missing. PYTHON_IMAGE=... overrides the

@@ -7,7 +7,7 @@ import json
 import sys
 
 from bench.procs import ROOT
-from bench.report import render
+from bench.report import markdown, render
 from bench.runner import RESULTS
 
 DOC = ROOT / "docs" / "performance.md"
@@ -37,6 +37,8 @@ def block(results: dict) -> str:
         "hello-world with the same settings.",
         f"- Data: {data.get('patients')} patients ({data.get('sample_via_api')} registered through POST /patients, "
         f"the rest cloned from them in SQL with their identifiers and name-search tokens).",
+        "",
+        markdown(results),
         "",
         "```text",
         render(results),

@@ -68,10 +68,11 @@ def http_point(wrk: str | None, port: int, mode: str, concurrency: int, duration
     return result
 
 
-def fixed_point(port: int, bodies: Path, concurrency: int, path: str = "/") -> dict:
+def fixed_point(port: int, bodies: Path, concurrency: int, path: str = "/",
+                content_type: str = "application/json") -> dict:
     """POST every line of ``bodies`` once, ``concurrency`` at a time; rate = bodies / wall time."""
     cmd = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--mode", "fixed", "--bodies", str(bodies),
-           "--concurrency", str(concurrency), "--path", path]
+           "--concurrency", str(concurrency), "--path", path, "--content-type", content_type]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=HERE.parent)
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed ({done.returncode}): {done.stderr[-2000:]}")

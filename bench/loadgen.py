@@ -55,7 +55,7 @@ def _worker(args: argparse.Namespace, items: list[str], bodies: list[bytes] | No
                 if not bodies:
                     break
                 body = bodies.pop()
-            method, path, hdrs = "POST", args.path, {**headers, "Content-Type": "application/json"}
+            method, path, hdrs = "POST", args.path, {**headers, "Content-Type": args.content_type}
         elif args.mode == "get":
             method, path = "GET", "/patients/" + rng.choice(items)
         elif args.mode == "search":
@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--items", help="file of ids / query strings (get, search)")
     parser.add_argument("--bodies", help="fixed mode: one JSON body per line, each POSTed once to --path")
     parser.add_argument("--path", default="/")
+    parser.add_argument("--content-type", default="application/json", help="fixed mode: the bodies' Content-Type")
     parser.add_argument("--token")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=30.0)

@@ -55,7 +55,7 @@ def point(port: int, raws: list[bytes], connections: int, duration: float) -> di
 
 
 def run(work: Path, connections: list[int], duration: float, log) -> dict:
-    from shared.devrouter import emulator  # noqa: PLC0415
+    from shared.devtools.devrouter import emulator  # noqa: PLC0415
 
     sample = messages(500, "MLLPP", patients=200)
     ceiling = parse_only(sample)

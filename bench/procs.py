@@ -26,6 +26,15 @@ HELLO = "hello"
 _DROP = {"PUSH_AUDIENCE", "PUSH_SERVICE_ACCOUNT", "AWS_ENDPOINT_URL", "EVENT_SINK", "K_SINK"}
 
 
+def compile_project() -> None:
+    """Write the bytecode of the project's own modules, as the image has it (its venv installs the
+    project from a wheel, which pip compiles, and the Dockerfile compiles functions/). A checkout run
+    with PYTHONDONTWRITEBYTECODE=1 (set in the image, and on these machines) would otherwise compile
+    every module of shared/ at every start, and cold starts would measure the compiler."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-j", "0", "shared", "functions", "bench"],
+                   cwd=ROOT, check=True, capture_output=True, timeout=300)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,6 +103,17 @@ class Fn:
             pss += getattr(info, "pss", info.rss)
         return {"rss_mb": round(rss / 2**20, 1), "pss_mb": round(pss / 2**20, 1)}
 
+    def worker_pid(self, timeout: float = 30.0) -> int:
+        """The gunicorn worker that serves (WORKERS=1: the one process of the tree running the app's code;
+        the master only supervises). The newest process of the tree when there are several."""
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            tree = self.tree()
+            if len(tree) > 1:
+                return max(tree[1:], key=lambda p: p.create_time()).pid
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.target}: no worker process within {timeout:.0f} s")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -104,9 +124,11 @@ class Fn:
                 self.proc.wait(timeout=5)
 
 
-def launch(target: str, env: dict[str, str], log_dir: Path, *, port: int | None = None) -> Fn:
+def launch(target: str, env: dict[str, str], log_dir: Path, *, port: int | None = None,
+           prefix: list[str] | None = None) -> Fn:
     """Start ``target`` as the container does (functions-framework through ``python -m shared.serve``) and
-    return at once (cold start is timed by the caller)."""
+    return at once (cold start is timed by the caller). ``prefix``: a command that runs the server as its
+    child (``py-spy record … --``: a profile from the first instruction)."""
     port = port or free_port()
     source = env.get("FUNCTION_SOURCE") or f"functions/{target}/main.py"
     signature = env.get("FUNCTION_SIGNATURE_TYPE") or "http"
@@ -115,7 +137,7 @@ def launch(target: str, env: dict[str, str], log_dir: Path, *, port: int | None 
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.serve", "--source", str(ROOT / source), "--target", env.get("FUNCTION_TARGET", target),
+        [*(prefix or []), sys.executable, "-m", "shared.serve", "--source", str(ROOT / source), "--target", env.get("FUNCTION_TARGET", target),
          "--signature-type", signature, "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT, env=full_env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
     )

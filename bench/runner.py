@@ -21,13 +21,16 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from bench import coldstart, export, lis, mllp, seed
+from bench import coldstart, export, lis, mllp, notify, seed
 from bench.load import anatomy, db_point, ensure_wrk, http_point
 from bench.machine import describe
-from bench.procs import HELLO, ROOT, Fn, MemorySampler, launch, production_env, wait_until
+from bench.procs import HELLO, ROOT, Fn, MemorySampler, compile_project, launch, production_env, wait_until
 from bench.report import render, targets
 
 RESULTS = ROOT / "bench" / "results.json"
+# The last run's block for docs/performance.md (goals as a Markdown table, then the full text tables):
+# pasted by `python -m bench.docs`, or by hand.
+TABLE_MD = ROOT / "bench" / ".results" / "table.md"
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -39,7 +42,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--lis-concurrency", default="4,8")
     p.add_argument("--cold-runs", type=int, default=5)
     p.add_argument("--mllp-connections", default="1,8")
-    p.add_argument("--only", default="api,export,lis,mllp,cold", help="sections to run")
+    p.add_argument("--notify-events", type=int, default=600, help="patient.registered events sent to notify")
+    p.add_argument("--only", default="api,export,lis,notify,mllp,cold", help="sections to run")
     p.add_argument("--keep-db", action="store_true")
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s points, 5,000 patients, 2 cold starts")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -139,6 +143,17 @@ def run_lis(results: dict, url: str, env: dict[str, str], work: Path, args: argp
         fn.stop()
 
 
+def run_notify(results: dict, url: str, env: dict[str, str], work: Path, args: argparse.Namespace, log) -> None:
+    fn = launch("notify", {**production_env("notify"), **env}, work / "logs")
+    try:
+        wait_until(fn, lambda f: _port_open(f.port), timeout=60)
+        ids = seed.sample_ids(url, args.notify_events)
+        results["notify"] = notify.run(fn, ids, work, 4, log)
+        results.setdefault("peak_memory", {})["notify"] = results["notify"]["peak_memory"]
+    finally:
+        fn.stop()
+
+
 def run_mllp(results: dict, work: Path, args: argparse.Namespace, log) -> None:
     results["mllp"] = mllp.run(work, [int(x) for x in args.mllp_connections.split(",")], args.duration, log)
 
@@ -175,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     work = ROOT / "bench" / ".work" / datetime.now().strftime("%Y%m%d-%H%M%S")
     work.mkdir(parents=True, exist_ok=True)
     wrk = ensure_wrk(log)
+    compile_project()
     admin = admin_url()
     url = create_database(admin, prefix="pmbench")
     results: dict = {"started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -212,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         env["K_SINK"] = sink.url
         if "lis" in sections:
             _section(results, "lis", log, run_lis, results, url, env, work, args, log)
+        if "notify" in sections:
+            _section(results, "notify", log, run_notify, results, url, env, work, args, log)
         if "mllp" in sections:
             _section(results, "mllp", log, run_mllp, results, work, args, log)
         for fn in (api, hello):
@@ -229,8 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     table = render(results)
     (work / "table.txt").write_text(table + "\n")
+    from bench.docs import block  # noqa: PLC0415
+
+    TABLE_MD.parent.mkdir(parents=True, exist_ok=True)
+    TABLE_MD.write_text(block(results) + "\n")
     print(table)
-    print(f"\n{args.out} written; {results['elapsed_s']:.0f} s; logs under {work}")
+    print(f"\n{args.out} and {TABLE_MD} written; {results['elapsed_s']:.0f} s; logs under {work}")
     if results["errors"]:
         print(f"sections that failed: {results['errors']}", file=sys.stderr)
         return 1

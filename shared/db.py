@@ -1,6 +1,9 @@
 """One engine per process and the unit of work.
 
-The pool holds one connection per request thread (``Settings.pool_size``). Services receive a
+The pool holds up to one connection per request thread (``Settings.pool_size``), opened on demand:
+a process starts with one, opened by ``warm_up`` in the background as its worker starts
+(``shared.serve``), so the first request neither connects nor configures the ORM mappers when it
+arrives after that, and the pool grows only as concurrent requests need more. Services receive a
 :class:`UnitOfWork` and never commit; the boundary (an HTTP handler or a CloudEvent consumer)
 opens it with ``with unit_of_work() as uow:`` which commits on success and rolls back on any
 error. Work that must wait for the commit (publishing outbox events) registers an
@@ -41,7 +44,7 @@ def resolve_database_url() -> str:
     settings = get_settings()
     if settings.database_url:
         return settings.database_url
-    from shared.embedded_pg import start_embedded  # noqa: PLC0415
+    from shared.devtools.embedded_pg import start_embedded  # noqa: PLC0415
 
     return start_embedded(settings.data_dir)
 
@@ -55,6 +58,7 @@ def _cache_pg8000_query_conversion() -> None:
     unchanged, so caching by text is exact. Other styles keep the original function.
     """
     import pg8000.dbapi as dbapi  # noqa: PLC0415
+    import pg8000.legacy as legacy  # noqa: PLC0415
 
     original = dbapi.convert_paramstyle
     if getattr(original, "cached_by_patient_mgt", False):
@@ -72,6 +76,8 @@ def _cache_pg8000_query_conversion() -> None:
     convert_paramstyle.cached_by_patient_mgt = True  # type: ignore[attr-defined]
     convert_paramstyle.original = original  # type: ignore[attr-defined]
     dbapi.convert_paramstyle = convert_paramstyle
+    # SQLAlchemy's pg8000 dialect uses the legacy cursor, which imported the function by name.
+    legacy.convert_paramstyle = convert_paramstyle
 
 
 def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
@@ -154,6 +160,34 @@ def dispose_engine() -> None:
             _engine.dispose()
         _engine = None
         _session_factory = None
+
+
+def warm_up() -> None:
+    """Open the pool's first connection and configure the ORM mappers: the work a process's first
+    request would otherwise do itself. Never raises: a database that is not up yet is the readiness
+    probe's to report, and the first request connects again. Without DATABASE_URL nothing happens:
+    the embedded PostgreSQL of a dev process is started by the first request that needs it, not
+    behind its back."""
+    if not get_settings().database_url:
+        return
+    try:
+        from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
+
+        import shared.models  # noqa: F401, PLC0415  (every mapped class, for configure_mappers)
+
+        with get_engine().connect():
+            pass  # returned to the pool open: the next checkout reuses it
+        configure_mappers()
+    except Exception as exc:  # noqa: BLE001 — best effort, see above
+        log.warning("database warm-up failed", extra={"fields": {"error_type": type(exc).__name__}})
+
+
+def start_warm_up() -> threading.Thread:
+    """``warm_up`` in a daemon thread, so the process listens at once. Call it in the process that
+    serves (after gunicorn's fork: a connection must not be shared with the parent)."""
+    thread = threading.Thread(target=warm_up, name="db-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 READY_STATEMENT_TIMEOUT_MS = 1000

@@ -7,18 +7,19 @@ malformed chunked body) itself, before Flask sees it, with an HTML page quoting 
 This command takes functions-framework's options and variables (``--target``/``FUNCTION_TARGET``,
 ``--source``/``FUNCTION_SOURCE``, ``--signature-type``/``FUNCTION_SIGNATURE_TYPE``, ``--host``/
 ``HOST``, ``--port``/``PORT``, ``--debug``/``DEBUG``; ``THREADS``, ``WORKERS`` and the timeout are read
-by functions-framework's gunicorn application as before) and builds the same app and server, with
-two changes (``GUNICORN_OPTIONS``): gunicorn's worker is :class:`ProblemWorker`, whose error answer
-keeps gunicorn's status and reason but carries a problem+json body that quotes nothing; and
-gunicorn's control server is off (``control_socket_disable``: gunicorn ≥ 25.1 otherwise opens a
-Unix socket under ``$HOME/.gunicorn``, which is read-only in the image, and logged an error at every
-start; nobody manages a pod's gunicorn through a socket inside it). ``--debug`` (``make dev``) runs
-Flask's development server with the reloader but, unlike functions-framework's ``--debug``, never
+by functions-framework's gunicorn application as before) and builds the same app and server, with three
+changes (``GUNICORN_OPTIONS``): each worker opens its first database connection in the background as it
+starts (``shared.db.warm_up``: not on the first request's path); gunicorn's worker is
+:class:`ProblemWorker`, whose error answer keeps gunicorn's status and reason but carries a problem+json
+body that quotes nothing; and gunicorn's control server is off (``control_socket_disable``: gunicorn ≥
+25.1 otherwise opens a Unix socket under ``$HOME/.gunicorn``, which is read-only in the image, and
+logged an error at every start; nobody manages a pod's gunicorn through a socket inside it).
+``--debug`` (``make dev``) runs Flask's development server with the reloader but, unlike functions-framework's ``--debug``, never
 Werkzeug's interactive debugger (a Python console behind a PIN printed to the log, one request away
 from anyone who reaches the port); Werkzeug's request lines are dropped there (their query strings can
 be patient data, and the api logs each request itself).
 
-The Dockerfile's CMD, ``make dev`` (``shared.devrun``) and the end-to-end tests start every function
+The Dockerfile's CMD, ``make dev`` (``shared.devtools.devrun``) and the end-to-end tests start every function
 with this command. What the Flask app itself would answer in HTML is ``shared.http.function_app``'s.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 from typing import Any
 
 import click
@@ -90,7 +92,17 @@ class ProblemWorker(ThreadWorker):
             self.log.debug("Failed to send error message.")
 
 
-GUNICORN_OPTIONS: dict[str, object] = {"worker_class": ProblemWorker, "control_socket_disable": True}
+def _post_worker_init(worker: Any) -> None:
+    """In the worker, before its first request: open the pool's first connection in the background
+    (``shared.db.warm_up``). Not in the master, which imports the function before it forks; and only
+    for a function whose code uses the database (it imported ``shared.db``; a hello-world does not)."""
+    db = sys.modules.get("shared.db")
+    if db is not None:
+        db.start_warm_up()
+
+
+GUNICORN_OPTIONS: dict[str, object] = {"worker_class": ProblemWorker, "control_socket_disable": True,
+                                       "post_worker_init": _post_worker_init}
 
 
 @click.command()

@@ -108,8 +108,6 @@ class Settings(BaseSettings):
     def _event_sink_shape(cls, value: str | None) -> str | None:
         # Fail at start-up, not at the first publish: a bad sink would leave every event unpublished.
         if value and not value.startswith(("http://", "https://")):
-            from shared.events.publishing import parse_pubsub_sink  # noqa: PLC0415
-
             parse_pubsub_sink(value)
         return value or None
 
@@ -285,3 +283,17 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (tests that change the environment)."""
     get_settings.cache_clear()
+
+
+# A Pub/Sub topic path (resource names: letters, digits, - _ . ~ + %, 3-255 chars, starting with a letter).
+# Here, not in shared.events.publishing, because the setting's validator needs it and settings imports
+# nothing of the project (shared.events.publishing reads the settings: the other way round was a cycle).
+TOPIC_PATH = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
+
+
+def parse_pubsub_sink(value: str) -> str:
+    """``pubsub://projects/P/topics/T`` -> ``projects/P/topics/T``; ValueError when malformed."""
+    path = value.removeprefix("pubsub://")
+    if not TOPIC_PATH.fullmatch(path):
+        raise ValueError("EVENT_SINK must look like pubsub://projects/<project>/topics/<topic>")
+    return path

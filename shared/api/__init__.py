@@ -1,13 +1,14 @@
-"""The api function's routes. Importing this package registers every route on the route table."""
+"""The api function's routes, one module per area.
 
-from shared.api import audit_routes, health, patients  # noqa: F401
-from shared.api import history, openapi, orders, patient_merge  # noqa: F401
-from shared.api import events_routes  # noqa: F401
-from shared.api import notifications_routes  # noqa: F401
-from shared.api import jobs_routes  # noqa: F401
-from shared.api import lis_routes  # noqa: F401
-from shared.api import metrics_routes  # noqa: F401
-from shared.api import fhir_routes  # noqa: F401
-from shared.api import fhir_export_routes  # noqa: F401
-from shared.api import results  # noqa: F401
-from shared.api import critical_routes  # noqa: F401
+Importing this package registers none of them: it hands the route table the index of which module
+registers each route (``shared.api.index``), and the table imports a module when a request first
+matches one of its routes, so the first request's path carries only what it uses. ``load_all()``
+registers every route (OpenAPI, and the tests that walk the whole table).
+"""
+
+from shared.api.index import PREFIX_RENDERER_MODULES, ROUTE_MODULES
+from shared.http.routing import Route, load_all, use_index
+
+use_index(ROUTE_MODULES, PREFIX_RENDERER_MODULES)
+
+__all__ = ["Route", "load_all"]

@@ -9,15 +9,16 @@ from flask import Response
 
 from shared.http.context import RequestContext, json_response
 from shared.http.openapi import build_document
-from shared.http.routing import PUBLIC_DOCUMENT, ROUTES, route
+from shared.http.routing import PUBLIC_DOCUMENT, load_all, route
 
 _lock = threading.Lock()
 _cache: dict[int, dict[str, Any]] = {}
 
 
 def document() -> dict[str, Any]:
-    """Built once per process (per size of the route table: routes register at import)."""
-    key = len(ROUTES)
+    """Built once per process (per size of the route table: routes register at import). Every route
+    module is imported first: the table loads them lazily, the document lists them all."""
+    key = len(load_all())
     with _lock:
         if key not in _cache:
             _cache.clear()

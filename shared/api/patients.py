@@ -13,14 +13,24 @@ from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
 from shared.schemas.patients import PATIENT_READ_ONLY, Patient, PatientCreate, PatientCreateQuery, PatientPatch
 from shared.schemas.search import PatientPage, PatientSearchQuery
+from shared.services import patient_sql
 from shared.services import patients as service
-from shared.services.search import search_patients
+from shared.services.search import search_page
 from shared.telemetry import registrations
 
 
 def _patient_response(patient: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     resource = service.to_resource(patient)  # type: ignore[arg-type]
     return json_response(resource, status, {"ETag": etag(resource.version), **(headers or {})})
+
+
+def _document_response(doc: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A patient document built by PostgreSQL (``services.patient_sql``): the same body and headers."""
+    response = Response(patient_sql.dumps(doc), status=status, mimetype="application/json")
+    response.headers["ETag"] = etag(doc["version"])
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
 
 
 @route("POST", "/patients", scope="patients:write", summary="Register a patient", body=PatientCreate,
@@ -30,28 +40,23 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
 def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)
-    with unit_of_work() as uow:
-        patient = service.register_patient(uow, ctx.principal, data, reject_duplicates=not q.allow_duplicate)
-        response = _patient_response(patient, 201, {"Location": f"/patients/{patient.id}"})
-    return response
+    doc = patient_sql.register_patient(ctx.principal, data, reject_duplicates=not q.allow_duplicate)
+    return _document_response(doc, 201, {"Location": f"/patients/{doc['id']}"})
 
 
 @route("GET", "/patients", scope="patients:read", summary="Search patients", query=PatientSearchQuery,
        responses={200: PatientPage}, audit_action="patient.search")
 def search(ctx: RequestContext) -> Response:
     q = ctx.query(PatientSearchQuery)
-    with unit_of_work() as uow:
-        rows, next_cursor = search_patients(uow, ctx.principal, q)
-        page = PatientPage(items=[service.to_resource(p) for p in rows], next_cursor=next_cursor)
-    return json_response(page)
+    items, next_cursor = search_page(ctx.principal, q)
+    # PatientPage's document (items, next_cursor), written without validating it again
+    return Response(patient_sql.dumps({"items": items, "next_cursor": next_cursor}), mimetype="application/json")
 
 
 @route("GET", "/patients/<uuid:patient_id>", scope="patients:read", summary="Read a patient",
        responses={200: Patient}, audit_action="patient.read", headers_out=("ETag",))
 def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
-    with unit_of_work() as uow:
-        response = _patient_response(service.get_patient(uow, ctx.principal, patient_id))
-    return response
+    return _document_response(patient_sql.read_patient(ctx.principal, patient_id))
 
 
 @route("PATCH", "/patients/<uuid:patient_id>", scope="patients:write",

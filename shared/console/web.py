@@ -18,8 +18,8 @@ from flask import Request, Response
 from werkzeug.routing import Map, Rule
 
 from shared.auth import Principal
+from shared.console import PREFIX
 
-PREFIX = "/console"
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"

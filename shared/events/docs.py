@@ -38,8 +38,8 @@ def default_source(function: str) -> str:
 
 def _consumers() -> dict[str, list[tuple[str, str]]]:
     """type -> [(function, trigger name)] from the Triggers under knative/."""
-    from shared.devrouter.manifests import load  # noqa: PLC0415
-    from shared.devrun import SERVICE_NAMES  # noqa: PLC0415
+    from shared.devtools.devrouter.manifests import load  # noqa: PLC0415
+    from shared.devtools.devrun import SERVICE_NAMES  # noqa: PLC0415
 
     function_of = {service: function for function, service in SERVICE_NAMES.items()}
     out: dict[str, list[tuple[str, str]]] = {}
@@ -71,8 +71,8 @@ def _fields(schema: dict[str, Any]) -> list[str]:
 
 
 def render_markdown() -> str:
-    from shared.devrouter.emulator import LIS_DEAD_LETTER_TOPIC, LIS_TOPIC  # noqa: PLC0415
-    from shared.devrouter.manifests import load  # noqa: PLC0415
+    from shared.devtools.devrouter.emulator import LIS_DEAD_LETTER_TOPIC, LIS_TOPIC  # noqa: PLC0415
+    from shared.devtools.devrouter.manifests import load  # noqa: PLC0415
 
     consumers = _consumers()
     lines = [

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from shared.http.problems import PROBLEM_CONTENT_TYPE
-from shared.http.routing import ROUTES, Route
+from shared.http.routing import Route, load_all
 
 REF = "#/components/schemas/{model}"
 _RULE_PARAM = re.compile(r"<(?:(?P<converter>[a-z]+):)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)>")
@@ -187,7 +187,7 @@ def _version() -> str:
 
 
 def build_document(routes: list[Route] | None = None) -> dict[str, Any]:
-    routes = list(ROUTES if routes is None else routes)
+    routes = list(load_all() if routes is None else routes)
     wanted: list[tuple[type[BaseModel], str]] = [(Problem, "serialization")]
     for r in routes:
         wanted += [(m, "validation") for m in (r.body, r.query) if m is not None]

@@ -1,12 +1,17 @@
 """The api function's route table: one list, used for dispatch, OpenAPI and the scope tests.
 
+A module's ``@route`` registers on import. With an index (``use_index``, the api's is
+``shared.api.index``) the table dispatches on routes whose modules are not imported yet and imports
+a module when a request first matches one of its routes; ``load_all`` imports them all.
+
 Paths use werkzeug rules (``/patients/<uuid:patient_id>``), so a malformed UUID simply matches no
 route (404) instead of reaching a handler.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,18 +67,51 @@ ROUTES: list[Route] = []
 # method): ``/fhir`` answers OperationOutcome there too. Longest prefix wins.
 PREFIX_ERROR_RENDERERS: dict[str, Callable[[DomainError | None, str], Response]] = {}
 
+# The lazy index (``use_index``): "METHOD path" → module that registers it, and prefix → module that
+# registers the prefix's error renderer. Empty: every route is registered by importing its module first.
+_index: dict[str, str] = {}
+_renderer_modules: dict[str, str] = {}
+
+
+def use_index(routes: Mapping[str, str], renderers: Mapping[str, str] = {}) -> None:  # noqa: B006 — read only
+    """Dispatch on ``routes`` ("METHOD path" → module) before their modules are imported; a module is
+    imported when a request first matches one of its routes (cold start: only what a request uses)."""
+    global _map
+    _index.update(routes)
+    _renderer_modules.update(renderers)
+    _map = None
+
+
+def load_all() -> list[Route]:
+    """Import every module of the index (OpenAPI, the tests that walk the whole table) and return the table."""
+    for module in sorted({*_index.values(), *_renderer_modules.values()}):
+        importlib.import_module(module)
+    return ROUTES
+
 
 def error_renderer_for(path: str) -> Callable[[DomainError | None, str], Response] | None:
     """The renderer registered for ``path``'s prefix (a whole segment: ``/fhirx`` is not ``/fhir``)."""
+    for prefix, module in _renderer_modules.items():
+        if prefix not in PREFIX_ERROR_RENDERERS and _under(path, prefix):
+            importlib.import_module(module)
     for prefix in sorted(PREFIX_ERROR_RENDERERS, key=len, reverse=True):
-        if path == prefix or path.startswith(prefix + "/"):
+        if _under(path, prefix):
             return PREFIX_ERROR_RENDERERS[prefix]
     return None
 
 
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def route(method: str, path: str, *, scope: str | None, summary: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-        ROUTES.append(Route(method=method, path=path, handler=handler, scope=scope, summary=summary, **kwargs))
+        global _map
+        registered = Route(method=method, path=path, handler=handler, scope=scope, summary=summary, **kwargs)
+        ROUTES.append(registered)
+        _by_endpoint[registered.endpoint] = registered
+        if registered.endpoint not in _index:
+            _map = None  # a route outside the index: the next dispatch rebuilds the map with it
         return handler
 
     return register
@@ -84,16 +122,22 @@ _by_endpoint: dict[str, Route] = {}
 
 
 def url_map() -> Map:
+    """Every indexed route and every registered one, whether or not its module is imported yet."""
     global _map
-    if _map is None:
-        _by_endpoint.clear()
-        rules = []
-        for r in ROUTES:
-            _by_endpoint[r.endpoint] = r
-            rules.append(Rule(r.path, methods=[r.method], endpoint=r.endpoint, strict_slashes=False))
-        _map = Map(rules, strict_slashes=False, merge_slashes=False)
-    return _map
+    current = _map
+    if current is None:
+        paths = {endpoint: endpoint.split(" ", 1) for endpoint in _index}
+        paths.update({r.endpoint: (r.method, r.path) for r in ROUTES})
+        rules = [Rule(path, methods=[method], endpoint=endpoint, strict_slashes=False)
+                 for endpoint, (method, path) in paths.items()]
+        current = _map = Map(rules, strict_slashes=False, merge_slashes=False)
+    return current
 
 
 def route_for(endpoint: str) -> Route:
-    return _by_endpoint[endpoint]
+    """The matched route, importing the module that registers it on its first request."""
+    found = _by_endpoint.get(endpoint)
+    if found is None:
+        importlib.import_module(_index[endpoint])
+        found = _by_endpoint[endpoint]
+    return found

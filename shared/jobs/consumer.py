@@ -15,13 +15,17 @@ Four kinds of delivery arrive here:
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+
 import flask
 from cloudevents.abstract import CloudEvent
 
 from shared.consumer import Dispatcher, bind_event_context, retry_response
+from shared.db import UnitOfWork
 from shared.events import dead_letters
 from shared.events import catalog
-from shared.jobs import orders_out, ping, registry, worker
+from shared.jobs import ping, registry
 from shared.jobs.context import JobRetry
 from shared.jobs.runner import run_job
 from shared.log import get_logger
@@ -29,15 +33,29 @@ from shared.settings import get_settings
 
 log = get_logger("patient_mgt.jobs")
 
+
+
+def _loaded_on_use(module: str, name: str) -> Callable[[UnitOfWork, CloudEvent], str]:
+    """The handler ``module.name``, imported by its first event (cold start: a tick or a dead letter
+    does not load the data-quality checks or the HL7 order rendering)."""
+
+    def handler(uow: UnitOfWork, event: CloudEvent) -> str:
+        return getattr(importlib.import_module(module), name)(uow, event)
+
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
 dispatcher = Dispatcher("jobs")
-dispatcher.on(catalog.PATIENT_UPDATED)(worker.recheck_patient)
-dispatcher.on(catalog.LIS_PATIENT_UPDATED)(worker.recheck_patient)
-dispatcher.on(catalog.LIS_PATIENT_CREATED)(worker.recheck_patient)
-dispatcher.on(catalog.PATIENT_MERGED)(worker.recheck_merged)
-dispatcher.on(catalog.PATIENT_UNMERGED)(worker.recheck_unmerged)
-dispatcher.on(catalog.ORDER_OVERDUE)(worker.record_overdue)
-for _order_event in orders_out.ACTIONS:  # order messages for the LIS (docs/lis.md §9)
-    dispatcher.on(_order_event)(orders_out.send_order_to_lis)
+dispatcher.on(catalog.PATIENT_UPDATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
+dispatcher.on(catalog.LIS_PATIENT_UPDATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
+dispatcher.on(catalog.LIS_PATIENT_CREATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
+dispatcher.on(catalog.PATIENT_MERGED)(_loaded_on_use("shared.jobs.worker", "recheck_merged"))
+dispatcher.on(catalog.PATIENT_UNMERGED)(_loaded_on_use("shared.jobs.worker", "recheck_unmerged"))
+dispatcher.on(catalog.ORDER_OVERDUE)(_loaded_on_use("shared.jobs.worker", "record_overdue"))
+# Order messages for the LIS (docs/lis.md §9); shared.jobs.orders_out.ACTIONS maps these types to actions.
+for _order_event in (catalog.ORDER_REQUESTED, catalog.ORDER_CHANGED, catalog.ORDER_CANCELLED):
+    dispatcher.on(_order_event)(_loaded_on_use("shared.jobs.orders_out", "send_order_to_lis"))
 
 
 def handle_event(event: CloudEvent) -> None:
@@ -85,8 +103,10 @@ def handle_run_request(event: CloudEvent) -> str:
     transaction (and the request thread's one pooled connection) open across a run that works in
     transactions of its own.
     """
+    from shared.jobs.worker import event_data  # noqa: PLC0415
+
     bind_event_context(event)
-    data = worker.event_data(event, catalog.JobRunRequested)
+    data = event_data(event, catalog.JobRunRequested)
     if data is None:
         return "ignored"
     try:
@@ -101,9 +121,10 @@ def handle_export(event: CloudEvent) -> str:
     row's step and lease decide (a duplicate of a past step is acknowledged; a step another delivery
     still holds is a 503, redelivered until that delivery finishes or its lease runs out)."""
     from shared.fhir import export_job  # noqa: PLC0415 — only exports need the FHIR mappings
+    from shared.jobs.worker import event_data  # noqa: PLC0415
 
     bind_event_context(event)
-    data = worker.event_data(event, catalog.FhirExportRequested)
+    data = event_data(event, catalog.FhirExportRequested)
     if data is None:
         return "ignored"
     try:

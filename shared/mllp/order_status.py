@@ -46,22 +46,26 @@ def record_outcome(message: bytes, outcome: Outcome) -> str:
     now = utcnow()
     where = (LabOrder.placer_number == number, LabOrder.placer_namespace == namespace)
     accepted = outcome.last.order_control == "OK" or bool(outcome.last.filler_number)
+    values = {"sent_to_lis_at": sa.func.coalesce(LabOrder.sent_to_lis_at, now),
+              "lis_accepted_at": sa.func.coalesce(LabOrder.lis_accepted_at, now) if accepted else LabOrder.lis_accepted_at,
+              "version": LabOrder.version + 1, "updated_at": now}
+    filler = (outcome.last.filler_number or "")[:100]
+    # One transaction: a reader never sees the acceptance without the filler number it came with.
     with unit_of_work() as uow:
-        found = uow.session.execute(
-            sa.update(LabOrder).where(*where)
-            .values(sent_to_lis_at=sa.func.coalesce(LabOrder.sent_to_lis_at, now),
-                    lis_accepted_at=sa.func.coalesce(LabOrder.lis_accepted_at, now) if accepted else LabOrder.lis_accepted_at,
-                    version=LabOrder.version + 1, updated_at=now)
-        ).rowcount
+        conflict = False
+        if filler:
+            try:
+                with uow.session.begin_nested():  # the filler number may belong to another order (unique)
+                    found = uow.session.execute(sa.update(LabOrder).where(*where).values(
+                        **values, filler_number=sa.func.coalesce(LabOrder.filler_number, filler))).rowcount
+            except IntegrityError:
+                conflict = True
+        if not filler or conflict:
+            found = uow.session.execute(sa.update(LabOrder).where(*where).values(**values)).rowcount
     if not found:
         return "unknown_order"
-    if outcome.last.filler_number:
-        try:
-            with unit_of_work() as uow:
-                uow.session.execute(sa.update(LabOrder).where(*where, LabOrder.filler_number.is_(None))
-                                    .values(filler_number=outcome.last.filler_number[:100]))
-        except IntegrityError:
-            log.warning("filler number from the LIS already belongs to another order; not recorded",
-                        extra={"fields": {"code": "filler_number_conflict"}})
-            return "filler_number_conflict"
+    if conflict:
+        log.warning("filler number from the LIS already belongs to another order; not recorded",
+                    extra={"fields": {"code": "filler_number_conflict"}})
+        return "filler_number_conflict"
     return "accepted" if accepted else "sent"

@@ -84,10 +84,14 @@ def find_duplicates(uow: UnitOfWork, patient_like: Any) -> list[Duplicate]:
     return [Duplicate(row.id, row.reason) for row in uow.session.execute(stmt)]
 
 
+def lock_key(birth_date: date) -> str:
+    """The advisory-lock key of a birth date (``hashtextextended(key, 0)``); every registration path uses it."""
+    return f"patient-duplicates:{birth_date.isoformat()}"
+
+
 def lock_birth_date(uow: UnitOfWork, birth_date: date | None) -> None:
     """Serialise, until commit, the transactions that register patients born on ``birth_date``."""
     if birth_date is not None:
         uow.session.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"patient-duplicates:{birth_date.isoformat()}"},
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": lock_key(birth_date)},
         )

@@ -11,14 +11,15 @@ the plans; ``tests/integration/registry/test_search_plans.py`` checks them.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import selectinload
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 
-from shared import audit
 from shared.auth import Principal
-from shared.db import UnitOfWork
-from shared.models import MRN_SYSTEM, Patient, PatientIdentifier, PatientNameToken
+from shared.log import current_request_id
+from shared.models import MRN_SYSTEM, AuditEntry, Patient, PatientIdentifier, PatientNameToken
+from shared.models.base import utcnow
 from shared.normalize import tokens
 from shared.schemas.search import PatientSearchQuery
 from shared.services import cursor
@@ -52,8 +53,9 @@ def _has_identifier(system: str | None, value: str) -> sa.ColumnElement[bool]:
     return Patient.id.in_(sub)
 
 
-def build_search(q: PatientSearchQuery, after: tuple[str, uuid.UUID] | None = None) -> sa.Select[tuple[Patient]]:
-    """The page query (``limit + 1`` rows: one more tells whether a next page exists)."""
+def build_search(q: PatientSearchQuery, after: tuple[Any, uuid.UUID] | None = None) -> sa.Select[tuple[Patient]]:
+    """The page query (``limit + 1`` rows: one more tells whether a next page exists). ``after``:
+    the last row's ``(family_norm, id)``; ``family_norm`` may be a SQL expression (a subquery)."""
     conditions: list[sa.ColumnElement[bool]] = [Patient.status.in_(q.statuses())]
     for text, kind in ((q.name, None), (q.family, "family"), (q.given, "given")):
         for word in dict.fromkeys(tokens(text or "")):
@@ -69,7 +71,8 @@ def build_search(q: PatientSearchQuery, after: tuple[str, uuid.UUID] | None = No
     if q.email is not None:
         conditions.append(Patient.email == q.email)
     if after is not None:
-        conditions.append(sa.tuple_(Patient.family_norm, Patient.id) > sa.tuple_(sa.literal(after[0]), sa.literal(after[1])))
+        last_family = after[0] if isinstance(after[0], sa.ColumnElement) else sa.literal(after[0])
+        conditions.append(sa.tuple_(Patient.family_norm, Patient.id) > sa.tuple_(last_family, sa.literal(after[1])))
     # With a name word the matches come from the token index (a few hundred rows at most for a real
     # word); ordering by an expression the (family_norm, id) index cannot provide keeps the planner
     # from walking that index through every patient and probing the tokens for each (200 ms for
@@ -84,20 +87,67 @@ def build_search(q: PatientSearchQuery, after: tuple[str, uuid.UUID] | None = No
     )
 
 
-def _after(uow: UnitOfWork, token: str) -> tuple[str, uuid.UUID]:
-    last_id = cursor.decode_id(CURSOR_KIND, token)
-    family_norm = uow.session.scalar(sa.select(Patient.family_norm).where(Patient.id == last_id))
-    if family_norm is None:
+# patients as a lightweight table of the key columns: an alias of the mapped table would build a
+# proxy of each of its columns on every request.
+_KEYS = sa.table("patients", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
+
+
+def page_statement(principal: Principal, q: PatientSearchQuery) -> sa.Select[Any]:
+    """The one statement of a search: the page (``build_search``, keys only) as a CTE, the audit
+    insert of what it shows, and one row of (documents as a JSON array, whether the cursor is valid).
+    A cursor whose patient is gone makes the audit insert write nothing."""
+    from shared.services.patient_sql import patient_json  # noqa: PLC0415
+
+    valid: sa.ColumnElement[bool] = sa.true()
+    after = None
+    if q.cursor:
+        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
+        last = _KEYS.alias("cursor_row")
+        after = (sa.select(last.c.family_norm).where(last.c.id == last_id).scalar_subquery(), last_id)
+        valid = sa.exists().where(last.c.id == last_id)
+    # The page is keys only (fewer columns for SQLAlchemy to proxy on every request); the documents
+    # join the page's few rows back to patients by primary key.
+    page = build_search(q, after).with_only_columns(Patient.id, Patient.family_norm).cte("page")
+    order = (page.c.family_norm, page.c.id)
+    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(q.limit).scalar_subquery())
+                      .label("ids")).cte("shown")
+    table = AuditEntry.__table__
+    audit_row = sa.insert(table).from_select(
+        ["at", "principal", "principal_id", "action", "patient_ids", "request_id", "outcome", "details"],
+        sa.select(
+            sa.literal(utcnow(), table.c.at.type), sa.literal(principal.name, table.c.principal.type),
+            sa.literal(principal.key_id, table.c.principal_id.type), sa.literal("patient.search", table.c.action.type),
+            shown.c.ids, sa.literal(current_request_id(), table.c.request_id.type),
+            sa.literal("success", table.c.outcome.type),
+            sa.func.jsonb_build_object("params", sa.literal(q.used(), JSONB), "returned", sa.func.cardinality(shown.c.ids)),
+        ).where(valid),
+    ).cte("audit")
+    found = _KEYS.alias("found")
+    items = (
+        sa.select(sa.func.coalesce(sa.func.json_agg(aggregate_order_by(sa.literal_column(patient_json("found")), *order)),
+                                   sa.literal_column("'[]'::json")))
+        .select_from(page.join(found, found.c.id == page.c.id))
+        .scalar_subquery()
+    )
+    return sa.select(items, valid).add_cte(audit_row)
+
+
+def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
+    (``page_statement``) in autocommit mode (``services.patient_sql``). A cursor whose patient is
+    gone is a 422.
+
+    Not a prepared statement: after five executions PostgreSQL may switch a prepared statement to
+    a generic plan, and for searches that plan (values and LIMIT unknown) scans the patients table
+    sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
+    tests' data). An unnamed statement is planned for its values every time."""
+    from shared.services.patient_sql import autocommit  # noqa: PLC0415
+
+    statement = page_statement(principal, q)
+    with autocommit() as conn:
+        docs, ok = conn.execute(statement).one()
+    if not ok:
         raise cursor.invalid()
-    return family_norm, last_id
-
-
-def search_patients(uow: UnitOfWork, principal: Principal, q: PatientSearchQuery) -> tuple[list[Patient], str | None]:
-    after = _after(uow, q.cursor) if q.cursor else None
-    stmt = build_search(q, after).options(selectinload(Patient.identifiers))
-    rows = list(uow.session.scalars(stmt))
-    more = len(rows) > q.limit
-    rows = rows[: q.limit]
-    audit.record(uow, principal, "patient.search", [p.id for p in rows],
-                 details={"params": q.used(), "returned": len(rows)})
-    return rows, cursor.encode(CURSOR_KIND, rows[-1].id) if more else None
+    more = len(docs) > q.limit
+    docs = docs[: q.limit]
+    return docs, cursor.encode(CURSOR_KIND, uuid.UUID(docs[-1]["id"])) if more else None

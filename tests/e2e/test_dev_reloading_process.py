@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared.devrun import function_command
+from shared.devtools.devrun import function_command
 from tests.support.processes import ROOT, free_port
 
 pytestmark = pytest.mark.e2e

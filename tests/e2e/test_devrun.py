@@ -1,6 +1,6 @@
 """`make dev`'s lifecycle with the embedded PostgreSQL: what Ctrl-C leaves behind, and `make dev-stop`.
 
-The dev runner (``shared.devrun.run``, what `patient-mgt dev` calls) runs as its own process with a
+The dev runner (``shared.devtools.devrun.run``, what `patient-mgt dev` calls) runs as its own process with a
 private DATA_DIR, on free ports, without the emulator; the processes it started are read from
 DATA_DIR/dev/stack.json and the postmaster from DATA_DIR/pg/postmaster.pid.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.embedded_pg import embedded_pid
+from shared.devtools.embedded_pg import embedded_pid
 from shared.pids import alive
 from tests.support.processes import ROOT, free_port
 from tests.support.waiting import wait_for
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.e2e
 RUN = """
 import sys
 import tempfile
-from shared.devrun import StackConfig, run
+from shared.devtools.devrun import StackConfig, run
 ports = dict(zip(["api", "lis_consumer", "notify", "jobs"], map(int, sys.argv[1:5])))
 sys.exit(run(config=StackConfig(ports=ports, router_port=int(sys.argv[5]), use_emulator=False, reload=False, pingsources=False)))
 """
@@ -91,7 +91,7 @@ def test_ctrl_c_stops_every_process_make_dev_started_the_embedded_postgresql_too
 
 
 def test_an_embedded_postgresql_make_dev_did_not_start_stays_up_and_make_dev_stop_ends_it_and_any_orphan(data_dir, tmp_path):
-    started = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from shared.embedded_pg import "
+    started = subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; from shared.devtools.embedded_pg import "
                               "start_embedded; start_embedded(Path(sys.argv[1]))", str(data_dir)],
                              cwd=ROOT, env=_env(data_dir), capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stderr

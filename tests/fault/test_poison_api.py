@@ -30,7 +30,7 @@ import pytest
 import requests
 from pydantic import BaseModel
 
-import shared.api  # noqa: F401  (registers every route)
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.http.routing import ROUTES, Route
 from tests.fault.conftest import api_token
 

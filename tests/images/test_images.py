@@ -141,7 +141,7 @@ def exercise_notify(c: containers.Container, _broker: Sink, moto: Moto) -> dict[
 
 def exercise_jobs(c: containers.Container, broker: Sink, _moto: Moto) -> dict[str, Any]:
     from shared.db import unit_of_work  # noqa: PLC0415
-    from shared.devrouter import manifests  # noqa: PLC0415
+    from shared.devtools.devrouter import manifests  # noqa: PLC0415
     from shared.events import catalog  # noqa: PLC0415
     from shared.events.outbox import emit  # noqa: PLC0415
     from shared.events.publishing import OutgoingEvent  # noqa: PLC0415

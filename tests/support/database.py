@@ -33,7 +33,7 @@ def admin_url() -> str:
         return explicit
     if _local_server_answers():
         return "postgresql+pg8000://postgres@127.0.0.1:5432/postgres"
-    from shared.embedded_pg import start_embedded  # noqa: PLC0415
+    from shared.devtools.embedded_pg import start_embedded  # noqa: PLC0415
 
     return start_embedded(ROOT / ".data" / "test-pg")
 

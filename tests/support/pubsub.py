@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.devrouter import emulator
+from shared.devtools.devrouter import emulator
 
 
 def _free_port() -> int:

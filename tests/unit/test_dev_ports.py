@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from shared.devrun import DevStack, PortsInUse, StackConfig, dev_ports, function_command
+from shared.devtools.devrun import DevStack, PortsInUse, StackConfig, dev_ports, function_command
 
 
 def test_the_base_lays_out_every_process_and_a_flag_moves_one() -> None:
@@ -62,7 +62,7 @@ def _free() -> int:
 def test_stop_ends_what_delivers_before_what_it_delivers_to(tmp_path) -> None:  # noqa: ANN001
     """The emulator and the router retry pushes: a function stopped before them frees a port they would
     keep pushing to, and another process (a parallel test worker's) may take it meanwhile."""
-    from shared.devrun import Child  # noqa: PLC0415
+    from shared.devtools.devrun import Child  # noqa: PLC0415
 
     stopped: list[str] = []
 

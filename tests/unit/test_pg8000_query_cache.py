@@ -31,3 +31,14 @@ def test_cached_conversion_matches_the_original(query):
 def test_other_paramstyles_are_left_to_pg8000():
     _cache_pg8000_query_conversion()
     assert dbapi.convert_paramstyle("named", "SELECT :a, :b", {"a": 1, "b": 2}) == ("SELECT $1, $2", (1, 2))
+
+
+def test_the_cursor_sqlalchemy_uses_converts_through_the_cache():
+    """SQLAlchemy's pg8000 dialect runs pg8000.legacy's cursor, which imported the function by name:
+    patching pg8000.dbapi alone left every statement converted character by character."""
+    import pg8000.legacy as legacy
+    from sqlalchemy.dialects.postgresql.pg8000 import PGDialect_pg8000
+
+    _cache_pg8000_query_conversion()
+    assert PGDialect_pg8000.import_dbapi().Connection is legacy.Connection
+    assert getattr(legacy.convert_paramstyle, "cached_by_patient_mgt", False)

@@ -12,63 +12,12 @@ unpublished (tests, a bare process); the sweeper publishes them once a sink is c
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
+from shared.events.publishing.types import NOT_ATTEMPTED, OutgoingEvent, Publisher, PublishError
+from shared.settings import get_settings, parse_pubsub_sink
 
-# A Pub/Sub topic path (resource names: letters, digits, - _ . ~ + %, 3-255 chars, starting with a letter).
-TOPIC_PATH = re.compile(r"projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}")
-
-
-class PublishError(Exception):
-    """The sink did not accept an event. ``code`` is safe to log and store (no PHI)."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class OutgoingEvent:
-    """A CloudEvent ready for a sink: context attributes (canonical strings) and data bytes."""
-
-    attributes: dict[str, str]
-    data: bytes | None
-
-    @property
-    def id(self) -> str:
-        return self.attributes["id"]
-
-    @property
-    def type(self) -> str:
-        return self.attributes["type"]
-
-    @property
-    def subject(self) -> str | None:
-        return self.attributes.get("subject")
-
-
-# Outcomes for events a publisher did not attempt.
-NOT_ATTEMPTED = ("blocked_by_earlier_event", "deadline", "sink_unavailable")
-
-
-class Publisher(Protocol):
-    """A sink adapter. ``publish_many`` returns one outcome per event (None = accepted).
-
-    Events of one subject are given in order; after a failure, the adapter must not publish that
-    subject's later events in the same call (they fail with ``blocked_by_earlier_event``). Each
-    send waits at most ``timeout`` seconds and nothing is sent after ``deadline``
-    (``time.monotonic()``).
-    """
-
-    name: str
-
-    def publish_many(self, events: Sequence[OutgoingEvent], *, timeout: float, deadline: float) -> list[PublishError | None]: ...
-
-    def publish(self, event: OutgoingEvent, timeout: float) -> None: ...
+__all__ = ["NOT_ATTEMPTED", "OutgoingEvent", "PublishError", "Publisher", "build_publisher", "publisher_from_settings"]
 
 
 _lock = threading.Lock()
@@ -78,8 +27,6 @@ _cached: tuple[tuple[str | None, str | None], Publisher | None] | None = None
 def publisher_from_settings() -> Publisher | None:
     """The process's publisher for the configured sink (built once), or None when none is set."""
     global _cached
-    from shared.settings import get_settings  # noqa: PLC0415
-
     settings = get_settings()
     key = (settings.event_sink, settings.k_sink)
     cached = _cached
@@ -108,10 +55,3 @@ def build_publisher(*, event_sink: str | None, k_sink: str | None) -> Publisher 
         return HttpPublisher(k_sink)
     return None
 
-
-def parse_pubsub_sink(value: str) -> str:
-    """``pubsub://projects/P/topics/T`` -> ``projects/P/topics/T``; ValueError when malformed."""
-    path = value.removeprefix("pubsub://")
-    if not TOPIC_PATH.fullmatch(path):
-        raise ValueError("EVENT_SINK must look like pubsub://projects/<project>/topics/<topic>")
-    return path

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.events.publishing import OutgoingEvent
+from shared.events.publishing.types import OutgoingEvent
 
 JSON = "application/json"
 # Attributes we never copy from a received event into a re-published one (delivery metadata).

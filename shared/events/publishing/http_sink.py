@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from shared.events.publishing import OutgoingEvent, PublishError
+from shared.events.publishing.types import OutgoingEvent, PublishError
 from shared.events.publishing.envelope import to_http_binary
 
 MAX_CONSECUTIVE_UNREACHABLE = 3

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from shared.events.publishing import OutgoingEvent, PublishError
+from shared.events.publishing.types import OutgoingEvent, PublishError
 from shared.events.publishing.envelope import to_pubsub_binary
 
 

@@ -1,4 +1,4 @@
-"""The whole `make dev` stack, started by the same code (shared.devrun.DevStack) on free ports:
+"""The whole `make dev` stack, started by the same code (shared.devtools.devrun.DevStack) on free ports:
 the four functions as real functions-framework processes, the dev router reading knative/, and the
 real Pub/Sub emulator (required: CI machines have it)."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.devrouter.emulator import Emulator
-from shared.devrun import DevStack, StackConfig
+from shared.devtools.devrouter.emulator import Emulator
+from shared.devtools.devrun import DevStack, StackConfig
 from shared.settings import PROJECT_ROOT
 from tests.support.processes import closed_port as hold_closed_port
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.e2e
 
 def _router(port: int, jobs_port: int, log_dir: Path) -> subprocess.Popen[bytes]:
     log = (log_dir / f"router-{port}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "shared.devrouter", "--port", str(port), "--no-pingsources",
+    proc = subprocess.Popen([sys.executable, "-m", "shared.devtools.devrouter", "--port", str(port), "--no-pingsources",
                              "--backoff-scale", "0.01", "--service", f"jobs=http://127.0.0.1:{jobs_port}"],
                             cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.devrouter import emulator as emulator_mod
-from shared.devrun import DevStack, StackConfig
+from shared.devtools.devrouter import emulator as emulator_mod
+from shared.devtools.devrun import DevStack, StackConfig
 from tests.support.processes import ROOT, FunctionProcess, free_port, start_function
 from tests.support.fake_lis import FakeLis
 from tests.support.pubsub import running_emulator

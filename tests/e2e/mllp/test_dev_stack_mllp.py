@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.devrun import DevStack
+from shared.devtools.devrun import DevStack
 from tests.support import lis_db
 from tests.support.hl7_tag import tag
 from tests.support.lis_samples import by_file

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from hl7.client import MLLPClient
 
 from shared.db import unit_of_work
-from shared.devrouter import emulator as emulator_mod
+from shared.devtools.devrouter import emulator as emulator_mod
 from shared.models import LisMessage
 from tests.support.hl7_tag import tag
 from tests.support.lis_samples import by_file

@@ -12,7 +12,7 @@ import hl7
 import pytest
 import requests
 
-from shared.devrun import DevStack
+from shared.devtools.devrun import DevStack
 from tests.http.registry.support import patient_body
 from tests.support.fake_lis import FakeLis
 from tests.support.waiting import wait_for

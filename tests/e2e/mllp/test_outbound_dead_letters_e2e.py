@@ -16,7 +16,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from shared.devrun import DevStack
+from shared.devtools.devrun import DevStack
 from shared.models import DeadLetter
 from tests.http.registry.support import patient_body
 from tests.support.fake_lis import FakeLis

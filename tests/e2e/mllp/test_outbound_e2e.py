@@ -13,7 +13,7 @@ from datetime import date
 
 import pytest
 
-from shared.devrouter import emulator as emulator_mod
+from shared.devtools.devrouter import emulator as emulator_mod
 from shared.mllp.order_message import OutboundOrder, PatientIdentity, render_order
 from tests.support.fake_lis import FakeLis
 from tests.support.pubsub import running_emulator

@@ -2,6 +2,7 @@
 
 import uuid
 
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.http.routing import ROUTES
 from tests.conftest import auth
 from tests.http.fhir.support import HOSTILE_HOST, audit_rows, fhir_base, fhir_ok, outcome, rest_patient

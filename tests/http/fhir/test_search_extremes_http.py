@@ -4,7 +4,7 @@ suite repeats this against a real process and checks the requests that follow.""
 
 from urllib.parse import quote
 
-import shared.api  # noqa: F401 — registers every route
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.http.routing import ROUTES
 from tests.conftest import auth
 from tests.fault.test_poison_api import NOT_SQL_PARAMETERS, QUERY_NUMBER, extremes_for, query_text

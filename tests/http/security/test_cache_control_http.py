@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-import shared.api  # noqa: F401  (registers every route)
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.http.routing import NO_STORE, PUBLIC_DOCUMENT, ROUTES, Route
 from tests.conftest import auth
 from tests.http.registry.support import patient_body

@@ -14,7 +14,7 @@ import random
 
 import pytest
 
-import shared.api  # noqa: F401  (registers every route)
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.http.inputs import MAX_JSON_DEPTH
 from shared.http.routing import ROUTES, Route
 from tests.conftest import auth

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-import shared.api  # noqa: F401  (registers every route, as functions/api/main.py does)
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.auth import SCOPES
 from shared.http.routing import ROUTES, Route, url_map
 from tests.conftest import auth

@@ -64,3 +64,24 @@ def test_nothing_written_when_not_delivered_or_unknown(database_url):
     assert _row(order_id).sent_to_lis_at is None and _row(order_id).version == 1
     other = render_order(OutboundOrder("new", "C2", "PM-none", "patient-mgt", PatientIdentity((("X", "S", None),), "Doe")))
     assert record_outcome(other, Outcome(True, 1, Answer("AA"))) == "unknown_order"
+
+
+def test_the_acceptance_and_its_filler_number_are_written_in_one_transaction(database_url):
+    """A reader that sees the order accepted sees its filler number too (the e2e re-drive test read the
+    acceptance between two commits once)."""
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from shared.db import get_engine  # noqa: PLC0415
+
+    order_id, message = _order()
+    commits: list[object] = []
+    listener = lambda conn: commits.append(conn)  # noqa: E731
+    event.listen(get_engine(), "commit", listener)
+    try:
+        filler = f"F-{uuid.uuid4().hex[:8]}"
+        assert record_outcome(message, Outcome(True, 1, Answer("AA", "C1", "OK", filler))) == "accepted"
+    finally:
+        event.remove(get_engine(), "commit", listener)
+    assert len(commits) == 1
+    row = _row(order_id)
+    assert row.filler_number == filler and row.lis_accepted_at is not None and row.version == 2

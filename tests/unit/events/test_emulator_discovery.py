@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from shared.devrouter import emulator
+from shared.devtools.devrouter import emulator
 
 
 def test_the_installed_binary_is_preferred(monkeypatch, tmp_path):

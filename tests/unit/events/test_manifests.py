@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared.devrouter.manifests import Delivery, ManifestError, delivery_for, load, parse_documents, parse_duration
-from shared.devrun import SERVICE_NAMES
+from shared.devtools.devrouter.manifests import Delivery, ManifestError, delivery_for, load, parse_documents, parse_duration
+from shared.devtools.devrun import SERVICE_NAMES
 from shared.events.catalog import CATALOG
 
 

@@ -9,8 +9,8 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from shared.devrouter.manifests import parse_documents
-from shared.devrouter.router import Router, serve
+from shared.devtools.devrouter.manifests import parse_documents
+from shared.devtools.devrouter.router import Router, serve
 from shared.events.publishing import OutgoingEvent
 from tests.support.sink import http_sink
 from tests.support.waiting import wait_for

@@ -1,6 +1,6 @@
 """The CapabilityStatement says exactly what the route table implements."""
 
-import shared.api  # noqa: F401 — registers every route
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.fhir.capability import capability_statement
 from shared.fhir.params import (
     DiagnosticReportSearchParams,

@@ -14,7 +14,7 @@ _PROGRAM = """
 import json, sys
 import flask
 from cloudevents.http import CloudEvent
-import shared.api
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.http.app import handle
 from shared.telemetry import instruments, spans
 from shared.log import current_trace

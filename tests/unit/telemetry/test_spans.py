@@ -7,7 +7,7 @@ import pytest
 from cloudevents.http import CloudEvent
 from opentelemetry.trace import SpanKind, StatusCode
 
-import shared.api  # noqa: F401  (the route table, as functions/api/main.py loads it)
+import shared.api.every_route  # noqa: F401  (registers every route; the api function loads them lazily)
 from shared.events import catalog
 from shared.http.app import handle
 from shared.log import current_trace

@@ -28,8 +28,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from shared import cron
-from shared.devrouter.delivery import NotACloudEvent, parse_http, send, with_error_extensions
-from shared.devrouter.manifests import Delivery, Destination, Manifests, PingSource, Trigger, delivery_for
+from shared.devtools.devrouter.delivery import NotACloudEvent, parse_http, send, with_error_extensions
+from shared.devtools.devrouter.manifests import Delivery, Destination, Manifests, PingSource, Trigger, delivery_for
 from shared.events.publishing import OutgoingEvent
 from shared.events.publishing.envelope import format_time
 from shared.log import get_logger

@@ -84,7 +84,7 @@ _EXTENSIONS: list[Callable[[argparse._SubParsersAction], None]] = []
 def _load_extensions() -> None:
     import importlib  # noqa: PLC0415
 
-    for module in ("shared.cli_dev", "shared.cli_jobs", "shared.cli_lis", "shared.cli_events", "shared.cli_mllp"):
+    for module in ("shared.cli.dev", "shared.cli.jobs", "shared.cli.lis", "shared.cli.events", "shared.cli.mllp"):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
@@ -107,6 +107,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {item.get('field')}: {item.get('message')}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

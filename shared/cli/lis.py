@@ -22,8 +22,8 @@ from pathlib import Path
 def _lis_send(args: argparse.Namespace) -> int:
     if args.mllp is not None:
         return _lis_send_mllp(args)
-    from shared.devrouter.emulator import LIS_TOPIC, Emulator  # noqa: PLC0415
-    from shared.devrun import FUNCTIONS, read_state  # noqa: PLC0415
+    from shared.devtools.devrouter.emulator import LIS_TOPIC, Emulator  # noqa: PLC0415
+    from shared.devtools.devrun import FUNCTIONS, read_state  # noqa: PLC0415
     from shared.settings import get_settings  # noqa: PLC0415
 
     state = read_state() or {}
@@ -54,7 +54,7 @@ def _lis_send(args: argparse.Namespace) -> int:
 def _lis_send_mllp(args: argparse.Namespace) -> int:
     from hl7.client import MLLPClient  # noqa: PLC0415
 
-    from shared.devrun import MLLP_PORT, read_state  # noqa: PLC0415
+    from shared.devtools.devrun import MLLP_PORT, read_state  # noqa: PLC0415
     from shared.hl7 import HL7Error, split_messages  # noqa: PLC0415
 
     address = args.mllp or (read_state() or {}).get("mllp") or f"127.0.0.1:{MLLP_PORT}"

@@ -1,4 +1,4 @@
-"""``python -m shared.devrouter --port 8090 --service notify=http://127.0.0.1:8082 ...``"""
+"""``python -m shared.devtools.devrouter --port 8090 --service notify=http://127.0.0.1:8082 ...``"""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import signal
 import threading
 from pathlib import Path
 
-from shared.devrouter.manifests import KNATIVE_DIR, load
-from shared.devrouter.router import Router, serve
+from shared.devtools.devrouter.manifests import KNATIVE_DIR, load
+from shared.devtools.devrouter.router import Router, serve
 from shared.log import get_logger
 
 log = get_logger("patient_mgt.devrouter")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.devrouter", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shared.devtools.devrouter", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--manifests", type=Path, default=KNATIVE_DIR, help="folder holding the Knative YAML")

@@ -1,18 +1,18 @@
-"""``patient-mgt dev``: run the whole system locally (see shared.devrun)."""
+"""``patient-mgt dev``: run the whole system locally (see shared.devtools.devrun)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-# flag -> the process whose port it moves (shared.devrun.OFFSETS)
+# flag -> the process whose port it moves (shared.devtools.devrun.OFFSETS)
 PORT_FLAGS = {"--api-port": "api", "--lis-consumer-port": "lis_consumer", "--notify-port": "notify",
               "--jobs-port": "jobs", "--router-port": "router", "--emulator-port": "pubsub-emulator",
               "--mllp-port": "mllp"}
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from shared.devrun import PortsInUse, dev_ports, run, stop_everything  # noqa: PLC0415
+    from shared.devtools.devrun import PortsInUse, dev_ports, run, stop_everything  # noqa: PLC0415
     from shared.settings import get_settings  # noqa: PLC0415
 
     if args.stop:

@@ -6,7 +6,7 @@ set, migrates, prints a fresh admin API key, and runs:
 - each function as its own process on 127.0.0.1 (api DEV_PORT_BASE, default 8080; lis_consumer +1,
   notify +2, jobs +3), reloading on code change (``shared.serve --debug``: Flask's reloader, never
   Werkzeug's debugger) or, with ``--no-reload``, gunicorn as in the container;
-- the dev router on DEV_PORT_BASE + 10 (``shared.devrouter``): every function's K_SINK, delivering
+- the dev router on DEV_PORT_BASE + 10 (``shared.devtools.devrouter``): every function's K_SINK, delivering
   broker events along the Triggers in ``knative/`` and firing its PingSources on their schedules;
 - the real Pub/Sub emulator when it is installed (DEV_PORT_BASE + 5): topic ``lis-inbound``
   pushing to lis_consumer and the dead-letter topic pushing to jobs ``/dead-letter``. Without it,
@@ -167,7 +167,7 @@ class DevStack:
         return child
 
     def wanted_ports(self) -> list[tuple[str, int]]:
-        from shared.devrouter import emulator  # noqa: PLC0415
+        from shared.devtools.devrouter import emulator  # noqa: PLC0415
 
         wanted = [*self.config.ports.items(), ("router", self.config.router_port)]
         if self.config.use_emulator and self.config.emulator_port and emulator.emulator_command("127.0.0.1", 0):
@@ -190,7 +190,7 @@ class DevStack:
             raise
 
     def _start(self) -> None:
-        from shared.devrouter import emulator  # noqa: PLC0415
+        from shared.devtools.devrouter import emulator  # noqa: PLC0415
 
         cfg = self.config
         self.check_ports()  # again: something may have taken one while the database started
@@ -213,7 +213,7 @@ class DevStack:
                  "`patient-mgt lis send` will post push bodies straight to lis_consumer")
 
         services = {SERVICE_NAMES[f]: self.url(f) for f in cfg.ports}
-        router_cmd = [sys.executable, "-m", "shared.devrouter", "--host", "127.0.0.1", "--port", str(cfg.router_port),
+        router_cmd = [sys.executable, "-m", "shared.devtools.devrouter", "--host", "127.0.0.1", "--port", str(cfg.router_port),
                       "--manifests", str(cfg.manifests), "--backoff-scale", str(cfg.backoff_scale),
                       *[arg for name, url in services.items() for arg in ("--service", f"{name}={url}")]]
         if not cfg.pingsources:
@@ -235,7 +235,7 @@ class DevStack:
 
     def _start_mllp(self, port: int, base_env: dict[str, str]) -> None:
         """`patient-mgt mllp` on 127.0.0.1, publishing to the emulator's LIS topic."""
-        from shared.devrouter import emulator  # noqa: PLC0415
+        from shared.devtools.devrouter import emulator  # noqa: PLC0415
 
         if not port_free(port):
             raise RuntimeError(f"127.0.0.1:{port} (mllp) is in use: is another `make dev` running?")
@@ -246,7 +246,7 @@ class DevStack:
         self.mllp_address = f"127.0.0.1:{port}"
 
     def _write_state(self) -> None:
-        from shared.devrouter import emulator  # noqa: PLC0415
+        from shared.devtools.devrouter import emulator  # noqa: PLC0415
 
         state = {name: self.url(name) for name in self.config.ports} | {
             "router": self.router_url, "pubsub_emulator_host": self.emulator_host, "project": self.project,
@@ -330,7 +330,7 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
     """``ports``: from ``dev_ports`` (default: DEV_PORT_BASE's layout), or a whole ``config`` (tests).
     Every port is checked first: a taken one is PortsInUse before the database is started or migrated
     and before a key is made."""
-    from shared.embedded_pg import embedded_pid, stop_embedded  # noqa: PLC0415
+    from shared.devtools.embedded_pg import embedded_pid, stop_embedded  # noqa: PLC0415
 
     settings = get_settings()
     if config is None:
@@ -389,7 +389,7 @@ def run(reload: bool = True, extra_env: dict[str, str] | None = None, *, emulato
 
 def stop_everything() -> int:
     """`make dev-stop`: a running `make dev`, the processes a killed one left, and the embedded PostgreSQL."""
-    from shared.embedded_pg import stop_embedded  # noqa: PLC0415
+    from shared.devtools.embedded_pg import stop_embedded  # noqa: PLC0415
     from shared.pids import alive  # noqa: PLC0415
 
     state = read_state() or {}

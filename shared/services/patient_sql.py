@@ -1,0 +1,286 @@
+"""The patient hot paths in as few round trips as the guarantees allow (issue 15).
+
+``GET /patients/{id}`` and ``GET /patients`` are one statement each: a data-modifying CTE that writes
+the audit row and returns the patient(s) as JSON built by PostgreSQL (``json_build_object``), run
+in autocommit mode, so the read and its audit row are one implicit transaction and pg8000 sends no
+separate BEGIN or COMMIT. Registration is three: ``BEGIN`` with the birth-date lock and the MRN
+sequence, one CTE that inserts the patient, its identifiers, name tokens, version, audit and
+outbox rows and reads the probable duplicates (after the lock, so its snapshot sees every
+committed registration of that birth date), then ``COMMIT`` (or ``ROLLBACK`` for a 409).
+
+The statements go through the process's one engine (``shared.db``): the pool, the discard of a
+connection left out of step and the transient-error → 503 mapping all apply. The fixed texts (read,
+registration) run as statements prepared once per connection (``PREPARED``): one Bind/Execute/Sync
+exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per request. The JSON is the same
+document ``schemas.patients.Patient`` dumps (``test_patient_sql.py`` compares them byte for byte).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from shared.auth import Principal
+from shared.db import get_engine
+from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
+from shared.log import current_request_id
+from shared.models import MRN_SYSTEM
+from shared.models.base import utcnow
+from shared.mrn import luhn_check_digit
+from shared.normalize import fold
+from shared.schemas.patients import PatientCreate
+from shared.services.duplicates import MAX_CANDIDATES, REASONS, lock_key
+from shared.services.name_index import name_tokens
+
+
+def dumps(doc: Any) -> str:
+    """The compact JSON pydantic's ``model_dump_json`` writes (no spaces, UTF-8 as is)."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+PREPARED = {"patient_sql_prepared": True}
+# Statements prepared per connection at most: fixed texts only (the read, the registration), whose
+# generic plan is their custom plan (a primary key; values from the inserted row). A guard, not a need.
+MAX_PREPARED = 20
+_listening: weakref.WeakSet[Engine] = weakref.WeakSet()
+_listen_lock = threading.Lock()
+
+
+def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    """SQLAlchemy's ``do_execute`` hook: a statement executed with ``PREPARED`` runs as a named
+    statement that pg8000 prepared on this connection the first time (kept with the connection,
+    so a discarded connection takes its statements along). Anything else: False, pg8000 as usual.
+    Errors leave as pg8000's cursor raises them, through SQLAlchemy's handling (``shared.db``)."""
+    if not context.execution_options.get("patient_sql_prepared"):
+        return False
+    import pg8000.legacy as legacy  # noqa: PLC0415
+
+    con = cursor._c
+    prepared: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
+    try:
+        if not con._in_transaction and not con.autocommit:
+            con.execute_simple("begin transaction")
+        entry = prepared.get(statement)
+        if entry is None:
+            sql = legacy.convert_paramstyle("format", statement, ())[0]
+            if len(prepared) >= MAX_PREPARED:  # an unforeseen variety of texts: run unprepared
+                result = con.execute_unnamed(sql, vals=tuple(parameters))
+                cursor._context, cursor._row_iter = result, iter(result.rows or [])
+                return True
+            entry = prepared[statement] = con.prepare_statement(sql, ())
+        name, columns, input_funcs = entry
+        result = con.execute_named(name, legacy.make_params(con.py_types, parameters), columns, input_funcs, statement)
+    except legacy.DatabaseError as exc:
+        prepared.pop(statement, None)  # prepared again next time (a dropped statement, a changed schema)
+        msg = exc.args[0] if exc.args else None
+        if isinstance(msg, dict):
+            raise (legacy.IntegrityError if msg.get("C") == "23505" else legacy.ProgrammingError)(msg) from None
+        raise
+    cursor._context = result
+    cursor._row_iter = iter(result.rows or [])
+    return True
+
+
+@contextmanager
+def autocommit() -> Iterator[sa.Connection]:
+    """A pooled connection whose statements each commit on their own (no BEGIN round trip).
+
+    The driver's flag is switched directly: SQLAlchemy's ``isolation_level`` option would reset the
+    connection with three statements on its way back to the pool. An explicit ``BEGIN`` sent on it
+    still opens a transaction, which closing the connection rolls back unless it was committed.
+    """
+    engine = get_engine()
+    if engine not in _listening:
+        with _listen_lock:
+            if engine not in _listening:
+                event.listen(engine, "do_execute", _execute_prepared)
+                _listening.add(engine)
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.autocommit = True  # type: ignore[union-attr]
+        try:
+            yield conn
+        finally:
+            driver.autocommit = False  # type: ignore[union-attr]
+
+
+def _timestamp(col: str) -> str:
+    """A timestamptz as pydantic writes an aware UTC datetime: ``…T01:02:03Z`` or ``…T01:02:03.120000Z``."""
+    return (f"to_char({col} AT TIME ZONE 'UTC', CASE WHEN to_char({col}, 'US') = '000000' "
+            """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)""")
+
+
+def patient_json(p: str, identifiers: str | None = None) -> str:
+    """SQL for the Patient resource of row ``p`` (field order of ``schemas.patients.Patient``).
+    ``identifiers``: a JSON array expression; by default the patient's rows in the order the ORM
+    relationship reads them (created_at, then physical order)."""
+    if identifiers is None:
+        identifiers = ("(SELECT coalesce(json_agg(json_build_object('system', i.system, 'value', i.value, "
+                       "'type', i.type) ORDER BY i.created_at, i.ctid), '[]'::json) "
+                       f"FROM patient_identifiers i WHERE i.patient_id = {p}.id)")
+    address = (f"CASE WHEN {p}.address IS NULL OR jsonb_typeof({p}.address) = 'null' THEN NULL "
+               f"ELSE json_build_object('line', coalesce({p}.address -> 'line', '[]'::jsonb), "
+               f"'city', {p}.address -> 'city', 'state', {p}.address -> 'state', "
+               f"'postal_code', {p}.address -> 'postal_code', 'country', {p}.address -> 'country') END")
+    return (
+        f"json_build_object('id', {p}.id, 'mrn', {p}.mrn, 'status', {p}.status, 'merged_into', {p}.merged_into, "
+        f"'name', json_build_object('family', {p}.family, 'given', coalesce(to_json({p}.given), '[]'::json), "
+        f"'prefix', coalesce(to_json({p}.prefix), '[]'::json), 'suffix', coalesce(to_json({p}.suffix), '[]'::json)), "
+        f"'birth_date', to_char({p}.birth_date, 'YYYY-MM-DD'), 'sex', {p}.sex, 'identifiers', {identifiers}, "
+        f"'phone', {p}.phone, 'email', {p}.email, 'address', {address}, "
+        f"'preferred_language', {p}.preferred_language, 'timezone', {p}.timezone, "
+        f"'communication', json_build_object('email', {p}.comm_email, 'sms', {p}.comm_sms), "
+        f"'version', {p}.version, 'created_at', {_timestamp(f'{p}.created_at')}, "
+        f"'updated_at', {_timestamp(f'{p}.updated_at')})"
+    )
+
+
+_AUDIT_COLUMNS = "audit_log (at, principal, principal_id, action, patient_ids, request_id, outcome, details)"
+
+# -- GET /patients/{id} ------------------------------------------------------------------------------
+
+_READ = (
+    "WITH p AS (SELECT * FROM patients WHERE id = %s::uuid), "
+    f"a AS (INSERT INTO {_AUDIT_COLUMNS} "
+    "SELECT %s::timestamptz, %s, %s::uuid, 'patient.read', ARRAY[p.id], %s, 'success', NULL FROM p) "
+    f"SELECT {patient_json('p')} FROM p"
+)
+
+
+def read_patient(principal: Principal, patient_id: uuid.UUID) -> dict[str, Any]:
+    """The patient as the API's JSON document, with its ``patient.read`` audit row (one statement)."""
+    with autocommit() as conn:
+        row = conn.exec_driver_sql(
+            _READ, (patient_id, utcnow(), principal.name, principal.key_id, current_request_id()), PREPARED).first()
+    if row is None:
+        raise NotFound("No patient with this id")
+    return row[0]  # type: ignore[no-any-return]
+
+
+# -- POST /patients ----------------------------------------------------------------------------------
+
+_REGISTER = (
+    "WITH pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
+    "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
+    "source, version, created_at, updated_at) VALUES (%s::uuid, %s, 'active', %s, %s::text[], %s::text[], "
+    "%s::text[], %s, %s, %s::date, %s, %s, %s, %s::jsonb, %s, %s, %s::boolean, %s::boolean, %s, 1, "
+    "%s::timestamptz, %s::timestamptz) RETURNING *), "
+    "wanted AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS w(system, value, type, n)), "
+    # ON CONFLICT DO NOTHING: the (system, value) constraint decides; a skipped row means a 409.
+    "ident AS (INSERT INTO patient_identifiers (id, patient_id, system, value, type, created_at) "
+    "SELECT gen_random_uuid(), pat.id, w.system, w.value, w.type, pat.created_at FROM pat, wanted w ORDER BY w.n "
+    "ON CONFLICT (system, value) DO NOTHING RETURNING system, value, type), "
+    "claimed AS (SELECT w.n, ident.system, ident.value, ident.type FROM ident "
+    "JOIN wanted w ON w.system = ident.system AND w.value = ident.value), "
+    "tok AS (INSERT INTO patient_name_tokens (patient_id, kind, token) "
+    "SELECT pat.id, t.kind, t.token FROM pat, unnest(%s::text[], %s::text[]) AS t(kind, token) ON CONFLICT DO NOTHING), "
+    # services.duplicates.find_duplicates, for a probe with this row's folded names, phone and e-mail.
+    "dup AS (SELECT q.id, q.created_at, CASE WHEN q.family_norm = pat.family_norm AND pat.family_norm <> '' "
+    f"AND q.first_given_norm = pat.first_given_norm THEN '{REASONS[0]}' "
+    f"WHEN q.phone = pat.phone THEN '{REASONS[1]}' ELSE '{REASONS[2]}' END AS reason "
+    "FROM pat JOIN patients q ON q.birth_date = pat.birth_date AND q.status <> 'merged' AND q.id <> pat.id "
+    "AND ((pat.family_norm <> '' AND q.family_norm = pat.family_norm AND q.first_given_norm = pat.first_given_norm) "
+    "OR q.phone = pat.phone OR q.email = pat.email) "
+    f"WHERE %s::boolean ORDER BY q.created_at, q.id LIMIT {MAX_CANDIDATES}), "
+    "doc AS (SELECT {doc} AS body FROM pat), "
+    "ver AS (INSERT INTO resource_versions (resource_type, resource_id, patient_id, version, change, snapshot, "
+    "changed_at, changed_by, request_id, field_sources) SELECT 'patient', pat.id, pat.id, 1, 'create', "
+    "doc.body::jsonb, %s::timestamptz, %s, %s, '{{}}'::jsonb FROM pat, doc), "
+    f"aud AS (INSERT INTO {_AUDIT_COLUMNS} "
+    "SELECT %s::timestamptz, %s, %s::uuid, 'patient.create', ARRAY[pat.id], %s, 'success', NULL FROM pat), "
+    "box AS (INSERT INTO outbox (id, source, type, subject, time, dataschema, data, traceparent, tracestate, "
+    "created_at, attempts) SELECT %s::uuid, %s, %s, %s, %s::timestamptz, %s, %s::jsonb, %s, %s, %s::timestamptz, 0 "
+    "FROM pat) "
+    "SELECT doc.body, (SELECT count(*) FROM ident), "
+    "(SELECT coalesce(json_agg(json_build_object('patient_id', dup.id, 'reason', dup.reason) "
+    "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup) FROM doc"
+).format(doc=patient_json("pat", identifiers=(
+    "(SELECT coalesce(json_agg(json_build_object('system', c.system, 'value', c.value, 'type', c.type) "
+    "ORDER BY c.n), '[]'::json) FROM claimed c)")))
+
+
+def _lock_and_mrn(birth_date: date) -> str:
+    """``BEGIN``, the birth-date lock of ``services.duplicates.lock_birth_date`` and the next MRN
+    number, in one simple-protocol round trip. The key is inlined (the simple protocol takes no
+    parameters): a ``date``'s ISO form is digits and hyphens only."""
+    if not isinstance(birth_date, date):
+        raise TypeError("birth_date must be a date")
+    key = lock_key(birth_date)
+    return f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)), nextval('patient_mrn_seq')"
+
+
+def register_patient(principal: Principal, data: PatientCreate, *, origin: str = "api",
+                     reject_duplicates: bool = False) -> dict[str, Any]:
+    """Register a patient (``services.patients.register_patient``'s rules and rows, three statements);
+    returns the API's JSON document. 409s as there: an identifier owned by another patient first,
+    then probable duplicates unless allowed. Publishing the outbox row waits for the commit."""
+    from shared.events import catalog  # noqa: PLC0415
+    from shared.events.outbox import event_source  # noqa: PLC0415
+    from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
+
+    name = data.name
+    now = utcnow()
+    patient_id = uuid.uuid4()
+    event_id = uuid.uuid4()
+    request_id = current_request_id()
+    tokens = sorted(name_tokens(name.family, name.given))
+    with autocommit() as conn:
+        number = str(conn.exec_driver_sql(_lock_and_mrn(data.birth_date)).one()[1])
+        mrn = number + luhn_check_digit(number)
+        wanted = [(MRN_SYSTEM, mrn, "MR")] + [(i.system, i.value, i.type) for i in data.identifiers]
+        event = catalog.PatientRegistered(patient_id=patient_id, version=1, origin=origin)  # type: ignore[arg-type]
+        params = (
+            patient_id, mrn, name.family, list(name.given), list(name.prefix), list(name.suffix), fold(name.family),
+            fold(name.given[0]) if name.given else "", data.birth_date, data.sex, data.phone,
+            str(data.email).lower() if data.email else None,
+            # no address: JSON null, as the ORM's JSONB column stores None
+            dumps(data.address.model_dump() if data.address else None),
+            data.preferred_language, data.timezone, data.communication.email, data.communication.sms, origin, now, now,
+            [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted],
+            [t[0] for t in tokens], [t[1] for t in tokens],
+            reject_duplicates,
+            now, principal.name, request_id,
+            now, principal.name, principal.key_id, request_id,
+            event_id, event_source(), catalog.PATIENT_REGISTERED, str(patient_id), now,
+            catalog.dataschema_for(catalog.PATIENT_REGISTERED), dumps(event.model_dump(mode="json")),
+            current_traceparent(), current_tracestate(), now,
+        )
+        body, claimed, candidates = conn.exec_driver_sql(_REGISTER, params, PREPARED).one()
+        if claimed < len(wanted):
+            conn.exec_driver_sql("ROLLBACK")
+            taken = {(i["system"], i["value"]) for i in body["identifiers"]}
+            system, value = next((s, v) for s, v, _t in wanted if (s, v) not in taken)
+            owner = conn.exec_driver_sql(
+                "SELECT patient_id FROM patient_identifiers WHERE system = %s AND value = %s", (system, value)).scalar()
+            raise DuplicateIdentifier(
+                "An identifier in the request already belongs to another patient",
+                existing_patient_id=str(owner) if owner else None,
+                identifier_system=system,
+            )
+        if candidates:
+            conn.exec_driver_sql("ROLLBACK")
+            raise ProbableDuplicate(
+                "Probable duplicates exist; review them, or send ?allow_duplicate=true to register anyway",
+                candidate_ids=[c["patient_id"] for c in candidates],
+                candidates=candidates,
+            )
+        conn.exec_driver_sql("COMMIT")
+    _publish([event_id])
+    return body  # type: ignore[no-any-return]
+
+
+def _publish(ids: list[uuid.UUID]) -> None:
+    """After the commit, as ``events.outbox.emit`` arranges for a unit of work."""
+    from shared.events.publishing.relay import publish_committed  # noqa: PLC0415
+
+    publish_committed(ids)

@@ -1,0 +1,220 @@
+"""The hot paths of ``services.patient_sql`` write the rows and answer the documents the ORM path
+(``services.patients``) does: same JSON byte for byte, same version snapshot, audit and outbox rows."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from shared.auth import Principal
+from shared.db import unit_of_work
+from shared.events import catalog
+from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
+from shared.models import AuditEntry, OutboxEvent, Patient, PatientIdentifier, PatientNameToken, ResourceVersion
+from shared.schemas.patients import PatientCreate
+from shared.services import patient_sql, patients
+
+CLERK = Principal(key_id=None, name="test:clerk", scopes=frozenset({"patients:write"}))
+
+
+def body(**overrides: object) -> PatientCreate:
+    doc: dict[str, object] = {
+        "name": {"family": "Sql" + uuid.uuid4().hex[:10], "given": ["Zoë María", "Ann"], "prefix": ["Dr"]},
+        "birth_date": "1961-02-03",
+        "sex": "female",
+        "phone": "+1415" + str(uuid.uuid4().int)[:7],
+        "email": f"Sql.{uuid.uuid4().hex[:8]}@Example.org",
+        "address": {"line": ["1 Calle \"Mayor\" \\ 2"], "city": "Sevilla", "state": "AN", "postal_code": "41001",
+                    "country": "ES"},
+        "identifiers": [{"system": "urn:test:b", "value": uuid.uuid4().hex, "type": "PI"},
+                        {"system": "urn:test:a", "value": uuid.uuid4().hex}],
+        "communication": {"sms": True},
+    }
+    doc.update(overrides)
+    return PatientCreate.model_validate_json(json.dumps(doc))
+
+
+def orm_document(patient_id: uuid.UUID) -> str:
+    with unit_of_work() as uow:
+        return patients.to_resource(patients.load_patient(uow, patient_id)).model_dump_json()
+
+
+def rows(model: type, *where: sa.ColumnElement[bool]) -> list:
+    with unit_of_work() as uow:
+        return list(uow.session.scalars(sa.select(model).where(*where)))
+
+
+@pytest.mark.parametrize("overrides", [{}, {"address": None, "phone": None, "email": None, "identifiers": []},
+                                       {"name": {"family": "Ó'Brien-Núñez", "given": []}}])
+def test_registration_and_read_answer_the_orm_document_byte_for_byte(database_url, overrides):
+    created = patient_sql.register_patient(CLERK, body(**overrides), reject_duplicates=True)
+    pid = uuid.UUID(created["id"])
+    expected = orm_document(pid)
+    assert patient_sql.dumps(created) == expected
+    assert patient_sql.dumps(patient_sql.read_patient(CLERK, pid)) == expected
+    # the identifiers: the MRN first, then the request's in its order
+    assert [i["system"] for i in created["identifiers"]][0] == "urn:patient-mgt:mrn"
+
+
+def test_registration_writes_every_row_of_the_orm_path(database_url):
+    data = body()
+    doc = patient_sql.register_patient(CLERK, data, reject_duplicates=True)
+    pid = uuid.UUID(doc["id"])
+    (version,) = rows(ResourceVersion, ResourceVersion.resource_id == pid)
+    assert (version.version, version.change, version.changed_by, version.field_sources) == (1, "create", CLERK.name, {})
+    assert version.snapshot == doc
+    (audit,) = rows(AuditEntry, AuditEntry.patient_ids.contains([pid]))
+    assert (audit.action, audit.outcome, audit.principal, audit.details) == ("patient.create", "success", CLERK.name, None)
+    (event,) = rows(OutboxEvent, OutboxEvent.subject == str(pid))
+    assert (event.type, event.data) == (catalog.PATIENT_REGISTERED, {"patient_id": str(pid), "version": 1, "origin": "api"})
+    (patient,) = rows(Patient, Patient.id == pid)
+    assert patient.email == str(data.email).lower() and patient.family_norm and patient.first_given_norm == "zoemaria"
+    tokens = {(t.kind, t.token) for t in rows(PatientNameToken, PatientNameToken.patient_id == pid)}
+    assert {("given", "zoe"), ("given", "maria"), ("given", "ann")} <= tokens
+
+
+def test_an_identifier_of_another_patient_is_a_409_naming_it_and_nothing_is_written(database_url):
+    first = patient_sql.register_patient(CLERK, body(), reject_duplicates=True)
+    taken = first["identifiers"][2]
+    data = body(identifiers=[{"system": "urn:test:c", "value": uuid.uuid4().hex}, taken])
+    with pytest.raises(DuplicateIdentifier) as error:
+        patient_sql.register_patient(CLERK, data, reject_duplicates=False)
+    assert error.value.extensions["existing_patient_id"] == first["id"]
+    assert rows(Patient, Patient.family == data.name.family) == []
+    assert rows(PatientIdentifier, PatientIdentifier.value == data.identifiers[0].value) == []
+
+
+def test_a_probable_duplicate_is_a_409_listing_it_unless_allowed(database_url):
+    first = patient_sql.register_patient(CLERK, body(), reject_duplicates=True)
+    again = body(name={"family": first["name"]["family"], "given": ["zoe  MARIA"]}, phone=None, email=None,
+                 birth_date=first["birth_date"])
+    with pytest.raises(ProbableDuplicate) as error:
+        patient_sql.register_patient(CLERK, again, reject_duplicates=True)
+    assert error.value.extensions["candidates"] == [{"patient_id": first["id"], "reason": "name_and_birth_date"}]
+    assert rows(Patient, Patient.family == first["name"]["family"], Patient.id != uuid.UUID(first["id"])) == []
+    by_phone = body(phone=first["phone"], birth_date=first["birth_date"])
+    with pytest.raises(ProbableDuplicate) as error:
+        patient_sql.register_patient(CLERK, by_phone, reject_duplicates=True)
+    assert error.value.extensions["candidates"] == [{"patient_id": first["id"], "reason": "phone_and_birth_date"}]
+    allowed = patient_sql.register_patient(CLERK, again, reject_duplicates=False)
+    assert allowed["id"] != first["id"] and allowed["birth_date"] == first["birth_date"]
+
+
+def test_reading_an_unknown_patient_is_not_found_and_audits_nothing(database_url):
+    pid = uuid.uuid4()
+    with pytest.raises(NotFound):
+        patient_sql.read_patient(CLERK, pid)
+    assert rows(AuditEntry, AuditEntry.patient_ids.contains([pid])) == []
+
+
+def test_a_connection_comes_back_to_the_pool_out_of_autocommit(database_url):
+    from shared.db import get_engine
+
+    patient_sql.read_patient(CLERK, uuid.UUID(patient_sql.register_patient(CLERK, body())["id"]))
+    with get_engine().connect() as conn:
+        driver = conn.connection.driver_connection
+        assert driver.autocommit is False
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        assert driver._in_transaction  # pg8000 began a transaction: the ORM path's behaviour is intact
+
+
+def test_the_stored_columns_are_those_the_orm_registration_stores(database_url):
+    """Both paths from the same body: every column alike but ids, MRN and times (SQL NULL stays NULL)."""
+    skip = {"id", "mrn", "created_at", "updated_at", "family", "family_norm"}
+    table = Patient.__table__
+    raw = sa.select(*(c for c in table.c if c.name not in skip), table.c.address.is_(None).label("address_is_sql_null"))
+    for overrides in ({}, {"address": None, "phone": None, "email": None}):
+        fast = uuid.UUID(patient_sql.register_patient(CLERK, body(**overrides))["id"])
+        with unit_of_work() as uow:
+            slow = patients.register_patient(uow, CLERK, body(**overrides)).id
+        with unit_of_work() as uow:
+            got = {pid: uow.session.execute(raw.where(table.c.id == pid)).one()._asdict() for pid in (fast, slow)}
+        for row in got.values():
+            row.pop("phone"), row.pop("email")
+        assert got[fast] == got[slow]
+
+
+def test_a_value_the_driver_cannot_send_fails_that_read_only(database_url):
+    """A lone surrogate fails in pg8000 (not in PostgreSQL): shared.db's hook discards that
+    connection, and the next read on the pool is answered whole, audit row included."""
+    pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
+    with pytest.raises(UnicodeEncodeError):
+        patient_sql.read_patient(Principal(key_id=None, name="clerk\ud800", scopes=frozenset()), pid)
+    for _ in range(3):
+        assert patient_sql.read_patient(CLERK, pid)["id"] == str(pid)
+    audits = rows(AuditEntry, AuditEntry.patient_ids.contains([pid]), AuditEntry.action == "patient.read")
+    assert [a.principal for a in audits] == [CLERK.name] * 3
+
+
+def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url, monkeypatch):
+    import pg8000.legacy
+
+    pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
+    monkeypatch.setattr(patient_sql, "MAX_PREPARED", 0)
+    prepared = []
+    original = pg8000.legacy.Connection.prepare_statement
+    monkeypatch.setattr(pg8000.legacy.Connection, "prepare_statement",
+                        lambda self, *a: prepared.append(a) or original(self, *a))
+    from shared.db import get_engine
+
+    get_engine().dispose()  # fresh connections: nothing prepared on them yet
+    assert patient_sql.read_patient(CLERK, pid)["id"] == str(pid)
+    assert patient_sql.register_patient(CLERK, body())["version"] == 1
+    assert prepared == []
+
+
+def test_a_search_page_holds_the_documents_a_read_answers(database_url):
+    from shared.schemas.search import PatientSearchQuery
+    from shared.services.search import search_page
+
+    family = "Sql" + uuid.uuid4().hex[:10]
+    ids = [patient_sql.register_patient(CLERK, body(name={"family": family, "given": [g]}))["id"] for g in ("Ann", "Bea")]
+    docs, next_cursor = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "limit": "1"}))
+    more, last = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "cursor": next_cursor}))
+    assert last is None and sorted(d["id"] for d in docs + more) == sorted(ids)
+    for doc in docs + more:
+        assert patient_sql.dumps(doc) == orm_document(uuid.UUID(doc["id"]))
+    audits = rows(AuditEntry, AuditEntry.action == "patient.search", AuditEntry.principal == CLERK.name,
+                  AuditEntry.patient_ids.overlap([uuid.UUID(i) for i in ids]))
+    assert sorted((a.details["returned"], a.details["params"]) for a in audits) == [(1, ["family"]), (1, ["family"])]
+
+
+def test_concurrent_registrations_of_the_same_person_register_once_on_either_path(database_url):
+    """The CTE path takes the ORM path's birth-date lock before its statement's snapshot: of
+    concurrent registrations of one person (no identifier to collide on), one is created and every
+    other sees it as a probable duplicate, whichever path each took."""
+    import threading
+
+    family, n = "Sql" + uuid.uuid4().hex[:10], 6
+    barrier = threading.Barrier(n)
+    outcomes: list = [None] * n
+
+    def data() -> PatientCreate:
+        return body(name={"family": family, "given": ["Noa"]}, birth_date="1990-01-01", phone=None, email=None,
+                    identifiers=[])
+
+    def register(i: int) -> None:
+        barrier.wait()
+        try:
+            if i % 3:
+                outcomes[i] = uuid.UUID(patient_sql.register_patient(CLERK, data(), reject_duplicates=True)["id"])
+            else:
+                with unit_of_work() as uow:
+                    outcomes[i] = patients.register_patient(uow, CLERK, data(), reject_duplicates=True).id
+        except ProbableDuplicate as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    created = [o for o in outcomes if isinstance(o, uuid.UUID)]
+    assert len(created) == 1, outcomes
+    refused = [o for o in outcomes if isinstance(o, ProbableDuplicate)]
+    assert len(refused) == n - 1 and all(r.extensions["candidate_ids"] == [str(created[0])] for r in refused)
+    assert [p.id for p in rows(Patient, Patient.family == family)] == created

@@ -1,0 +1,77 @@
+"""Cold start: importing a function's main module (what a new instance does before its first request)
+loads nothing that request does not use. Each function is imported in a fresh interpreter, as
+functions-framework does, and its sys.modules compared with what must wait for first use: route
+modules, OpenAPI, FHIR, the console, telemetry exporters, the Pub/Sub client, dev tooling.
+
+SQLAlchemy's ORM is loaded by every function: the models are ORM classes and every first request
+(a read with its audit row, a claimed CloudEvent) goes through them (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_PROGRAM = """
+import importlib.util, json, sys
+import functions_framework, flask
+spec = importlib.util.spec_from_file_location("function_main", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+# Never on any function's import: loaded when configured (exporters, Pub/Sub sink, AWS provider) or
+# when a request needs them (OpenAPI, FHIR, console), or never in a deployed function (tooling).
+EVERYWHERE = ("opentelemetry", "prometheus_client", "google.cloud.pubsub", "google.cloud.pubsub_v1", "boto3",
+              "botocore", "shared.fhir", "shared.http.openapi", "shared.console.app", "shared.console.web",
+              "shared.devtools", "shared.cli", "shared.events.publishing.pubsub_sink",
+              # the notification templates' sandbox (Flask itself imports jinja2's core for its own templates)
+              "jinja2.sandbox")
+
+NOT_ON_IMPORT = {
+    # Route modules load on their first request (shared.api.index); a GET /patients/{id} needs none of the others.
+    "api": ("shared.services", "shared.schemas", "shared.hl7", "shared.lis", "shared.jobs", "shared.notify",
+            "shared.mllp", "shared.events.publishing", "shared.api.patients", "shared.api.fhir_routes",
+            "shared.api.openapi", "shared.console.routes"),
+    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp"),
+    "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
+    # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
+    "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
+             "shared.jobs.orders_out", "shared.jobs.data_quality", "shared.services", "shared.schemas"),
+}
+
+
+def _imported(function: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    out = subprocess.run([sys.executable, "-c", _PROGRAM, str(ROOT / "functions" / function / "main.py")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+@pytest.mark.parametrize("function", sorted(NOT_ON_IMPORT))
+def test_importing_a_function_loads_only_what_its_first_request_uses(function):
+    modules = _imported(function)
+    assert "shared.db" in modules  # the check sees the function's own imports
+    assert _loaded(modules, EVERYWHERE + NOT_ON_IMPORT[function]) == []
+
+
+def test_the_jobs_function_routes_every_order_action_to_the_lis():
+    """The order event types are listed in the jobs consumer without importing orders_out: the same set."""
+    from shared.jobs import orders_out  # noqa: PLC0415
+    from shared.jobs.consumer import dispatcher  # noqa: PLC0415
+
+    order_handlers = {t for t, h in dispatcher.handlers.items() if h.__name__ == "send_order_to_lis"}
+    assert order_handlers == set(orders_out.ACTIONS)
