@@ -11,7 +11,8 @@ committed registration of that birth date), then ``COMMIT`` (or ``ROLLBACK`` for
 The statements go through the process's one engine (``shared.db``): the pool, the discard of a
 connection left out of step and the transient-error → 503 mapping all apply. The fixed texts (read,
 registration) run as statements prepared once per connection (``PREPARED``): one Bind/Execute/Sync
-exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per request. The JSON is the same
+exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per
+request. Searches are not prepared (``services.search.search_page`` says why). The JSON is the
 document ``schemas.patients.Patient`` dumps (``test_patient_sql.py`` compares them byte for byte).
 """
 
@@ -83,8 +84,9 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any
     except legacy.DatabaseError as exc:
         prepared.pop(statement, None)  # prepared again next time (a dropped statement, a changed schema)
         msg = exc.args[0] if exc.args else None
-        if isinstance(msg, dict):
-            raise (legacy.IntegrityError if msg.get("C") == "23505" else legacy.ProgrammingError)(msg) from None
+        if isinstance(msg, dict):  # the classes pg8000's own cursor raises for a server error
+            kind = {"28000": legacy.InterfaceError, "23505": legacy.IntegrityError}.get(msg.get("C"), legacy.ProgrammingError)
+            raise kind(msg) from None
         raise
     cursor._context = result
     cursor._row_iter = iter(result.rows or [])
