@@ -21,27 +21,14 @@ import pg8000.legacy
 import pytest
 import sqlalchemy as sa
 
-from shared.auth import clear_key_cache
 from shared.db import get_engine, unit_of_work
 from shared.models import AuditEntry
-from shared.settings import reset_settings
 from tests.conftest import auth
 from tests.http.registry.support import patient_body
 
 BUDGET = {"read": 1, "search": 1, "register": 3}
 # The read and the registration CTE are prepared (one Bind/Execute/Sync); a search is planned for its values.
 ROUND_TRIPS = {"read": 1, "search": 3, "register": 3}
-
-
-@pytest.fixture()
-def key_cached(monkeypatch):
-    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "300")
-    reset_settings()
-    clear_key_cache()
-    yield
-    monkeypatch.undo()
-    reset_settings()
-    clear_key_cache()
 
 
 @contextmanager
@@ -88,7 +75,7 @@ def audit_rows(action: str, request_id: str) -> list[tuple[str, list[uuid.UUID]]
             .where(AuditEntry.action == action, AuditEntry.request_id == request_id))]
 
 
-def test_read_search_and_registration_stay_within_their_statement_budgets(client, make_token, key_cached, monkeypatch):
+def test_read_search_and_registration_stay_within_their_statement_budgets(client, make_token, key_cache_on, monkeypatch):
     token = make_token("patients:read", "patients:write")
     body = patient_body()
     warm = client.post("/patients", json=patient_body(), headers=auth(token))  # caches the key and the SQL
@@ -117,7 +104,7 @@ def test_read_search_and_registration_stay_within_their_statement_budgets(client
     assert audit_rows("patient.search", "budget-search") == [("success", [uuid.UUID(pid)])]
 
 
-def test_a_search_page_after_a_cursor_is_still_one_statement(client, make_token, key_cached, monkeypatch):
+def test_a_search_page_after_a_cursor_is_still_one_statement(client, make_token, key_cache_on, monkeypatch):
     token = make_token("patients:read", "patients:write")
     family = patient_body()["name"]["family"]
     for _ in range(3):
