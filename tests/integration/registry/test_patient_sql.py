@@ -206,3 +206,19 @@ def test_concurrent_registrations_of_the_same_person_register_once_on_either_pat
     refused = [o for o in outcomes if isinstance(o, ProbableDuplicate)]
     assert len(refused) == n - 1 and all(r.extensions["candidate_ids"] == [str(created[0])] for r in refused)
     assert [p.id for p in rows(Patient, Patient.family == family)] == created
+
+
+def test_a_pipelined_statement_that_fails_leaves_its_connection_in_step(database_url):
+    """Parse, Bind, Describe, Execute and Sync go out together: after the server's error (or a value
+    pg8000 cannot encode, refused before anything is sent) the connection still answers its own."""
+    with patient_sql.autocommit() as conn:
+        driver = conn.connection.driver_connection
+        with pytest.raises(sa.exc.DBAPIError, match="22012"):
+            conn.exec_driver_sql("SELECT 1 / %s::int", (0,), patient_sql.PIPELINED)
+        assert conn.exec_driver_sql("SELECT %s::int + 1, %s::text", (41, "zoë"), patient_sql.PIPELINED).one() == (42, "zoë")
+        with pytest.raises(UnicodeEncodeError):
+            conn.exec_driver_sql("SELECT %s::text", ("\ud800",), patient_sql.PIPELINED)
+    with patient_sql.autocommit() as conn:
+        assert conn.connection.driver_connection is not driver or conn.exec_driver_sql("SELECT 7").scalar() == 7
+        assert conn.exec_driver_sql("SELECT %s::text", ("ok",), patient_sql.PIPELINED).scalar() == "ok"
+        assert conn.exec_driver_sql("SELECT 1 WHERE false", (), patient_sql.PIPELINED).first() is None
