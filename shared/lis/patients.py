@@ -40,7 +40,7 @@ from shared.lis.values import Warnings, clean, current_demographics, patient_col
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
 from shared.mrn import luhn_check_digit, next_mrn
-from shared.services.duplicates import PatientLike, find_duplicates
+from shared.services.duplicates import PatientLike, find_duplicates, lock_key
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names
@@ -217,8 +217,8 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     birth_date = columns["birth_date"]
     read = [sa.func.nextval("patient_mrn_seq").label("number")]
     if birth_date is not None:  # the key of shared.services.duplicates.lock_birth_date
-        read.append(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(
-            f"patient-duplicates:{birth_date.isoformat()}", 0)).is_(None).label("locked"))
+        read.append(sa.func.pg_advisory_xact_lock(sa.cast(sa.bindparam("lock_key", lock_key(birth_date)), sa.BigInteger))
+                    .is_(None).label("locked"))
     base = str(uow.session.execute(sa.select(*read)).first().number)
     mrn = base + luhn_check_digit(base)
     found = find_duplicates(uow, PatientLike(birth_date, columns["family"], tuple(columns["given"]), columns["phone"],

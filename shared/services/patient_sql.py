@@ -246,11 +246,11 @@ _REGISTER = (
 def _lock_and_mrn(birth_date: date) -> str:
     """``BEGIN``, the birth-date lock of ``services.duplicates.lock_birth_date`` and the next MRN
     number, in one simple-protocol round trip. The key is inlined (the simple protocol takes no
-    parameters): a ``date``'s ISO form is digits and hyphens only."""
+    parameters): an integer computed from the date, so the text holds no birth date."""
     if not isinstance(birth_date, date):
         raise TypeError("birth_date must be a date")
     key = lock_key(birth_date)
-    return f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)), nextval('patient_mrn_seq')"
+    return f"BEGIN; SELECT pg_advisory_xact_lock({int(key)}::bigint), nextval('patient_mrn_seq')"
 
 
 def register_patient(principal: Principal, data: PatientCreate, *, origin: str = "api",
