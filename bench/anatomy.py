@@ -26,6 +26,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -146,6 +147,8 @@ def _patch_pg8000() -> None:
     if getattr(cls, "_bench_counting", False):
         return
 
+    inside = threading.local()  # within execute_*: its own send_PARSE is not a second statement
+
     def wrap(name: str, position: int) -> None:
         original = getattr(cls, name)
 
@@ -153,13 +156,37 @@ def _patch_pg8000() -> None:
             statement = kwargs.get("statement", args[position] if len(args) > position else "")
             if _ACTIVE:
                 _ACTIVE[0]["statements"] += statements_in(statement or "")
-            return original(self, *args, **kwargs)
+            inside.depth = getattr(inside, "depth", 0) + 1
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                inside.depth -= 1
 
         setattr(cls, name, counted)
 
     wrap("execute_simple", 0)
     wrap("execute_unnamed", 0)
     wrap("execute_named", 4)
+    prepare = cls.prepare_statement
+
+    def preparing(self, *args, **kwargs):  # a Parse to prepare is not a statement run (its execute_named is)
+        inside.depth = getattr(inside, "depth", 0) + 1
+        try:
+            return prepare(self, *args, **kwargs)
+        finally:
+            inside.depth -= 1
+
+    cls.prepare_statement = preparing
+    parse = cls.send_PARSE
+
+    def parsed(self, statement_name_bin, statement, oids=()):
+        """A statement sent by parts (shared.services.patient_sql's pipelined search: Parse, Bind,
+        Describe, Execute, Sync in one write) counts once, at its Parse."""
+        if _ACTIVE and not getattr(inside, "depth", 0):
+            _ACTIVE[0]["statements"] += statements_in(statement or "")
+        return parse(self, statement_name_bin, statement, oids)
+
+    cls.send_PARSE = parsed
     handle = cls.handle_messages
 
     def waited(self, *args, **kwargs):

@@ -362,26 +362,33 @@ def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext
 def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,
             patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None,
             patient_ids: list[uuid.UUID] | None = None, pending: Pending | None = None) -> PartOutcome:
-    now = utcnow()
-    t = _MESSAGES
-    message_time = sa.func.coalesce(t.c.message_time, t.c.publish_time, t.c.received_at)
-    update = sa.update(t).where(t.c.id == row.id).values(
-        status=status, error_code=reason[:200] if reason else None, warnings=list(warnings), patient_id=patient_id,
-        patient_ids=patient_ids if patient_ids is not None else ([patient_id] if patient_id else []),
-        duplicate_of=duplicate_of, processed_at=now,
-        lag_seconds=sa.extract("epoch", sa.cast(now, t.c.processed_at.type) - message_time),
-    )
+    values = {
+        "id": row.id, "status": status, "error_code": reason[:200] if reason else None, "warnings": list(warnings),
+        "patient_id": patient_id,
+        "patient_ids": patient_ids if patient_ids is not None else ([patient_id] if patient_id else []),
+        "duplicate_of": duplicate_of, "processed_at": utcnow(),
+    }
     if pending:
         # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
-        update, checks = pending.attach(update)
+        update, params, checks = pending.attach(("finish",), _final_status, values, returning=True)
+        result = uow.session.execute(update, params)
         if checks:
-            update = update.returning(*(column for column, _, _ in checks))
-            check(uow.session.execute(update).first(), checks)
-        else:
-            uow.session.execute(update)
+            check(result.first(), checks)
     else:
-        uow.session.execute(update)
+        uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()})
     return PartOutcome(row.id, status, reason, patient_id)
+
+
+@functools.cache
+def _final_status(prefix: str) -> sa.Update:
+    """The row's final status (its bind parameters named ``prefix + column``; see `shared.lis.pending`)."""
+    t = _MESSAGES
+    message_time = sa.func.coalesce(t.c.message_time, t.c.publish_time, t.c.received_at)
+    processed = sa.bindparam(f"{prefix}processed_at", type_=t.c.processed_at.type)
+    return sa.update(t).where(t.c.id == sa.bindparam(f"{prefix}id", type_=t.c.id.type)).values(
+        {**{name: sa.bindparam(f"{prefix}{name}", type_=t.c[name].type)
+            for name in ("status", "error_code", "warnings", "patient_id", "patient_ids", "duplicate_of")},
+         "processed_at": processed, "lag_seconds": sa.extract("epoch", processed - message_time)})
 
 
 def _sqlstate(exc: BaseException) -> str | None:

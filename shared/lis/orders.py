@@ -298,22 +298,16 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
     now = utcnow()
     present = {k: v for k, v in fields.items() if v is not None}
     order_id = uuid.uuid4()
-    insert = (
-        pg_insert(LabOrder.__table__)
-        .values(
-            id=order_id, patient_id=patient_id, placer_namespace=keys.placer_namespace, placer_number=keys.placer,
-            filler_namespace=keys.filler_namespace, filler_number=keys.filler, status=status, source="lis",
-            lis_applied_at=stamp_time(stamp), lis_field_stamps={k: list(stamp) for k in present}, version=1,
-            created_at=now, updated_at=now, **_columns(present),
-        )
-        .on_conflict_do_nothing()
-        .returning(LabOrder.__table__.c.id)
-    )
+    row = dict(id=order_id, patient_id=patient_id, placer_namespace=keys.placer_namespace, placer_number=keys.placer,
+               filler_namespace=keys.filler_namespace, filler_number=keys.filler, status=status, source="lis",
+               lis_applied_at=stamp_time(stamp), lis_field_stamps={k: list(stamp) for k in present}, version=1,
+               created_at=now, updated_at=now, **_columns(present))
     event = catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status=status)
     if pending is not None:
-        pending.add(insert, expect=1, reason="order_created_concurrently")
+        pending.insert_rows(LabOrder.__table__, [row], reason="order_created_concurrently")
         pending.emit(uow, catalog.ORDER_CREATED, patient_id, event)
         return OrderOutcome(order_id=order_id, created=True, changed=[], status=status)
+    insert = pg_insert(LabOrder.__table__).values(row).on_conflict_do_nothing().returning(LabOrder.__table__.c.id)
     if uow.session.execute(insert).first() is None:
         raise ConcurrentChange("order_created_concurrently")
     emit(uow, catalog.ORDER_CREATED, patient_id, event)

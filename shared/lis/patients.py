@@ -40,7 +40,7 @@ from shared.lis.values import Warnings, clean, current_demographics, patient_col
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
 from shared.mrn import luhn_check_digit, next_mrn
-from shared.services.duplicates import PatientLike, find_duplicates
+from shared.services.duplicates import PatientLike, find_duplicates, lock_key
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names
@@ -217,8 +217,8 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     birth_date = columns["birth_date"]
     read = [sa.func.nextval("patient_mrn_seq").label("number")]
     if birth_date is not None:  # the key of shared.services.duplicates.lock_birth_date
-        read.append(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(
-            f"patient-duplicates:{birth_date.isoformat()}", 0)).is_(None).label("locked"))
+        read.append(sa.func.pg_advisory_xact_lock(sa.cast(sa.bindparam("lock_key", lock_key(birth_date)), sa.BigInteger))
+                    .is_(None).label("locked"))
     base = str(uow.session.execute(sa.select(*read)).first().number)
     mrn = base + luhn_check_digit(base)
     found = find_duplicates(uow, PatientLike(birth_date, columns["family"], tuple(columns["given"]), columns["phone"],
@@ -262,6 +262,25 @@ def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str
     return len(keys)
 
 
+@functools.cache
+def _lis_applied(prefix: str) -> sa.Update:
+    """The patient's newest LIS message (bind parameters named ``prefix + column``)."""
+    return sa.update(_PATIENTS).where(_PATIENTS.c.id == sa.bindparam(f"{prefix}id", type_=_PATIENTS.c.id.type)).values(
+        {name: sa.bindparam(f"{prefix}{name}", type_=_PATIENTS.c[name].type)
+         for name in ("lis_applied_at", "lis_applied_control_id")})
+
+
+@functools.cache
+def _stamps(prefix: str) -> Any:
+    """`provenance.sync_upsert` of bind parameters named ``prefix + id|stamps|sources|now``."""
+    sync = LisPatientSync.__table__
+    return provenance.sync_upsert(
+        sa.bindparam(f"{prefix}id", type_=sync.c.patient_id.type),  # type: ignore[arg-type]
+        sa.bindparam(f"{prefix}stamps", type_=sync.c.field_stamps.type),  # type: ignore[arg-type]
+        sa.bindparam(f"{prefix}sources", type_=sync.c.field_sources.type),  # type: ignore[arg-type]
+        sa.bindparam(f"{prefix}now", type_=sync.c.updated_at.type))  # type: ignore[arg-type]
+
+
 def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[str, Any], ctx: MessageContext,
                         warnings: Warnings) -> list[str]:
     """Write the fields this message is the newest source of; returns the names that changed."""
@@ -286,9 +305,9 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
         # Only stamps move (the values are the same): nothing reads them before the message's
         # last statement, which carries both writes.
         if values:
-            ctx.pending.add(update)
+            ctx.pending.template(("lis_applied",), _lis_applied, {"id": row.id, **values})
         if new_stamps:
-            ctx.pending.add(provenance.sync_upsert(row.id, new_stamps, written, now))
+            ctx.pending.template(("stamps",), _stamps, {"id": row.id, "stamps": new_stamps, "sources": written, "now": now})
         return []
     if new_stamps:
         update = update.add_cte(provenance.sync_upsert(row.id, new_stamps, written, now).cte("stamps"))

@@ -17,8 +17,11 @@ order of an ORU that never happens. An insert that must write every row (a new o
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -39,11 +42,31 @@ _OUTBOX = OutboxEvent.__table__
 _AUDIT = AuditEntry.__table__
 
 
+Build = Callable[[str], Any]  # a statement template from the prefix of its bind parameters' names
+
+
+@dataclass(frozen=True)
+class _Write:
+    statement: Any  # a statement built with its values, or None for a template
+    key: tuple[Any, ...] | None  # a template's shape (hashable); with `build` and `params`
+    build: Build | None
+    params: dict[str, Any]
+    expect: int | None  # rows it must return (its RETURNING), else ConcurrentChange(reason)
+    reason: str
+
+
 class Pending:
-    """Statements (INSERT/UPDATE … RETURNING where checked) waiting for the message's last statement."""
+    """Statements (INSERT/UPDATE … RETURNING where checked) waiting for the message's last statement.
+
+    A write is a statement built with its values (`add`) or a *template* (`template`, `insert_rows`):
+    a statement of bind parameters, built once per shape, and the values of those parameters. When
+    every write of the final statement is a template, the whole statement (its CTEs, its checks) is
+    built once per shape and kept (`_composed`): SQLAlchemy then reuses its cache key and compiled
+    SQL, and the message pays for binding its values only.
+    """
 
     def __init__(self) -> None:
-        self._writes: list[tuple[Any, int | None, str]] = []  # (statement, rows it must return, reason)
+        self._writes: list[_Write] = []
         self._outbox: list[dict[str, Any]] = []
         self._audit: list[dict[str, Any]] = []
 
@@ -53,26 +76,24 @@ class Pending:
     def add(self, statement: Any, *, expect: int | None = None, reason: str = "") -> None:
         """Queue a data-modifying statement; with `expect`, it must return that many rows (else
         `ConcurrentChange(reason)`): give it a RETURNING."""
-        self._writes.append((statement, expect, reason))
+        self._writes.append(_Write(statement, None, None, {}, expect, reason))
+
+    def template(self, key: tuple[Any, ...], build: Build, params: dict[str, Any], *, expect: int | None = None,
+                 reason: str = "") -> None:
+        """Queue `build(prefix)` — a statement whose bind parameters are named ``prefix + name`` —
+        with `params` by name; `key` names its shape (the same key, the same statement)."""
+        self._writes.append(_Write(None, key, build, params, expect, reason))
 
     def insert_rows(self, table: sa.Table, rows: list[dict[str, Any]], *, conflict: list[str] | None = None,
                     reason: str = "") -> None:
         """Queue ``INSERT INTO table SELECT … FROM jsonb_populate_recordset(NULL::table, :rows)``: every
-        row in one JSON parameter, so the SQL is the same whatever the number of rows and SQLAlchemy
-        compiles it once (a multi-row VALUES list is compiled anew each time). With `reason`, the
-        insert skips conflicting rows (on `conflict`, else any constraint) and must write them all,
-        else `ConcurrentChange(reason)`."""
-        columns = list(rows[0])
-        source = sa.func.jsonb_populate_recordset(
-            sa.literal_column(f"NULL::{table.name}"),
-            sa.cast(sa.bindparam(None, json.dumps(rows, default=str), type_=sa.Text), JSONB)).alias("r")
-        select = sa.select(*(sa.literal_column(f'r."{c}"') for c in columns)).select_from(source)
-        insert = pg_insert(table).from_select(columns, select)
-        if not reason:
-            self.add(insert)
-            return
-        insert = insert.on_conflict_do_nothing(index_elements=conflict) if conflict else insert.on_conflict_do_nothing()
-        self.add(insert.returning(table.c[columns[0]]), expect=len(rows), reason=reason)
+        row in one JSON parameter, so the SQL is the same whatever the number of rows (a multi-row
+        VALUES list is compiled anew each time). With `reason`, the insert skips conflicting rows
+        (on `conflict`, else any constraint) and must write them all, else `ConcurrentChange(reason)`."""
+        columns = tuple(rows[0])
+        key = ("rows", table.name, columns, tuple(conflict or ()), bool(reason))
+        self.template(key, functools.partial(_insert_rows, table, columns, conflict, bool(reason)),
+                      {"rows": json.dumps(rows, default=str)}, expect=len(rows) if reason else None, reason=reason)
 
     def emit(self, uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
         """`shared.events.outbox.emit`, sent with the message's last statement."""
@@ -100,32 +121,82 @@ class Pending:
             "details": details,
         })
 
-    def attach(self, statement: Any) -> tuple[Any, list[tuple[Any, int, str]]]:
-        """`statement` carrying every pending write as a CTE, and the checks to make of its answer
-        (a column to add to what it returns, expected rows, reason); empties the queue."""
+    def attach(self, key: tuple[Any, ...], build: Build, params: dict[str, Any], *, returning: bool
+               ) -> tuple[Any, dict[str, Any], list[tuple[str, int, str]]]:
+        """The statement `build` makes (a template, see `template`; `returning`: an INSERT/UPDATE
+        whose RETURNING carries the checks, else a SELECT whose columns do) with every pending write
+        as a CTE; its parameters; and the checks to make of its answer (column, rows, reason).
+        Empties the queue."""
         if self._outbox:
             self.insert_rows(_OUTBOX, self._outbox)
         if self._audit:
             self.insert_rows(_AUDIT, self._audit)
-        writes = list(self._writes)
-        checks: list[tuple[Any, int, str]] = []
-        for n, (write, expect, reason) in enumerate(writes):
-            cte = write.cte(f"w{n}")
-            statement = statement.add_cte(cte)
-            if expect is not None:
-                column = sa.select(sa.func.count()).select_from(cte).scalar_subquery().label(f"w{n}_rows")
-                checks.append((column, expect, reason))
-        self._writes, self._outbox, self._audit = [], [], []
-        return statement, checks
+        writes, self._writes, self._outbox, self._audit = self._writes, [], [], []
+        values = {f"m_{name}": value for name, value in params.items()}
+        for n, write in enumerate(writes):
+            values.update({f"w{n}_{name}": value for name, value in write.params.items()})
+        checks = [(f"w{n}_rows", w.expect, w.reason) for n, w in enumerate(writes) if w.expect is not None]
+        if all(w.key is not None for w in writes):
+            shape = (key, returning, tuple((w.key, w.expect is not None) for w in writes))
+            statement = _composed(shape, build, tuple(w.build for w in writes))  # type: ignore[arg-type]
+        else:
+            statement = _compose(build, returning, writes)
+        return statement, values, checks
 
     def flush(self, uow: UnitOfWork) -> None:
         """Send what is pending now (before a read that must see it)."""
         if not self:
             return
-        statement, checks = self.attach(sa.select(sa.literal(1).label("flushed")))
-        if checks:
-            statement = statement.add_columns(*(column for column, _, _ in checks))
-        check(uow.session.execute(statement).first(), checks)
+        statement, values, checks = self.attach(("flush",), _flushed, {}, returning=False)
+        check(uow.session.execute(statement, values).first(), checks)
+
+
+def _flushed(_prefix: str) -> Any:
+    return sa.select(sa.literal_column("1").label("flushed"))
+
+
+def _insert_rows(table: sa.Table, columns: tuple[str, ...], conflict: list[str] | None, checked: bool,
+                 prefix: str) -> Any:
+    rows = sa.cast(sa.bindparam(f"{prefix}rows", type_=sa.Text), JSONB)
+    source = sa.func.jsonb_populate_recordset(sa.literal_column(f"NULL::{table.name}"), rows).alias("r")
+    select = sa.select(*(sa.literal_column(f'r."{c}"') for c in columns)).select_from(source)
+    insert = pg_insert(table).from_select(list(columns), select)
+    if not checked:
+        return insert
+    insert = insert.on_conflict_do_nothing(index_elements=conflict) if conflict else insert.on_conflict_do_nothing()
+    return insert.returning(table.c[columns[0]])
+
+
+def _compose(build: Build, returning: bool, writes: list[_Write]) -> Any:
+    statement = build("m_")
+    counted = []
+    for n, write in enumerate(writes):
+        inner = write.statement if write.build is None else write.build(f"w{n}_")
+        cte = inner.cte(f"w{n}")
+        statement = statement.add_cte(cte)
+        if write.expect is not None:
+            counted.append(sa.select(sa.func.count()).select_from(cte).scalar_subquery().label(f"w{n}_rows"))
+    if counted:
+        statement = statement.returning(*counted) if returning else statement.add_columns(*counted)
+    return statement
+
+
+_SHAPES: dict[tuple[Any, ...], Any] = {}
+_MAX_SHAPES = 256
+
+
+def _composed(shape: tuple[Any, ...], build: Build, builds: tuple[Build, ...]) -> Any:
+    """`_compose` for statements made of templates only, kept per shape (`builds` follow the shape,
+    so the same shape builds the same statement)."""
+    statement = _SHAPES.get(shape)
+    if statement is None:
+        returning, expects = shape[1], [expect for _, expect in shape[2]]
+        writes = [_Write(None, None, b, {}, 1 if e else None, "") for b, e in zip(builds, expects, strict=True)]
+        statement = _compose(build, returning, writes)
+        if len(_SHAPES) >= _MAX_SHAPES:
+            _SHAPES.clear()
+        _SHAPES[shape] = statement
+    return statement
 
 
 class Deferred:
@@ -142,8 +213,8 @@ class Deferred:
         self._pending.add(statement)
 
 
-def check(row: Any, checks: list[tuple[Any, int, str]]) -> None:
+def check(row: Any, checks: list[tuple[str, int, str]]) -> None:
     """Raise `ConcurrentChange` when a checked write did not write every row."""
     for column, expect, reason in checks:
-        if row is None or row._mapping[column.name] != expect:
+        if row is None or row._mapping[column] != expect:
             raise ConcurrentChange(reason)

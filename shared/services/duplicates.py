@@ -11,6 +11,8 @@ both miss each other).
 
 from __future__ import annotations
 
+import hashlib
+
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,14 +86,19 @@ def find_duplicates(uow: UnitOfWork, patient_like: Any) -> list[Duplicate]:
     return [Duplicate(row.id, row.reason) for row in uow.session.execute(stmt)]
 
 
-def lock_key(birth_date: date) -> str:
-    """The advisory-lock key of a birth date (``hashtextextended(key, 0)``); every registration path uses it."""
-    return f"patient-duplicates:{birth_date.isoformat()}"
+def lock_key(birth_date: date) -> int:
+    """The advisory-lock key (a signed 64-bit number) of a birth date; every registration path uses it.
+
+    Computed here, not in SQL from the date: the hot registration path sends it inlined in a
+    simple-protocol statement, and a statement's text reaches PostgreSQL's log when it fails
+    (``log_min_error_statement``) — a number, never a birth date."""
+    digest = hashlib.blake2b(f"patient-duplicates:{birth_date.isoformat()}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def lock_birth_date(uow: UnitOfWork, birth_date: date | None) -> None:
     """Serialise, until commit, the transactions that register patients born on ``birth_date``."""
     if birth_date is not None:
         uow.session.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": lock_key(birth_date)},
+            sa.text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))"), {"key": lock_key(birth_date)},
         )

@@ -11,7 +11,8 @@ committed registration of that birth date), then ``COMMIT`` (or ``ROLLBACK`` for
 The statements go through the process's one engine (``shared.db``): the pool, the discard of a
 connection left out of step and the transient-error → 503 mapping all apply. The fixed texts (read,
 registration) run as statements prepared once per connection (``PREPARED``): one Bind/Execute/Sync
-exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per request. The JSON is the same
+exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per
+request. Searches are not prepared (``services.search.search_page`` says why). The JSON is the
 document ``schemas.patients.Patient`` dumps (``test_patient_sql.py`` compares them byte for byte).
 """
 
@@ -56,12 +57,40 @@ _listening: weakref.WeakSet[Engine] = weakref.WeakSet()
 _listen_lock = threading.Lock()
 
 
+# A statement planned for its values each time (searches), sent in one round trip instead of three.
+PIPELINED = {"patient_sql_pipelined": True}
+
+
+def _execute_pipelined(con: Any, sql: str, parameters: Any) -> Any:
+    """An unnamed statement as Parse, Bind, Describe (portal), Execute and Sync in one round trip:
+    pg8000's own ``execute_unnamed`` waits for the server after Parse and after Describe. The
+    server plans an unnamed statement at Bind with the values (a custom plan, always)."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    params = core.make_params(con.py_types, parameters)
+    for value in params:  # fail before anything is written, so the connection stays in step
+        if value is not None:
+            value.encode(con._client_encoding)
+    con.send_PARSE(core.NULL_BYTE, sql, ())
+    con.send_BIND(core.NULL_BYTE, params)
+    con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+    con.send_EXECUTE()
+    core._write(con._sock, core.SYNC_MSG)
+    core._flush(con._sock)
+    result = core.Context(sql)
+    con.handle_messages(result)
+    return result
+
+
 def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
     """SQLAlchemy's ``do_execute`` hook: a statement executed with ``PREPARED`` runs as a named
     statement that pg8000 prepared on this connection the first time (kept with the connection,
-    so a discarded connection takes its statements along). Anything else: False, pg8000 as usual.
-    Errors leave as pg8000's cursor raises them, through SQLAlchemy's handling (``shared.db``)."""
-    if not context.execution_options.get("patient_sql_prepared"):
+    so a discarded connection takes its statements along); with ``PIPELINED``, unnamed in one
+    round trip. Anything else: False, pg8000 as usual. Errors leave as pg8000's cursor raises
+    them, through SQLAlchemy's handling (``shared.db``)."""
+    options = context.execution_options
+    pipelined = options.get("patient_sql_pipelined", False)
+    if not (pipelined or options.get("patient_sql_prepared")):
         return False
     import pg8000.legacy as legacy  # noqa: PLC0415
 
@@ -70,6 +99,10 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any
     try:
         if not con._in_transaction and not con.autocommit:
             con.execute_simple("begin transaction")
+        if pipelined:
+            result = _execute_pipelined(con, legacy.convert_paramstyle("format", statement, ())[0], parameters)
+            cursor._context, cursor._row_iter = result, iter(result.rows or [])
+            return True
         entry = prepared.get(statement)
         if entry is None:
             sql = legacy.convert_paramstyle("format", statement, ())[0]
@@ -83,8 +116,9 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any
     except legacy.DatabaseError as exc:
         prepared.pop(statement, None)  # prepared again next time (a dropped statement, a changed schema)
         msg = exc.args[0] if exc.args else None
-        if isinstance(msg, dict):
-            raise (legacy.IntegrityError if msg.get("C") == "23505" else legacy.ProgrammingError)(msg) from None
+        if isinstance(msg, dict):  # the classes pg8000's own cursor raises for a server error
+            kind = {"28000": legacy.InterfaceError, "23505": legacy.IntegrityError}.get(msg.get("C"), legacy.ProgrammingError)
+            raise kind(msg) from None
         raise
     cursor._context = result
     cursor._row_iter = iter(result.rows or [])
@@ -212,11 +246,11 @@ _REGISTER = (
 def _lock_and_mrn(birth_date: date) -> str:
     """``BEGIN``, the birth-date lock of ``services.duplicates.lock_birth_date`` and the next MRN
     number, in one simple-protocol round trip. The key is inlined (the simple protocol takes no
-    parameters): a ``date``'s ISO form is digits and hyphens only."""
+    parameters): an integer computed from the date, so the text holds no birth date."""
     if not isinstance(birth_date, date):
         raise TypeError("birth_date must be a date")
     key = lock_key(birth_date)
-    return f"BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('{key}', 0)), nextval('patient_mrn_seq')"
+    return f"BEGIN; SELECT pg_advisory_xact_lock({int(key)}::bigint), nextval('patient_mrn_seq')"
 
 
 def register_patient(principal: Principal, data: PatientCreate, *, origin: str = "api",

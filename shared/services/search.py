@@ -10,6 +10,7 @@ the plans; ``tests/integration/registry/test_search_plans.py`` checks them.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -92,34 +93,30 @@ def build_search(q: PatientSearchQuery, after: tuple[Any, uuid.UUID] | None = No
 _KEYS = sa.table("patients", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
 
 
-def page_statement(principal: Principal, q: PatientSearchQuery) -> sa.Select[Any]:
-    """The one statement of a search: the page (``build_search``, keys only) as a CTE, the audit
-    insert of what it shows, and one row of (documents as a JSON array, whether the cursor is valid).
-    A cursor whose patient is gone makes the audit insert write nothing."""
+@functools.cache
+def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
+    """Everything of a search's statement but the page: built once per process (values are named
+    parameters, ``_values``), the page CTE is added per request and referenced here by name."""
     from shared.services.patient_sql import patient_json  # noqa: PLC0415
 
-    valid: sa.ColumnElement[bool] = sa.true()
-    after = None
-    if q.cursor:
-        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
-        last = _KEYS.alias("cursor_row")
-        after = (sa.select(last.c.family_norm).where(last.c.id == last_id).scalar_subquery(), last_id)
-        valid = sa.exists().where(last.c.id == last_id)
-    # The page is keys only (fewer columns for SQLAlchemy to proxy on every request); the documents
-    # join the page's few rows back to patients by primary key.
-    page = build_search(q, after).with_only_columns(Patient.id, Patient.family_norm).cte("page")
+    page = sa.table("page", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
     order = (page.c.family_norm, page.c.id)
-    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(q.limit).scalar_subquery())
-                      .label("ids")).cte("shown")
+    valid: sa.ColumnElement[bool] = sa.true()
+    if with_cursor:
+        last = _KEYS.alias("cursor_row")
+        valid = sa.exists().where(last.c.id == sa.bindparam("s_cursor_id", type_=sa.Uuid()))
+    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(sa.bindparam("s_limit", type_=sa.Integer()))
+                                    .scalar_subquery()).label("ids")).cte("shown")
     table = AuditEntry.__table__
     audit_row = sa.insert(table).from_select(
         ["at", "principal", "principal_id", "action", "patient_ids", "request_id", "outcome", "details"],
         sa.select(
-            sa.literal(utcnow(), table.c.at.type), sa.literal(principal.name, table.c.principal.type),
-            sa.literal(principal.key_id, table.c.principal_id.type), sa.literal("patient.search", table.c.action.type),
-            shown.c.ids, sa.literal(current_request_id(), table.c.request_id.type),
-            sa.literal("success", table.c.outcome.type),
-            sa.func.jsonb_build_object("params", sa.literal(q.used(), JSONB), "returned", sa.func.cardinality(shown.c.ids)),
+            sa.bindparam("s_at", type_=table.c.at.type), sa.bindparam("s_principal", type_=table.c.principal.type),
+            sa.bindparam("s_principal_id", type_=table.c.principal_id.type),
+            sa.literal("patient.search", table.c.action.type), shown.c.ids,
+            sa.bindparam("s_request_id", type_=table.c.request_id.type), sa.literal("success", table.c.outcome.type),
+            sa.func.jsonb_build_object("params", sa.bindparam("s_params", type_=JSONB),
+                                       "returned", sa.func.cardinality(shown.c.ids)),
         ).where(valid),
     ).cte("audit")
     found = _KEYS.alias("found")
@@ -129,7 +126,27 @@ def page_statement(principal: Principal, q: PatientSearchQuery) -> sa.Select[Any
         .select_from(page.join(found, found.c.id == page.c.id))
         .scalar_subquery()
     )
-    return sa.select(items, valid).add_cte(audit_row)
+    return sa.select(items, valid), audit_row
+
+
+def page_statement(principal: Principal, q: PatientSearchQuery) -> tuple[sa.Select[Any], dict[str, Any]]:
+    """The one statement of a search and its named values: the page (``build_search``, keys only)
+    as a CTE, the audit insert of what it shows, and one row of (documents as a JSON array, whether
+    the cursor is valid). A cursor whose patient is gone makes the audit insert write nothing."""
+    after = None
+    values: dict[str, Any] = {"s_limit": q.limit, "s_at": utcnow(), "s_principal": principal.name,
+                              "s_principal_id": principal.key_id, "s_request_id": current_request_id(),
+                              "s_params": q.used()}
+    if q.cursor:
+        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
+        last = _KEYS.alias("cursor_row")
+        after = (sa.select(last.c.family_norm).where(last.c.id == last_id).scalar_subquery(), last_id)
+        values["s_cursor_id"] = last_id
+    # The page is keys only (fewer columns for SQLAlchemy to proxy on every request); the documents
+    # join the page's few rows back to patients by primary key.
+    page = build_search(q, after).with_only_columns(Patient.id, Patient.family_norm).cte("page")
+    outer, audit_row = _outer(after is not None)
+    return outer.add_cte(page, audit_row), values  # the page first: the others read it
 
 
 def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
@@ -140,12 +157,13 @@ def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[
     Not a prepared statement: after five executions PostgreSQL may switch a prepared statement to
     a generic plan, and for searches that plan (values and LIMIT unknown) scans the patients table
     sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
-    tests' data). An unnamed statement is planned for its values every time."""
-    from shared.services.patient_sql import autocommit  # noqa: PLC0415
+    tests' data). An unnamed statement is planned for its values every time; it is sent in one
+    round trip (``patient_sql.PIPELINED``) rather than pg8000's three."""
+    from shared.services.patient_sql import PIPELINED, autocommit  # noqa: PLC0415
 
-    statement = page_statement(principal, q)
+    statement, values = page_statement(principal, q)
     with autocommit() as conn:
-        docs, ok = conn.execute(statement).one()
+        docs, ok = conn.execute(statement, values, execution_options=PIPELINED).one()
     if not ok:
         raise cursor.invalid()
     more = len(docs) > q.limit

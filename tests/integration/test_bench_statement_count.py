@@ -48,3 +48,29 @@ def test_prepared_statement_is_one_round_trip_per_execution(database_url):
     finally:
         stop_counting()
         conn.close()
+
+
+def test_a_statement_sent_by_parts_counts_once(database_url):
+    """shared.services.patient_sql's pipelined search writes Parse, Bind, Describe, Execute and Sync
+    itself: one statement, one round trip (a prepare's Parse is not a statement run)."""
+    from pg8000 import core  # noqa: PLC0415
+
+    conn = pg8000.native.Connection(**_kwargs(database_url))
+    try:
+        statement = conn.prepare("SELECT :x::int * 3")
+        counter = {"statements": 0, "round_trips": 0}
+        count_statements(counter)
+        context = core.Context("SELECT 7")
+        conn.send_PARSE(core.NULL_BYTE, "SELECT 7", ())
+        conn.send_BIND(core.NULL_BYTE, ())
+        conn._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+        conn.send_EXECUTE()
+        core._write(conn._sock, core.SYNC_MSG)
+        core._flush(conn._sock)
+        conn.handle_messages(context)
+        assert context.rows == [[7]]
+        assert statement.run(x=2) == [[6]]
+        assert counter == {"statements": 2, "round_trips": 2}
+    finally:
+        stop_counting()
+        conn.close()

@@ -120,3 +120,20 @@ def test_a_database_not_accepting_connections_is_transient_and_a_statement_55000
         assert raised.value.orig.args[0]["C"] == "55000" and not is_transient_db_error(raised.value)
     finally:
         engine.dispose()
+
+
+def test_a_tcp_connection_sends_without_delay(database_url: str):
+    """TCP_NODELAY on every pooled TCP connection: without it, a statement larger than pg8000's write
+    buffer waited ~40 ms for the server's delayed ACK."""
+    import socket  # noqa: PLC0415
+
+    engine = make_engine(database_url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            sock = conn.connection.dbapi_connection._usock
+            if sock.family not in (socket.AF_INET, socket.AF_INET6):
+                pytest.fail(f"the test database is reached over {sock.family!r}, not TCP")
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()

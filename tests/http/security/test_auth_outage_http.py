@@ -6,25 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
 import sqlalchemy as sa
 
-from shared.auth import clear_key_cache
-from shared.settings import reset_settings
 from tests.conftest import auth
 from tests.support.database import refusing_connections
-
-
-@pytest.fixture()
-def key_cache_on(monkeypatch):
-    """The production key cache (API_KEY_CACHE_SECONDS well above the test's duration)."""
-    monkeypatch.setenv("API_KEY_CACHE_SECONDS", "300")
-    reset_settings()
-    clear_key_cache()
-    yield
-    monkeypatch.undo()
-    reset_settings()
-    clear_key_cache()
 
 
 def test_a_failed_key_lookup_is_503_and_not_cached(client, database_url, make_token, key_cache_on):

@@ -1,6 +1,5 @@
 """Idempotence: by Pub/Sub messageId and by (MSH-4, MSH-10); copies at the same moment have one effect."""
 
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -10,6 +9,7 @@ import sqlalchemy as sa
 from shared.db import unit_of_work
 from shared.models import LabOrder, LabResult, LisMessage, OutboxEvent, Patient, PatientIdentifier
 from tests.support import lis_db
+from tests.support.concurrency import at_once
 from tests.support.lis_ingest import Feed, deliver, hl7, one
 
 
@@ -19,21 +19,7 @@ def _oru(f: Feed, mrn: str = "MRN1", order: str = "ORD1", value: str = "4.2", co
 
 
 def _at_once(n: int, work: Callable[[int], object]) -> list[object]:
-    barrier = threading.Barrier(n)
-    results: list[object] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = work(i)
-        except BaseException as exc:  # noqa: BLE001 — reported by the assertion below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    results = at_once(n, work, timeout=120)
     assert not [r for r in results if isinstance(r, BaseException)], results
     return results
 

@@ -17,6 +17,7 @@ from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
 from shared.models import AuditEntry, OutboxEvent, Patient, PatientIdentifier, PatientNameToken, ResourceVersion
 from shared.schemas.patients import PatientCreate
 from shared.services import patient_sql, patients
+from tests.support.concurrency import at_once
 
 CLERK = Principal(key_id=None, name="test:clerk", scopes=frozenset({"patients:write"}))
 
@@ -187,34 +188,37 @@ def test_concurrent_registrations_of_the_same_person_register_once_on_either_pat
     """The CTE path takes the ORM path's birth-date lock before its statement's snapshot: of
     concurrent registrations of one person (no identifier to collide on), one is created and every
     other sees it as a probable duplicate, whichever path each took."""
-    import threading
-
     family, n = "Sql" + uuid.uuid4().hex[:10], 6
-    barrier = threading.Barrier(n)
-    outcomes: list = [None] * n
 
     def data() -> PatientCreate:
         return body(name={"family": family, "given": ["Noa"]}, birth_date="1990-01-01", phone=None, email=None,
                     identifiers=[])
 
-    def register(i: int) -> None:
-        barrier.wait()
-        try:
-            if i % 3:
-                outcomes[i] = uuid.UUID(patient_sql.register_patient(CLERK, data(), reject_duplicates=True)["id"])
-            else:
-                with unit_of_work() as uow:
-                    outcomes[i] = patients.register_patient(uow, CLERK, data(), reject_duplicates=True).id
-        except ProbableDuplicate as exc:
-            outcomes[i] = exc
+    def register(i: int) -> uuid.UUID:
+        if i % 3:
+            return uuid.UUID(patient_sql.register_patient(CLERK, data(), reject_duplicates=True)["id"])
+        with unit_of_work() as uow:
+            return patients.register_patient(uow, CLERK, data(), reject_duplicates=True).id
 
-    threads = [threading.Thread(target=register, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    outcomes = at_once(n, register)
     created = [o for o in outcomes if isinstance(o, uuid.UUID)]
     assert len(created) == 1, outcomes
     refused = [o for o in outcomes if isinstance(o, ProbableDuplicate)]
     assert len(refused) == n - 1 and all(r.extensions["candidate_ids"] == [str(created[0])] for r in refused)
     assert [p.id for p in rows(Patient, Patient.family == family)] == created
+
+
+def test_a_pipelined_statement_that_fails_leaves_its_connection_in_step(database_url):
+    """Parse, Bind, Describe, Execute and Sync go out together: after the server's error (or a value
+    pg8000 cannot encode, refused before anything is sent) the connection still answers its own."""
+    with patient_sql.autocommit() as conn:
+        driver = conn.connection.driver_connection
+        with pytest.raises(sa.exc.DBAPIError, match="22012"):
+            conn.exec_driver_sql("SELECT 1 / %s::int", (0,), patient_sql.PIPELINED)
+        assert conn.exec_driver_sql("SELECT %s::int + 1, %s::text", (41, "zoë"), patient_sql.PIPELINED).one() == (42, "zoë")
+        with pytest.raises(UnicodeEncodeError):
+            conn.exec_driver_sql("SELECT %s::text", ("\ud800",), patient_sql.PIPELINED)
+    with patient_sql.autocommit() as conn:
+        assert conn.connection.driver_connection is not driver or conn.exec_driver_sql("SELECT 7").scalar() == 7
+        assert conn.exec_driver_sql("SELECT %s::text", ("ok",), patient_sql.PIPELINED).scalar() == "ok"
+        assert conn.exec_driver_sql("SELECT 1 WHERE false", (), patient_sql.PIPELINED).first() is None
