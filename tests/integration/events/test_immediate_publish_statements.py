@@ -204,3 +204,20 @@ def test_concurrent_immediate_publishes_and_sweeps_send_every_event_once_in_each
         mine = [ids.index(i) for i in sent if ids.index(i) % 4 == p]
         assert mine == sorted(mine)
     assert all(r.published_at is not None and r.attempts == 1 for r in outbox_rows(ids).values())
+
+
+class Broken(Capturing):
+    def publish_many(self, events, *, timeout, deadline):  # noqa: ANN001, ANN201
+        raise RuntimeError("adapter bug")
+
+
+def test_an_adapter_that_raises_leaves_the_rows_unlocked_and_untouched_and_the_connection_clean(use_sink):
+    [event_id] = unpublished((REG, uuid.uuid4()))
+    assert publish_committed([event_id], publisher=Broken()) is None  # never raises into the caller
+    row = outbox_rows([event_id])[event_id]
+    assert (row.published_at, row.attempts, row.last_error) == (None, 0, None)
+    with get_engine().connect() as conn:  # the pooled connection is back outside a transaction
+        assert conn.connection.driver_connection._in_transaction is False
+    publisher = Capturing()
+    assert publish_committed([event_id], publisher=publisher).published == 1  # the claim's lock was released
+    assert len(publisher.sent) == 1
