@@ -25,6 +25,8 @@ _trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id
 _span_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("span_id", default=None)
 
 _configured = False
+# One encoder for every line: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 # Terminal colour/style sequences (Werkzeug styles its lines): never inside a JSON line.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -80,7 +82,7 @@ class CloudLoggingFormatter(logging.Formatter):
                     entry[key] = value
         if record.exc_info:
             entry["error"] = _safe_traceback(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
 
 
 def configure_logging() -> None:
