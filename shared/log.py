@@ -103,6 +103,15 @@ def configure_logging() -> None:
     _configured = True
 
 
+def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """``logger.info(message, extra={"fields": fields})`` without looking up the caller's frame: a
+    line of ours never prints its source location, and ``findCaller`` walks the stack on every call
+    (the api's per-request line is logged on every request)."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None,
+                                        extra={"fields": fields}))
+
+
 def get_logger(name: str) -> logging.Logger:
     configure_logging()
     return logging.getLogger(name)

@@ -22,7 +22,7 @@ from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, Se
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
 from shared.http.routing import NO_STORE, Route, error_renderer_for, match, route_for
-from shared.log import get_logger
+from shared.log import get_logger, info_fields
 from shared.telemetry import spans
 
 log = get_logger("patient_mgt.http")
@@ -71,12 +71,9 @@ def handle(request: Request) -> Response:
     response.headers["X-Request-Id"] = request_id
     response.headers["Cache-Control"] = _cache_control(matched, response)
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    log.info(
-        "request",
-        extra={"fields": {"httpRequest": {"requestMethod": request.method, "status": response.status_code,
-                                          "latency": f"{duration_ms / 1000:.4f}s"},
-                          "route": _template(matched), "principal": principal.name}},
-    )
+    info_fields(log, "request", {"httpRequest": {"requestMethod": request.method, "status": response.status_code,
+                                                 "latency": f"{duration_ms / 1000:.4f}s"},
+                                 "route": _template(matched), "principal": principal.name})
     spans.finish_server(span, request.method, _template(matched), response.status_code)
     return response
 
