@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from shared.db import UnitOfWork, unit_of_work
+from shared.db import UnitOfWork, get_engine
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 from shared.log import get_logger
 from shared.models import ApiKey
@@ -116,6 +116,23 @@ def clear_key_cache() -> None:
     _cache.clear()
 
 
+_LOOKUP = sa.select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(
+    ApiKey.token_hash == sa.bindparam("digest"))
+
+
+def _lookup(digest: bytes) -> sa.Row | None:
+    """The key's row, in one statement on a pooled connection in the driver's autocommit mode: a
+    read-only lookup needs no transaction, so no BEGIN/COMMIT round trips and no ORM session (as
+    ``services.patient_sql.autocommit`` does; the flag is reset before the connection goes back)."""
+    with get_engine().connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.autocommit = True  # type: ignore[union-attr]
+        try:
+            return conn.execute(_LOOKUP, {"digest": digest}).first()
+        finally:
+            driver.autocommit = False  # type: ignore[union-attr]
+
+
 def authenticate(authorization: str | None) -> Principal:
     """The principal behind an ``Authorization: Bearer <token>`` header, or :class:`Unauthorized`."""
     if not authorization:
@@ -129,10 +146,7 @@ def authenticate(authorization: str | None) -> Principal:
     hit, principal = _cache.get(digest, ttl)
     if not hit:
         try:
-            with unit_of_work() as uow:
-                row = uow.session.execute(
-                    sa.select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(ApiKey.token_hash == digest)
-                ).first()
+            row = _lookup(digest)
         except Exception as exc:  # noqa: BLE001 — the key may well be valid: never a 401, never cached
             log.warning("api key lookup failed", extra={"fields": {"error_type": type(exc).__name__}})
             raise ServiceUnavailable("Authentication is unavailable; retry shortly") from None

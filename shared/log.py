@@ -25,6 +25,8 @@ _trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id
 _span_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("span_id", default=None)
 
 _configured = False
+# One encoder for every line: json.dumps with these options builds a new one per call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 # Terminal colour/style sequences (Werkzeug styles its lines): never inside a JSON line.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 
@@ -80,7 +82,7 @@ class CloudLoggingFormatter(logging.Formatter):
                     entry[key] = value
         if record.exc_info:
             entry["error"] = _safe_traceback(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _ENCODER.encode(entry)
 
 
 def configure_logging() -> None:
@@ -99,6 +101,15 @@ def configure_logging() -> None:
     for noisy in ("sqlalchemy", "botocore", "urllib3", "google", "alembic", "watchdog"):
         logging.getLogger(noisy).setLevel(logging.ERROR if noisy == "watchdog" else logging.WARNING)
     _configured = True
+
+
+def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """``logger.info(message, extra={"fields": fields})`` without looking up the caller's frame: a
+    line of ours never prints its source location, and ``findCaller`` walks the stack on every call
+    (the api's per-request line is logged on every request)."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None,
+                                        extra={"fields": fields}))
 
 
 def get_logger(name: str) -> logging.Logger:

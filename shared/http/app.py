@@ -21,8 +21,8 @@ from shared.db import is_transient_db_error, unit_of_work
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
-from shared.http.routing import NO_STORE, Route, error_renderer_for, route_for, url_map
-from shared.log import get_logger
+from shared.http.routing import NO_STORE, Route, error_renderer_for, match, route_for
+from shared.log import get_logger, info_fields
 from shared.telemetry import spans
 
 log = get_logger("patient_mgt.http")
@@ -45,7 +45,7 @@ def handle(request: Request) -> Response:
     principal = ANONYMOUS
     try:
         try:
-            endpoint, args = url_map().bind_to_environ(request.environ).match()
+            endpoint, args = match(request.method, request.path)
         except WzNotFound:
             raise NotFound("No such route") from None
         except WzMethodNotAllowed as exc:
@@ -71,12 +71,9 @@ def handle(request: Request) -> Response:
     response.headers["X-Request-Id"] = request_id
     response.headers["Cache-Control"] = _cache_control(matched, response)
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
-    log.info(
-        "request",
-        extra={"fields": {"httpRequest": {"requestMethod": request.method, "status": response.status_code,
-                                          "latency": f"{duration_ms / 1000:.4f}s"},
-                          "route": _template(matched), "principal": principal.name}},
-    )
+    info_fields(log, "request", {"httpRequest": {"requestMethod": request.method, "status": response.status_code,
+                                                 "latency": f"{duration_ms / 1000:.4f}s"},
+                                 "route": _template(matched), "principal": principal.name})
     spans.finish_server(span, request.method, _template(matched), response.status_code)
     return response
 
@@ -105,7 +102,7 @@ def _template(route: Route | None) -> str:
 def _audit_failure(route: Route, principal: Principal, error: DomainError, request: Request) -> None:
     """Refused or failed access to patient data is audited too, in its own transaction."""
     # Only the patient the route names: other ids in a path (dead letters, orders) are not patients.
-    view_args = url_map().bind_to_environ(request.environ).match()[1]
+    view_args = match(request.method, request.path)[1]
     patient_ids = [view_args["patient_id"]] if isinstance(view_args.get("patient_id"), uuid.UUID) else []
     try:
         with unit_of_work() as uow:

@@ -24,6 +24,8 @@ from shared.http.routing import Route
 from shared.settings import get_settings
 
 M = TypeVar("M", bound=BaseModel)
+# json.dumps(payload, default=str) builds an encoder per call; this is that encoder, built once.
+_ENCODER = json.JSONEncoder(default=str)
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,9})"\s*$')
 
 
@@ -114,7 +116,7 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     if isinstance(payload, BaseModel):
         body = payload.model_dump_json()
     else:
-        body = json.dumps(payload, default=str)
+        body = _ENCODER.encode(payload)
     response = Response(body, status=status, mimetype="application/json")
     for key, value in (headers or {}).items():
         response.headers[key] = value

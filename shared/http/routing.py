@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, MapAdapter, Rule
 
 if TYPE_CHECKING:
     from flask import Response
@@ -118,6 +118,7 @@ def route(method: str, path: str, *, scope: str | None, summary: str, **kwargs: 
 
 
 _map: Map | None = None
+_adapter: tuple[Map, MapAdapter] | None = None
 _by_endpoint: dict[str, Route] = {}
 
 
@@ -132,6 +133,21 @@ def url_map() -> Map:
                  for endpoint, (method, path) in paths.items()]
         current = _map = Map(rules, strict_slashes=False, merge_slashes=False)
     return current
+
+
+def match(method: str, path: str) -> tuple[str, dict[str, Any]]:
+    """(endpoint, arguments) of the rule ``method path`` matches, or werkzeug's NotFound/MethodNotAllowed.
+
+    One adapter per map, bound once: the rules match on path and method only (no host, no
+    subdomain, no redirects: ``strict_slashes`` is off), so binding to each request's environ (its
+    host and script name decoded on every request) bought nothing. Matching does not change the
+    adapter, so the request threads share it."""
+    global _adapter
+    current = url_map()
+    bound = _adapter
+    if bound is None or bound[0] is not current:
+        bound = _adapter = (current, current.bind("localhost"))
+    return bound[1].match(path, method)
 
 
 def route_for(endpoint: str) -> Route:

@@ -107,6 +107,8 @@ def start_server(method: str, headers: Mapping[str, str], request_id: str) -> Ac
 
 def finish_server(span: ActiveSpan, method: str, route_template: str, status: int) -> None:
     """End the request's span and record its duration under its route template (never its path)."""
+    if span.otel is None and not instruments.enabled():
+        return  # no exporter configured: nothing would record, so build no attributes either
     method = method_label(method)
     instruments.HTTP_DURATION.record(time.perf_counter() - span.started, {
         "http.request.method": method, "http.route": route_template, "http.response.status_class": labels.status_class(status)})

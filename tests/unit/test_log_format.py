@@ -34,3 +34,33 @@ def test_terminal_colour_codes_never_reach_a_json_line():
     out = CloudLoggingFormatter().format(record)
     assert "\x1b" not in out and "\\u001b" not in out
     assert json.loads(out)["message"] == " * Detected change, reloading"
+
+
+def test_info_fields_writes_the_line_logger_info_writes_and_honours_the_level():
+    from shared.log import info_fields  # noqa: PLC0415
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(CloudLoggingFormatter().format(record))
+
+    logger = logging.getLogger("test.info_fields")
+    handler = Collect()
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        bind_request("req-2", "c" * 32, "d" * 16)
+        fields = {"route": "/patients/<uuid:patient_id>", "httpRequest": {"status": 200}, "principal": "k"}
+        logger.setLevel(logging.INFO)
+        logger.info("request", extra={"fields": fields})
+        info_fields(logger, "request", fields)
+        logger.setLevel(logging.WARNING)
+        info_fields(logger, "request", fields)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    first.pop("time"), second.pop("time")
+    assert first == second and second["route"] == "/patients/<uuid:patient_id>" and second["request_id"] == "req-2"

@@ -108,3 +108,21 @@ def test_a_search_page_after_a_cursor_is_still_one_statement(client, make_token,
     assert second.status_code == 200 and len(second.get_json()["items"]) == 1
     assert {p["id"] for p in first["items"]}.isdisjoint(p["id"] for p in second.get_json()["items"])
     assert counts == {"statements": 1, "round_trips": ROUND_TRIPS["search"]}
+
+
+def test_a_key_cache_miss_is_one_statement_and_one_round_trip(client, make_token, key_cache_on):
+    from shared.auth import clear_key_cache  # noqa: PLC0415
+
+    token = make_token("patients:read")
+    assert client.get("/patients?name=nobody-here", headers=auth(token)).status_code == 200  # SQL compiled
+    clear_key_cache()
+    with counting() as counts:
+        answered = client.get("/patients?name=nobody-here", headers=auth(token))
+    assert answered.status_code == 200
+    # the key lookup (no BEGIN/COMMIT: autocommit) and the search
+    assert counts["statements"] == 1 + BUDGET["search"]
+    # pg8000's unnamed statement: parse, describe + bind, execute; no BEGIN or COMMIT round trip
+    assert counts["round_trips"] == 3 + ROUND_TRIPS["search"]
+    with counting() as counts:
+        assert client.get("/patients?name=nobody-here", headers=auth(token)).status_code == 200  # cached now
+    assert counts == {"statements": BUDGET["search"], "round_trips": ROUND_TRIPS["search"]}

@@ -67,3 +67,27 @@ def test_a_request_imports_only_the_module_of_its_route():
     assert result["after"] == ["shared.api.fhir_routes", "shared.api.health", "shared.api.index"]
     assert result["fhir_status"] == 404
     assert result["fhir_type"].startswith("application/fhir+json")
+
+
+def test_match_follows_the_table_when_a_route_registers_after_the_first_dispatch():
+    import uuid  # noqa: PLC0415
+
+    import pytest  # noqa: PLC0415
+    from werkzeug.exceptions import MethodNotAllowed, NotFound  # noqa: PLC0415
+
+    pid = uuid.uuid4()
+    assert routing.match("GET", f"/patients/{pid}/") == ("GET /patients/<uuid:patient_id>", {"patient_id": pid})
+    with pytest.raises(NotFound):
+        routing.match("GET", "/patients/not-a-uuid")
+    with pytest.raises(MethodNotAllowed):
+        routing.match("PUT", "/healthz")
+    path = f"/test-only-{uuid.uuid4().hex}"
+    with pytest.raises(NotFound):
+        routing.match("GET", path)
+    handler = routing.route("GET", path, scope=None, summary="test only")(lambda ctx: None)
+    try:
+        assert routing.match("GET", path) == (f"GET {path}", {})
+    finally:
+        routing.ROUTES[:] = [r for r in routing.ROUTES if r.handler is not handler]
+        routing._by_endpoint.pop(f"GET {path}", None)
+        routing._map = None
