@@ -97,6 +97,11 @@ def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
         # connection left out of step by a driver-side error is discarded by the handle_error hook.
         pool_pre_ping=False,
         pool_recycle=1800,
+        # Last in, first out: a request takes the connection used last — its statements already
+        # prepared (shared.services.patient_sql prepares per connection), and the pool's other
+        # connections stay idle instead of being cycled, so a discarded one is reopened only when
+        # concurrency needs it.
+        pool_use_lifo=True,
         # pg8000: fail fast when the server is down instead of waiting on the OS timeout.
         connect_args={"timeout": 5},
     )

@@ -137,3 +137,20 @@ def test_a_tcp_connection_sends_without_delay(database_url: str):
             assert conn.execute(sa.text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_the_pool_hands_out_the_connection_used_last(database_url: str):
+    """LIFO: one request after another on the same connection (its prepared statements), even when the
+    pool holds others; FIFO reopened a discarded slot under a request that needed no second connection."""
+    engine = make_engine(database_url, pool_size=3)
+    try:
+        with engine.connect() as a, engine.connect() as b:
+            pids = {a.execute(sa.text("SELECT pg_backend_pid()")).scalar(), b.execute(sa.text("SELECT pg_backend_pid()")).scalar()}
+        with engine.connect() as first:
+            used = first.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+        for _ in range(3):
+            with engine.connect() as again:
+                assert again.execute(sa.text("SELECT pg_backend_pid()")).scalar() == used
+        assert used in pids
+    finally:
+        engine.dispose()
