@@ -1,11 +1,12 @@
 """Apply the Alembic migrations under shared/migrations, safely twice and concurrently.
 
 A PostgreSQL advisory lock serialises concurrent runs (several pods starting, a Job and a
-developer): the second waits, then finds nothing to do.
+developer): the second waits (trying again and again, see `_lock`), then finds nothing to do.
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -44,6 +45,23 @@ def _with_ancestors(script: ScriptDirectory, heads: set[str]) -> set[str]:
     return {rev.revision for rev in script.iterate_revisions(tuple(heads), "base")}
 
 
+def _lock(conn: sa.Connection) -> None:
+    """Take the advisory lock, waiting between short tries rather than inside one statement.
+
+    A run blocked in ``pg_advisory_lock`` holds that statement's snapshot for as long as it waits,
+    and ``CREATE INDEX CONCURRENTLY`` in the running migration waits for every older snapshot to end
+    (shared.migrations.online.create_index): the two would wait for each other (deadlock detected).
+    Each try here is its own transaction, over at once."""
+    delay = 0.05
+    while True:
+        taken = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar()
+        conn.commit()
+        if taken:
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
 def migrate(engine: sa.Engine) -> list[str]:
     """Upgrade to every head. Returns every revision that ran, oldest first (empty when up to date).
 
@@ -51,8 +69,7 @@ def migrate(engine: sa.Engine) -> list[str]:
     (0002 … 0006) and the revisions chained after them all ran, though only the tips are heads.
     """
     with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
-        conn.commit()
+        _lock(conn)
         try:
             before = set(MigrationContext.configure(conn).get_current_heads())
             conn.commit()

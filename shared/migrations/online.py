@@ -33,9 +33,6 @@ BASELINE = frozenset({
     "0007_lis_topic_key", "0008_dead_letter_key_name", "0009_console", "0010_critical_alerts",
     "0010_lis_fidelity", "0011_version_field_sources", "0012_fhir_lab_search", "0013_order_lis_link",
     "0014_results_by_observation",
-    # Written in parallel with these rules (issue 20) and merged with them: plain DDL, left to be
-    # rewritten with the helpers below; every revision after them follows the rules.
-    "0015_i20_fhir_fidelity", "0016_i20_fhir_export",
 })
 LOCK_TIMEOUT_MS = 300
 LOCK_ATTEMPTS = 50

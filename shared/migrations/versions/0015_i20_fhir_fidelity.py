@@ -12,8 +12,10 @@ Revision ID: 0015_i20_fhir_fidelity
 Revises: 0014_results_by_observation
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
+from shared.migrations import online
 
 revision = "0015_i20_fhir_fidelity"
 down_revision = "0014_results_by_observation"
@@ -22,13 +24,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column("lab_results", sa.Column("observed_text", sa.String(length=32), nullable=True))
-    op.alter_column("patients", "preferred_language", existing_type=sa.String(length=35), nullable=True)
-    op.create_index("ix_lab_orders_parent_result_id", "lab_orders", ["parent_result_id"])
+    # Online (shared.migrations.online): a nullable column, a metadata-only DROP NOT NULL under a short
+    # lock_timeout with retries, the index built CONCURRENTLY and checked valid.
+    online.add_column("lab_results", sa.Column("observed_text", sa.String(length=32), nullable=True))
+    online.ddl("ALTER TABLE patients ALTER COLUMN preferred_language DROP NOT NULL")
+    online.create_index("ix_lab_orders_parent_result_id", "lab_orders", "parent_result_id")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_lab_orders_parent_result_id", table_name="lab_orders")
+    online.drop_index("ix_lab_orders_parent_result_id")
     op.execute("UPDATE patients SET preferred_language = 'en' WHERE preferred_language IS NULL")
     op.alter_column("patients", "preferred_language", existing_type=sa.String(length=35), nullable=False)
     op.drop_column("lab_results", "observed_text")
