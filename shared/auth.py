@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from shared.db import UnitOfWork, get_engine
+from shared.db import UnitOfWork, driver_autocommit
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 from shared.log import get_logger
 from shared.models import ApiKey
@@ -123,14 +123,9 @@ _LOOKUP = sa.select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).wh
 def _lookup(digest: bytes) -> sa.Row | None:
     """The key's row, in one statement on a pooled connection in the driver's autocommit mode: a
     read-only lookup needs no transaction, so no BEGIN/COMMIT round trips and no ORM session (as
-    ``services.patient_sql.autocommit`` does; the flag is reset before the connection goes back)."""
-    with get_engine().connect() as conn:
-        driver = conn.connection.driver_connection
-        driver.autocommit = True  # type: ignore[union-attr]
-        try:
-            return conn.execute(_LOOKUP, {"digest": digest}).first()
-        finally:
-            driver.autocommit = False  # type: ignore[union-attr]
+    ``db.driver_autocommit``)."""
+    with driver_autocommit() as conn:
+        return conn.execute(_LOOKUP, {"digest": digest}).first()
 
 
 def authenticate(authorization: str | None) -> Principal:

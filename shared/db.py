@@ -252,6 +252,23 @@ class UnitOfWork:
 
 
 @contextmanager
+def driver_autocommit() -> Iterator[sa.Connection]:
+    """A pooled connection on which pg8000 sends no BEGIN of its own: each statement commits on its
+    own, and one that carries its own ``BEGIN`` opens a transaction that leaving without ``COMMIT``
+    (an error) hands to the pool's reset, which rolls it back.
+
+    The driver's flag is switched directly: SQLAlchemy's ``isolation_level`` option would reset the
+    connection with three statements on its way back to the pool. The flag is reset before then."""
+    with get_engine().connect() as conn:
+        driver = conn.connection.driver_connection
+        driver.autocommit = True  # type: ignore[union-attr]
+        try:
+            yield conn
+        finally:
+            driver.autocommit = False  # type: ignore[union-attr]
+
+
+@contextmanager
 def unit_of_work() -> Iterator[UnitOfWork]:
     get_engine()
     assert _session_factory is not None

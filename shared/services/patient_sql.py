@@ -32,7 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from shared.auth import Principal
-from shared.db import get_engine
+from shared.db import driver_autocommit, get_engine
 from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
 from shared.log import current_request_id
 from shared.models import MRN_SYSTEM
@@ -127,25 +127,16 @@ def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any
 
 @contextmanager
 def autocommit() -> Iterator[sa.Connection]:
-    """A pooled connection whose statements each commit on their own (no BEGIN round trip).
-
-    The driver's flag is switched directly: SQLAlchemy's ``isolation_level`` option would reset the
-    connection with three statements on its way back to the pool. An explicit ``BEGIN`` sent on it
-    still opens a transaction, which closing the connection rolls back unless it was committed.
-    """
+    """``db.driver_autocommit`` with this module's prepared statements: the engine's ``do_execute``
+    hook (``_execute_prepared``) installed once."""
     engine = get_engine()
     if engine not in _listening:
         with _listen_lock:
             if engine not in _listening:
                 event.listen(engine, "do_execute", _execute_prepared)
                 _listening.add(engine)
-    with engine.connect() as conn:
-        driver = conn.connection.driver_connection
-        driver.autocommit = True  # type: ignore[union-attr]
-        try:
-            yield conn
-        finally:
-            driver.autocommit = False  # type: ignore[union-attr]
+    with driver_autocommit() as conn:
+        yield conn
 
 
 def _timestamp(col: str) -> str:

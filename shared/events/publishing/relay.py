@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from typing import Any
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from shared.db import get_engine, unit_of_work
+from shared.db import driver_autocommit, unit_of_work
 from shared.events.publishing import NOT_ATTEMPTED, Publisher, publisher_from_settings
 from shared.events.publishing.envelope import from_outbox_row
 from shared.log import get_logger
@@ -84,17 +84,12 @@ def publish_batch(
         outcomes = publisher.publish_many([from_outbox_row(r) for r in sendable], timeout=timeout, deadline=deadline)
         published: list[uuid.UUID] = []
         for row, outcome in zip(sendable, outcomes, strict=True):
-            if outcome is None:
+            code = _tally(result, row, outcome)
+            if code is None:
                 published.append(row.id)
                 continue
-            if row.subject is not None:
-                result.blocked_subjects.add(row.subject)
-            if outcome.code in NOT_ATTEMPTED:
-                result.deferred += 1
+            if code in NOT_ATTEMPTED:
                 continue
-            result.failed += 1
-            result.failed_ids.add(row.id)
-            result.errors[outcome.code] = result.errors.get(outcome.code, 0) + 1
             uow.session.execute(
                 sa.update(OutboxEvent).where(OutboxEvent.id == row.id)
                 .values(attempts=OutboxEvent.attempts + 1, last_error=outcome.code)
@@ -107,6 +102,22 @@ def publish_batch(
             ).rowcount
             result.published = marked
     return result
+
+
+def _tally(result: BatchResult, row: Any, outcome: Any) -> str | None:
+    """Count one sent row's outcome into ``result``; returns None when the sink took it, else the
+    outcome's code (a code in NOT_ATTEMPTED: deferred, not an attempt). A failure blocks its subject."""
+    if outcome is None:
+        return None
+    if row.subject is not None:
+        result.blocked_subjects.add(row.subject)
+    if outcome.code in NOT_ATTEMPTED:
+        result.deferred += 1
+    else:
+        result.failed += 1
+        result.failed_ids.add(row.id)
+        result.errors[outcome.code] = result.errors.get(outcome.code, 0) + 1
+    return outcome.code
 
 
 def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
@@ -183,27 +194,13 @@ def _text_array(values: Iterable[str]) -> str:
     return "ARRAY[" + ",".join(quoted) + "]::text[]"
 
 
-@contextmanager
-def _explicit_transaction() -> Iterator[sa.Connection]:
-    """A pooled connection on which pg8000 sends no BEGIN of its own: the statements carry BEGIN and
-    COMMIT themselves. Leaving without COMMIT (an error) returns the connection in a transaction, which
-    the pool's reset rolls back, releasing the claim's locks."""
-    with get_engine().connect() as conn:
-        driver = conn.connection.driver_connection
-        driver.autocommit = True  # type: ignore[union-attr]
-        try:
-            yield conn
-        finally:
-            driver.autocommit = False  # type: ignore[union-attr]
-
-
 def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: float, deadline: float) -> BatchResult:
     """``publish_batch(publisher, ids=ids, limit=len(ids), …)`` in two statements and two round
     trips. They go as simple queries (no parameters: pg8000 then sends one Query message instead of
     three exchanges, and each carries its BEGIN or COMMIT along), so the ids and error codes are
     written into the text as literals (``_uuid_array``, ``_text_array``)."""
     result = BatchResult()
-    with _explicit_transaction() as conn:
+    with driver_autocommit() as conn:  # the statements carry BEGIN and COMMIT themselves
         rows = conn.exec_driver_sql(_CLAIM_COMMITTED.format(ids=_uuid_array(ids))).all()
         result.claimed = len(rows)
         sendable = []
@@ -220,20 +217,11 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
         sent_ids: list[uuid.UUID] = []
         errors: list[str] = []
         for row, outcome in zip(sendable, outcomes, strict=True):
-            if outcome is None:
-                sent_ids.append(row.id)
-                errors.append("")
+            code = _tally(result, row, outcome)
+            if code in NOT_ATTEMPTED:
                 continue
-            if row.subject is not None:
-                result.blocked_subjects.add(row.subject)
-            if outcome.code in NOT_ATTEMPTED:
-                result.deferred += 1
-                continue
-            result.failed += 1
-            result.failed_ids.add(row.id)
-            result.errors[outcome.code] = result.errors.get(outcome.code, 0) + 1
             sent_ids.append(row.id)
-            errors.append(outcome.code)
+            errors.append(code or "")  # "" marks it published
         if not sent_ids:
             conn.exec_driver_sql("COMMIT")
             return result
