@@ -45,3 +45,37 @@ def test_the_image_command_serves_without_a_gunicorn_control_socket(database_url
     assert code == 0
     lines = log_path.read_text().splitlines()
     assert lines and all(json.loads(line)["severity"] == "INFO" for line in lines), lines
+
+
+FROZEN_PROBE = '''
+import gc
+
+
+def frozen(request):
+    return {"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
+'''
+
+
+def test_the_worker_shares_the_masters_objects_frozen_out_of_the_garbage_collector(tmp_path):
+    """gunicorn's master imports the function, then forks the worker: what the master built before the
+    fork is frozen (``gc.freeze`` in the pre_fork hook), so the worker's collections leave those pages
+    shared. A worker that collected them would report nothing frozen."""
+    source = tmp_path / "frozen.py"
+    source.write_text(FROZEN_PROBE)
+    port = free_port()
+    env = {**os.environ, "HOME": str(tmp_path), "HOST": "127.0.0.1", "PORT": str(port), "THREADS": "2",
+           "FUNCTION_TARGET": "frozen", "FUNCTION_SOURCE": str(source), "FUNCTION_SIGNATURE_TYPE": "http"}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "shared.serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: proc.poll() is not None or _ready(f"http://127.0.0.1:{port}/"), what="the probe function")
+        assert proc.poll() is None, log_path.read_text()
+        counts = requests.get(f"http://127.0.0.1:{port}/", timeout=10).json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    # Everything gunicorn, Flask and functions-framework built in the master: tens of thousands of objects,
+    # the large share of what the worker tracks.
+    assert counts["frozen"] > 10_000, counts
+    assert counts["frozen"] > counts["tracked"], counts
