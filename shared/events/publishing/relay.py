@@ -16,7 +16,9 @@ two statements and two round trips on a connection of the process's one engine, 
 ``_CLAIM_COMMITTED`` (with its BEGIN) claims the committed rows and, in the same statement, tells
 which must wait for an older unpublished row of their subject outside the claim;
 ``_RECORD_OUTCOMES`` (with its COMMIT) marks the published rows and records the failed attempts.
-``tests/integration/events/test_immediate_publish_statements.py`` holds it to that. The sweeper's
+``tests/integration/events/test_immediate_publish_statements.py`` holds it to that. Requests that
+publish at the same moment share one claim, one record and one commit (``group``): a round for all
+of them, each answered with its own rows' outcome. The sweeper's
 ``publish_batch`` claims oldest-first batches with the ORM.
 """
 
@@ -33,6 +35,7 @@ import sqlalchemy as sa
 from shared.db import driver_autocommit, unit_of_work
 from shared.events.publishing import NOT_ATTEMPTED, Publisher, publisher_from_settings
 from shared.events.publishing.envelope import from_outbox_row
+from shared.events.publishing.group import group_for
 from shared.log import get_logger
 from shared.models import OutboxEvent
 
@@ -48,6 +51,37 @@ class BatchResult:
     failed_ids: set[uuid.UUID] = field(default_factory=set)
     blocked_subjects: set[str] = field(default_factory=set)
     errors: dict[str, int] = field(default_factory=dict)
+    # The immediate publish's outcome of each claimed row: (PUBLISHED, SENT, DEFERRED or FAILED, the
+    # error code, the subject), so a round run for several requests can answer each for its own rows.
+    fates: dict[uuid.UUID, tuple[str, str | None, str | None]] = field(default_factory=dict, repr=False)
+
+    def part(self, ids: Iterable[uuid.UUID]) -> BatchResult:
+        """This round's outcome for ``ids`` alone (rows it did not claim count nowhere)."""
+        out = BatchResult()
+        for row_id in ids:
+            fate = self.fates.get(row_id)
+            if fate is None:
+                continue
+            state, code, subject = fate
+            out.fates[row_id] = fate
+            out.claimed += 1
+            if state == PUBLISHED:
+                out.published += 1
+                continue
+            if state == SENT:  # accepted, but marked published by another publisher meanwhile
+                continue
+            if subject is not None:
+                out.blocked_subjects.add(subject)
+            if state == DEFERRED:
+                out.deferred += 1
+            else:
+                out.failed += 1
+                out.failed_ids.add(row_id)
+                out.errors[code or ""] = out.errors.get(code or "", 0) + 1
+        return out
+
+
+PUBLISHED, SENT, DEFERRED, FAILED = "published", "sent", "deferred", "failed"
 
 
 def publish_batch(
@@ -167,7 +201,7 @@ FROM claimed c
 ORDER BY c.seq"""
 
 # One outcome per sent row (``{ids}`` uuid[], ``{errors}`` text[] literals): '' = accepted (marked
-# published now), else the error code of a failed attempt; then COMMIT. Returns how many rows were
+# published now), else the error code of a failed attempt; then COMMIT. Returns the ids of the rows
 # marked published.
 _RECORD_OUTCOMES = """\
 WITH recorded AS (
@@ -177,9 +211,9 @@ WITH recorded AS (
         last_error = NULLIF(u.error, '')
     FROM unnest({ids}, {errors}) AS u(id, error)
     WHERE o.id = u.id AND o.published_at IS NULL
-    RETURNING u.error
+    RETURNING o.id, u.error
 )
-SELECT count(*) FILTER (WHERE error = '') FROM recorded;
+SELECT id FROM recorded WHERE error = '';
 COMMIT"""
 
 
@@ -208,6 +242,7 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
             if row.waits:
                 result.deferred += 1
                 result.blocked_subjects.add(row.subject)
+                result.fates[row.id] = (DEFERRED, None, row.subject)
             else:
                 sendable.append(row)
         if not sendable:
@@ -219,14 +254,18 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
         for row, outcome in zip(sendable, outcomes, strict=True):
             code = _tally(result, row, outcome)
             if code in NOT_ATTEMPTED:
+                result.fates[row.id] = (DEFERRED, code, row.subject)
                 continue
+            result.fates[row.id] = (SENT, None, row.subject) if code is None else (FAILED, code, row.subject)
             sent_ids.append(row.id)
             errors.append(code or "")  # "" marks it published
         if not sent_ids:
             conn.exec_driver_sql("COMMIT")
             return result
         recorded = conn.exec_driver_sql(_RECORD_OUTCOMES.format(ids=_uuid_array(sent_ids), errors=_text_array(errors)))
-        result.published = recorded.scalar_one()
+        for (row_id,) in recorded:
+            result.fates[row_id] = (PUBLISHED, None, result.fates[row_id][2])
+            result.published += 1
     return result
 
 
@@ -241,7 +280,12 @@ def publish_committed(ids: list[uuid.UUID], *, publisher: Publisher | None = Non
         if publisher is None:
             return None
         budget = timeout if timeout is not None else get_settings().publish_timeout_seconds
-        result = _publish_claimed(publisher, ids, timeout=budget, deadline=started + budget)
+        deadline = started + budget
+        result = group_for(publisher).publish(
+            ids, lambda round_ids: _publish_claimed(publisher, round_ids, timeout=budget, deadline=deadline), deadline)
+        if result is None:  # waited for other requests' rounds past the deadline: the sweep's
+            log.warning("events were left for the outbox sweep", extra={"fields": {"events": len(ids), "reason": "deadline"}})
+            return BatchResult(deferred=len(ids))
     except Exception as exc:  # a publish problem must never fail the request that committed
         log.warning("immediate publish failed; the outbox sweep will retry",
                     extra={"fields": {"events": len(ids), "error_type": type(exc).__name__}})
