@@ -29,40 +29,51 @@ if TYPE_CHECKING:
 
 
 class _Request:
-    __slots__ = ("done", "error", "ids", "result")
+    __slots__ = ("done", "error", "ids", "leads", "result", "woken")
 
     def __init__(self, ids: list[uuid.UUID]) -> None:
         self.ids = ids
-        self.done = False
+        self.done = False  # a round took and finished this request's rows
+        self.leads = False  # handed the next round
         self.result: BatchResult | None = None
         self.error: BaseException | None = None
+        self.woken = threading.Lock()  # held until this request is woken: done, or its turn to lead
+        self.woken.acquire()
 
 
 class PublishGroup:
+    """Only the requests a finished round concerns are woken: those it answered, and the one that
+    runs the next round (a broadcast to every waiting thread cost more CPU than the round saved)."""
+
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._waiting: list[_Request] = []
         self._running = False
 
     def publish(self, ids: list[uuid.UUID], run: Callable[[list[uuid.UUID]], BatchResult],
                 deadline: float) -> BatchResult | None:
         """``run(all ids of the round)`` for this request's ``ids`` and every request waiting with
-        them; returns this request's part of the outcome, or None when it gave up waiting (its rows
-        are the sweep's). An error of the round is raised in every request of it."""
+        them; returns this request's part of the outcome, or None when it gave up waiting before any
+        round took its rows (they are the sweep's). An error of the round is raised in every request
+        of it."""
         mine = _Request(ids)
-        with self._cond:
+        with self._lock:
             self._waiting.append(mine)
-            while not mine.done and self._running:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 and mine in self._waiting:
-                    self._waiting.remove(mine)
-                    return None
-                # Taken into the running round: wait for its end, whatever the deadline (the round
-                # itself keeps to the earlier deadline of the request that runs it).
-                self._cond.wait(remaining if remaining > 0 else 0.05)
-            if mine.done:  # a round run by another request took our rows
+            if not self._running:
+                self._running = mine.leads = True
+        if not mine.leads:
+            # Wait to be woken. Taken into a round, wait for its end whatever the deadline (the round
+            # keeps to the deadline of the request that runs it); still waiting at the deadline, leave.
+            remaining = deadline - time.monotonic()
+            if not mine.woken.acquire(timeout=max(remaining, 0)):
+                with self._lock:
+                    if not mine.leads and mine in self._waiting:
+                        self._waiting.remove(mine)
+                        return None
+                mine.woken.acquire()  # taken meanwhile, or handed the lead: woken soon
+            if mine.done:
                 return _outcome(mine)
-            self._running = True
+        with self._lock:
             batch, self._waiting = self._waiting, []
         try:
             result = run([row_id for request in batch for row_id in request.ids])
@@ -72,11 +83,19 @@ class PublishGroup:
             for request in batch:
                 request.error = exc
         finally:
-            with self._cond:
+            with self._lock:
                 for request in batch:
                     request.done = True
-                self._running = False
-                self._cond.notify_all()
+                following = self._waiting[0] if self._waiting else None
+                if following is None:
+                    self._running = False
+                else:
+                    following.leads = True  # the round goes on with the next leader
+            for request in batch:
+                if request is not mine:
+                    request.woken.release()
+            if following is not None:
+                following.woken.release()
         return _outcome(mine)
 
 
