@@ -6,16 +6,23 @@ for one status). Name words are prefix ranges on ``patient_name_tokens.token`` (
 Identifiers and the MRN go through ``patient_identifiers`` (unique ``(system, value)``, and
 ``value``), so an identifier moved by a merge finds the surviving patient. ``docs/api.md`` shows
 the plans; ``tests/integration/registry/test_search_plans.py`` checks them.
+
+A search runs one SQL text per query shape (``Shape``: which filters, how many name words, a
+cursor or not), compiled from the SQLAlchemy statement once per process and shape
+(``search_sql``); a request computes its values (``search_values``) and binds them. No value is
+ever written into the text: PostgreSQL logs a failed statement's text, and names, birth dates and
+identifiers must not reach its log.
 """
 
 from __future__ import annotations
 
 import functools
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
+from sqlalchemy.dialects.postgresql.pg8000 import dialect as pg8000_dialect
 
 from shared.auth import Principal
 from shared.log import current_request_id
@@ -39,84 +46,159 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(last)
 
 
-def _has_word(word: str, kind: str | None) -> sa.ColumnElement[bool]:
+def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
+    """A name word as a prefix range on the tokens: ``word`` and ``end`` (its
+    ``prefix_upper_bound``) are values, or parameters when the text is built for every value."""
     token = PatientNameToken.token
-    sub = sa.select(PatientNameToken.patient_id).where(token >= word, token < prefix_upper_bound(word))
+    upper = prefix_upper_bound(word) if end is None else end
+    sub = sa.select(PatientNameToken.patient_id).where(token >= word, token < upper)
     if kind is not None:
         sub = sub.where(PatientNameToken.kind == kind)
     return Patient.id.in_(sub)
 
 
-def _has_identifier(system: str | None, value: str) -> sa.ColumnElement[bool]:
+def _has_identifier(system: Any, value: Any) -> sa.ColumnElement[bool]:
     sub = sa.select(PatientIdentifier.patient_id).where(PatientIdentifier.value == value)
     if system is not None:
         sub = sub.where(PatientIdentifier.system == system)
     return Patient.id.in_(sub)
 
 
-def build_search(q: PatientSearchQuery, after: tuple[Any, uuid.UUID] | None = None) -> sa.Select[tuple[Patient]]:
-    """The page query (``limit + 1`` rows: one more tells whether a next page exists). ``after``:
-    the last row's ``(family_norm, id)``; ``family_norm`` may be a SQL expression (a subquery)."""
-    conditions: list[sa.ColumnElement[bool]] = [Patient.status.in_(q.statuses())]
-    for text, kind in ((q.name, None), (q.family, "family"), (q.given, "given")):
-        for word in dict.fromkeys(tokens(text or "")):
-            conditions.append(_has_word(word, kind))
+# patients as a lightweight table of the key columns (the cursor's row, the page's documents).
+_KEYS = sa.table("patients", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
+# The name parameters and the kind of name word each one matches (None: family or any given name).
+_NAME_FIELDS: tuple[tuple[str, str | None], ...] = (("name", None), ("family", "family"), ("given", "given"))
+
+
+class Shape(NamedTuple):
+    """What a search's SQL text depends on: which filters, how many name words, whether a cursor
+    continues the page — never a value (those are bound: ``search_values``). The statuses (a
+    subset of the three) are written into the text."""
+
+    statuses: tuple[str, ...]
+    words: tuple[int, ...]  # distinct words of name, family, given
+    birth_date: bool
+    identifier: str | None  # "value" (any system), "system|value", or None
+    mrn: bool
+    phone: bool
+    email: bool
+    cursor: bool
+
+
+def search_values(q: PatientSearchQuery, cursor_id: uuid.UUID | None = None) -> tuple[Shape, dict[str, Any]]:
+    """The query's shape and its values by bind name (the names ``_conditions`` binds)."""
+    values: dict[str, Any] = {"page_limit": q.limit + 1}
+    words = []
+    for field, _kind in _NAME_FIELDS:
+        found = dict.fromkeys(tokens(getattr(q, field) or ""))
+        for i, word in enumerate(found):
+            values[f"{field}{i}"], values[f"{field}{i}_end"] = word, prefix_upper_bound(word)
+        words.append(len(found))
     if q.birth_date is not None:
-        conditions.append(Patient.birth_date == q.birth_date)
+        values["birth_date"] = q.birth_date
+    identifier = None
     if (parts := q.identifier_parts()) is not None:
-        conditions.append(_has_identifier(*parts))
+        system, values["identifier"] = parts
+        identifier = "value" if system is None else "system|value"
+        if system is not None:
+            values["identifier_system"] = system
     if q.mrn is not None:
-        conditions.append(_has_identifier(MRN_SYSTEM, q.mrn))
-    if q.phone is not None:
-        conditions.append(Patient.phone == q.phone)
-    if q.email is not None:
-        conditions.append(Patient.email == q.email)
-    if after is not None:
-        last_family = after[0] if isinstance(after[0], sa.ColumnElement) else sa.literal(after[0])
-        conditions.append(sa.tuple_(Patient.family_norm, Patient.id) > sa.tuple_(last_family, sa.literal(after[1])))
+        values["mrn"], values["mrn_system"] = q.mrn, MRN_SYSTEM
+    for field in ("phone", "email"):
+        if getattr(q, field) is not None:
+            values[field] = getattr(q, field)
+    if cursor_id is not None:
+        values["cursor_id"] = cursor_id
+    return Shape(q.statuses(), tuple(words), q.birth_date is not None, identifier, q.mrn is not None,
+                 q.phone is not None, q.email is not None, cursor_id is not None), values
+
+
+def _param(name: str, type_: Any = None) -> sa.BindParameter[Any]:
+    """A named parameter of a search's text, its value given at execution (``search_values``)."""
+    return sa.bindparam(name, type_=type_, required=False)
+
+
+def _conditions(shape: Shape) -> list[sa.ColumnElement[bool]]:
+    """The page's WHERE, every value a named parameter (``search_values`` names them)."""
+    # the statuses written into the text: a subset of three fixed words, no patient data
+    conditions = [Patient.status.in_(sa.bindparam("statuses", shape.statuses, expanding=True, literal_execute=True))]
+    for (field, kind), count in zip(_NAME_FIELDS, shape.words, strict=True):
+        which = None if kind is None else sa.literal(kind, literal_execute=True)  # "family" or "given", in the text
+        conditions += [_has_word(_param(f"{field}{i}"), which, _param(f"{field}{i}_end")) for i in range(count)]
+    if shape.birth_date:
+        conditions.append(Patient.birth_date == _param("birth_date"))
+    if shape.identifier is not None:
+        system = _param("identifier_system") if shape.identifier == "system|value" else None
+        conditions.append(_has_identifier(system, _param("identifier")))
+    if shape.mrn:
+        conditions.append(_has_identifier(_param("mrn_system"), _param("mrn")))
+    if shape.phone:
+        conditions.append(Patient.phone == _param("phone"))
+    if shape.email:
+        conditions.append(Patient.email == _param("email"))
+    if shape.cursor:
+        last = _KEYS.alias("cursor_row")
+        last_family = sa.select(last.c.family_norm).where(last.c.id == _param("cursor_id", sa.Uuid())).scalar_subquery()
+        conditions.append(sa.tuple_(Patient.family_norm, Patient.id) > sa.tuple_(last_family, _param("cursor_id", sa.Uuid())))
+    return conditions
+
+
+def _page(shape: Shape, *columns: Any) -> sa.Select[Any]:
+    """The page query (``page_limit``: ``limit + 1`` rows, one more tells whether a next page
+    exists) in the keyset order ``(family_norm, id)``."""
     # With a name word the matches come from the token index (a few hundred rows at most for a real
     # word); ordering by an expression the (family_norm, id) index cannot provide keeps the planner
     # from walking that index through every patient and probing the tokens for each (200 ms for
     # name=von at 100,000 patients). Without one, the index order is the cheap plan and stays.
-    has_name = any(tokens(text or "") for text in (q.name, q.family, q.given))
-    family_order = Patient.family_norm.concat("") if has_name else Patient.family_norm
+    family_order = Patient.family_norm.concat(sa.literal("", literal_execute=True)) if any(shape.words) \
+        else Patient.family_norm
     return (
-        sa.select(Patient)
-        .where(*conditions)
+        sa.select(*columns)
+        .where(*_conditions(shape))
         .order_by(family_order, Patient.id)
-        .limit(q.limit + 1)
+        .limit(_param("page_limit", sa.Integer()))
     )
 
 
-# patients as a lightweight table of the key columns: an alias of the mapped table would build a
-# proxy of each of its columns on every request.
-_KEYS = sa.table("patients", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
+def build_search(q: PatientSearchQuery) -> sa.Select[tuple[Patient]]:
+    """The page query of ``q`` with its values in place of the parameters, typed by the values as
+    a statement written with them would be (``tests/integration/registry/test_search_plans.py``
+    EXPLAINs it compiled with literal values)."""
+    shape, values = search_values(q)
+
+    def value(element: Any) -> Any:
+        return sa.literal(values[element.key]) if isinstance(element, sa.BindParameter) and element.key in values else None
+
+    return sa.sql.visitors.replacement_traverse(_page(shape, Patient), {}, value)  # type: ignore[return-value]
 
 
-@functools.cache
 def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
-    """Everything of a search's statement but the page: built once per process (values are named
-    parameters, ``_values``), the page CTE is added per request and referenced here by name."""
+    """Everything of a search's statement but the page (``"page"``, referenced here by name): the
+    audit insert of what the page shows, and one row of (documents as a JSON array, whether the
+    cursor is valid). A cursor whose patient is gone makes the audit insert write nothing."""
     from shared.services.patient_sql import patient_json  # noqa: PLC0415
+
+    def const(value: str, type_: Any = None) -> sa.BindParameter[Any]:  # written into the text
+        return sa.literal(value, type_, literal_execute=True)
 
     page = sa.table("page", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
     order = (page.c.family_norm, page.c.id)
     valid: sa.ColumnElement[bool] = sa.true()
     if with_cursor:
         last = _KEYS.alias("cursor_row")
-        valid = sa.exists().where(last.c.id == sa.bindparam("s_cursor_id", type_=sa.Uuid()))
-    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(sa.bindparam("s_limit", type_=sa.Integer()))
+        valid = sa.exists().where(last.c.id == _param("cursor_id", sa.Uuid()))
+    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(_param("s_limit", sa.Integer()))
                                     .scalar_subquery()).label("ids")).cte("shown")
     table = AuditEntry.__table__
     audit_row = sa.insert(table).from_select(
         ["at", "principal", "principal_id", "action", "patient_ids", "request_id", "outcome", "details"],
         sa.select(
-            sa.bindparam("s_at", type_=table.c.at.type), sa.bindparam("s_principal", type_=table.c.principal.type),
-            sa.bindparam("s_principal_id", type_=table.c.principal_id.type),
-            sa.literal("patient.search", table.c.action.type), shown.c.ids,
-            sa.bindparam("s_request_id", type_=table.c.request_id.type), sa.literal("success", table.c.outcome.type),
-            sa.func.jsonb_build_object("params", sa.bindparam("s_params", type_=JSONB),
-                                       "returned", sa.func.cardinality(shown.c.ids)),
+            _param("s_at", table.c.at.type), _param("s_principal", table.c.principal.type),
+            _param("s_principal_id", table.c.principal_id.type),
+            const("patient.search", table.c.action.type), shown.c.ids,
+            _param("s_request_id", table.c.request_id.type), const("success", table.c.outcome.type),
+            sa.func.jsonb_build_object(const("params"), _param("s_params", JSONB),
+                                       const("returned"), sa.func.cardinality(shown.c.ids)),
         ).where(valid),
     ).cte("audit")
     found = _KEYS.alias("found")
@@ -129,29 +211,26 @@ def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
     return sa.select(items, valid), audit_row
 
 
-def page_statement(principal: Principal, q: PatientSearchQuery) -> tuple[sa.Select[Any], dict[str, Any]]:
-    """The one statement of a search and its named values: the page (``build_search``, keys only)
-    as a CTE, the audit insert of what it shows, and one row of (documents as a JSON array, whether
-    the cursor is valid). A cursor whose patient is gone makes the audit insert write nothing."""
-    after = None
-    values: dict[str, Any] = {"s_limit": q.limit, "s_at": utcnow(), "s_principal": principal.name,
-                              "s_principal_id": principal.key_id, "s_request_id": current_request_id(),
-                              "s_params": q.used()}
-    if q.cursor:
-        last_id = cursor.decode_id(CURSOR_KIND, q.cursor)
-        last = _KEYS.alias("cursor_row")
-        after = (sa.select(last.c.family_norm).where(last.c.id == last_id).scalar_subquery(), last_id)
-        values["s_cursor_id"] = last_id
-    # The page is keys only (fewer columns for SQLAlchemy to proxy on every request); the documents
-    # join the page's few rows back to patients by primary key.
-    page = build_search(q, after).with_only_columns(Patient.id, Patient.family_norm).cte("page")
-    outer, audit_row = _outer(after is not None)
-    return outer.add_cte(page, audit_row), values  # the page first: the others read it
+_DIALECT = pg8000_dialect()  # the engine's driver; the text does not depend on the server's version
+
+
+@functools.lru_cache(maxsize=256)
+def search_sql(shape: Shape) -> tuple[str, tuple[str, ...]]:
+    """The one statement of every search of this shape, as SQL text (pg8000's ``%s`` placeholders),
+    and the names of its parameters in order: the page (``_page``, keys only: the documents join
+    its few rows back to patients by primary key) as a CTE, then ``_outer``. Compiled once per
+    process and shape; a request only binds its values, so no name, birth date or identifier is
+    ever part of the text."""
+    page = _page(shape, Patient.id, Patient.family_norm).cte("page")
+    outer, audit_row = _outer(shape.cursor)
+    statement = outer.add_cte(page, audit_row)  # the page first: the others read it
+    compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
+    return compiled.string, tuple(compiled.positiontup or ())
 
 
 def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
     """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
-    (``page_statement``) in autocommit mode (``services.patient_sql``). A cursor whose patient is
+    (``search_sql``) in autocommit mode (``services.patient_sql``). A cursor whose patient is
     gone is a 422.
 
     Not a prepared statement: after five executions PostgreSQL may switch a prepared statement to
@@ -159,11 +238,14 @@ def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[
     sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
     tests' data). An unnamed statement is planned for its values every time; it is sent in one
     round trip (``patient_sql.PIPELINED``) rather than pg8000's three."""
-    from shared.services.patient_sql import PIPELINED, autocommit  # noqa: PLC0415
+    from shared.services.patient_sql import PIPELINED, autocommit, dumps  # noqa: PLC0415
 
-    statement, values = page_statement(principal, q)
+    shape, values = search_values(q, cursor.decode_id(CURSOR_KIND, q.cursor) if q.cursor else None)
+    values.update(s_limit=q.limit, s_at=utcnow(), s_principal=principal.name, s_principal_id=principal.key_id,
+                  s_request_id=current_request_id(), s_params=dumps(q.used()))
+    sql, names = search_sql(shape)
     with autocommit() as conn:
-        docs, ok = conn.execute(statement, values, execution_options=PIPELINED).one()
+        docs, ok = conn.exec_driver_sql(sql, tuple(values[n] for n in names), PIPELINED).one()
     if not ok:
         raise cursor.invalid()
     more = len(docs) > q.limit
