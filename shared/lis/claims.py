@@ -33,6 +33,7 @@ from shared.lis.content import content_digest
 from shared.lis.errors import ConcurrentChange
 from shared.models import LisMessage
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 
 UNKNOWN_LEGACY = ""
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -77,7 +78,7 @@ def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_
     for _ in range(2):
         now = utcnow()
         rows = uow.session.execute(_CLAIM, {"facility": facility, "control_id": control_id, "digest": digest,
-                                            "message_id": message_id, "now": now}).all()
+                                            "message_id": message_id, "now": now}, execution_options=PREPARED).all()
         mine = [r for r in rows if r.mine]
         others = sorted((r for r in rows if not r.mine), key=lambda r: (r.claimed_at, str(r.message_id)))
         same = next((r.message_id for r in others if r.content_sha256 == digest), None)

@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
+from shared.db import UnitOfWork, get_engine, is_transient_db_error, unit_of_work
 from shared.lis import claims
 from shared.lis.apply import MessageContext, apply_message
 from shared.lis.content import Part, read_parts, sniff
@@ -51,6 +51,7 @@ from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
 from shared.models import LisMessage
 from shared.models.base import utcnow
+from shared.prepared import PREPARED, install
 from shared.telemetry.outcomes import record_lis_outcomes
 
 log = get_logger("patient_mgt.lis")
@@ -134,6 +135,7 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
 
 def _fast(delivery: Delivery, parts: list[Part]) -> list[PartOutcome] | None:
     """The delivery applied on the fast path and committed, or None: take the careful path."""
+    install(get_engine())  # statements in one round trip each (shared.prepared)
     try:
         with unit_of_work() as uow:
             return [_store_and_process(uow, delivery, i, len(parts), part, final=False, fast=True)
@@ -241,7 +243,8 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         assert part.message is not None
         header = part.message.header
         values.update(lock_facility=_clean_key(header.sending_facility), lock_control_id=_clean_key(header.control_id))
-    inserted = uow.session.execute(_insert_row(bool(delivery.pubsub_message_id), lock), values).first()
+    inserted = uow.session.execute(_insert_row(bool(delivery.pubsub_message_id), lock), values,
+                                   execution_options=PREPARED).first()
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
         # one committed (READ COMMITTED re-reads the row), so only one of them processes it.
@@ -250,7 +253,7 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
             .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
             .values(delivery_count=t.c.delivery_count + 1,
                     attempts=t.c.attempts + sa.case((t.c.status == "failed", 1), else_=0))
-            .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time)
+            .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time), execution_options=PREPARED
         ).first()
         if seen is None or seen.status != "failed":
             return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
@@ -371,11 +374,12 @@ def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warn
     if pending:
         # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
         update, params, checks = pending.attach(("finish",), _final_status, values, returning=True)
-        result = uow.session.execute(update, params)
+        result = uow.session.execute(update, params, execution_options=PREPARED)
         if checks:
             check(result.first(), checks)
     else:
-        uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()})
+        uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()},
+                            execution_options=PREPARED)
     return PartOutcome(row.id, status, reason, patient_id)
 
 

@@ -44,6 +44,7 @@ from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabOrder
 from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 
 LIS_NAMESPACE = ""
 _NUMBER_MAX = 100
@@ -204,7 +205,8 @@ def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, loc
     if keys.filler:
         namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
         params.update(filler=keys.filler, filler_namespaces=list(namespaces))
-    rows = uow.session.execute(_find_statement(bool(keys.placer), bool(keys.filler), lock), params).all()
+    rows = uow.session.execute(_find_statement(bool(keys.placer), bool(keys.filler), lock), params,
+                               execution_options=PREPARED).all()
     matches = [row for row in rows if _compatible(row, keys)]
     # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
     matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,

@@ -39,6 +39,7 @@ from shared.lis.pending import Deferred, Pending
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
 from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 from shared.mrn import luhn_check_digit, next_mrn
 from shared.services.duplicates import PatientLike, find_duplicates, lock_key
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
@@ -124,7 +125,8 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> F
     if not keys:
         return None
     sync = LisPatientSync.__table__
-    rows = uow.session.execute(_find_and_lock(), {"keys": [(system, value) for system, value, _ in keys]}).all()
+    rows = uow.session.execute(_find_and_lock(), {"keys": [(system, value) for system, value, _ in keys]},
+                               execution_options=PREPARED).all()
     if not rows:
         return None
     if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
