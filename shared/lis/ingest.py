@@ -41,11 +41,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork, get_engine, is_transient_db_error, unit_of_work
 from shared.lis import claims
-from shared.lis.apply import MessageContext, apply_message
+from shared.hl7.model import Message
+from shared.lis.apply import ORDER_TYPES, RESULT_TYPES, MessageContext, apply_message
 from shared.lis.content import Part, read_parts, sniff
 from shared.lis.envelope import Delivery
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import make_stamp
+from shared.lis.patients import identifier_keys
 from shared.lis.pending import Pending, check
 from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
@@ -60,6 +62,7 @@ _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(days=1)
 _MESSAGES = LisMessage.__table__
+_PATIENT_FIRST = frozenset({"ADT", *ORDER_TYPES, *RESULT_TYPES})  # message types applied patient first
 
 
 class TransientFault(Exception):
@@ -341,13 +344,19 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
 def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext, digest: str,
                   warnings: Warnings) -> PartOutcome:
     assert part.message is not None
-    claimed = claims.claim(uow, ctx.facility, ctx.control_id, digest, row.id, locked=row.locked)
+    identifiers = _patient_identifiers(part.message) if row.locked else None
+    found = None
+    if identifiers:
+        claimed, rows = claims.claim_and_find_patient(uow, ctx.facility, ctx.control_id, digest, row.id, identifiers)
+        found = (tuple(identifiers), rows)
+    else:
+        claimed = claims.claim(uow, ctx.facility, ctx.control_id, digest, row.id, locked=row.locked)
     if claimed.duplicate_of is not None and claimed.duplicate_of != row.id:
         return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=claimed.duplicate_of)
     if claimed.reused_from is not None:
         warnings.add(f"control_id_reused:{claimed.reused_from}")
     pending = Pending() if len(part.message.groups) == 1 else None
-    ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None, pending=pending)
+    ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None, pending=pending, found=found)
     try:
         applied = apply_message(uow, ctx, part.message, warnings)
     except ConcurrentChange:
@@ -360,6 +369,21 @@ def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext
         raise Careful(applied.status)  # some patient groups quarantined: the careful path records it
     return _finish(uow, row, applied.status, applied.reason, warnings, applied.patient_id,
                    patient_ids=applied.patient_ids, pending=pending)
+
+
+def _patient_identifiers(message: Message) -> list[tuple[str, str]] | None:
+    """The (system, value) keys the message's one patient group is looked up by, when its patient
+    is looked up first (`apply.resolve_patient`): the fast path finds them with the claim."""
+    if len(message.groups) != 1 or message.header.message_type not in _PATIENT_FIRST:
+        return None
+    group = message.groups[0]
+    if group.problem is not None or group.patient is None:
+        return None
+    try:
+        keys = identifier_keys(group.patient.identifiers, Warnings())  # its warnings are the lookup's own
+    except Quarantine:
+        return None
+    return [(system, value) for system, value, _ in keys]
 
 
 def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,

@@ -116,17 +116,22 @@ def _find_and_lock() -> sa.Select[Any]:
     )
 
 
-def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> Found | None:
+def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]],
+                  prefetched: tuple[tuple[tuple[str, str], ...], list[Any]] | None = None) -> Found | None:
     """The patient holding any of `keys`, locked, with its stamps — one round trip in the usual case.
 
     Every patient row the identifiers name is locked (in id order, so concurrent messages cannot
     deadlock on them); identifiers naming two different surviving patients quarantine the message.
+    `prefetched`: (keys, rows) of this lookup made already (``claims.claim_and_find_patient``).
     """
     if not keys:
         return None
     sync = LisPatientSync.__table__
-    rows = uow.session.execute(_find_and_lock(), {"keys": [(system, value) for system, value, _ in keys]},
-                               execution_options=PREPARED).all()
+    pairs = tuple((system, value) for system, value, _ in keys)
+    if prefetched is not None and prefetched[0] == pairs:
+        rows = prefetched[1]
+    else:
+        rows = uow.session.execute(_find_and_lock(), {"keys": list(pairs)}, execution_options=PREPARED).all()
     if not rows:
         return None
     if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
