@@ -226,10 +226,6 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
                        fast: bool = False) -> PartOutcome:
     received = utcnow()
     row_id = uuid.uuid4()
-    t = _MESSAGES
-    key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
-           else [t.c.ce_source, t.c.ce_id, t.c.part])
-    where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
     values = {
         "id": row_id, "received_at": received, "transport": delivery.transport, "ce_source": delivery.ce_source,
         "ce_id": delivery.ce_id, "ce_type": delivery.ce_type, "pubsub_message_id": delivery.pubsub_message_id,
@@ -251,6 +247,10 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
         # one committed (READ COMMITTED re-reads the row), so only one of them processes it.
+        t = _MESSAGES
+        key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
+               else [t.c.ce_source, t.c.ce_id, t.c.part])
+        where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
         seen = uow.session.execute(
             sa.update(t)
             .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)

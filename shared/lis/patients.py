@@ -305,8 +305,6 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
         values.update(updated_at=now, version=_PATIENTS.c.version + 1)
     if not values and not new_stamps:
         return []
-    # One round trip: the stamps upsert rides along as a CTE of the patient update.
-    update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
     written = provenance.lis_sources(list(new_stamps), stamp, ctx.message_id)
     if ctx.pending is not None and not changes:
         # Only stamps move (the values are the same): nothing reads them before the message's
@@ -316,6 +314,8 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
         if new_stamps:
             ctx.pending.template(("stamps",), _stamps, {"id": row.id, "stamps": new_stamps, "sources": written, "now": now})
         return []
+    # One round trip: the stamps upsert rides along as a CTE of the patient update.
+    update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
     if new_stamps:
         update = update.add_cte(provenance.sync_upsert(row.id, new_stamps, written, now).cte("stamps"))
     version = uow.session.execute(update.returning(_PATIENTS.c.version)).scalar_one()
