@@ -226,7 +226,7 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     if birth_date is not None:  # the key of shared.services.duplicates.lock_birth_date
         read.append(sa.func.pg_advisory_xact_lock(sa.cast(sa.bindparam("lock_key", lock_key(birth_date)), sa.BigInteger))
                     .is_(None).label("locked"))
-    base = str(uow.session.execute(sa.select(*read)).first().number)
+    base = str(uow.session.execute(sa.select(*read), execution_options=PREPARED).first().number)
     mrn = base + luhn_check_digit(base)
     found = find_duplicates(uow, PatientLike(birth_date, columns["family"], tuple(columns["given"]), columns["phone"],
                                              columns["email"], exclude_id=patient_id)) if birth_date else []
