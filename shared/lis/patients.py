@@ -37,14 +37,14 @@ from shared.lis.ordering import merge_fields, stamp_time
 from shared.lis.outcome import MessageContext
 from shared.lis.pending import Deferred, Pending
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
-from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
+from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier, PatientNameToken
 from shared.models.base import utcnow
 from shared.prepared import PREPARED
 from shared.mrn import luhn_check_digit, next_mrn
 from shared.services.duplicates import PatientLike, find_duplicates, lock_key
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.merge import resolve_merged
-from shared.services.name_index import index_names
+from shared.services.name_index import index_names, name_tokens
 from shared import auth
 from shared.services import provenance, versions
 from shared.services.patients import claim_identifiers, load_patient, to_resource
@@ -239,8 +239,13 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     sources = provenance.lis_sources(list(present), ctx.stamp, ctx.message_id)
     pending.add(sa.insert(LisPatientSync.__table__).values(
         patient_id=patient_id, field_stamps={k: list(ctx.stamp) for k in present}, field_sources=sources, updated_at=now))
+    # `index_names`'s rows (a new patient has none to replace), as one JSON parameter: its multi-row
+    # VALUES would make the final statement uncacheable, compiled anew for every new patient.
+    tokens = sorted(name_tokens(columns["family"], columns["given"]))
+    if tokens:
+        pending.insert_rows(PatientNameToken.__table__, [
+            {"patient_id": patient_id, "kind": kind, "token": token} for kind, token in tokens])
     deferred = Deferred(pending)
-    index_names(deferred, patient_id, columns["family"], columns["given"])  # type: ignore[arg-type]
     snapshot = SimpleNamespace(**row, merged_into=None, identifiers=[
         SimpleNamespace(system=system, value=value, type=id_type) for system, value, id_type in identifiers])
     versions.record(deferred, auth.SYSTEM_LIS, "patient", to_resource(snapshot), "lis-create",  # type: ignore[arg-type]
