@@ -19,7 +19,8 @@ from sqlalchemy import event
 
 from shared.db import get_engine, unit_of_work
 from shared.events import catalog
-from shared.models import AuditEntry, ResourceVersion
+from shared.models import AuditEntry, PatientNameToken, ResourceVersion
+from shared.services.name_index import name_tokens
 from shared.services.patients import load_patient, to_resource
 from tests.support import lis_db
 from tests.support.hl7_gen import START, GenOrder, GenPatient, oru_r01, results_for
@@ -112,3 +113,7 @@ def test_an_8_obx_oru_stays_within_its_statement_budget_and_leaves_everything_be
         # The version's snapshot is the patient as the registry reads it back.
         assert version.snapshot == to_resource(load_patient(uow, patient_id)).model_dump(mode="json")
         assert (version.version, version.change) == (1, "lis-create")
+        # The name index a search reads (sent with the final statement).
+        tokens = uow.session.execute(sa.select(PatientNameToken.kind, PatientNameToken.token).where(
+            PatientNameToken.patient_id == patient_id)).all()
+        assert set(tokens) == name_tokens(p.family, [p.given]) != set()
