@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork
@@ -48,6 +49,7 @@ from shared.prepared import PREPARED
 
 LIS_NAMESPACE = ""
 _NUMBER_MAX = 100
+_TEXTS = ARRAY(sa.Text)
 _NAMESPACE_MAX = 200
 
 
@@ -185,15 +187,19 @@ def _exact(row: Any, keys: OrderKeys) -> bool:
 
 @functools.cache
 def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
-    """Orders by placer and/or filler number, each within a list of namespaces (built once per shape)."""
+    """Orders by placer and/or filler number, each within a list of namespaces (built once per shape).
+
+    Table columns, not the mapped class's (no ORM loading of the rows), and the namespaces as one
+    array parameter (``= ANY``), so the text is fixed whatever their number: prepared per connection."""
+    t = LabOrder.__table__
     conditions = []
     if placer:
-        conditions.append(sa.and_(LabOrder.placer_namespace.in_(sa.bindparam("placer_namespaces", expanding=True)),
-                                  LabOrder.placer_number == sa.bindparam("placer")))
+        conditions.append(sa.and_(t.c.placer_namespace == sa.any_(sa.bindparam("placer_namespaces", type_=_TEXTS)),
+                                  t.c.placer_number == sa.bindparam("placer")))
     if filler:
-        conditions.append(sa.and_(LabOrder.filler_namespace.in_(sa.bindparam("filler_namespaces", expanding=True)),
-                                  LabOrder.filler_number == sa.bindparam("filler")))
-    stmt = sa.select(LabOrder.__table__).where(sa.or_(*conditions)).order_by(LabOrder.id)
+        conditions.append(sa.and_(t.c.filler_namespace == sa.any_(sa.bindparam("filler_namespaces", type_=_TEXTS)),
+                                  t.c.filler_number == sa.bindparam("filler")))
+    stmt = sa.select(t).where(sa.or_(*conditions)).order_by(t.c.id)
     return stmt.with_for_update() if lock else stmt
 
 
