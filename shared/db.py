@@ -119,7 +119,15 @@ def make_engine(url: str, *, pool_size: int | None = None) -> Engine:
         dbapi_conn.commit()
 
     event.listen(engine, "handle_error", _discard_out_of_step_connection)
+    engine.dialect.do_commit = _commit  # type: ignore[method-assign]
     return engine
+
+
+def _commit(dbapi_conn: Any) -> None:
+    """``COMMIT`` as a simple query, one round trip: pg8000's ``commit()`` sends it as an unnamed
+    extended-protocol statement, three (Parse, Describe + Bind, Execute). The same answer either way,
+    errors included (a failed transaction's COMMIT raises "in failed transaction block")."""
+    dbapi_conn.execute_simple("commit")
 
 
 def _no_delay(dbapi_conn: Any) -> None:

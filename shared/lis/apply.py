@@ -134,7 +134,7 @@ def resolve_patient(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, w
     if not keys:
         raise Quarantine("missing_field:PID-3")
     fields = demographics(group.patient, warnings)
-    found = lis_patients.find_and_lock(uow, keys)
+    found = lis_patients.find_and_lock(uow, keys, ctx.found)
     if found is None:
         created = lis_patients.create_patient(uow, keys, fields, ctx)
         if created.probable_duplicates:

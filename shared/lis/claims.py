@@ -25,21 +25,24 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
 from shared.db import UnitOfWork
 from shared.lis.content import content_digest
 from shared.lis.errors import ConcurrentChange
-from shared.models import LisMessage
+from shared.models import LisMessage, Patient
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 
 UNKNOWN_LEGACY = ""
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 # One statement after the lock: the claims already made under (facility, control id), plus ours
 # when no claim of the same content (or of unknown content) exists.
-_CLAIM = sa.text("""
-WITH existing AS (
+_CLAIM_CTES = """
+existing AS (
     SELECT message_id, content_sha256, claimed_at FROM lis_control_ids
     WHERE sending_facility = :facility AND control_id = :control_id
 ), inserted AS (
@@ -48,11 +51,27 @@ WITH existing AS (
     WHERE NOT EXISTS (SELECT 1 FROM existing WHERE content_sha256 IN (:digest, ''))
     ON CONFLICT DO NOTHING
     RETURNING message_id
-)
-SELECT message_id, content_sha256, claimed_at, false AS mine FROM existing
-UNION ALL
-SELECT message_id, :digest, :now, true FROM inserted
-""")
+), claims AS (
+    SELECT message_id, content_sha256, claimed_at, false AS mine FROM existing
+    UNION ALL
+    SELECT message_id, :digest, :now, true FROM inserted
+)"""
+_CLAIM = sa.text(f"WITH {_CLAIM_CTES} SELECT * FROM claims")
+# The claim and the patient lookup (`shared.lis.patients.find_and_lock`'s rows, locked) in one
+# statement, for the consumer's fast path: the claims as arrays in every row, and one row without a
+# patient when none holds the identifiers. Its snapshot follows the advisory lock, as the claim's does.
+_PATIENT_COLUMNS = ", ".join(f"p.{c.name}" for c in Patient.__table__.c)
+_CLAIM_AND_PATIENT = sa.text(f"""WITH {_CLAIM_CTES}
+SELECT c.claim_ids, c.claim_digests, c.claim_times, c.claim_mine, pat.*
+FROM (SELECT array_agg(message_id) AS claim_ids, array_agg(content_sha256) AS claim_digests,
+             array_agg(claimed_at) AS claim_times, array_agg(mine) AS claim_mine FROM claims) c
+LEFT JOIN (
+    SELECT {_PATIENT_COLUMNS}, i.system AS id_system, i.value AS id_value, s.field_stamps, s.field_sources
+    FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
+    LEFT JOIN lis_patient_sync s ON s.patient_id = p.id
+    WHERE (i.system, i.value) IN (SELECT * FROM unnest(CAST(:systems AS text[]), CAST(:identifiers AS text[])))
+    ORDER BY p.id FOR UPDATE OF p
+) pat ON true""")
 
 
 @dataclass(frozen=True)
@@ -69,15 +88,16 @@ def lock_clause(facility: sa.ColumnElement[str], control_id: sa.ColumnElement[st
 
 
 def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID, *,
-          locked: bool = False) -> Claim:
+          locked: bool = False, rows: list[_ClaimRow] | None = None) -> Claim:
     """Claim (facility, control id, digest) for `message_id`, inside the caller's savepoint
-    (`locked`: the caller took the advisory lock already, see `lock_clause`)."""
+    (`locked`: the caller took the advisory lock already, see `lock_clause`; `rows`: the claim's
+    statement ran already, as part of `claim_and_find_patient`)."""
     if not locked:
         uow.session.execute(_LOCK, {"key": f"lis-control-id:{facility}\x1f{control_id}"})
     for _ in range(2):
-        now = utcnow()
-        rows = uow.session.execute(_CLAIM, {"facility": facility, "control_id": control_id, "digest": digest,
-                                            "message_id": message_id, "now": now}).all()
+        if rows is None:
+            rows = [_ClaimRow(*r) for r in uow.session.execute(_CLAIM, _params(facility, control_id, digest, message_id),
+                                                                execution_options=PREPARED).all()]
         mine = [r for r in rows if r.mine]
         others = sorted((r for r in rows if not r.mine), key=lambda r: (r.claimed_at, str(r.message_id)))
         same = next((r.message_id for r in others if r.content_sha256 == digest), None)
@@ -86,11 +106,37 @@ def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_
         legacy = [r for r in others if r.content_sha256 == UNKNOWN_LEGACY]
         if legacy and not mine:
             _resolve_legacy(uow, facility, control_id, legacy[0].message_id)
+            rows = None
             continue
         if not mine:
             raise ConcurrentChange("control_id_claim_not_taken")
         return Claim(reused_from=others[0].message_id if others else None)
     raise AssertionError("a legacy claim was resolved and is still unresolved")  # pragma: no cover
+
+
+def claim_and_find_patient(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID,
+                           identifiers: list[tuple[str, str]]) -> tuple[Claim, list[Any]]:
+    """`claim` (the advisory lock taken already) and the patient rows holding any of `identifiers`,
+    locked FOR UPDATE, in one statement: (the claim, `shared.lis.patients.find_and_lock`'s rows)."""
+    params = _params(facility, control_id, digest, message_id)
+    params.update(systems=[s for s, _ in identifiers], identifiers=[v for _, v in identifiers])
+    result = uow.session.execute(_CLAIM_AND_PATIENT, params, execution_options=PREPARED).all()
+    first = result[0]
+    rows = [_ClaimRow(*r) for r in zip(first.claim_ids or (), first.claim_digests or (), first.claim_times or (),
+                                       first.claim_mine or (), strict=True)]
+    return (claim(uow, facility, control_id, digest, message_id, locked=True, rows=rows),
+            [r for r in result if r.id is not None])
+
+
+class _ClaimRow(NamedTuple):
+    message_id: uuid.UUID
+    content_sha256: str
+    claimed_at: datetime
+    mine: bool
+
+
+def _params(facility: str, control_id: str, digest: str, message_id: uuid.UUID) -> dict[str, Any]:
+    return {"facility": facility, "control_id": control_id, "digest": digest, "message_id": message_id, "now": utcnow()}
 
 
 def _resolve_legacy(uow: UnitOfWork, facility: str, control_id: str, message_id: uuid.UUID) -> None:

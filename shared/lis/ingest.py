@@ -39,18 +39,21 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
+from shared.db import UnitOfWork, get_engine, is_transient_db_error, unit_of_work
 from shared.lis import claims
-from shared.lis.apply import MessageContext, apply_message
+from shared.hl7.model import Message
+from shared.lis.apply import ORDER_TYPES, RESULT_TYPES, MessageContext, apply_message
 from shared.lis.content import Part, read_parts, sniff
 from shared.lis.envelope import Delivery
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import make_stamp
+from shared.lis.patients import identifier_keys
 from shared.lis.pending import Pending, check
 from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
 from shared.models import LisMessage
 from shared.models.base import utcnow
+from shared.prepared import PREPARED, install
 from shared.telemetry.outcomes import record_lis_outcomes
 
 log = get_logger("patient_mgt.lis")
@@ -59,6 +62,7 @@ _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(days=1)
 _MESSAGES = LisMessage.__table__
+_PATIENT_FIRST = frozenset({"ADT", *ORDER_TYPES, *RESULT_TYPES})  # message types applied patient first
 
 
 class TransientFault(Exception):
@@ -134,6 +138,7 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
 
 def _fast(delivery: Delivery, parts: list[Part]) -> list[PartOutcome] | None:
     """The delivery applied on the fast path and committed, or None: take the careful path."""
+    install(get_engine())  # statements in one round trip each (shared.prepared)
     try:
         with unit_of_work() as uow:
             return [_store_and_process(uow, delivery, i, len(parts), part, final=False, fast=True)
@@ -221,10 +226,6 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
                        fast: bool = False) -> PartOutcome:
     received = utcnow()
     row_id = uuid.uuid4()
-    t = _MESSAGES
-    key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
-           else [t.c.ce_source, t.c.ce_id, t.c.part])
-    where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
     values = {
         "id": row_id, "received_at": received, "transport": delivery.transport, "ce_source": delivery.ce_source,
         "ce_id": delivery.ce_id, "ce_type": delivery.ce_type, "pubsub_message_id": delivery.pubsub_message_id,
@@ -241,16 +242,21 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         assert part.message is not None
         header = part.message.header
         values.update(lock_facility=_clean_key(header.sending_facility), lock_control_id=_clean_key(header.control_id))
-    inserted = uow.session.execute(_insert_row(bool(delivery.pubsub_message_id), lock), values).first()
+    inserted = uow.session.execute(_insert_row(bool(delivery.pubsub_message_id), lock), values,
+                                   execution_options=PREPARED).first()
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
         # one committed (READ COMMITTED re-reads the row), so only one of them processes it.
+        t = _MESSAGES
+        key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
+               else [t.c.ce_source, t.c.ce_id, t.c.part])
+        where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
         seen = uow.session.execute(
             sa.update(t)
             .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
             .values(delivery_count=t.c.delivery_count + 1,
                     attempts=t.c.attempts + sa.case((t.c.status == "failed", 1), else_=0))
-            .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time)
+            .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time), execution_options=PREPARED
         ).first()
         if seen is None or seen.status != "failed":
             return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
@@ -338,13 +344,19 @@ def process_part(uow: UnitOfWork, row: RowMeta, part: Part, *, final: bool = Tru
 def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext, digest: str,
                   warnings: Warnings) -> PartOutcome:
     assert part.message is not None
-    claimed = claims.claim(uow, ctx.facility, ctx.control_id, digest, row.id, locked=row.locked)
+    identifiers = _patient_identifiers(part.message) if row.locked else None
+    found = None
+    if identifiers:
+        claimed, rows = claims.claim_and_find_patient(uow, ctx.facility, ctx.control_id, digest, row.id, identifiers)
+        found = (tuple(identifiers), rows)
+    else:
+        claimed = claims.claim(uow, ctx.facility, ctx.control_id, digest, row.id, locked=row.locked)
     if claimed.duplicate_of is not None and claimed.duplicate_of != row.id:
         return _finish(uow, row, "duplicate", "same_control_id", warnings, None, duplicate_of=claimed.duplicate_of)
     if claimed.reused_from is not None:
         warnings.add(f"control_id_reused:{claimed.reused_from}")
     pending = Pending() if len(part.message.groups) == 1 else None
-    ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None, pending=pending)
+    ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None, pending=pending, found=found)
     try:
         applied = apply_message(uow, ctx, part.message, warnings)
     except ConcurrentChange:
@@ -359,6 +371,21 @@ def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext
                    patient_ids=applied.patient_ids, pending=pending)
 
 
+def _patient_identifiers(message: Message) -> list[tuple[str, str]] | None:
+    """The (system, value) keys the message's one patient group is looked up by, when its patient
+    is looked up first (`apply.resolve_patient`): the fast path finds them with the claim."""
+    if len(message.groups) != 1 or message.header.message_type not in _PATIENT_FIRST:
+        return None
+    group = message.groups[0]
+    if group.problem is not None or group.patient is None:
+        return None
+    try:
+        keys = identifier_keys(group.patient.identifiers, Warnings())  # its warnings are the lookup's own
+    except Quarantine:
+        return None
+    return [(system, value) for system, value, _ in keys]
+
+
 def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warnings: Warnings,
             patient_id: uuid.UUID | None, duplicate_of: uuid.UUID | None = None,
             patient_ids: list[uuid.UUID] | None = None, pending: Pending | None = None) -> PartOutcome:
@@ -371,11 +398,12 @@ def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warn
     if pending:
         # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
         update, params, checks = pending.attach(("finish",), _final_status, values, returning=True)
-        result = uow.session.execute(update, params)
+        result = uow.session.execute(update, params, execution_options=PREPARED)
         if checks:
             check(result.first(), checks)
     else:
-        uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()})
+        uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()},
+                            execution_options=PREPARED)
     return PartOutcome(row.id, status, reason, patient_id)
 
 

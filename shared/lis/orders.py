@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.db import UnitOfWork
@@ -44,9 +45,11 @@ from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabOrder
 from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 
 LIS_NAMESPACE = ""
 _NUMBER_MAX = 100
+_TEXTS = ARRAY(sa.Text)
 _NAMESPACE_MAX = 200
 
 
@@ -184,15 +187,19 @@ def _exact(row: Any, keys: OrderKeys) -> bool:
 
 @functools.cache
 def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
-    """Orders by placer and/or filler number, each within a list of namespaces (built once per shape)."""
+    """Orders by placer and/or filler number, each within a list of namespaces (built once per shape).
+
+    Table columns, not the mapped class's (no ORM loading of the rows), and the namespaces as one
+    array parameter (``= ANY``), so the text is fixed whatever their number: prepared per connection."""
+    t = LabOrder.__table__
     conditions = []
     if placer:
-        conditions.append(sa.and_(LabOrder.placer_namespace.in_(sa.bindparam("placer_namespaces", expanding=True)),
-                                  LabOrder.placer_number == sa.bindparam("placer")))
+        conditions.append(sa.and_(t.c.placer_namespace == sa.any_(sa.bindparam("placer_namespaces", type_=_TEXTS)),
+                                  t.c.placer_number == sa.bindparam("placer")))
     if filler:
-        conditions.append(sa.and_(LabOrder.filler_namespace.in_(sa.bindparam("filler_namespaces", expanding=True)),
-                                  LabOrder.filler_number == sa.bindparam("filler")))
-    stmt = sa.select(LabOrder.__table__).where(sa.or_(*conditions)).order_by(LabOrder.id)
+        conditions.append(sa.and_(t.c.filler_namespace == sa.any_(sa.bindparam("filler_namespaces", type_=_TEXTS)),
+                                  t.c.filler_number == sa.bindparam("filler")))
+    stmt = sa.select(t).where(sa.or_(*conditions)).order_by(t.c.id)
     return stmt.with_for_update() if lock else stmt
 
 
@@ -204,7 +211,8 @@ def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, loc
     if keys.filler:
         namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
         params.update(filler=keys.filler, filler_namespaces=list(namespaces))
-    rows = uow.session.execute(_find_statement(bool(keys.placer), bool(keys.filler), lock), params).all()
+    rows = uow.session.execute(_find_statement(bool(keys.placer), bool(keys.filler), lock), params,
+                               execution_options=PREPARED).all()
     matches = [row for row in rows if _compatible(row, keys)]
     # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
     matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.lis.ordering import Stamp
 
@@ -25,6 +25,9 @@ class MessageContext:
     # The consumer's fast path: writes after the message's last read wait here for its final
     # statement (`shared.lis.pending`); None writes at once (savepoints, replay, several groups).
     pending: Pending | None = field(default=None, compare=False)
+    # The fast path's patient lookup, made with the claim: (identifier keys, the locked rows of
+    # `shared.lis.patients.find_and_lock`), used once by the lookup of those keys.
+    found: tuple[tuple[tuple[str, str], ...], list[Any]] | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -37,13 +37,14 @@ from shared.lis.ordering import merge_fields, stamp_time
 from shared.lis.outcome import MessageContext
 from shared.lis.pending import Deferred, Pending
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
-from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier
+from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier, PatientNameToken
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 from shared.mrn import luhn_check_digit, next_mrn
 from shared.services.duplicates import PatientLike, find_duplicates, lock_key
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
 from shared.services.merge import resolve_merged
-from shared.services.name_index import index_names
+from shared.services.name_index import index_names, name_tokens
 from shared import auth
 from shared.services import provenance, versions
 from shared.services.patients import claim_identifiers, load_patient, to_resource
@@ -115,16 +116,22 @@ def _find_and_lock() -> sa.Select[Any]:
     )
 
 
-def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> Found | None:
+def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]],
+                  prefetched: tuple[tuple[tuple[str, str], ...], list[Any]] | None = None) -> Found | None:
     """The patient holding any of `keys`, locked, with its stamps — one round trip in the usual case.
 
     Every patient row the identifiers name is locked (in id order, so concurrent messages cannot
     deadlock on them); identifiers naming two different surviving patients quarantine the message.
+    `prefetched`: (keys, rows) of this lookup made already (``claims.claim_and_find_patient``).
     """
     if not keys:
         return None
     sync = LisPatientSync.__table__
-    rows = uow.session.execute(_find_and_lock(), {"keys": [(system, value) for system, value, _ in keys]}).all()
+    pairs = tuple((system, value) for system, value, _ in keys)
+    if prefetched is not None and prefetched[0] == pairs:
+        rows = prefetched[1]
+    else:
+        rows = uow.session.execute(_find_and_lock(), {"keys": list(pairs)}, execution_options=PREPARED).all()
     if not rows:
         return None
     if all(r.merged_into is None for r in rows) and len({r.id for r in rows}) == 1:
@@ -219,7 +226,7 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     if birth_date is not None:  # the key of shared.services.duplicates.lock_birth_date
         read.append(sa.func.pg_advisory_xact_lock(sa.cast(sa.bindparam("lock_key", lock_key(birth_date)), sa.BigInteger))
                     .is_(None).label("locked"))
-    base = str(uow.session.execute(sa.select(*read)).first().number)
+    base = str(uow.session.execute(sa.select(*read), execution_options=PREPARED).first().number)
     mrn = base + luhn_check_digit(base)
     found = find_duplicates(uow, PatientLike(birth_date, columns["family"], tuple(columns["given"]), columns["phone"],
                                              columns["email"], exclude_id=patient_id)) if birth_date else []
@@ -232,8 +239,13 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     sources = provenance.lis_sources(list(present), ctx.stamp, ctx.message_id)
     pending.add(sa.insert(LisPatientSync.__table__).values(
         patient_id=patient_id, field_stamps={k: list(ctx.stamp) for k in present}, field_sources=sources, updated_at=now))
+    # `index_names`'s rows (a new patient has none to replace), as one JSON parameter: its multi-row
+    # VALUES would make the final statement uncacheable, compiled anew for every new patient.
+    tokens = sorted(name_tokens(columns["family"], columns["given"]))
+    if tokens:
+        pending.insert_rows(PatientNameToken.__table__, [
+            {"patient_id": patient_id, "kind": kind, "token": token} for kind, token in tokens])
     deferred = Deferred(pending)
-    index_names(deferred, patient_id, columns["family"], columns["given"])  # type: ignore[arg-type]
     snapshot = SimpleNamespace(**row, merged_into=None, identifiers=[
         SimpleNamespace(system=system, value=value, type=id_type) for system, value, id_type in identifiers])
     versions.record(deferred, auth.SYSTEM_LIS, "patient", to_resource(snapshot), "lis-create",  # type: ignore[arg-type]
@@ -298,8 +310,6 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
         values.update(updated_at=now, version=_PATIENTS.c.version + 1)
     if not values and not new_stamps:
         return []
-    # One round trip: the stamps upsert rides along as a CTE of the patient update.
-    update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
     written = provenance.lis_sources(list(new_stamps), stamp, ctx.message_id)
     if ctx.pending is not None and not changes:
         # Only stamps move (the values are the same): nothing reads them before the message's
@@ -309,6 +319,8 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
         if new_stamps:
             ctx.pending.template(("stamps",), _stamps, {"id": row.id, "stamps": new_stamps, "sources": written, "now": now})
         return []
+    # One round trip: the stamps upsert rides along as a CTE of the patient update.
+    update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
     if new_stamps:
         update = update.add_cte(provenance.sync_upsert(row.id, new_stamps, written, now).cte("stamps"))
     version = uow.session.execute(update.returning(_PATIENTS.c.version)).scalar_one()

@@ -36,6 +36,7 @@ from shared.lis.errors import ConcurrentChange
 from shared.log import current_request_id
 from shared.models import AuditEntry, OutboxEvent
 from shared.models.base import utcnow
+from shared.prepared import PREPARED
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
 _OUTBOX = OutboxEvent.__table__
@@ -148,7 +149,7 @@ class Pending:
         if not self:
             return
         statement, values, checks = self.attach(("flush",), _flushed, {}, returning=False)
-        check(uow.session.execute(statement, values).first(), checks)
+        check(uow.session.execute(statement, values, execution_options=PREPARED).first(), checks)
 
 
 def _flushed(_prefix: str) -> Any:

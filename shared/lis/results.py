@@ -149,16 +149,9 @@ def record_results(
     if not results:
         return outcome
     keys = keys if keys is not None else result_keys(results)
-    owner = (LabResult.order_id == order_id) if order_id is not None else sa.and_(
-        LabResult.order_id.is_(None), LabResult.patient_id == patient_id)
     # Nothing pending can be read here: `apply_order` flushed before locking this order, and what
     # it queued since is the order's own row (results of another order, or of none, are not these).
-    existing = {} if new_order else {
-        row.result_key: row
-        for row in uow.session.execute(
-            sa.select(LabResult.__table__).where(owner, LabResult.result_key.in_(keys))
-        ).all()
-    }
+    existing = {} if new_order else _existing(uow, patient_id, order_id, keys)
     now = utcnow()
     table = LabResult.__table__
     new_rows: list[dict[str, Any]] = []
@@ -201,6 +194,14 @@ def record_results(
         if len(inserted) != len(new_rows):
             raise ConcurrentChange("result_created_concurrently")
     return outcome
+
+
+def _existing(uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID | None, keys: list[str]) -> dict[str, Any]:
+    """The stored results of the order (or the patient's observations, `order_id` None) by key."""
+    owner = (LabResult.order_id == order_id) if order_id is not None else sa.and_(
+        LabResult.order_id.is_(None), LabResult.patient_id == patient_id)
+    rows = uow.session.execute(sa.select(LabResult.__table__).where(owner, LabResult.result_key.in_(keys))).all()
+    return {row.result_key: row for row in rows}
 
 
 def _same_message(version: dict[str, Any], incoming: dict[str, Any]) -> bool:

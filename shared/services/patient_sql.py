@@ -19,17 +19,13 @@ document ``schemas.patients.Patient`` dumps (``test_patient_sql.py`` compares th
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from shared.auth import Principal
 from shared.db import driver_autocommit, get_engine
@@ -39,6 +35,7 @@ from shared.models import MRN_SYSTEM
 from shared.models.base import utcnow
 from shared.mrn import luhn_check_digit
 from shared.normalize import fold
+from shared.prepared import PIPELINED, PREPARED, install  # noqa: F401 — PIPELINED: services.search imports it from here
 from shared.schemas.patients import PatientCreate
 from shared.services.duplicates import MAX_CANDIDATES, REASONS, lock_key
 from shared.services.name_index import name_tokens
@@ -49,92 +46,11 @@ def dumps(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
-PREPARED = {"patient_sql_prepared": True}
-# Statements prepared per connection at most: fixed texts only (the read, the registration), whose
-# generic plan is their custom plan (a primary key; values from the inserted row). A guard, not a need.
-MAX_PREPARED = 20
-_listening: weakref.WeakSet[Engine] = weakref.WeakSet()
-_listen_lock = threading.Lock()
-
-
-# A statement planned for its values each time (searches), sent in one round trip instead of three.
-PIPELINED = {"patient_sql_pipelined": True}
-
-
-def _execute_pipelined(con: Any, sql: str, parameters: Any) -> Any:
-    """An unnamed statement as Parse, Bind, Describe (portal), Execute and Sync in one round trip:
-    pg8000's own ``execute_unnamed`` waits for the server after Parse and after Describe. The
-    server plans an unnamed statement at Bind with the values (a custom plan, always)."""
-    import pg8000.core as core  # noqa: PLC0415
-
-    params = core.make_params(con.py_types, parameters)
-    for value in params:  # fail before anything is written, so the connection stays in step
-        if value is not None:
-            value.encode(con._client_encoding)
-    con.send_PARSE(core.NULL_BYTE, sql, ())
-    con.send_BIND(core.NULL_BYTE, params)
-    con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
-    con.send_EXECUTE()
-    core._write(con._sock, core.SYNC_MSG)
-    core._flush(con._sock)
-    result = core.Context(sql)
-    con.handle_messages(result)
-    return result
-
-
-def _execute_prepared(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
-    """SQLAlchemy's ``do_execute`` hook: a statement executed with ``PREPARED`` runs as a named
-    statement that pg8000 prepared on this connection the first time (kept with the connection,
-    so a discarded connection takes its statements along); with ``PIPELINED``, unnamed in one
-    round trip. Anything else: False, pg8000 as usual. Errors leave as pg8000's cursor raises
-    them, through SQLAlchemy's handling (``shared.db``)."""
-    options = context.execution_options
-    pipelined = options.get("patient_sql_pipelined", False)
-    if not (pipelined or options.get("patient_sql_prepared")):
-        return False
-    import pg8000.legacy as legacy  # noqa: PLC0415
-
-    con = cursor._c
-    prepared: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
-    try:
-        if not con._in_transaction and not con.autocommit:
-            con.execute_simple("begin transaction")
-        if pipelined:
-            result = _execute_pipelined(con, legacy.convert_paramstyle("format", statement, ())[0], parameters)
-            cursor._context, cursor._row_iter = result, iter(result.rows or [])
-            return True
-        entry = prepared.get(statement)
-        if entry is None:
-            sql = legacy.convert_paramstyle("format", statement, ())[0]
-            if len(prepared) >= MAX_PREPARED:  # an unforeseen variety of texts: run unprepared
-                result = con.execute_unnamed(sql, vals=tuple(parameters))
-                cursor._context, cursor._row_iter = result, iter(result.rows or [])
-                return True
-            entry = prepared[statement] = con.prepare_statement(sql, ())
-        name, columns, input_funcs = entry
-        result = con.execute_named(name, legacy.make_params(con.py_types, parameters), columns, input_funcs, statement)
-    except legacy.DatabaseError as exc:
-        prepared.pop(statement, None)  # prepared again next time (a dropped statement, a changed schema)
-        msg = exc.args[0] if exc.args else None
-        if isinstance(msg, dict):  # the classes pg8000's own cursor raises for a server error
-            kind = {"28000": legacy.InterfaceError, "23505": legacy.IntegrityError}.get(msg.get("C"), legacy.ProgrammingError)
-            raise kind(msg) from None
-        raise
-    cursor._context = result
-    cursor._row_iter = iter(result.rows or [])
-    return True
-
-
 @contextmanager
 def autocommit() -> Iterator[sa.Connection]:
-    """``db.driver_autocommit`` with this module's prepared statements: the engine's ``do_execute``
-    hook (``_execute_prepared``) installed once."""
-    engine = get_engine()
-    if engine not in _listening:
-        with _listen_lock:
-            if engine not in _listening:
-                event.listen(engine, "do_execute", _execute_prepared)
-                _listening.add(engine)
+    """``db.driver_autocommit`` with this module's prepared statements (``shared.prepared``'s hook
+    installed on the engine)."""
+    install(get_engine())
     with driver_autocommit() as conn:
         yield conn
 

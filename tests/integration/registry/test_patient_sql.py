@@ -154,8 +154,10 @@ def test_a_value_the_driver_cannot_send_fails_that_read_only(database_url):
 def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url, monkeypatch):
     import pg8000.legacy
 
+    from shared import prepared as prepared_sql
+
     pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
-    monkeypatch.setattr(patient_sql, "MAX_PREPARED", 0)
+    monkeypatch.setattr(prepared_sql, "MAX_PREPARED", 0)
     prepared = []
     original = pg8000.legacy.Connection.prepare_statement
     monkeypatch.setattr(pg8000.legacy.Connection, "prepare_statement",
