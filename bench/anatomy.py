@@ -21,6 +21,7 @@ table: the quick check while changing a hot path.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -73,8 +74,11 @@ def split_sql(sql: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
+@functools.lru_cache(maxsize=1024)
 def statements_in(sql: str) -> int:
-    """How many statements, transaction control apart, a query string carries."""
+    """How many statements, transaction control apart, a query string carries (kept per text: the
+    count is the measurement's, and splitting a LIS message's final statement character by character
+    on every execution billed ~8 % of the ORU's CPU to the request being measured)."""
     return sum(1 for part in split_sql(sql) if not is_transaction_control(part))
 
 
