@@ -23,6 +23,7 @@ compared, and the new message is applied (with the warning) rather than dropped.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,13 +59,15 @@ existing AS (
 )"""
 _CLAIM = sa.text(f"WITH {_CLAIM_CTES} SELECT * FROM claims")
 # The claim and the patient lookup (`shared.lis.patients.find_and_lock`'s rows, locked) in one
-# statement, for the consumer's fast path: the claims as arrays in every row, and one row without a
-# patient when none holds the identifiers. Its snapshot follows the advisory lock, as the claim's does.
+# statement, for the consumer's fast path: the claims as one JSON text in every row (read once, by
+# the C JSON parser: pg8000 parses arrays character by character in Python, ~6 % of an ORU's CPU as
+# four arrays), and one row without a patient when none holds the identifiers. Its snapshot follows
+# the advisory lock, as the claim's does.
 _PATIENT_COLUMNS = ", ".join(f"p.{c.name}" for c in Patient.__table__.c)
 _CLAIM_AND_PATIENT = sa.text(f"""WITH {_CLAIM_CTES}
-SELECT c.claim_ids, c.claim_digests, c.claim_times, c.claim_mine, pat.*
-FROM (SELECT array_agg(message_id) AS claim_ids, array_agg(content_sha256) AS claim_digests,
-             array_agg(claimed_at) AS claim_times, array_agg(mine) AS claim_mine FROM claims) c
+SELECT c.claims, pat.*
+FROM (SELECT CAST(json_agg(json_build_array(message_id, content_sha256, claimed_at, mine)) AS text) AS claims
+      FROM claims) c
 LEFT JOIN (
     SELECT {_PATIENT_COLUMNS}, i.system AS id_system, i.value AS id_value, s.field_stamps, s.field_sources
     FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
@@ -121,9 +124,8 @@ def claim_and_find_patient(uow: UnitOfWork, facility: str, control_id: str, dige
     params = _params(facility, control_id, digest, message_id)
     params.update(systems=[s for s, _ in identifiers], identifiers=[v for _, v in identifiers])
     result = uow.session.execute(_CLAIM_AND_PATIENT, params, execution_options=PREPARED).all()
-    first = result[0]
-    rows = [_ClaimRow(*r) for r in zip(first.claim_ids or (), first.claim_digests or (), first.claim_times or (),
-                                       first.claim_mine or (), strict=True)]
+    rows = [_ClaimRow(uuid.UUID(message_id), digest_, datetime.fromisoformat(claimed_at), mine)
+            for message_id, digest_, claimed_at, mine in json.loads(result[0].claims or "[]")]
     return (claim(uow, facility, control_id, digest, message_id, locked=True, rows=rows),
             [r for r in result if r.id is not None])
 
