@@ -93,15 +93,18 @@ def split_messages(raw: bytes) -> list[bytes]:
     return out
 
 
-def content_digest(raw: bytes) -> str:
+def content_digest(raw: bytes, messages: list[bytes] | None = None) -> str:
     """SHA-256 of what `raw` says: its messages with MLLP framing, byte-order marks and batch
     envelopes removed, segment terminators (CR, LF, CRLF) made CR, blank lines dropped and each
     line stripped of the whitespace and control characters the parser ignores. The same message
-    sent framed or not, with LF or CRLF, has one digest; a different message has another."""
-    try:
-        messages = split_messages(raw) or [raw]
-    except HL7Error:
-        messages = [raw]
+    sent framed or not, with LF or CRLF, has one digest; a different message has another.
+    `messages`: ``split_messages(raw)``, when the caller has it already (not split again)."""
+    if messages is None:
+        try:
+            messages = split_messages(raw)
+        except HL7Error:
+            messages = []
+    messages = messages or [raw]
     digest = hashlib.sha256()
     for message in messages:
         for line in _BREAK.split(_narrow(message)):

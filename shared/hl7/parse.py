@@ -18,14 +18,15 @@ from .segments import may_hold_nul, nul_fields, read_segments
 __all__ = ["content_digest", "parse_message", "split_messages"]
 
 
-def parse_message(raw: bytes) -> Message:
+def parse_message(raw: bytes, messages: list[bytes] | None = None) -> Message:
     """Parse exactly one message (MLLP framing, BOM and a batch envelope are allowed).
 
     Raises HL7Error when the content can never be processed; 'multiple_messages' when `raw`
     holds more than one message, which must go through `split_messages` instead: taking only
-    the first would silently drop the others.
+    the first would silently drop the others. `messages`: ``split_messages(raw)``, when the
+    caller has it already (not split again).
     """
-    messages = split_messages(raw)
+    messages = split_messages(raw) if messages is None else messages
     if not messages:
         raise HL7Error("no_msh")
     if len(messages) > 1:

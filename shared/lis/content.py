@@ -73,20 +73,22 @@ def read_parts(payload: bytes, declared_format: str | None) -> list[Part]:
     if not messages:
         return [Part(raw=payload, content_format="hl7v2", quarantine="no_msh", peek=peek(payload))]
     if len(messages) == 1:
-        return [hl7_part(payload)]  # keep the delivered bytes exactly (framing, BOM, envelope)
+        return [hl7_part(payload, messages)]  # keep the delivered bytes exactly (framing, BOM, envelope)
     return [hl7_part(raw) for raw in messages]
 
 
-def hl7_part(raw: bytes) -> Part:
+def hl7_part(raw: bytes, messages: list[bytes] | None = None) -> Part:
+    """`raw` parsed (`messages`: ``split_messages(raw)``, when the caller split it already: parsing
+    and the digest then reuse it rather than split the message twice more)."""
     try:
-        message = parse_message(raw)
+        message = parse_message(raw, messages)
     except HL7Error as exc:
         return Part(raw=raw, content_format="hl7v2", quarantine=exc.reason, peek=peek(raw))
     except Exception as exc:  # noqa: BLE001 — a parser bug: stored as failed, replayable after a fix
         return Part(raw=raw, content_format="hl7v2", crash=type(exc).__name__, peek=peek(raw))
     # A NUL was dropped from these fields (the value is kept without it): the row says where.
     warnings = tuple(f"nul_removed:{name}" for name in message.nul_fields[:_MAX_WARNINGS])
-    return Part(raw=raw, content_format="hl7v2", message=message, warnings=warnings, digest=hl7_digest(raw))
+    return Part(raw=raw, content_format="hl7v2", message=message, warnings=warnings, digest=hl7_digest(raw, messages))
 
 
 def _json_part(payload: bytes) -> Part:
