@@ -96,29 +96,34 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
     pipelined = options.get("patient_sql_pipelined", False)
     if not (pipelined or options.get("patient_sql_prepared")):
         return False
+    result = run(cursor._c, statement, parameters, pipelined=pipelined)
+    cursor._context = result
+    cursor._row_iter = iter(result.rows or [])
+    return True
+
+
+def run(con: Any, statement: str, parameters: Any, *, pipelined: bool = False) -> Any:
+    """`statement` (``%s`` placeholders) with `parameters` on the pg8000 connection `con`, prepared
+    (or `pipelined`) in one round trip; pg8000's result context (``rows``, ``columns``). A server
+    error raises the class pg8000's own cursor would raise, its fields as a dict (SQLSTATE under "C")."""
     import pg8000.legacy as legacy  # noqa: PLC0415
 
-    con = cursor._c
     prepared: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
     try:
         begin = not con._in_transaction and not con.autocommit
         if pipelined:
-            result = _execute_pipelined(con, legacy.convert_paramstyle("format", statement, ())[0], parameters, begin)
-            cursor._context, cursor._row_iter = result, iter(result.rows or [])
-            return True
+            return _execute_pipelined(con, legacy.convert_paramstyle("format", statement, ())[0], parameters, begin)
         entry = prepared.get(statement)
         if entry is None:
             sql = legacy.convert_paramstyle("format", statement, ())[0]
             if len(prepared) >= MAX_PREPARED:
-                result = _execute_pipelined(con, sql, parameters, begin)
-                cursor._context, cursor._row_iter = result, iter(result.rows or [])
-                return True
+                return _execute_pipelined(con, sql, parameters, begin)
             entry = prepared[statement] = con.prepare_statement(sql, ())
         name, columns, input_funcs = entry
         params = _params(con, parameters)
         if begin:
             _send_begin(con)
-        result = con.execute_named(name, params, columns, input_funcs, statement)
+        return con.execute_named(name, params, columns, input_funcs, statement)
     except legacy.DatabaseError as exc:
         msg = exc.args[0] if exc.args else None
         if not isinstance(msg, dict) or msg.get("C") in _STALE:
@@ -127,6 +132,3 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
             kind = {"28000": legacy.InterfaceError, "23505": legacy.IntegrityError}.get(msg.get("C"), legacy.ProgrammingError)
             raise kind(msg) from None
         raise
-    cursor._context = result
-    cursor._row_iter = iter(result.rows or [])
-    return True
