@@ -36,6 +36,7 @@ from shared.lis.content import content_digest
 from shared.lis.errors import ConcurrentChange
 from shared.models import LisMessage, Patient
 from shared.models.base import utcnow
+from shared import direct_sql
 from shared.prepared import PREPARED
 
 UNKNOWN_LEGACY = ""
@@ -123,7 +124,7 @@ def claim_and_find_patient(uow: UnitOfWork, facility: str, control_id: str, dige
     locked FOR UPDATE, in one statement: (the claim, `shared.lis.patients.find_and_lock`'s rows)."""
     params = _params(facility, control_id, digest, message_id)
     params.update(systems=[s for s, _ in identifiers], identifiers=[v for _, v in identifiers])
-    result = uow.session.execute(_CLAIM_AND_PATIENT, params, execution_options=PREPARED).all()
+    result = direct_sql.execute(uow, _CLAIM_AND_PATIENT, params)  # the fast path's: straight on the driver
     rows = [_ClaimRow(uuid.UUID(message_id), digest_, datetime.fromisoformat(claimed_at), mine)
             for message_id, digest_, claimed_at, mine in json.loads(result[0].claims or "[]")]
     return (claim(uow, facility, control_id, digest, message_id, locked=True, rows=rows),

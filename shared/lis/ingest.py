@@ -39,6 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
+from shared import direct_sql
 from shared.db import UnitOfWork, get_engine, is_transient_db_error, unit_of_work
 from shared.lis import claims
 from shared.hl7.model import Message
@@ -242,8 +243,11 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         assert part.message is not None
         header = part.message.header
         values.update(lock_facility=_clean_key(header.sending_facility), lock_control_id=_clean_key(header.control_id))
-    inserted = uow.session.execute(_insert_row(bool(delivery.pubsub_message_id), lock), values,
-                                   execution_options=PREPARED).first()
+    insert = _insert_row(bool(delivery.pubsub_message_id), lock)
+    if fast:  # straight on the driver (shared.direct_sql)
+        inserted = next(iter(direct_sql.execute(uow, insert, values)), None)
+    else:
+        inserted = uow.session.execute(insert, values, execution_options=PREPARED).first()
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
         # one committed (READ COMMITTED re-reads the row), so only one of them processes it.
@@ -398,9 +402,9 @@ def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warn
     if pending:
         # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
         update, params, checks = pending.attach(("finish",), _final_status, values, returning=True)
-        result = uow.session.execute(update, params, execution_options=PREPARED)
+        rows = direct_sql.execute(uow, update, params)  # the fast path's: straight on the driver
         if checks:
-            check(result.first(), checks)
+            check(rows[0] if rows else None, checks)
     else:
         uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()},
                             execution_options=PREPARED)

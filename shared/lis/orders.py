@@ -45,6 +45,7 @@ from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabOrder
 from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.models.base import utcnow
+from shared import direct_sql
 from shared.prepared import PREPARED
 
 LIS_NAMESPACE = ""
@@ -203,16 +204,19 @@ def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
     return stmt.with_for_update() if lock else stmt
 
 
-def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool) -> tuple[Any, OrderKeys]:
-    """(the order these keys name or None, the keys a new order may take)."""
+def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool,
+          direct: bool = False) -> tuple[Any, OrderKeys]:
+    """(the order these keys name or None, the keys a new order may take); `direct`: on the fast
+    path, straight on the driver (`shared.direct_sql`)."""
     params: dict[str, Any] = {}
     if keys.placer:
         params.update(placer=keys.placer, placer_namespaces=list({keys.placer_namespace, LIS_NAMESPACE, API_PLACER_NAMESPACE}))
     if keys.filler:
         namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
         params.update(filler=keys.filler, filler_namespaces=list(namespaces))
-    rows = uow.session.execute(_find_statement(bool(keys.placer), bool(keys.filler), lock), params,
-                               execution_options=PREPARED).all()
+    statement = _find_statement(bool(keys.placer), bool(keys.filler), lock)
+    rows = (direct_sql.execute(uow, statement, params) if direct
+            else uow.session.execute(statement, params, execution_options=PREPARED).all())
     matches = [row for row in rows if _compatible(row, keys)]
     # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
     matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,
@@ -249,7 +253,7 @@ def apply_order(
     asserted = order_status(order.control, order.status, (r.status for r in order.results))
     if order.status and asserted is None and (order.control or "").upper() not in CANCEL_CONTROLS:
         warnings.add("unknown_status:ORC-5")
-    row, free = _find(uow, keys, patient_id, lock=True)
+    row, free = _find(uow, keys, patient_id, lock=True, direct=pending is not None)
     if row is None:
         if free != keys:
             warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")

@@ -36,7 +36,7 @@ from shared.lis.errors import ConcurrentChange
 from shared.log import current_request_id
 from shared.models import AuditEntry, OutboxEvent
 from shared.models.base import utcnow
-from shared.prepared import PREPARED
+from shared import direct_sql
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
 _OUTBOX = OutboxEvent.__table__
@@ -149,7 +149,8 @@ class Pending:
         if not self:
             return
         statement, values, checks = self.attach(("flush",), _flushed, {}, returning=False)
-        check(uow.session.execute(statement, values, execution_options=PREPARED).first(), checks)
+        rows = direct_sql.execute(uow, statement, values)  # the fast path's: straight on the driver
+        check(rows[0] if rows else None, checks)
 
 
 def _flushed(_prefix: str) -> Any:
