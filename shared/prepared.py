@@ -27,6 +27,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from shared import pg8000_dates
+
 PREPARED = {"patient_sql_prepared": True}
 PIPELINED = {"patient_sql_pipelined": True}
 # Statements prepared per connection at most: a guard against an unforeseen variety of texts (each
@@ -108,7 +110,10 @@ def run(con: Any, statement: str, parameters: Any, *, pipelined: bool = False) -
     error raises the class pg8000's own cursor would raise, its fields as a dict (SQLSTATE under "C")."""
     import pg8000.legacy as legacy  # noqa: PLC0415
 
-    prepared: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
+    prepared: dict[str, Any] | None = con.__dict__.get("_patient_sql_prepared")
+    if prepared is None:
+        prepared = con.__dict__["_patient_sql_prepared"] = {}
+        pg8000_dates.adapt(con)  # before its first statement is prepared (which keeps its readers)
     try:
         begin = not con._in_transaction and not con.autocommit
         if pipelined:
