@@ -15,6 +15,8 @@ What SQLAlchemy's execute would do beside that is kept:
   alike); anything else (pg8000 failing mid-exchange, a value it cannot encode) invalidates the
   connection as ``shared.db``'s ``handle_error`` hook would have (a disconnect also the pool's older
   connections, as SQLAlchemy does), and the error says the connection was invalidated;
+* autoflush: while the session holds ORM objects to flush, the statement goes through
+  ``session.execute``, which flushes them first;
 * ``before_cursor_execute`` listeners (statement counting in tests) see the statement, when any are
   registered.
 
@@ -79,9 +81,11 @@ def _run(con: Any, sql: str, params: Sequence[Any]) -> Any:
 
 def execute(uow: UnitOfWork, statement: Any, params: dict[str, Any]) -> list[Any]:
     """`statement` with `params` in the unit of work's transaction; its rows (see the module)."""
-    compiled = _compile(uow, statement)
+    session = uow.session
+    # ORM objects waiting to be flushed: session.execute autoflushes them first (in order).
+    compiled = _compile(uow, statement) if session._is_clean() else None
     if compiled is None:
-        return uow.session.execute(statement, params, execution_options=PREPARED).all()
+        return session.execute(statement, params, execution_options=PREPARED).all()
     values = []
     for name, default, default_fn, process in compiled.values:
         if name in params:
@@ -93,7 +97,7 @@ def execute(uow: UnitOfWork, statement: Any, params: dict[str, Any]) -> list[Any
         else:
             raise KeyError(f"A value is required for bind parameter {name!r}")
         values.append(process(value) if process is not None else value)
-    conn = uow.session.connection()
+    conn = session.connection()
     sql, args = compiled.sql, tuple(values)
     if conn._has_events or conn.engine._has_events:
         for listener in conn.dispatch.before_cursor_execute:
