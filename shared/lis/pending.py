@@ -40,6 +40,9 @@ from shared import direct_sql
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
 _OUTBOX = OutboxEvent.__table__
+# Rows as JSON (UUIDs and datetimes as their str): one encoder, built once; no cycle check (the rows
+# are fresh dicts of values and lists: ~20 % of the encoding of a message's eight results).
+_rows_json = json.JSONEncoder(default=str, check_circular=False).encode
 _AUDIT = AuditEntry.__table__
 
 
@@ -94,7 +97,7 @@ class Pending:
         columns = tuple(rows[0])
         key = ("rows", table.name, columns, tuple(conflict or ()), bool(reason))
         self.template(key, functools.partial(_insert_rows, table, columns, conflict, bool(reason)),
-                      {"rows": json.dumps(rows, default=str)}, expect=len(rows) if reason else None, reason=reason)
+                      {"rows": _rows_json(rows)}, expect=len(rows) if reason else None, reason=reason)
 
     def emit(self, uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
         """`shared.events.outbox.emit`, sent with the message's last statement."""
