@@ -11,6 +11,7 @@ that into an entry of ``invalid_fields``.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, timedelta, timezone
 
@@ -31,8 +32,12 @@ def _match(value: str) -> re.Match[str]:
     return match
 
 
+@functools.lru_cache(maxsize=512)
 def parse_dtm(value: str) -> datetime:
-    """Aware datetime; missing parts default to their start (month 1, day 1, 00:00:00)."""
+    """Aware datetime; missing parts default to their start (month 1, day 1, 00:00:00).
+
+    Kept per text (a datetime is immutable; an unreadable value raises each time): a result
+    message repeats its times (MSH-7, OBR-7, each OBX-14 of a panel), parsed once each."""
     match = _match(value)
     offset = match["z"]
     tz = UTC
