@@ -147,7 +147,7 @@ def _compile(uow: UnitOfWork, statement: Any) -> _Compiled | None:
             _SEEN.clear()
         _SEEN[id(statement)] = weakref.ref(statement)
         return None
-    del _SEEN[id(statement)]
+    _SEEN.pop(id(statement), None)  # (another request thread may have taken it out already)
     dialect = uow.session.get_bind().dialect
     made = _taken(statement.compile(dialect=dialect), dialect)
     if len(_COMPILED) >= _MAX_COMPILED:
