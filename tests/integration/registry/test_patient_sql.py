@@ -155,7 +155,9 @@ def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url
     import pg8000.legacy
 
     pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
-    monkeypatch.setattr(patient_sql, "MAX_PREPARED", 0)
+    from shared.db import wire
+
+    monkeypatch.setattr(wire, "MAX_PREPARED", 0)
     prepared = []
     original = pg8000.legacy.Connection.prepare_statement
     monkeypatch.setattr(pg8000.legacy.Connection, "prepare_statement",
