@@ -209,13 +209,7 @@ class DriverPool:
     def invalidate(self) -> None:
         """The server went away (or restarted): close the idle connections, and those lent now when
         they come back; every later checkout gets a new one."""
-        with self._cond:
-            self._generation += 1
-            idle, self._idle = self._idle, []
-            self._open -= len(idle)
-            self._cond.notify_all()
-        for con in idle:
-            _close_quietly(con)
+        self.dispose()
         log.warning("database pool invalidated after a disconnect")
 
     def dispose(self) -> None:
