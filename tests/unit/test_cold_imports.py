@@ -63,8 +63,7 @@ def _imported(function: str) -> set[str]:
 # A cold api's first GET /patients/{id} with a bearer token loads its route module, patient_sql and the
 # driver pool, and none of these.
 FIRST_READ_NEVER = ("sqlalchemy", "shared.models", "shared.schemas", "shared.db.orm", "shared.audit",
-                    "shared.services.patients", "shared.services.search", "shared.api.patients",
-                    "shared.telemetry.queues")
+                    "shared.services.patients", "shared.services.search", "shared.api.patients")
 
 _FIRST_READ = """
 import json, os, sys
@@ -94,15 +93,20 @@ def test_a_cold_api_serves_its_first_patient_read_without_sqlalchemy(database_ur
     from shared.schemas.patients import PatientCreate  # noqa: PLC0415
 
     patient = patient_sql.register_patient(SYSTEM_CLI, PatientCreate.model_validate_json(json.dumps(patient_body())))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    from bench.procs import production_env  # noqa: PLC0415
+
+    # the api's production environment (its manifest: the Prometheus exporter and its queue gauges on)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("api")
     env.update(PROBE_PATIENT=patient["id"], PROBE_TOKEN=make_token("patients:read"), DATABASE_URL=database_url)
     out = subprocess.run([sys.executable, "-c", _FIRST_READ, str(ROOT / "functions" / "api" / "main.py")],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     status, modules = json.loads(out.stdout.strip().splitlines()[-1])
     assert status == 200
+    assert "opentelemetry.sdk.metrics" in modules  # the manifest's metrics exporter was on
     assert "shared.db.pool" in modules and "shared.api.patient_read" in modules  # the check sees the request's imports
-    assert _loaded(set(modules), EVERYWHERE + FIRST_READ_NEVER) == []
+    configured = ("opentelemetry", "prometheus_client")  # the exporter the manifest configures loads on first use
+    assert _loaded(set(modules), tuple(p for p in EVERYWHERE if p not in configured) + FIRST_READ_NEVER) == []
 
 
 def test_the_jobs_function_routes_every_order_action_to_the_lis():
