@@ -23,8 +23,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from shared.db.pool import resolve_database_url
@@ -62,14 +61,12 @@ def unit_of_work() -> AbstractContextManager[UnitOfWork]:
     return orm_unit_of_work()
 
 
-@contextmanager
-def driver_connection(*, autocommit: bool = True) -> Iterator[Any]:
+def driver_connection(*, autocommit: bool = True) -> AbstractContextManager[Any]:
     """A pg8000 connection of the process's pool for the block, to run statements with
     ``shared.db.wire``; in autocommit mode by default (pg8000 sends no BEGIN of its own)."""
     from shared.db.pool import get_pool  # noqa: PLC0415
 
-    with get_pool().connection(autocommit=autocommit) as con:
-        yield con
+    return get_pool().connection(autocommit=autocommit)
 
 
 def dispose_engine() -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from shared.db.pool import DriverPool, get_pool, open_connection, resolve_database_url
+from shared.db.pool import DriverPool, current_pool, get_pool, open_connection, resolve_database_url
 from shared.db.transient import _sqlstate
 from shared.log import get_logger
 from shared.settings import get_settings
@@ -73,7 +73,7 @@ class BorrowingPool(NullPool):
     connection (SQLAlchemy closes those with ``terminate``) is discarded there instead. A disconnect
     that invalidates SQLAlchemy's pool invalidates the driver pool's idle connections too."""
 
-    def __init__(self, creator: Any, *, driver: Callable[[], DriverPool], **kwargs: Any) -> None:
+    def __init__(self, creator: Any, *, driver: Callable[[], DriverPool | None], **kwargs: Any) -> None:
         self._driver = driver
         super().__init__(creator, **kwargs)
 
@@ -88,7 +88,9 @@ class BorrowingPool(NullPool):
         owner.release(connection, discard=terminate)
 
     def _invalidate(self, connection: Any, exception: BaseException | None = None, _checkin: bool = True) -> None:
-        self._driver().invalidate()
+        driver = self._driver()
+        if driver is not None:
+            driver.invalidate()
         super()._invalidate(connection, exception, _checkin)
 
     def recreate(self) -> BorrowingPool:
@@ -97,7 +99,9 @@ class BorrowingPool(NullPool):
                               pre_ping=self._pre_ping, _dispatch=self.dispatch, dialect=self._dialect)
 
     def dispose(self) -> None:
-        self._driver().dispose()
+        driver = self._driver()
+        if driver is not None:
+            driver.dispose()
 
 
 def make_engine(url: str, *, pool_size: int | None = None, driver: DriverPool | None = None) -> Engine:
@@ -109,18 +113,20 @@ def make_engine(url: str, *, pool_size: int | None = None, driver: DriverPool | 
         timeout_ms = settings.db_statement_timeout_ms
         own = DriverPool(lambda: open_connection(url, timeout_ms), size=pool_size or settings.pool_size(),
                          timeout=settings.db_pool_timeout_seconds)
-        return _engine_over(url, lambda: own)
-    return _engine_over(url, lambda: driver)
+        return _engine_over(url, own.acquire, lambda: own)
+    return _engine_over(url, driver.acquire, lambda: driver)
 
 
-def _engine_over(url: str, driver: Callable[[], DriverPool]) -> Engine:
+def _engine_over(url: str, borrow: Callable[[], Any], driver: Callable[[], DriverPool | None]) -> Engine:
+    """An engine whose connections are borrowed with ``borrow`` from the pool ``driver`` returns (None: none
+    open yet, nothing to invalidate or dispose)."""
     # No pre-ping: it costs a round trip on every checkout. A connection that died with the server
     # fails its request with a disconnect error, which answers 503 (Retry-After) and invalidates the
     # whole pool, so the next requests get fresh connections (tests/fault/test_database_outage.py
     # restarts and freezes the server under load). A connection left out of step by a driver-side
     # error is discarded by the handle_error hook. Size, LIFO, recycling, connect timeout and the
     # connection settings are the driver pool's.
-    pool = BorrowingPool(lambda: driver().acquire(), driver=driver, pre_ping=False)
+    pool = BorrowingPool(borrow, driver=driver, pre_ping=False)
     engine = sa.create_engine(url, pool=pool)  # create_engine gives the pool its dialect
     event.listen(engine, "handle_error", _discard_out_of_step_connection)
     return engine
@@ -158,7 +164,7 @@ def get_engine() -> Engine:
     if _engine is None:
         with _lock:
             if _engine is None:
-                _engine = _engine_over(resolve_database_url(), get_pool)
+                _engine = _engine_over(resolve_database_url(), lambda: get_pool().acquire(), current_pool)
                 _session_factory = sessionmaker(bind=_engine, expire_on_commit=False, autoflush=True)
     return _engine
 
