@@ -18,6 +18,7 @@ opened before it (``invalidate``: a generation counter), as the server restarted
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -171,7 +172,7 @@ class DriverPool:
         if con._pool_disconnected:
             con._pool_disconnected = False
             self.invalidate()
-        if not discard and not con._pool_out_of_step and con._in_transaction:
+        if not discard and not con._pool_out_of_step and con._usock is not None and con._in_transaction:
             try:
                 con.rollback()
             except Exception as exc:  # noqa: BLE001 — a connection that cannot roll back is not reused
@@ -260,6 +261,16 @@ def get_pool() -> DriverPool:
 
 def current_pool() -> DriverPool | None:
     return _pool
+
+
+def _forget_in_child() -> None:
+    """After a fork, the child must not use (nor close: that would end the parent's sessions) the
+    parent's connections: it starts with a pool of its own on first use."""
+    global _pool, _lock
+    _pool, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def dispose_pool() -> None:
