@@ -91,6 +91,13 @@ def autocommit() -> Iterator[sa.Connection]:
         yield conn
 
 
+def pipelined_rows(sql: str, params: Any) -> list[list[Any]]:
+    """The rows of one statement (``%s`` placeholders) planned for its values and sent in one round
+    trip, on a driver connection in autocommit mode: a search's statement without SQLAlchemy."""
+    with driver_connection() as con:
+        return wire.rows(con, sql, params, pipelined=True)
+
+
 def _timestamp(col: str) -> str:
     """A timestamptz as pydantic writes an aware UTC datetime: ``…T01:02:03Z`` or ``…T01:02:03.120000Z``."""
     return (f"to_char({col} AT TIME ZONE 'UTC', CASE WHEN to_char({col}, 'US') = '000000' "

@@ -210,6 +210,13 @@ def test_concurrent_registrations_of_the_same_person_register_once_on_either_pat
     assert [p.id for p in rows(Patient, Patient.family == family)] == created
 
 
+def test_a_pipelined_statement_on_the_driver_pool_answers_its_own(database_url):
+    with pytest.raises(Exception, match="22012"):  # noqa: PT011 — pg8000's ProgrammingError
+        patient_sql.pipelined_rows("SELECT 1 / %s::int", (0,))
+    assert patient_sql.pipelined_rows("SELECT %s::int + 1, %s::text", (41, "zoë")) == [[42, "zoë"]]
+    assert patient_sql.pipelined_rows("SELECT 1 WHERE false", ()) == []
+
+
 def test_a_pipelined_statement_that_fails_leaves_its_connection_in_step(database_url):
     """Parse, Bind, Describe, Execute and Sync go out together: after the server's error (or a value
     pg8000 cannot encode, refused before anything is sent) the connection still answers its own."""
