@@ -16,15 +16,16 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shared.db import UnitOfWork, driver_autocommit
+from shared.db import driver_connection, wire
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 from shared.log import get_logger
-from shared.models import ApiKey
-from shared.models.base import utcnow
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
+    from shared.models import ApiKey
 
 log = get_logger(__name__)
 SCOPES = frozenset({"patients:read", "patients:write", "lis:read", "lis:admin", "audit:read", "metrics:read", "admin"})
@@ -52,6 +53,10 @@ def hash_token(token: str) -> bytes:
 
 
 def create_api_key(uow: UnitOfWork, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import ApiKey  # noqa: PLC0415
+
     name = name.strip()
     problems = []
     if not name or len(name) > 100 or not name.isprintable():
@@ -72,10 +77,19 @@ def create_api_key(uow: UnitOfWork, name: str, scopes: list[str]) -> tuple[ApiKe
 
 
 def list_api_keys(uow: UnitOfWork) -> list[ApiKey]:
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import ApiKey  # noqa: PLC0415
+
     return list(uow.session.scalars(sa.select(ApiKey).order_by(ApiKey.created_at)))
 
 
 def revoke_api_key(uow: UnitOfWork, name: str) -> ApiKey:
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import ApiKey  # noqa: PLC0415
+    from shared.models.base import utcnow  # noqa: PLC0415
+
     key = uow.session.scalar(sa.select(ApiKey).where(ApiKey.name == name))
     if key is None:
         raise NotFound("No API key with this name")
@@ -116,16 +130,16 @@ def clear_key_cache() -> None:
     _cache.clear()
 
 
-_LOOKUP = sa.select(ApiKey.id, ApiKey.name, ApiKey.scopes, ApiKey.revoked_at).where(
-    ApiKey.token_hash == sa.bindparam("digest"))
+_LOOKUP = "SELECT id, name, scopes, revoked_at FROM api_keys WHERE token_hash = %s"
 
 
-def _lookup(digest: bytes) -> sa.Row | None:
-    """The key's row, in one statement on a pooled connection in the driver's autocommit mode: a
-    read-only lookup needs no transaction, so no BEGIN/COMMIT round trips and no ORM session (as
-    ``db.driver_autocommit``)."""
-    with driver_autocommit() as conn:
-        return conn.execute(_LOOKUP, {"digest": digest}).first()
+def _lookup(digest: bytes) -> Any | None:
+    """The key's row (``id``, ``name``, ``scopes``, ``revoked_at``), in one prepared statement on a
+    pooled connection in the driver's autocommit mode: a read-only lookup needs no transaction, so no
+    BEGIN/COMMIT round trips, and no SQLAlchemy."""
+    with driver_connection() as con:
+        found = wire.named(wire.execute(con, _LOOKUP, (digest,), prepared=True))
+    return found[0] if found else None
 
 
 def authenticate(authorization: str | None) -> Principal:

@@ -33,10 +33,11 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, wire
+from shared.log import get_logger
 from shared.prepared import PREPARED
-from shared.prepared import run as _prepared_run
 
+log = get_logger(__name__)
 _NOT_TAKEN = object()
 _MAX_COMPILED = 256
 
@@ -75,8 +76,10 @@ _SEEN: dict[int, weakref.ref[Any]] = {}  # executed once (through SQLAlchemy)
 
 
 def _run(con: Any, sql: str, params: Sequence[Any]) -> Any:
-    """The one call into the low-level execution: `sql` prepared on the pg8000 connection `con`."""
-    return _prepared_run(con, sql, params)
+    """The one call into the low-level execution: `sql` prepared on the pg8000 connection `con`
+    (``shared.db.wire``: a failure the server did not send also marks the connection out of step
+    for the driver pool)."""
+    return wire.execute(con, sql, params, prepared=True)
 
 
 def execute(uow: UnitOfWork, statement: Any, params: dict[str, Any]) -> list[Any]:
@@ -129,6 +132,8 @@ def _failed(conn: Any, driver: Any, sql: str, args: tuple[Any, ...], exc: BaseEx
         if isinstance(exc, dbapi_error) and dialect.is_disconnect(exc, driver, None):
             conn.engine.pool._invalidate(conn._dbapi_connection, exc)  # as SQLAlchemy does on a disconnect
         conn.invalidate(exc)
+        log.warning("database connection discarded after a client-side error",
+                    extra={"fields": {"error_type": type(exc).__name__}})
     if not isinstance(exc, dbapi_error):
         return exc
     return sa_exc.DBAPIError.instance(sql, args, exc, dbapi_error, hide_parameters=conn.engine.hide_parameters,

@@ -7,8 +7,8 @@ percent of a LIS message's CPU, whose patient and order rows carry several. Anyt
 parser refuses (``infinity``, BC dates, years beyond 9999) goes to pg8000's own function, so
 every value reads as before.
 
-`adapt` changes one connection's table (``shared.prepared`` adapts each connection it prepares
-statements on, before the first: a prepared statement keeps the functions of its columns).
+`adapt` changes one connection's table (``shared.db.pool`` adapts each connection it opens, before
+its first statement: a prepared statement keeps the functions of its columns).
 """
 
 from __future__ import annotations

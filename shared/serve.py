@@ -9,8 +9,9 @@ This command takes functions-framework's options and variables (``--target``/``F
 ``HOST``, ``--port``/``PORT``, ``--debug``/``DEBUG``; ``THREADS``, ``WORKERS`` and the timeout are read
 by functions-framework's gunicorn application as before) and builds the same app and server, with four
 changes (``GUNICORN_OPTIONS``): the master freezes its objects out of the garbage collector's reach before
-it forks (``gc.freeze``: a worker's collections would otherwise copy the pages it shares); each worker opens its first database connection in the background as it
-starts (``shared.db.warm_up``: not on the first request's path); gunicorn's worker is
+it forks (``gc.freeze``: a worker's collections would otherwise copy the pages it shares); each worker opens
+its first database connection in the background as it starts (``shared.db.start_warm_up``: not on the first
+request's path; the api loads the ORM there only once it has been idle); gunicorn's worker is
 :class:`ProblemWorker`, whose error answer keeps gunicorn's status and reason but carries a problem+json
 body that quotes nothing; and gunicorn's control server is off (``control_socket_disable``: gunicorn ≥
 25.1 otherwise opens a Unix socket under ``$HOME/.gunicorn``, which is read-only in the image, and

@@ -16,7 +16,7 @@ ROUTE_MODULES: dict[str, str] = {
     "GET /readyz": "shared.api.health",
     "POST /patients": "shared.api.patients",
     "GET /patients": "shared.api.patients",
-    "GET /patients/<uuid:patient_id>": "shared.api.patients",
+    "GET /patients/<uuid:patient_id>": "shared.api.patient_read",
     "PATCH /patients/<uuid:patient_id>": "shared.api.patients",
     "DELETE /patients/<uuid:patient_id>": "shared.api.patients",
     "POST /patients/<uuid:patient_id>/history": "shared.api.history",

@@ -1,4 +1,4 @@
-"""Patient routes: register, search, read, change (merge patch + If-Match), deactivate."""
+"""Patient routes: register, search, change (merge patch + If-Match), deactivate (the read: ``patient_read``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from flask import Response
 
 from shared.api.merge_patch_body import CONTENT_TYPES as MERGE_PATCH_TYPES
 from shared.api.merge_patch_body import merge_patch_body
+from shared.api.patient_read import document_response
 from shared.db import unit_of_work
 from shared.http.context import RequestContext, etag, json_response
 from shared.http.routing import route
@@ -24,15 +25,6 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
     return json_response(resource, status, {"ETag": etag(resource.version), **(headers or {})})
 
 
-def _document_response(doc: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A patient document built by PostgreSQL (``services.patient_sql``): the same body and headers."""
-    response = Response(patient_sql.dumps(doc), status=status, mimetype="application/json")
-    response.headers["ETag"] = etag(doc["version"])
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
 @route("POST", "/patients", scope="patients:write", summary="Register a patient", body=PatientCreate,
        query=PatientCreateQuery, responses={201: Patient, 409: None}, audit_action="patient.create",
        headers_out=("ETag",))
@@ -41,7 +33,7 @@ def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)
     doc = patient_sql.register_patient(ctx.principal, data, reject_duplicates=not q.allow_duplicate)
-    return _document_response(doc, 201, {"Location": f"/patients/{doc['id']}"})
+    return document_response(doc, 201, {"Location": f"/patients/{doc['id']}"})
 
 
 @route("GET", "/patients", scope="patients:read", summary="Search patients", query=PatientSearchQuery,
@@ -51,12 +43,6 @@ def search(ctx: RequestContext) -> Response:
     items, next_cursor = search_page(ctx.principal, q)
     # PatientPage's document (items, next_cursor), written without validating it again
     return Response(patient_sql.dumps({"items": items, "next_cursor": next_cursor}), mimetype="application/json")
-
-
-@route("GET", "/patients/<uuid:patient_id>", scope="patients:read", summary="Read a patient",
-       responses={200: Patient}, audit_action="patient.read", headers_out=("ETag",))
-def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
-    return _document_response(patient_sql.read_patient(ctx.principal, patient_id))
 
 
 @route("PATCH", "/patients/<uuid:patient_id>", scope="patients:write",

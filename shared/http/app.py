@@ -15,9 +15,8 @@ from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 
-from shared import audit
 from shared.auth import Principal, authenticate
-from shared.db import is_transient_db_error, unit_of_work
+from shared.db import is_transient_db_error
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
@@ -101,6 +100,9 @@ def _template(route: Route | None) -> str:
 
 def _audit_failure(route: Route, principal: Principal, error: DomainError, request: Request) -> None:
     """Refused or failed access to patient data is audited too, in its own transaction."""
+    from shared import audit  # noqa: PLC0415  (the ORM: loaded by the first failure to audit)
+    from shared.db import unit_of_work  # noqa: PLC0415
+
     # Only the patient the route names: other ids in a path (dead letters, orders) are not patients.
     view_args = match(request.method, request.path)[1]
     patient_ids = [view_args["patient_id"]] if isinstance(view_args.get("patient_id"), uuid.UUID) else []

@@ -150,7 +150,7 @@ def _operation(route: Route, refs: dict[tuple[type[BaseModel], str], dict[str, A
         op["requestBody"] = {"required": True,
                              "content": {t: {"schema": refs[(route.body, "validation")]} for t in types}}
     responses: dict[str, Any] = {}
-    for status, model in sorted(route.responses.items()):
+    for status, model in sorted(route.response_models().items()):
         if status >= 400:
             continue
         response: dict[str, Any] = {"description": DESCRIPTIONS.get(status, "OK")}
@@ -191,7 +191,7 @@ def build_document(routes: list[Route] | None = None) -> dict[str, Any]:
     wanted: list[tuple[type[BaseModel], str]] = [(Problem, "serialization")]
     for r in routes:
         wanted += [(m, "validation") for m in (r.body, r.query) if m is not None]
-        wanted += [(m, "serialization") for m in r.responses.values() if m is not None]
+        wanted += [(m, "serialization") for m in r.response_models().values() if m is not None]
     refs, top = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF)
     defs = top.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}

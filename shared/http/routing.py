@@ -42,7 +42,9 @@ class Route:
     body_content_type: str | tuple[str, ...] = "application/json"
     query: type[BaseModel] | None = None
     # status -> response model (None: no body); problem responses are added by the OpenAPI generator.
-    responses: dict[int, type[BaseModel] | None] = field(default_factory=dict)
+    # A model may be named "module:Class" instead, imported only for OpenAPI (``response_models``): a
+    # hot route whose handler never builds its response model does not load it on its first request.
+    responses: dict[int, type[BaseModel] | str | None] = field(default_factory=dict)
     # When set, failures after authentication (403/404/409/412/422) are audited under this action.
     audit_action: str | None = None
     headers_in: tuple[str, ...] = ()
@@ -60,6 +62,15 @@ class Route:
     @property
     def endpoint(self) -> str:
         return f"{self.method} {self.path}"
+
+    def response_models(self) -> dict[int, type[BaseModel] | None]:
+        """``responses`` with every model named "module:Class" imported."""
+        return {status: _model(model) if isinstance(model, str) else model for status, model in self.responses.items()}
+
+
+def _model(name: str) -> type[BaseModel]:
+    module, _, attribute = name.partition(":")
+    return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
 
 
 ROUTES: list[Route] = []

@@ -8,37 +8,38 @@ sequence, one CTE that inserts the patient, its identifiers, name tokens, versio
 outbox rows and reads the probable duplicates (after the lock, so its snapshot sees every
 committed registration of that birth date), then ``COMMIT`` (or ``ROLLBACK`` for a 409).
 
-The statements go through the process's one engine (``shared.db``): the pool, the discard of a
-connection left out of step and the transient-error → 503 mapping all apply. The fixed texts (read,
-registration) run as statements prepared once per connection (``PREPARED``): one Bind/Execute/Sync
-exchange instead of pg8000's three for an unnamed statement, and no parsing or planning per
-request. Searches are not prepared (``services.search.search_page`` says why). The JSON is the
-document ``schemas.patients.Patient`` dumps (``test_patient_sql.py`` compares them byte for byte).
+The statements run on a pg8000 connection of the process's pool (``shared.db.pool``), through
+``shared.db.wire``, without SQLAlchemy: the pool's discard of a connection left out of step and the
+transient-error → 503 mapping apply as to the ORM's statements, and a GET /patients/{id} loads no
+SQLAlchemy at all (tests/unit/test_cold_imports.py). The fixed texts (read, registration) run as
+statements prepared once per connection: one Bind/Execute/Sync exchange instead of pg8000's three
+for an unnamed statement, and no parsing or planning per request. Searches are not prepared
+(``services.search.search_page`` says why) but pipelined; they still run on a SQLAlchemy connection,
+whose ``do_execute`` hook (``shared.prepared``) sends ``PREPARED`` and ``PIPELINED`` statements the
+same way. The JSON is the document ``schemas.patients.Patient`` dumps (``test_patient_sql.py``
+compares them byte for byte).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shared.auth import Principal
-from shared.db import driver_autocommit, get_engine
+from shared.db import driver_connection, wire
 from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
 from shared.log import current_request_id
-from shared.models import MRN_SYSTEM
-from shared.models.base import utcnow
-from shared.mrn import luhn_check_digit
-from shared.normalize import fold
-from shared.prepared import PIPELINED, PREPARED, install  # noqa: F401 — PIPELINED: services.search imports it from here
-from shared.schemas.patients import PatientCreate
-from shared.services.duplicates import MAX_CANDIDATES, REASONS, lock_key
-from shared.services.name_index import name_tokens
+from shared.prepared import PIPELINED, PREPARED, install
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.auth import Principal
+    from shared.schemas.patients import PatientCreate
 
 
 def dumps(doc: Any) -> str:
@@ -46,13 +47,26 @@ def dumps(doc: Any) -> str:
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 @contextmanager
 def autocommit() -> Iterator[sa.Connection]:
-    """``db.driver_autocommit`` with this module's prepared statements (``shared.prepared``'s hook
-    installed on the engine)."""
+    """``db.driver_autocommit`` (a SQLAlchemy connection in the driver's autocommit mode) with the
+    ``PREPARED`` and ``PIPELINED`` execution options (``shared.prepared``'s hook installed once)."""
+    from shared.db.orm import driver_autocommit, get_engine  # noqa: PLC0415
+
     install(get_engine())
     with driver_autocommit() as conn:
         yield conn
+
+
+def pipelined_rows(sql: str, params: Any) -> list[list[Any]]:
+    """The rows of one statement (``%s`` placeholders) planned for its values and sent in one round
+    trip, on a driver connection in autocommit mode: a search's statement without SQLAlchemy."""
+    with driver_connection() as con:
+        return wire.rows(con, sql, params, pipelined=True)
 
 
 def _timestamp(col: str) -> str:
@@ -100,54 +114,59 @@ _READ = (
 
 def read_patient(principal: Principal, patient_id: uuid.UUID) -> dict[str, Any]:
     """The patient as the API's JSON document, with its ``patient.read`` audit row (one statement)."""
-    with autocommit() as conn:
-        row = conn.exec_driver_sql(
-            _READ, (patient_id, utcnow(), principal.name, principal.key_id, current_request_id()), PREPARED).first()
-    if row is None:
+    with driver_connection() as con:
+        found = wire.rows(con, _READ, (patient_id, utcnow(), principal.name, principal.key_id, current_request_id()),
+                          prepared=True)
+    if not found:
         raise NotFound("No patient with this id")
-    return row[0]  # type: ignore[no-any-return]
+    return found[0][0]  # type: ignore[no-any-return]
 
 
 # -- POST /patients ----------------------------------------------------------------------------------
 
-_REGISTER = (
-    "WITH pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
-    "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
-    "source, version, created_at, updated_at) VALUES (%s::uuid, %s, 'active', %s, %s::text[], %s::text[], "
-    "%s::text[], %s, %s, %s::date, %s, %s, %s, %s::jsonb, %s, %s, %s::boolean, %s::boolean, %s, 1, "
-    "%s::timestamptz, %s::timestamptz) RETURNING *), "
-    "wanted AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS w(system, value, type, n)), "
-    # ON CONFLICT DO NOTHING: the (system, value) constraint decides; a skipped row means a 409.
-    "ident AS (INSERT INTO patient_identifiers (id, patient_id, system, value, type, created_at) "
-    "SELECT gen_random_uuid(), pat.id, w.system, w.value, w.type, pat.created_at FROM pat, wanted w ORDER BY w.n "
-    "ON CONFLICT (system, value) DO NOTHING RETURNING system, value, type), "
-    "claimed AS (SELECT w.n, ident.system, ident.value, ident.type FROM ident "
-    "JOIN wanted w ON w.system = ident.system AND w.value = ident.value), "
-    "tok AS (INSERT INTO patient_name_tokens (patient_id, kind, token) "
-    "SELECT pat.id, t.kind, t.token FROM pat, unnest(%s::text[], %s::text[]) AS t(kind, token) ON CONFLICT DO NOTHING), "
-    # services.duplicates.find_duplicates, for a probe with this row's folded names, phone and e-mail.
-    "dup AS (SELECT q.id, q.created_at, CASE WHEN q.family_norm = pat.family_norm AND pat.family_norm <> '' "
-    f"AND q.first_given_norm = pat.first_given_norm THEN '{REASONS[0]}' "
-    f"WHEN q.phone = pat.phone THEN '{REASONS[1]}' ELSE '{REASONS[2]}' END AS reason "
-    "FROM pat JOIN patients q ON q.birth_date = pat.birth_date AND q.status <> 'merged' AND q.id <> pat.id "
-    "AND ((pat.family_norm <> '' AND q.family_norm = pat.family_norm AND q.first_given_norm = pat.first_given_norm) "
-    "OR q.phone = pat.phone OR q.email = pat.email) "
-    f"WHERE %s::boolean ORDER BY q.created_at, q.id LIMIT {MAX_CANDIDATES}), "
-    "doc AS (SELECT {doc} AS body FROM pat), "
-    "ver AS (INSERT INTO resource_versions (resource_type, resource_id, patient_id, version, change, snapshot, "
-    "changed_at, changed_by, request_id, field_sources) SELECT 'patient', pat.id, pat.id, 1, 'create', "
-    "doc.body::jsonb, %s::timestamptz, %s, %s, '{{}}'::jsonb FROM pat, doc), "
-    f"aud AS (INSERT INTO {_AUDIT_COLUMNS} "
-    "SELECT %s::timestamptz, %s, %s::uuid, 'patient.create', ARRAY[pat.id], %s, 'success', NULL FROM pat), "
-    "box AS (INSERT INTO outbox (id, source, type, subject, time, dataschema, data, traceparent, tracestate, "
-    "created_at, attempts) SELECT %s::uuid, %s, %s, %s, %s::timestamptz, %s, %s::jsonb, %s, %s, %s::timestamptz, 0 "
-    "FROM pat) "
-    "SELECT doc.body, (SELECT count(*) FROM ident), "
-    "(SELECT coalesce(json_agg(json_build_object('patient_id', dup.id, 'reason', dup.reason) "
-    "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup) FROM doc"
-).format(doc=patient_json("pat", identifiers=(
-    "(SELECT coalesce(json_agg(json_build_object('system', c.system, 'value', c.value, 'type', c.type) "
-    "ORDER BY c.n), '[]'::json) FROM claimed c)")))
+@functools.cache
+def _register_sql() -> str:
+    """The registration CTE (built on first use: its duplicate rules come from ``services.duplicates``)."""
+    from shared.services.duplicates import MAX_CANDIDATES, REASONS  # noqa: PLC0415
+
+    return (
+        "WITH pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
+        "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
+        "source, version, created_at, updated_at) VALUES (%s::uuid, %s, 'active', %s, %s::text[], %s::text[], "
+        "%s::text[], %s, %s, %s::date, %s, %s, %s, %s::jsonb, %s, %s, %s::boolean, %s::boolean, %s, 1, "
+        "%s::timestamptz, %s::timestamptz) RETURNING *), "
+        "wanted AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS w(system, value, type, n)), "
+        # ON CONFLICT DO NOTHING: the (system, value) constraint decides; a skipped row means a 409.
+        "ident AS (INSERT INTO patient_identifiers (id, patient_id, system, value, type, created_at) "
+        "SELECT gen_random_uuid(), pat.id, w.system, w.value, w.type, pat.created_at FROM pat, wanted w ORDER BY w.n "
+        "ON CONFLICT (system, value) DO NOTHING RETURNING system, value, type), "
+        "claimed AS (SELECT w.n, ident.system, ident.value, ident.type FROM ident "
+        "JOIN wanted w ON w.system = ident.system AND w.value = ident.value), "
+        "tok AS (INSERT INTO patient_name_tokens (patient_id, kind, token) "
+        "SELECT pat.id, t.kind, t.token FROM pat, unnest(%s::text[], %s::text[]) AS t(kind, token) ON CONFLICT DO NOTHING), "
+        # services.duplicates.find_duplicates, for a probe with this row's folded names, phone and e-mail.
+        "dup AS (SELECT q.id, q.created_at, CASE WHEN q.family_norm = pat.family_norm AND pat.family_norm <> '' "
+        f"AND q.first_given_norm = pat.first_given_norm THEN '{REASONS[0]}' "
+        f"WHEN q.phone = pat.phone THEN '{REASONS[1]}' ELSE '{REASONS[2]}' END AS reason "
+        "FROM pat JOIN patients q ON q.birth_date = pat.birth_date AND q.status <> 'merged' AND q.id <> pat.id "
+        "AND ((pat.family_norm <> '' AND q.family_norm = pat.family_norm AND q.first_given_norm = pat.first_given_norm) "
+        "OR q.phone = pat.phone OR q.email = pat.email) "
+        f"WHERE %s::boolean ORDER BY q.created_at, q.id LIMIT {MAX_CANDIDATES}), "
+        "doc AS (SELECT {doc} AS body FROM pat), "
+        "ver AS (INSERT INTO resource_versions (resource_type, resource_id, patient_id, version, change, snapshot, "
+        "changed_at, changed_by, request_id, field_sources) SELECT 'patient', pat.id, pat.id, 1, 'create', "
+        "doc.body::jsonb, %s::timestamptz, %s, %s, '{{}}'::jsonb FROM pat, doc), "
+        f"aud AS (INSERT INTO {_AUDIT_COLUMNS} "
+        "SELECT %s::timestamptz, %s, %s::uuid, 'patient.create', ARRAY[pat.id], %s, 'success', NULL FROM pat), "
+        "box AS (INSERT INTO outbox (id, source, type, subject, time, dataschema, data, traceparent, tracestate, "
+        "created_at, attempts) SELECT %s::uuid, %s, %s, %s, %s::timestamptz, %s, %s::jsonb, %s, %s, %s::timestamptz, 0 "
+        "FROM pat) "
+        "SELECT doc.body, (SELECT count(*) FROM ident), "
+        "(SELECT coalesce(json_agg(json_build_object('patient_id', dup.id, 'reason', dup.reason) "
+        "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup) FROM doc"
+    ).format(doc=patient_json("pat", identifiers=(
+        "(SELECT coalesce(json_agg(json_build_object('system', c.system, 'value', c.value, 'type', c.type) "
+        "ORDER BY c.n), '[]'::json) FROM claimed c)")))
 
 
 def _lock_and_mrn(birth_date: date) -> str:
@@ -156,6 +175,8 @@ def _lock_and_mrn(birth_date: date) -> str:
     parameters): an integer computed from the date, so the text holds no birth date."""
     if not isinstance(birth_date, date):
         raise TypeError("birth_date must be a date")
+    from shared.services.duplicates import lock_key  # noqa: PLC0415
+
     key = lock_key(birth_date)
     return f"BEGIN; SELECT pg_advisory_xact_lock({int(key)}::bigint), nextval('patient_mrn_seq')"
 
@@ -167,6 +188,10 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
     then probable duplicates unless allowed. Publishing the outbox row waits for the commit."""
     from shared.events import catalog  # noqa: PLC0415
     from shared.events.outbox import event_source  # noqa: PLC0415
+    from shared.models.patients import MRN_SYSTEM  # noqa: PLC0415
+    from shared.mrn import luhn_check_digit  # noqa: PLC0415
+    from shared.normalize import fold  # noqa: PLC0415
+    from shared.services.name_index import name_tokens  # noqa: PLC0415
     from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
 
     name = data.name
@@ -175,8 +200,8 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
     event_id = uuid.uuid4()
     request_id = current_request_id()
     tokens = sorted(name_tokens(name.family, name.given))
-    with autocommit() as conn:
-        number = str(conn.exec_driver_sql(_lock_and_mrn(data.birth_date)).one()[1])
+    with driver_connection() as con:
+        number = str(wire.simple(con, _lock_and_mrn(data.birth_date)).rows[0][1])
         mrn = number + luhn_check_digit(number)
         wanted = [(MRN_SYSTEM, mrn, "MR")] + [(i.system, i.value, i.type) for i in data.identifiers]
         event = catalog.PatientRegistered(patient_id=patient_id, version=1, origin=origin)  # type: ignore[arg-type]
@@ -196,26 +221,27 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
             catalog.dataschema_for(catalog.PATIENT_REGISTERED), dumps(event.model_dump(mode="json")),
             current_traceparent(), current_tracestate(), now,
         )
-        body, claimed, candidates = conn.exec_driver_sql(_REGISTER, params, PREPARED).one()
+        body, claimed, candidates = wire.rows(con, _register_sql(), params, prepared=True)[0]
         if claimed < len(wanted):
-            conn.exec_driver_sql("ROLLBACK")
+            wire.simple(con, "ROLLBACK")
             taken = {(i["system"], i["value"]) for i in body["identifiers"]}
             system, value = next((s, v) for s, v, _t in wanted if (s, v) not in taken)
-            owner = conn.exec_driver_sql(
-                "SELECT patient_id FROM patient_identifiers WHERE system = %s AND value = %s", (system, value)).scalar()
+            owner = next(iter(wire.rows(
+                con, "SELECT patient_id FROM patient_identifiers WHERE system = %s AND value = %s", (system, value))),
+                [None])[0]
             raise DuplicateIdentifier(
                 "An identifier in the request already belongs to another patient",
                 existing_patient_id=str(owner) if owner else None,
                 identifier_system=system,
             )
         if candidates:
-            conn.exec_driver_sql("ROLLBACK")
+            wire.simple(con, "ROLLBACK")
             raise ProbableDuplicate(
                 "Probable duplicates exist; review them, or send ?allow_duplicate=true to register anyway",
                 candidate_ids=[c["patient_id"] for c in candidates],
                 candidates=candidates,
             )
-        conn.exec_driver_sql("COMMIT")
+        wire.simple(con, "COMMIT")
     _publish([event_id])
     return body  # type: ignore[no-any-return]
 

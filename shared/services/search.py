@@ -237,15 +237,15 @@ def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[
     a generic plan, and for searches that plan (values and LIMIT unknown) scans the patients table
     sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
     tests' data). An unnamed statement is planned for its values every time; it is sent in one
-    round trip (``patient_sql.PIPELINED``) rather than pg8000's three."""
-    from shared.services.patient_sql import PIPELINED, autocommit, dumps  # noqa: PLC0415
+    round trip (``patient_sql.pipelined_rows``, on a driver connection: no SQLAlchemy per request)
+    rather than pg8000's three."""
+    from shared.services.patient_sql import dumps, pipelined_rows  # noqa: PLC0415
 
     shape, values = search_values(q, cursor.decode_id(CURSOR_KIND, q.cursor) if q.cursor else None)
     values.update(s_limit=q.limit, s_at=utcnow(), s_principal=principal.name, s_principal_id=principal.key_id,
                   s_request_id=current_request_id(), s_params=dumps(q.used()))
     sql, names = search_sql(shape)
-    with autocommit() as conn:
-        docs, ok = conn.exec_driver_sql(sql, tuple(values[n] for n in names), PIPELINED).one()
+    [(docs, ok)] = pipelined_rows(sql, tuple(values[n] for n in names))
     if not ok:
         raise cursor.invalid()
     more = len(docs) > q.limit

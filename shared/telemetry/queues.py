@@ -21,11 +21,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from shared.log import get_logger
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 log = get_logger("patient_mgt.telemetry")
 SNAPSHOT_SECONDS = 1.0
@@ -47,6 +48,8 @@ _cached: tuple[float, dict[str, float]] | None = None
 
 
 def _statement() -> sa.Select[Any]:
+    import sqlalchemy as sa  # noqa: PLC0415  (a scrape's, not a request's: the api's hot paths load no SQLAlchemy)
+
     from shared.models import DeadLetter, DuplicateFlag, LisMessage, Notification, OutboxEvent  # noqa: PLC0415
 
     def count(model: Any, *where: Any) -> sa.ScalarSelect[Any]:
@@ -67,6 +70,8 @@ def _statement() -> sa.Select[Any]:
 
 def read_depths() -> dict[str, float]:
     """The six depths, now (one short read-only transaction)."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
     from shared.db import unit_of_work  # noqa: PLC0415
 
     with unit_of_work() as uow:

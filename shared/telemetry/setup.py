@@ -187,6 +187,6 @@ def _shutdown_locked() -> None:
                 provider.shutdown()
             except Exception:  # noqa: BLE001,S110 — an exporter that cannot flush must not stop the process
                 pass
-    from shared.telemetry import queues  # noqa: PLC0415
-
-    queues.forget()
+    queues = sys.modules.get("shared.telemetry.queues")  # never imported: nothing to forget (it loads SQLAlchemy)
+    if queues is not None:
+        queues.forget()

@@ -1,5 +1,5 @@
 """The pool starts with one connection, opened before the first request (shared.db.warm_up), and grows
-only as concurrent requests need more."""
+only as concurrent requests need more; the ORM's engine borrows from the same pool."""
 
 from __future__ import annotations
 
@@ -10,35 +10,44 @@ import threading
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy import event
 
 from shared import db
+from shared.db.pool import get_pool
 from shared.settings import reset_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _connects(engine: sa.Engine) -> list[object]:
-    opened: list[object] = []
-    event.listen(engine, "connect", lambda dbapi_conn, _record: opened.append(dbapi_conn))
-    return opened
-
-
 def test_warm_up_opens_one_connection_that_the_first_request_reuses(database_url):
     db.dispose_engine()
-    engine = db.get_engine()
-    opened = _connects(engine)
     db.start_warm_up().join(timeout=30)
-    assert len(opened) == 1
-    assert engine.pool.checkedin() == 1  # idle in the pool, not held
+    pool = get_pool()
+    assert pool.opened == 1
+    assert pool.idle() == 1  # idle in the pool, not held
     with db.unit_of_work() as uow:
         assert uow.execute(sa.text("SELECT 1")).scalar() == 1
-    assert len(opened) == 1  # the first unit of work connected to nothing new
+    assert pool.opened == 1  # the first unit of work connected to nothing new
     with db.unit_of_work() as first, db.unit_of_work() as second:  # two at once: the pool grows by one
         first.execute(sa.text("SELECT 1"))
         second.execute(sa.text("SELECT 1"))
-    assert len(opened) == 2
-    assert engine.pool.checkedin() == 2
+    assert pool.opened == 2
+    assert pool.idle() == 2
+    db.dispose_engine()
+
+
+def test_the_orm_waits_until_the_pool_has_been_idle(database_url):
+    """``warm_up(orm_after_idle=…)`` (the api's: its hot routes need no ORM) loads the ORM only once no
+    connection has been lent or returned for that long, so it never takes the GIL from a request."""
+    db.dispose_engine()
+    pool = get_pool()
+    held = pool.acquire()  # a request in flight
+    thread = threading.Thread(target=db.warm_up, kwargs={"orm_after_idle": 0.2})
+    thread.start()
+    thread.join(timeout=0.6)
+    assert thread.is_alive()  # still waiting: a connection is lent
+    pool.release(held)
+    thread.join(timeout=30)
+    assert not thread.is_alive()
     db.dispose_engine()
 
 
@@ -49,7 +58,7 @@ def test_warm_up_against_an_unreachable_database_neither_raises_nor_leaves_a_con
     db.dispose_engine()
     try:
         db.warm_up()
-        assert db.get_engine().pool.checkedin() == 0
+        assert get_pool().idle() == 0
         assert any(r.getMessage() == "database warm-up failed" for r in caplog.records)
     finally:
         monkeypatch.setenv("DATABASE_URL", database_url)
@@ -64,7 +73,9 @@ def test_without_database_url_warm_up_starts_no_embedded_postgresql(database_url
     db.dispose_engine()
     try:
         db.warm_up()
-        assert db._engine is None
+        from shared.db.pool import current_pool  # noqa: PLC0415
+
+        assert current_pool() is None
     finally:
         monkeypatch.setenv("DATABASE_URL", database_url)
         reset_settings()
@@ -88,5 +99,5 @@ def test_a_worker_warms_the_pool_only_when_its_function_uses_the_database(databa
     for thread in threading.enumerate():
         if thread.name == "db-warm-up":
             thread.join(timeout=30)
-    assert db.get_engine().pool.checkedin() == 1
+    assert get_pool().idle() == 1
     db.dispose_engine()

@@ -3,8 +3,10 @@ loads nothing that request does not use. Each function is imported in a fresh in
 functions-framework does, and its sys.modules compared with what must wait for first use: route
 modules, OpenAPI, FHIR, the console, telemetry exporters, the Pub/Sub client, dev tooling.
 
-SQLAlchemy's ORM is loaded by every function: the models are ORM classes and every first request
-(a read with its audit row, a claimed CloudEvent) goes through them (docs/performance.md).
+SQLAlchemy's ORM is loaded by the CloudEvent functions (their first event goes through the models), but
+not by the api: its import, and its first GET /patients/{id} with a bearer token (the key lookup and the
+read with its audit row on the driver pool, shared.db.pool), load no SQLAlchemy, no models and no
+pydantic schemas (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ NOT_ON_IMPORT = {
     # Route modules load on their first request (shared.api.index); a GET /patients/{id} needs none of the others.
     "api": ("shared.services", "shared.schemas", "shared.hl7", "shared.lis", "shared.jobs", "shared.notify",
             "shared.mllp", "shared.events.publishing", "shared.api.patients", "shared.api.fhir_routes",
-            "shared.api.openapi", "shared.console.routes"),
+            "shared.api.openapi", "shared.console.routes", "sqlalchemy", "shared.models", "shared.db.orm",
+            "shared.audit"),
     "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp"),
     "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
     # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
@@ -57,6 +60,21 @@ def _imported(function: str) -> set[str]:
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
+# A cold api's first GET /patients/{id} with a bearer token loads its route module, patient_sql and the
+# driver pool, and none of these.
+FIRST_READ_NEVER = ("sqlalchemy", "shared.models", "shared.schemas", "shared.db.orm", "shared.audit",
+                    "shared.services.patients", "shared.services.search", "shared.api.patients")
+
+_FIRST_READ = """
+import json, os, sys
+from functions_framework import create_app
+app = create_app(target="api", source=sys.argv[1], signature_type="http")
+response = app.test_client().get("/patients/" + os.environ["PROBE_PATIENT"],
+                                 headers={"Authorization": "Bearer " + os.environ["PROBE_TOKEN"]})
+print(json.dumps([response.status_code, sorted(sys.modules)]))
+"""
+
+
 def _loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
 
@@ -66,6 +84,29 @@ def test_importing_a_function_loads_only_what_its_first_request_uses(function):
     modules = _imported(function)
     assert "shared.db" in modules  # the check sees the function's own imports
     assert _loaded(modules, EVERYWHERE + NOT_ON_IMPORT[function]) == []
+
+
+def test_a_cold_api_serves_its_first_patient_read_without_sqlalchemy(database_url, make_token):
+    from shared.auth import SYSTEM_CLI  # noqa: PLC0415
+    from shared.services import patient_sql  # noqa: PLC0415
+    from tests.http.registry.support import patient_body  # noqa: PLC0415
+    from shared.schemas.patients import PatientCreate  # noqa: PLC0415
+
+    patient = patient_sql.register_patient(SYSTEM_CLI, PatientCreate.model_validate_json(json.dumps(patient_body())))
+    from bench.procs import production_env  # noqa: PLC0415
+
+    # the api's production environment (its manifest: the Prometheus exporter and its queue gauges on)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("api")
+    env.update(PROBE_PATIENT=patient["id"], PROBE_TOKEN=make_token("patients:read"), DATABASE_URL=database_url)
+    out = subprocess.run([sys.executable, "-c", _FIRST_READ, str(ROOT / "functions" / "api" / "main.py")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert status == 200
+    assert "opentelemetry.sdk.metrics" in modules  # the manifest's metrics exporter was on
+    assert "shared.db.pool" in modules and "shared.api.patient_read" in modules  # the check sees the request's imports
+    configured = ("opentelemetry", "prometheus_client")  # the exporter the manifest configures loads on first use
+    assert _loaded(set(modules), tuple(p for p in EVERYWHERE if p not in configured) + FIRST_READ_NEVER) == []
 
 
 def test_the_jobs_function_routes_every_order_action_to_the_lis():

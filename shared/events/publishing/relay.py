@@ -12,7 +12,7 @@ If the sink accepted an event but the mark is lost (crash), the row is sent agai
 same CloudEvent id; consumers dedupe on (source, id).
 
 The immediate path (``publish_committed``, after every request that emits) keeps these rules in
-two statements and two round trips on a connection of the process's one engine, no ORM:
+two statements and two round trips on a pg8000 connection of the process's one pool, no SQLAlchemy:
 ``_CLAIM_COMMITTED`` (with its BEGIN) claims the committed rows and, in the same statement, tells
 which must wait for an older unpublished row of their subject outside the claim;
 ``_RECORD_OUTCOMES`` (with its COMMIT) marks the published rows and records the failed attempts.
@@ -26,18 +26,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shared.db import driver_autocommit, unit_of_work
+from shared.db import driver_connection, wire
 from shared.events.publishing import NOT_ATTEMPTED, Publisher, publisher_from_settings
 from shared.events.publishing.envelope import from_outbox_row
 from shared.events.publishing.group import group_for
 from shared.log import get_logger
-from shared.models import OutboxEvent
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.models import OutboxEvent
 
 log = get_logger("patient_mgt.events.publish")
 
@@ -96,6 +98,11 @@ def publish_batch(
 ) -> BatchResult:
     """Claim up to ``limit`` unpublished rows (oldest first; only ``ids`` when given), publish
     them in order, and commit the outcome."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.db import unit_of_work  # noqa: PLC0415
+    from shared.models import OutboxEvent  # noqa: PLC0415
+
     result = BatchResult()
     with unit_of_work() as uow:
         stmt = sa.select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
@@ -157,6 +164,10 @@ def _tally(result: BatchResult, row: Any, outcome: Any) -> str | None:
 def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
     """Split claimed rows into those that may go now and those that must wait for an older row
     of their subject that this claim does not hold."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import OutboxEvent  # noqa: PLC0415
+
     subjects = {r.subject for r in rows if r.subject is not None}
     if not subjects:
         return rows, []
@@ -234,8 +245,8 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
     three exchanges, and each carries its BEGIN or COMMIT along), so the ids and error codes are
     written into the text as literals (``_uuid_array``, ``_text_array``)."""
     result = BatchResult()
-    with driver_autocommit() as conn:  # the statements carry BEGIN and COMMIT themselves
-        rows = conn.exec_driver_sql(_CLAIM_COMMITTED.format(ids=_uuid_array(ids))).all()
+    with driver_connection() as con:  # autocommit: the statements carry BEGIN and COMMIT themselves
+        rows = wire.named(wire.simple(con, _CLAIM_COMMITTED.format(ids=_uuid_array(ids))))
         result.claimed = len(rows)
         sendable = []
         for row in rows:
@@ -246,7 +257,7 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
             else:
                 sendable.append(row)
         if not sendable:
-            conn.exec_driver_sql("COMMIT")
+            wire.simple(con, "COMMIT")
             return result
         outcomes = publisher.publish_many([from_outbox_row(r) for r in sendable], timeout=timeout, deadline=deadline)
         sent_ids: list[uuid.UUID] = []
@@ -260,10 +271,10 @@ def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: flo
             sent_ids.append(row.id)
             errors.append(code or "")  # "" marks it published
         if not sent_ids:
-            conn.exec_driver_sql("COMMIT")
+            wire.simple(con, "COMMIT")
             return result
-        recorded = conn.exec_driver_sql(_RECORD_OUTCOMES.format(ids=_uuid_array(sent_ids), errors=_text_array(errors)))
-        for (row_id,) in recorded:
+        recorded = wire.simple(con, _RECORD_OUTCOMES.format(ids=_uuid_array(sent_ids), errors=_text_array(errors)))
+        for (row_id, *_rest) in recorded.rows or ():
             result.fates[row_id] = (PUBLISHED, None, result.fates[row_id][2])
             result.published += 1
     return result

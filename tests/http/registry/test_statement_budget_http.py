@@ -1,9 +1,11 @@
 """Statement budgets of the patient hot paths (issue 15), counted, never timed.
 
-Two counts per request, with the API key cached as in production: the statements SQLAlchemy
-sends (``before_cursor_execute``) and the network round trips (pg8000 flushing what it sent to wait
-for the answer, so an implicit ``BEGIN`` or ``COMMIT`` of the driver counts too; pg8000's own
-unnamed extended-protocol statement takes three, a prepared or pipelined one or a simple query one).
+Two counts per request, with the API key cached as in production, both in pg8000 (the hot paths run on
+the driver pool without SQLAlchemy, so an engine event would miss them): the statements sent (each
+``execute_simple``, ``execute_unnamed`` or ``execute_named``, and a pipelined statement's Parse; a
+query string of several statements counts once) and the network round trips (pg8000 flushing what it
+sent to wait for the answer, so an implicit ``BEGIN`` or ``COMMIT`` of the driver counts too; pg8000's
+own unnamed extended-protocol statement takes three, a prepared or pipelined one or a simple query one).
 GET /patients/{id} and search are one statement each (the audit row in it); a registration is three
 (BEGIN with the lock and the MRN, the CTE, COMMIT). A change that adds a statement or a round trip
 to these paths fails here.
@@ -17,11 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pg8000.core
-import pg8000.legacy
 import pytest
 import sqlalchemy as sa
 
-from shared.db import get_engine, unit_of_work
+from shared.db import unit_of_work
 from shared.models import AuditEntry
 from tests.conftest import auth
 from tests.http.registry.support import patient_body
@@ -34,9 +35,28 @@ ROUND_TRIPS = {"read": 1, "search": 1, "register": 3}
 @contextmanager
 def counting() -> Iterator[Counter[str]]:
     counts: Counter[str] = Counter()
+    core = pg8000.core.CoreConnection
+    inside = [0]  # within execute_* or a prepare: its own Parse is not another statement
 
-    def statement(*_args: object) -> None:
-        counts["statements"] += 1
+    def sends(name: str) -> object:
+        original = getattr(core, name)
+
+        def sent(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            counts["statements"] += 1
+            inside[0] += 1
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                inside[0] -= 1
+
+        return sent
+
+    parse = core.send_PARSE
+
+    def parsed(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if not inside[0]:
+            counts["statements"] += 1  # a statement sent by parts (patient_sql's pipelined search)
+        return parse(self, *args, **kwargs)
 
     flush = pg8000.core._flush
 
@@ -44,20 +64,23 @@ def counting() -> Iterator[Counter[str]]:
         counts["round_trips"] += 1
         return flush(sock)
 
-    prepare = pg8000.legacy.Connection.prepare_statement
+    prepare = core.prepare_statement
 
     def prepared(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         counts["round_trips"] -= 1  # once per statement and connection (the pool hands out any of its connections)
-        return prepare(self, *args, **kwargs)
+        inside[0] += 1
+        try:
+            return prepare(self, *args, **kwargs)
+        finally:
+            inside[0] -= 1
 
-    sa.event.listen(get_engine(), "before_cursor_execute", statement)
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(pg8000.core, "_flush", flushed)
-            patch.setattr(pg8000.legacy.Connection, "prepare_statement", prepared)
-            yield counts
-    finally:
-        sa.event.remove(get_engine(), "before_cursor_execute", statement)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("execute_simple", "execute_unnamed", "execute_named"):
+            patch.setattr(core, name, sends(name))
+        patch.setattr(core, "send_PARSE", parsed)
+        patch.setattr(pg8000.core, "_flush", flushed)
+        patch.setattr(core, "prepare_statement", prepared)
+        yield counts
 
 
 def audit_rows(action: str, request_id: str) -> list[tuple[str, list[uuid.UUID]]]:
@@ -121,8 +144,8 @@ def test_a_key_cache_miss_is_one_statement_and_one_round_trip(client, make_token
     assert answered.status_code == 200
     # the key lookup (no BEGIN/COMMIT: autocommit) and the search
     assert counts["statements"] == 1 + BUDGET["search"]
-    # pg8000's unnamed statement: parse, describe + bind, execute; no BEGIN or COMMIT round trip
-    assert counts["round_trips"] == 3 + ROUND_TRIPS["search"]
+    # the lookup is prepared per connection: one Bind/Execute/Sync round trip, no BEGIN or COMMIT
+    assert counts["round_trips"] == 1 + ROUND_TRIPS["search"]
     with counting() as counts:
         assert client.get("/patients?name=nobody-here", headers=auth(token)).status_code == 200  # cached now
     assert counts == {"statements": BUDGET["search"], "round_trips": ROUND_TRIPS["search"]}

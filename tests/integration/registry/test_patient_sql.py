@@ -154,10 +154,10 @@ def test_a_value_the_driver_cannot_send_fails_that_read_only(database_url):
 def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url, monkeypatch):
     import pg8000.legacy
 
-    from shared import prepared as prepared_sql
-
     pid = uuid.UUID(patient_sql.register_patient(CLERK, body())["id"])
-    monkeypatch.setattr(prepared_sql, "MAX_PREPARED", 0)
+    from shared.db import wire
+
+    monkeypatch.setattr(wire, "MAX_PREPARED", 0)
     prepared = []
     original = pg8000.legacy.Connection.prepare_statement
     monkeypatch.setattr(pg8000.legacy.Connection, "prepare_statement",
@@ -208,6 +208,13 @@ def test_concurrent_registrations_of_the_same_person_register_once_on_either_pat
     refused = [o for o in outcomes if isinstance(o, ProbableDuplicate)]
     assert len(refused) == n - 1 and all(r.extensions["candidate_ids"] == [str(created[0])] for r in refused)
     assert [p.id for p in rows(Patient, Patient.family == family)] == created
+
+
+def test_a_pipelined_statement_on_the_driver_pool_answers_its_own(database_url):
+    with pytest.raises(Exception, match="22012"):  # noqa: PT011 — pg8000's ProgrammingError
+        patient_sql.pipelined_rows("SELECT 1 / %s::int", (0,))
+    assert patient_sql.pipelined_rows("SELECT %s::int + 1, %s::text", (41, "zoë")) == [[42, "zoë"]]
+    assert patient_sql.pipelined_rows("SELECT 1 WHERE false", ()) == []
 
 
 def test_a_pipelined_statement_that_fails_leaves_its_connection_in_step(database_url):

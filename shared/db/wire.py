@@ -1,0 +1,169 @@
+"""Statements on a pg8000 connection, below SQLAlchemy: prepared per connection, pipelined, unnamed or
+simple; used by the hot paths on the driver pool (``shared.db.pool``) and, through the engine's
+``do_execute`` hook, by SQLAlchemy connections (``shared.services.patient_sql``).
+
+Texts use SQLAlchemy's pg8000 placeholders (``%s``), converted to ``$n`` once per text. Every failure
+that PostgreSQL did not send marks the connection out of step (``_pool_out_of_step``): pg8000 may have
+written part of an exchange (its ``execute_unnamed`` sends PARSE and DESCRIBE before it converts the
+values) and left the server's answers unread, so the next statement would read them as its own; the
+pool closes such a connection instead of lending it again; after a disconnect (or a FATAL error: the
+server ended the session) the pool closes its idle connections too. A server's error leaves the stream in
+step and is raised as pg8000's cursor raises it (``IntegrityError`` for 23505, ``InterfaceError`` for
+28000, else ``ProgrammingError``), its fields as a dict (the SQLSTATE under ``"C"``).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+# Statements prepared per connection at most: fixed texts only (the read, the registration, the key
+# lookup, the LIS fast path's), whose generic plan is their custom plan. A guard, not a need: past it, texts run unnamed.
+MAX_PREPARED = 48
+_BEGIN = "begin transaction"
+# A prepared statement the server no longer has (DISCARD ALL), or whose result type a schema change
+# altered: prepare the text again. Other errors (a constraint, a lost race, a lock timeout) leave it
+# prepared: dropping it there would leave the server's statement behind, unnamed to us.
+_STALE = frozenset({"26000", "0A000"})
+
+
+@functools.lru_cache(maxsize=1024)
+def dollar_params(sql: str) -> str:
+    """``%s`` placeholders as pg8000's ``$1, $2…`` (the conversion pg8000 does on every execution)."""
+    import pg8000.dbapi as dbapi  # noqa: PLC0415
+
+    convert = getattr(dbapi.convert_paramstyle, "original", dbapi.convert_paramstyle)
+    return convert("format", sql, ())[0]  # type: ignore[no-any-return]
+
+
+def execute(con: Any, sql: str, params: Any = (), *, prepared: bool = False, pipelined: bool = False) -> Any:
+    """Run ``sql`` (``%s`` placeholders) with ``params``; pg8000's result context (``.rows``, ``.row_count``).
+
+    ``prepared``: a named statement prepared on this connection the first time (kept with the
+    connection; a discarded connection takes its statements along), then one Bind/Execute/Sync round
+    trip. ``pipelined``: unnamed, Parse to Sync in one round trip, planned for its values. Otherwise
+    pg8000's unnamed extended protocol (three round trips). Outside autocommit, when no transaction is
+    open, the ``BEGIN`` pg8000's cursor would send in an exchange of its own rides in the same write,
+    ahead of a prepared or pipelined statement."""
+    try:
+        begin = not con._in_transaction and not con.autocommit
+        if pipelined:
+            return _pipelined(con, dollar_params(sql), params, begin)
+        if prepared:
+            return _prepared(con, sql, params, begin)
+        if begin:
+            con.execute_simple("begin transaction")
+        return con.execute_unnamed(dollar_params(sql), vals=tuple(params))
+    except BaseException as exc:
+        raise _failed(con, exc, sql) from None
+
+
+def simple(con: Any, sql: str) -> Any:
+    """``sql`` in the simple protocol, one Query message (no parameters: it may carry several
+    statements, ``BEGIN`` or ``COMMIT`` among them); the last statement's result context."""
+    try:
+        return con.execute_simple(sql)
+    except BaseException as exc:
+        raise _failed(con, exc, None) from None
+
+
+def _prepared(con: Any, sql: str, params: Any, begin: bool) -> Any:
+    statements: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
+    entry = statements.get(sql)
+    if entry is None:
+        if len(statements) >= MAX_PREPARED:  # an unforeseen variety of texts: run unprepared, one round trip
+            return _pipelined(con, dollar_params(sql), params, begin)
+        entry = statements[sql] = con.prepare_statement(dollar_params(sql), ())
+    name, columns, input_funcs = entry
+    values = _values(con, params)
+    if begin:
+        _send_begin(con)
+    return con.execute_named(name, values, columns, input_funcs, sql)
+
+
+def _values(con: Any, params: Any) -> Any:
+    """pg8000's text of each parameter, checked to encode before anything is written (so an
+    unencodable value leaves the connection in step)."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    values = core.make_params(con.py_types, params)
+    for value in values:
+        if value is not None:
+            value.encode(con._client_encoding)
+    return values
+
+
+def _send_begin(con: Any) -> None:
+    """``BEGIN`` as an unnamed Parse/Bind/Execute with no Sync: the statement sent after it (and its
+    Sync) completes the exchange, and its ReadyForQuery tells pg8000 the transaction is open."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    con.send_PARSE(core.NULL_BYTE, _BEGIN, ())
+    con.send_BIND(core.NULL_BYTE, ())
+    con.send_EXECUTE()
+
+
+def _pipelined(con: Any, sql: str, params: Any, begin: bool = False) -> Any:
+    """An unnamed statement as Parse, Bind, Describe (portal), Execute and Sync in one round trip:
+    pg8000's own ``execute_unnamed`` waits for the server after Parse and after Describe. The
+    server plans an unnamed statement at Bind with the values (a custom plan, always)."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    values = _values(con, params)
+    if begin:
+        _send_begin(con)
+    con.send_PARSE(core.NULL_BYTE, sql, ())
+    con.send_BIND(core.NULL_BYTE, values)
+    con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+    con.send_EXECUTE()
+    core._write(con._sock, core.SYNC_MSG)
+    core._flush(con._sock)
+    result = core.Context(sql)
+    con.handle_messages(result)
+    return result
+
+
+def _failed(con: Any, exc: BaseException, sql: str | None) -> BaseException:
+    """The exception to raise for ``exc``, after marking ``con``: a server's error as pg8000's cursor
+    classes it (a prepared statement is prepared again next time: dropped, or the schema changed);
+    anything else leaves the connection out of step."""
+    fields = server_error_fields(exc)
+    if fields is None or fields.get("V", fields.get("S")) in ("FATAL", "PANIC"):
+        # out of step, or the session is over (the server ends it after a FATAL error)
+        con._pool_out_of_step = True
+        from shared.db.pool import is_disconnect  # noqa: PLC0415
+
+        if fields is not None or is_disconnect(exc):
+            con._pool_disconnected = True  # the pool closes its idle connections too (shared.db.pool)
+        return exc
+    if sql is not None and fields.get("C") in _STALE:
+        con.__dict__.get("_patient_sql_prepared", {}).pop(sql, None)
+    import pg8000.legacy as legacy  # noqa: PLC0415
+
+    kind = {"28000": legacy.InterfaceError, "23505": legacy.IntegrityError}.get(fields.get("C"), legacy.ProgrammingError)
+    return exc if type(exc) is kind else kind(fields)
+
+
+def server_error_fields(exc: BaseException) -> dict[str, str] | None:
+    """The fields of an error PostgreSQL sent (pg8000 raises its ErrorResponse as a dict), else None."""
+    args = getattr(exc, "args", None)
+    if args and isinstance(args[0], dict) and type(exc).__module__.startswith("pg8000"):
+        return args[0]
+    return None
+
+
+def rows(con: Any, sql: str, params: Any = (), **how: bool) -> list[Any]:
+    """The rows ``execute`` returns (lists, as pg8000 gives them)."""
+    return execute(con, sql, params, **how).rows or []
+
+
+def named(result: Any) -> list[Any]:
+    """The rows of a result context as named tuples (``row.id``), the column names the server gave."""
+    return [_row_type(tuple(c["name"] for c in result.columns or ()))._make(r) for r in result.rows or ()]
+
+
+@functools.lru_cache(maxsize=64)
+def _row_type(names: tuple[str, ...]) -> Any:
+    from collections import namedtuple  # noqa: PLC0415
+
+    return namedtuple("Row", names)  # noqa: PYI024
