@@ -8,6 +8,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
@@ -25,6 +28,21 @@ def _ready(url: str) -> bool:
         return False
 
 
+@contextmanager
+def _serving(env: dict[str, str], log_path: Path, ready_url: str, what: str) -> Iterator[subprocess.Popen]:
+    """``python -m shared.serve`` with ``env``, its output in ``log_path``, until it answers ``ready_url``;
+    terminated (SIGTERM) when the block ends."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "shared.serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: proc.poll() is not None or _ready(ready_url), what=what)
+        assert proc.poll() is None, log_path.read_text()
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def test_the_image_command_serves_without_a_gunicorn_control_socket(database_url, tmp_path):
     home = tmp_path / "home"
     home.mkdir()
@@ -33,16 +51,9 @@ def test_the_image_command_serves_without_a_gunicorn_control_socket(database_url
     env |= {"HOME": str(home), "DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port), "THREADS": "2",
             "FUNCTION_TARGET": "api", "FUNCTION_SOURCE": "functions/api/main.py", "FUNCTION_SIGNATURE_TYPE": "http"}
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: proc.poll() is not None or _ready(f"http://127.0.0.1:{port}/readyz"), what="/readyz")
-        assert proc.poll() is None, log_path.read_text()
+    with _serving(env, log_path, f"http://127.0.0.1:{port}/readyz", "/readyz") as proc:
         assert list(home.iterdir()) == []  # no ~/.gunicorn: the control server is off
-    finally:
-        proc.terminate()
-        code = proc.wait(timeout=30)
-    assert code == 0
+    assert proc.returncode == 0
     lines = log_path.read_text().splitlines()
     assert lines and all(json.loads(line)["severity"] == "INFO" for line in lines), lines
 
@@ -65,16 +76,8 @@ def test_the_worker_shares_the_masters_objects_frozen_out_of_the_garbage_collect
     port = free_port()
     env = {**os.environ, "HOME": str(tmp_path), "HOST": "127.0.0.1", "PORT": str(port), "THREADS": "2",
            "FUNCTION_TARGET": "frozen", "FUNCTION_SOURCE": str(source), "FUNCTION_SIGNATURE_TYPE": "http"}
-    log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "shared.serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for(lambda: proc.poll() is not None or _ready(f"http://127.0.0.1:{port}/"), what="the probe function")
-        assert proc.poll() is None, log_path.read_text()
+    with _serving(env, tmp_path / "serve.log", f"http://127.0.0.1:{port}/", "the probe function"):
         counts = requests.get(f"http://127.0.0.1:{port}/", timeout=10).json()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     # Everything gunicorn, Flask and functions-framework built in the master: tens of thousands of objects,
     # the large share of what the worker tracks.
     assert counts["frozen"] > 10_000, counts
