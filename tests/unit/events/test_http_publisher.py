@@ -1,5 +1,6 @@
 """The HTTP sink adapter against a real endpoint on 127.0.0.1: order per subject, failures, deadlines."""
 
+import select
 import socket
 import threading
 import time
@@ -53,6 +54,36 @@ def test_nothing_is_sent_after_the_deadline():
 
 # -- the bare-socket POST of an http:// sink ---------------------------------------------------------
 
+def _request(conn: socket.socket, data: bytes) -> tuple[bytes, bytes] | None:
+    """One request read from ``conn`` (head and body by Content-Length) and what followed it, or
+    None when the peer closed the connection first."""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next((ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")), b"0"))
+    while len(rest) < length:
+        rest += conn.recv(65536)
+    return head + b"\r\n\r\n" + rest[:length], rest[length:]
+
+
+def _accepting(listener: socket.socket, on_connection) -> None:
+    """Accept connections on ``listener`` in a daemon thread until it is closed, each handed to
+    ``on_connection``."""
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            on_connection(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 @contextmanager
 def raw_server(answer: bytes, *, close: bool = True) -> Iterator[tuple[str, list[bytes]]]:
     """A loopback server that records each request's bytes (up to its body) and writes ``answer``;
@@ -61,28 +92,16 @@ def raw_server(answer: bytes, *, close: bool = True) -> Iterator[tuple[str, list
     listener = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
-            head = data.split(b"\r\n\r\n")[0]
-            length = int(next((ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length:")), b"0"))
-            while len(data) < len(head) + 4 + length:
-                data += conn.recv(65536)
-            received.append(data)
-            conn.sendall(answer)
-            if close:
-                conn.close()
-            else:
-                held.append(conn)
+    def answer_once(conn: socket.socket) -> None:
+        request, _ = _request(conn, b"")
+        received.append(request)
+        conn.sendall(answer)
+        if close:
+            conn.close()
+        else:
+            held.append(conn)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    _accepting(listener, answer_once)
     try:
         yield f"http://127.0.0.1:{listener.getsockname()[1]}/broker/ns?x=1", received
     finally:
@@ -96,15 +115,14 @@ def traced(i):
     return OutgoingEvent({**event.attributes, "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}, b'{"a":"\xc3\xa9"}')
 
 
-def test_the_request_is_the_one_http_client_sends_with_connection_close():
+def test_the_request_is_the_one_http_client_sends():
     ok = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
     with raw_server(ok) as (url, received):
         headers, body = to_http_binary(traced(1))
         assert post(url, headers, body, 5)[0] == 202  # http.client, as before
         assert HttpPublisher(url).publish_many([traced(1)], timeout=5, deadline=far()) == [None]
     by_http_client, bare = received
-    head, _, rest = by_http_client.partition(b"\r\n\r\n")
-    assert bare == head + b"\r\nConnection: close\r\n\r\n" + rest
+    assert bare == by_http_client
     assert bare.startswith(b"POST /broker/ns?x=1 HTTP/1.1\r\nHost: 127.0.0.1:") and b"ce-subject: patient%20%227%22%20%25" in bare
 
 
@@ -137,3 +155,105 @@ def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent():
         with pytest.raises(ValueError):  # as http.client does
             post(url, *to_http_binary(event), 2)
     assert received == []
+
+
+# -- kept-alive connections ---------------------------------------------------------------------------
+
+@contextmanager
+def keepalive_server(answer) -> Iterator[tuple[str, list[tuple[int, bytes]], list[socket.socket]]]:
+    """A loopback server that reads any number of requests per connection; ``answer(n)`` is the
+    bytes written for the n-th request (0-based) or None to close that connection unanswered.
+    Records (connection number, request) for each request read; yields its URL, those records and
+    its connections."""
+    received: list[tuple[int, bytes]] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    conns: list[socket.socket] = []
+
+    def serve_connection(number: int, conn: socket.socket) -> None:
+        data = b""
+        try:
+            while (got := _request(conn, data)) is not None:
+                request, data = got
+                reply = answer(len(received))
+                received.append((number, request))
+                if reply is None:
+                    conn.close()
+                    return
+                conn.sendall(reply)
+        except OSError:  # closed by the test or at the end
+            return
+
+    def start(conn: socket.socket) -> None:
+        conns.append(conn)
+        threading.Thread(target=serve_connection, args=(len(conns) - 1, conn), daemon=True).start()
+
+    _accepting(listener, start)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/", received, conns
+    finally:
+        listener.close()
+        for conn in conns:
+            conn.close()
+
+
+ACCEPTED = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_events_share_one_kept_alive_connection():
+    with keepalive_server(lambda n: ACCEPTED) as (url, received, _):
+        publisher = HttpPublisher(url)
+        outcomes = publisher.publish_many([ev(i, f"s{i}") for i in range(5)], timeout=5, deadline=far())
+        assert publisher.publish_many([ev(5, "s5")], timeout=5, deadline=far()) == [None]
+    assert outcomes == [None] * 5
+    assert [number for number, _ in received] == [0] * 6
+    assert [request.split(b"ce-id: ")[1].split(b"\r\n")[0] for _, request in received] == [b"0", b"1", b"2", b"3", b"4", b"5"]
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    b"HTTP/1.0 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+])
+def test_a_connection_the_answer_does_not_leave_reusable_is_not_reused(answer):
+    with keepalive_server(lambda n: answer) as (url, received, _):
+        outcomes = HttpPublisher(url).publish_many([ev(1, "a"), ev(2, "b")], timeout=5, deadline=far())
+    assert outcomes == [None, None]
+    assert [number for number, _ in received] == [0, 1]
+
+
+def test_an_idle_connection_older_than_the_idle_limit_is_not_reused(monkeypatch):
+    from shared.events.publishing import http_sink
+
+    with keepalive_server(lambda n: ACCEPTED) as (url, received, _):
+        publisher = HttpPublisher(url)
+        assert publisher.publish_many([ev(1, "a")], timeout=5, deadline=far()) == [None]
+        monkeypatch.setattr(http_sink, "IDLE_SECONDS", 0.0)
+        assert publisher.publish_many([ev(2, "a")], timeout=5, deadline=far()) == [None]
+    assert [number for number, _ in received] == [0, 1]
+
+
+def test_a_connection_the_sink_closed_while_idle_is_not_used():
+    with keepalive_server(lambda n: ACCEPTED) as (url, received, conns):
+        publisher = HttpPublisher(url)
+        assert publisher.publish_many([ev(1, "a")], timeout=5, deadline=far()) == [None]
+        [(kept, _)] = publisher._post_plain.connections._idle  # noqa: SLF001 — the idle connection
+        conns[0].shutdown(socket.SHUT_RDWR)  # the server closes it, as at its idle timeout
+        assert select.select([kept], [], [], 5)[0] == [kept]  # the close has reached this side
+        assert publisher.publish_many([ev(2, "a")], timeout=5, deadline=far()) == [None]
+    assert [number for number, _ in received] == [0, 1]
+
+
+def test_a_kept_connection_closed_as_the_event_arrived_is_retried_once_on_a_new_one():
+    # the second request finds its kept connection closed unanswered (the server's idle timeout
+    # at that moment): sent again on a new connection, once; consumers dedupe the id if need be
+    with keepalive_server(lambda n: None if n == 1 else ACCEPTED) as (url, received, _):
+        publisher = HttpPublisher(url)
+        assert publisher.publish_many([ev(1, "a"), ev(2, "a")], timeout=5, deadline=far()) == [None, None]
+    assert [number for number, _ in received] == [0, 0, 1]
+    assert received[1][1] == received[2][1]
+
+
+def test_a_new_connection_closed_unanswered_is_a_failure_not_a_retry():
+    with keepalive_server(lambda n: None) as (url, received, _):
+        [outcome] = HttpPublisher(url).publish_many([ev(1, "a")], timeout=5, deadline=far())
+    assert outcome.code == "connection_ConnectionError" and len(received) == 1
