@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from shared.db import is_transient_db_error, wire
 from shared.db.orm import make_engine
-from shared.db.pool import DriverPool, PoolExhausted, open_connection
+from shared.db import pool as pool_module
+from shared.db.pool import DriverPool, PoolExhausted, connect_args, open_connection
 
 POISON = {
     "year_9999_minus_14h": datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14))),
@@ -100,3 +101,21 @@ def test_the_engine_borrows_from_the_driver_pool(database_url):
         assert pool.opened == 1
     finally:
         engine.dispose()
+
+
+def test_connections_use_tls_exactly_when_the_server_offers_it(database_url):
+    """As pg8000 without an ``ssl_context``: TLS when the server offers it, plain text when it declines
+    (asked once per server and process), from one context that loaded no CA certificates."""
+    pool_module._REFUSES_TLS.clear()
+    args = connect_args(database_url)
+    server = (args.get("host"), args.get("port"), args.get("unix_sock"))
+    cons = [open_connection(database_url, 0) for _ in range(2)]
+    try:
+        offered = wire.rows(cons[0], "SHOW ssl")[0][0] == "on"
+        for con in cons:
+            assert wire.rows(con, "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()") == [[offered]]
+    finally:
+        for con in cons:
+            con.close()
+    assert (server in pool_module._REFUSES_TLS) is (not offered)
+    assert pool_module._tls_context().cert_store_stats()["x509_ca"] == 0

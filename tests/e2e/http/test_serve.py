@@ -63,14 +63,15 @@ import gc
 
 
 def frozen(request):
-    return {"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects())}
+    return {"frozen": gc.get_freeze_count(), "tracked": len(gc.get_objects()), "enabled": gc.isenabled()}
 '''
 
 
 def test_the_worker_shares_the_masters_objects_frozen_out_of_the_garbage_collector(tmp_path):
     """gunicorn's master imports the function, then forks the worker: what the master built before the
     fork is frozen (``gc.freeze`` in the pre_fork hook), so the worker's collections leave those pages
-    shared. A worker that collected them would report nothing frozen."""
+    shared. A worker that collected them would report nothing frozen. The master imports the function
+    with the collector off (``shared.serve.main``); the worker collects again."""
     source = tmp_path / "frozen.py"
     source.write_text(FROZEN_PROBE)
     port = free_port()
@@ -82,3 +83,4 @@ def test_the_worker_shares_the_masters_objects_frozen_out_of_the_garbage_collect
     # the large share of what the worker tracks.
     assert counts["frozen"] > 10_000, counts
     assert counts["frozen"] > counts["tracked"], counts
+    assert counts["enabled"] is True, counts
