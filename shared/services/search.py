@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.dialects.postgresql.pg8000 import dialect as pg8000_dialect
+from sqlalchemy.orm import aliased
 
 from shared.auth import Principal
 from shared.log import current_request_id
@@ -46,15 +47,20 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(last)
 
 
-def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
-    """A name word as a prefix range on the tokens: ``word`` and ``end`` (its
+def _word_ids(word: Any, kind: Any, end: Any = None) -> sa.Select[Any]:
+    """The patients with a token in the prefix range of ``word``: ``word`` and ``end`` (its
     ``prefix_upper_bound``) are values, or parameters when the text is built for every value."""
     token = PatientNameToken.token
     upper = prefix_upper_bound(word) if end is None else end
     sub = sa.select(PatientNameToken.patient_id).where(token >= word, token < upper)
     if kind is not None:
         sub = sub.where(PatientNameToken.kind == kind)
-    return Patient.id.in_(sub)
+    return sub
+
+
+def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
+    """A name word as a prefix range on the tokens (``_word_ids``)."""
+    return Patient.id.in_(_word_ids(word, kind, end))
 
 
 def _has_identifier(system: Any, value: Any) -> sa.ColumnElement[bool]:
@@ -90,7 +96,8 @@ def search_values(q: PatientSearchQuery, cursor_id: uuid.UUID | None = None) -> 
     values: dict[str, Any] = {"page_limit": q.limit + 1}
     words = []
     for field, _kind in _NAME_FIELDS:
-        found = dict.fromkeys(tokens(getattr(q, field) or ""))
+        # the longest word first: the first word's range is the one a search by name reads (_token_page)
+        found = sorted(dict.fromkeys(tokens(getattr(q, field) or "")), key=len, reverse=True)
         for i, word in enumerate(found):
             values[f"{field}{i}"], values[f"{field}{i}_end"] = word, prefix_upper_bound(word)
         words.append(len(found))
@@ -143,9 +150,46 @@ def _conditions(shape: Shape) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _page(shape: Shape, *columns: Any) -> sa.Select[Any]:
-    """The page query (``page_limit``: ``limit + 1`` rows, one more tells whether a next page
-    exists) in the keyset order ``(family_norm, id)``."""
+def _by_name_only(shape: Shape) -> bool:
+    """Name words and nothing else but statuses and a cursor: the page comes from the tokens."""
+    return any(shape.words) and not (shape.birth_date or shape.identifier or shape.mrn or shape.phone or shape.email)
+
+
+def _token_page(shape: Shape) -> sa.Select[Any]:
+    """The page of a search by name words only, from the tokens alone: the first (longest) word's
+    prefix range in ``ix_patient_name_tokens_page`` (its rows carry the patient's ``family_norm``
+    and ``status``, migration 0017), filtered by status and the cursor, each other word a probe of
+    that patient's tokens, the distinct patients ordered ``(family_norm, id)``. Never a probe of
+    ``patients`` per match, never a scan of every patient: the work is one word's range, whatever
+    the values and the estimates."""
+    words = [(field, kind, i) for (field, kind), count in zip(_NAME_FIELDS, shape.words, strict=True) for i in range(count)]
+    (field, kind, i), *others = words
+    t = aliased(PatientNameToken, name="t")
+    conditions = [t.token >= _param(f"{field}{i}"), t.token < _param(f"{field}{i}_end"),
+                  t.status.in_(sa.bindparam("statuses", shape.statuses, expanding=True, literal_execute=True))]
+    if kind is not None:
+        conditions.append(t.kind == sa.literal(kind, literal_execute=True))
+    for field, kind, i in others:
+        which = None if kind is None else sa.literal(kind, literal_execute=True)
+        conditions.append(t.patient_id.in_(_word_ids(_param(f"{field}{i}"), which, _param(f"{field}{i}_end"))))
+    if shape.cursor:
+        last = _KEYS.alias("cursor_row")
+        last_family = sa.select(last.c.family_norm).where(last.c.id == _param("cursor_id", sa.Uuid())).scalar_subquery()
+        conditions.append(sa.tuple_(t.family_norm, t.patient_id) > sa.tuple_(last_family, _param("cursor_id", sa.Uuid())))
+    return (
+        sa.select(t.patient_id.label("id"), t.family_norm)
+        .where(*conditions)
+        .group_by(t.patient_id, t.family_norm)  # a patient with two tokens in the range is one row
+        .order_by(t.family_norm, t.patient_id)
+        .limit(_param("page_limit", sa.Integer()))
+    )
+
+
+def _page(shape: Shape) -> sa.Select[Any]:
+    """The page query's keys ``(id, family_norm)`` (``page_limit``: ``limit + 1`` rows, one more
+    tells whether a next page exists) in the keyset order ``(family_norm, id)``."""
+    if _by_name_only(shape):
+        return _token_page(shape)
     # With a name word the matches come from the token index (a few hundred rows at most for a real
     # word); ordering by an expression the (family_norm, id) index cannot provide keeps the planner
     # from walking that index through every patient and probing the tokens for each (200 ms for
@@ -153,15 +197,15 @@ def _page(shape: Shape, *columns: Any) -> sa.Select[Any]:
     family_order = Patient.family_norm.concat(sa.literal("", literal_execute=True)) if any(shape.words) \
         else Patient.family_norm
     return (
-        sa.select(*columns)
+        sa.select(Patient.id, Patient.family_norm)
         .where(*_conditions(shape))
         .order_by(family_order, Patient.id)
         .limit(_param("page_limit", sa.Integer()))
     )
 
 
-def build_search(q: PatientSearchQuery) -> sa.Select[tuple[Patient]]:
-    """The page query of ``q`` with its values in place of the parameters, typed by the values as
+def build_search(q: PatientSearchQuery) -> sa.Select[Any]:
+    """The page query of ``q`` (``_page``) with its values in place of the parameters, typed by the values as
     a statement written with them would be (``tests/integration/registry/test_search_plans.py``
     EXPLAINs it compiled with literal values)."""
     shape, values = search_values(q)
@@ -169,7 +213,7 @@ def build_search(q: PatientSearchQuery) -> sa.Select[tuple[Patient]]:
     def value(element: Any) -> Any:
         return sa.literal(values[element.key]) if isinstance(element, sa.BindParameter) and element.key in values else None
 
-    return sa.sql.visitors.replacement_traverse(_page(shape, Patient), {}, value)  # type: ignore[return-value]
+    return sa.sql.visitors.replacement_traverse(_page(shape), {}, value)  # type: ignore[no-any-return]
 
 
 def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
@@ -221,7 +265,7 @@ def search_sql(shape: Shape) -> tuple[str, tuple[str, ...]]:
     its few rows back to patients by primary key) as a CTE, then ``_outer``. Compiled once per
     process and shape; a request only binds its values, so no name, birth date or identifier is
     ever part of the text."""
-    page = _page(shape, Patient.id, Patient.family_norm).cte("page")
+    page = _page(shape).cte("page")
     outer, audit_row = _outer(shape.cursor)
     statement = outer.add_cte(page, audit_row)  # the page first: the others read it
     compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
