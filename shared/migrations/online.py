@@ -80,6 +80,16 @@ def ddl(statement: str, *, lock_timeout_ms: int = LOCK_TIMEOUT_MS, attempts: int
             bind.exec_driver_sql("RESET lock_timeout")
 
 
+def create_trigger(name: str, table: str, definition: str) -> None:
+    """``CREATE TRIGGER name definition`` (what follows the name: timing, events, ``ON table``, …)
+    unless ``table`` has it already, under `ddl`'s short lock_timeout."""
+    ddl(f"""DO $do$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = '{name}' AND tgrelid = '{table}'::regclass) THEN
+        CREATE TRIGGER {name} {definition};
+    END IF;
+END $do$""")
+
+
 def _index_valid(name: str) -> bool | None:
     """True / False for an existing index, None when there is none."""
     return op.get_bind().execute(
@@ -87,18 +97,20 @@ def _index_valid(name: str) -> bool | None:
     ).scalar()
 
 
-def create_index(name: str, table: str, columns: str, *, unique: bool = False, where: str | None = None) -> None:
+def create_index(name: str, table: str, columns: str, *, unique: bool = False, where: str | None = None,
+                 include: str | None = None) -> None:
     """``CREATE INDEX CONCURRENTLY`` outside the transaction, then a check that the index is valid.
 
-    ``columns`` is the SQL list inside the parentheses. An invalid index left by an earlier failed
+    ``columns`` is the SQL list inside the parentheses (``include``: the INCLUDE list). An invalid index left by an earlier failed
     build is dropped and built again; an index still invalid after the build fails the migration.
     """
     with outside_transaction() as bind:
         if _index_valid(name) is False:
             bind.exec_driver_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
         predicate = f" WHERE {where}" if where else ""
-        bind.exec_driver_sql(
-            f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns}){predicate}")
+        covering = f" INCLUDE ({include})" if include else ""
+        bind.exec_driver_sql(f"CREATE {'UNIQUE ' if unique else ''}INDEX CONCURRENTLY IF NOT EXISTS {name} "
+                             f"ON {table} ({columns}){covering}{predicate}")
         if _index_valid(name) is not True:
             raise RuntimeError(f"index {name} is not valid after CREATE INDEX CONCURRENTLY; drop it and migrate again")
 

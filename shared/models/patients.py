@@ -118,14 +118,23 @@ class PatientNameToken(Base):
     """The name-search index: each folded word of a patient's family and given names (and each whole
     folded name), so ``name=gar`` is the btree range ``token >= 'gar' AND token < 'gas'`` (collation
     "C": code-point order whatever the database's default collation). Rewritten with the names
-    (``services.name_index.index_names``), in the same transaction."""
+    (``services.name_index.index_names``), in the same transaction.
+
+    Each row also carries its patient's page keys, ``family_norm`` and ``status``, so a search by
+    name finds its page in ``ix_patient_name_tokens_page`` alone (``services.search``). Database
+    triggers keep them equal to the patient's (migration 0017): whatever a writer gives is replaced
+    by the patient's values on insert, and a change of the patient's updates its rows."""
 
     __tablename__ = "patient_name_tokens"
     __table_args__ = (
         CheckConstraint("kind IN ('family','given')", name="kind"),
-        Index("ix_patient_name_tokens_token", "token", "kind", "patient_id"),
+        Index("ix_patient_name_tokens_page", "token", "kind", "family_norm", "patient_id", postgresql_include=["status"]),
     )
 
     patient_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("patients.id"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(8), primary_key=True)
     token: Mapped[str] = mapped_column(String(200, collation="C"), primary_key=True)
+    # Copies of the patient's, set by the database (triggers of migration 0017). Nullable only for
+    # the moment a statement inserts tokens before their patient (then filled at its end).
+    family_norm: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str | None] = mapped_column(String(16))

@@ -2,7 +2,9 @@
 
 Order: ``(family_norm, id)`` (index ``ix_patients_family_norm_id``; ``ix_patients_status_family_norm_id``
 for one status). Name words are prefix ranges on ``patient_name_tokens.token`` (collation "C",
-``token >= w AND token < w⁺``, which stays an index range even in a generic prepared plan).
+``token >= w AND token < w⁺``, which stays an index range even in a generic prepared plan). A
+search by name words alone takes its page from the tokens (``_token_page``: their rows carry the
+patient's ``family_norm`` and ``status``); with any other filter the page is read from patients.
 Identifiers and the MRN go through ``patient_identifiers`` (unique ``(system, value)``, and
 ``value``), so an identifier moved by a merge finds the surviving patient. ``docs/api.md`` shows
 the plans; ``tests/integration/registry/test_search_plans.py`` checks them.
@@ -46,15 +48,20 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(last)
 
 
-def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
-    """A name word as a prefix range on the tokens: ``word`` and ``end`` (its
+def _word_ids(word: Any, kind: Any, end: Any = None) -> sa.Select[Any]:
+    """The patients with a token in the prefix range of ``word``: ``word`` and ``end`` (its
     ``prefix_upper_bound``) are values, or parameters when the text is built for every value."""
     token = PatientNameToken.token
     upper = prefix_upper_bound(word) if end is None else end
     sub = sa.select(PatientNameToken.patient_id).where(token >= word, token < upper)
     if kind is not None:
         sub = sub.where(PatientNameToken.kind == kind)
-    return Patient.id.in_(sub)
+    return sub
+
+
+def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
+    """A name word as a prefix range on the tokens (``_word_ids``)."""
+    return Patient.id.in_(_word_ids(word, kind, end))
 
 
 def _has_identifier(system: Any, value: Any) -> sa.ColumnElement[bool]:
@@ -143,9 +150,53 @@ def _conditions(shape: Shape) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _page(shape: Shape, *columns: Any) -> sa.Select[Any]:
-    """The page query (``page_limit``: ``limit + 1`` rows, one more tells whether a next page
-    exists) in the keyset order ``(family_norm, id)``."""
+def _by_name_only(shape: Shape) -> bool:
+    """Name words and nothing else but statuses and a cursor: the page comes from the tokens."""
+    return any(shape.words) and not (shape.birth_date or shape.identifier or shape.mrn or shape.phone or shape.email)
+
+
+def _token_page(shape: Shape) -> sa.Select[Any]:
+    """The page of a search by name words only, from the tokens alone (their rows carry the
+    patient's ``family_norm`` and ``status``, migration 0017): each word's prefix range in
+    ``ix_patient_name_tokens_page``, index-only, the first filtered by status and the cursor; the
+    ranges intersected as ``(family_norm, patient_id)`` (which also makes a patient with two tokens
+    in a range one row); the page ordered ``(family_norm, id)``.
+
+    Never a probe of ``patients`` per match, never a scan of every patient. An intersection, not a
+    semi-join: whatever the estimates, each range is read once (a semi-join planned for an
+    estimate of one row for "wilson" read the whole range of "ama" again for each of its 900 rows:
+    90 ms), so the work is the words' ranges, whatever the values."""
+    token = PatientNameToken.__table__.c
+    parts = []
+    for (field, kind), count in zip(_NAME_FIELDS, shape.words, strict=True):
+        for i in range(count):
+            part = sa.select(token.family_norm, token.patient_id).where(
+                token.token >= _param(f"{field}{i}"), token.token < _param(f"{field}{i}_end"))
+            if kind is not None:
+                part = part.where(token.kind == sa.literal(kind, literal_execute=True))
+            if not parts:
+                part = part.where(token.status.in_(
+                    sa.bindparam("statuses", shape.statuses, expanding=True, literal_execute=True)))
+                if shape.cursor:
+                    last = _KEYS.alias("cursor_row")
+                    last_family = sa.select(last.c.family_norm).where(
+                        last.c.id == _param("cursor_id", sa.Uuid())).scalar_subquery()
+                    part = part.where(sa.tuple_(token.family_norm, token.patient_id)
+                                      > sa.tuple_(last_family, _param("cursor_id", sa.Uuid())))
+            parts.append(part)
+    matches = (sa.intersect(*parts) if len(parts) > 1 else parts[0].distinct()).subquery("matches")
+    return (
+        sa.select(matches.c.patient_id.label("id"), matches.c.family_norm)
+        .order_by(matches.c.family_norm, matches.c.patient_id)
+        .limit(_param("page_limit", sa.Integer()))
+    )
+
+
+def _page(shape: Shape) -> sa.Select[Any]:
+    """The page query's keys ``(id, family_norm)`` (``page_limit``: ``limit + 1`` rows, one more
+    tells whether a next page exists) in the keyset order ``(family_norm, id)``."""
+    if _by_name_only(shape):
+        return _token_page(shape)
     # With a name word the matches come from the token index (a few hundred rows at most for a real
     # word); ordering by an expression the (family_norm, id) index cannot provide keeps the planner
     # from walking that index through every patient and probing the tokens for each (200 ms for
@@ -153,15 +204,15 @@ def _page(shape: Shape, *columns: Any) -> sa.Select[Any]:
     family_order = Patient.family_norm.concat(sa.literal("", literal_execute=True)) if any(shape.words) \
         else Patient.family_norm
     return (
-        sa.select(*columns)
+        sa.select(Patient.id, Patient.family_norm)
         .where(*_conditions(shape))
         .order_by(family_order, Patient.id)
         .limit(_param("page_limit", sa.Integer()))
     )
 
 
-def build_search(q: PatientSearchQuery) -> sa.Select[tuple[Patient]]:
-    """The page query of ``q`` with its values in place of the parameters, typed by the values as
+def build_search(q: PatientSearchQuery) -> sa.Select[Any]:
+    """The page query of ``q`` (``_page``) with its values in place of the parameters, typed by the values as
     a statement written with them would be (``tests/integration/registry/test_search_plans.py``
     EXPLAINs it compiled with literal values)."""
     shape, values = search_values(q)
@@ -169,7 +220,7 @@ def build_search(q: PatientSearchQuery) -> sa.Select[tuple[Patient]]:
     def value(element: Any) -> Any:
         return sa.literal(values[element.key]) if isinstance(element, sa.BindParameter) and element.key in values else None
 
-    return sa.sql.visitors.replacement_traverse(_page(shape, Patient), {}, value)  # type: ignore[return-value]
+    return sa.sql.visitors.replacement_traverse(_page(shape), {}, value)  # type: ignore[no-any-return]
 
 
 def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
@@ -221,7 +272,7 @@ def search_sql(shape: Shape) -> tuple[str, tuple[str, ...]]:
     its few rows back to patients by primary key) as a CTE, then ``_outer``. Compiled once per
     process and shape; a request only binds its values, so no name, birth date or identifier is
     ever part of the text."""
-    page = _page(shape, Patient.id, Patient.family_norm).cte("page")
+    page = _page(shape).cte("page")
     outer, audit_row = _outer(shape.cursor)
     statement = outer.add_cte(page, audit_row)  # the page first: the others read it
     compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})

@@ -50,7 +50,7 @@ FILL = [
 ]
 
 # (label, search parameters, indexes of which one must answer it)
-NAME_INDEX = ("ix_patient_name_tokens_token",)
+NAME_INDEX = ("ix_patient_name_tokens_page",)
 IDENTIFIER_INDEXES = ("uq_patient_identifiers_system_value", "ix_patient_identifiers_value")
 CASES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
     ("no filter (first page)", {}, ("ix_patients_family_norm_id",)),
