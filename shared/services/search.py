@@ -48,20 +48,15 @@ def prefix_upper_bound(prefix: str) -> str:
     return prefix[:-1] + chr(last)
 
 
-def _word_ids(word: Any, kind: Any, end: Any = None) -> sa.Select[Any]:
-    """The patients with a token in the prefix range of ``word``: ``word`` and ``end`` (its
+def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
+    """A name word as a prefix range on the tokens: ``word`` and ``end`` (its
     ``prefix_upper_bound``) are values, or parameters when the text is built for every value."""
     token = PatientNameToken.token
     upper = prefix_upper_bound(word) if end is None else end
     sub = sa.select(PatientNameToken.patient_id).where(token >= word, token < upper)
     if kind is not None:
         sub = sub.where(PatientNameToken.kind == kind)
-    return sub
-
-
-def _has_word(word: Any, kind: Any, end: Any = None) -> sa.ColumnElement[bool]:
-    """A name word as a prefix range on the tokens (``_word_ids``)."""
-    return Patient.id.in_(_word_ids(word, kind, end))
+    return Patient.id.in_(sub)
 
 
 def _has_identifier(system: Any, value: Any) -> sa.ColumnElement[bool]:
@@ -127,8 +122,7 @@ def _param(name: str, type_: Any = None) -> sa.BindParameter[Any]:
 
 def _conditions(shape: Shape) -> list[sa.ColumnElement[bool]]:
     """The page's WHERE, every value a named parameter (``search_values`` names them)."""
-    # the statuses written into the text: a subset of three fixed words, no patient data
-    conditions = [Patient.status.in_(sa.bindparam("statuses", shape.statuses, expanding=True, literal_execute=True))]
+    conditions = [_status_in(Patient.status, shape)]
     for (field, kind), count in zip(_NAME_FIELDS, shape.words, strict=True):
         which = None if kind is None else sa.literal(kind, literal_execute=True)  # "family" or "given", in the text
         conditions += [_has_word(_param(f"{field}{i}"), which, _param(f"{field}{i}_end")) for i in range(count)]
@@ -144,10 +138,20 @@ def _conditions(shape: Shape) -> list[sa.ColumnElement[bool]]:
     if shape.email:
         conditions.append(Patient.email == _param("email"))
     if shape.cursor:
-        last = _KEYS.alias("cursor_row")
-        last_family = sa.select(last.c.family_norm).where(last.c.id == _param("cursor_id", sa.Uuid())).scalar_subquery()
-        conditions.append(sa.tuple_(Patient.family_norm, Patient.id) > sa.tuple_(last_family, _param("cursor_id", sa.Uuid())))
+        conditions.append(_after_cursor(Patient.family_norm, Patient.id))
     return conditions
+
+
+def _status_in(status: Any, shape: Shape) -> sa.ColumnElement[bool]:
+    """The statuses, written into the text: a subset of three fixed words, no patient data."""
+    return status.in_(sa.bindparam("statuses", shape.statuses, expanding=True, literal_execute=True))
+
+
+def _after_cursor(family_norm: Any, patient_id: Any) -> sa.ColumnElement[bool]:
+    """Keys after the cursor's patient in the order ``(family_norm, id)``."""
+    last = _KEYS.alias("cursor_row")
+    last_family = sa.select(last.c.family_norm).where(last.c.id == _param("cursor_id", sa.Uuid())).scalar_subquery()
+    return sa.tuple_(family_norm, patient_id) > sa.tuple_(last_family, _param("cursor_id", sa.Uuid()))
 
 
 def _by_name_only(shape: Shape) -> bool:
@@ -175,14 +179,9 @@ def _token_page(shape: Shape) -> sa.Select[Any]:
             if kind is not None:
                 part = part.where(token.kind == sa.literal(kind, literal_execute=True))
             if not parts:
-                part = part.where(token.status.in_(
-                    sa.bindparam("statuses", shape.statuses, expanding=True, literal_execute=True)))
+                part = part.where(_status_in(token.status, shape))
                 if shape.cursor:
-                    last = _KEYS.alias("cursor_row")
-                    last_family = sa.select(last.c.family_norm).where(
-                        last.c.id == _param("cursor_id", sa.Uuid())).scalar_subquery()
-                    part = part.where(sa.tuple_(token.family_norm, token.patient_id)
-                                      > sa.tuple_(last_family, _param("cursor_id", sa.Uuid())))
+                    part = part.where(_after_cursor(token.family_norm, token.patient_id))
             parts.append(part)
     matches = (sa.intersect(*parts) if len(parts) > 1 else parts[0].distinct()).subquery("matches")
     return (
