@@ -20,6 +20,10 @@ from typing import Any
 # Statements prepared per connection at most: fixed texts only (the read, the registration, the key
 # lookup, the LIS fast path's), whose generic plan is their custom plan. A guard, not a need: past it, texts run unnamed.
 MAX_PREPARED = 48
+# Statements prepared per connection at most among ``shaped`` texts: one text per query shape (a search's), a
+# family whose members the clients choose. Counted apart, so they never take the fixed texts' places; past
+# it, a new shape's text runs pipelined (planned for its values, as before it was prepared).
+MAX_PREPARED_SHAPED = 32
 _BEGIN = "begin transaction"
 # A prepared statement the server no longer has (DISCARD ALL), or whose result type a schema change
 # altered: prepare the text again. Other errors (a constraint, a lost race, a lock timeout) leave it
@@ -36,12 +40,14 @@ def dollar_params(sql: str) -> str:
     return convert("format", sql, ())[0]  # type: ignore[no-any-return]
 
 
-def execute(con: Any, sql: str, params: Any = (), *, prepared: bool = False, pipelined: bool = False) -> Any:
+def execute(con: Any, sql: str, params: Any = (), *, prepared: bool = False, pipelined: bool = False,
+            shaped: bool = False) -> Any:
     """Run ``sql`` (``%s`` placeholders) with ``params``; pg8000's result context (``.rows``, ``.row_count``).
 
     ``prepared``: a named statement prepared on this connection the first time (kept with the
     connection; a discarded connection takes its statements along), then one Bind/Execute/Sync round
-    trip. ``pipelined``: unnamed, Parse to Sync in one round trip, planned for its values. Otherwise
+    trip. ``shaped``: prepared as well, among at most ``MAX_PREPARED_SHAPED`` such texts (one per query
+    shape). ``pipelined``: unnamed, Parse to Sync in one round trip, planned for its values. Otherwise
     pg8000's unnamed extended protocol (three round trips). Outside autocommit, when no transaction is
     open, the ``BEGIN`` pg8000's cursor would send in an exchange of its own rides in the same write,
     ahead of a prepared or pipelined statement."""
@@ -49,8 +55,8 @@ def execute(con: Any, sql: str, params: Any = (), *, prepared: bool = False, pip
         begin = not con._in_transaction and not con.autocommit
         if pipelined:
             return _pipelined(con, dollar_params(sql), params, begin)
-        if prepared:
-            return _prepared(con, sql, params, begin)
+        if prepared or shaped:
+            return _prepared(con, sql, params, begin, shaped)
         if begin:
             con.execute_simple("begin transaction")
         return con.execute_unnamed(dollar_params(sql), vals=tuple(params))
@@ -67,11 +73,14 @@ def simple(con: Any, sql: str) -> Any:
         raise _failed(con, exc, None) from None
 
 
-def _prepared(con: Any, sql: str, params: Any, begin: bool) -> Any:
-    statements: dict[str, Any] = con.__dict__.setdefault("_patient_sql_prepared", {})
+_KEPT = ("_patient_sql_prepared", "_patient_sql_shaped")  # the connection's statements: fixed texts, shaped texts
+
+
+def _prepared(con: Any, sql: str, params: Any, begin: bool, shaped: bool) -> Any:
+    statements: dict[str, Any] = con.__dict__.setdefault(_KEPT[shaped], {})
     entry = statements.get(sql)
     if entry is None:
-        if len(statements) >= MAX_PREPARED:  # an unforeseen variety of texts: run unprepared, one round trip
+        if len(statements) >= (MAX_PREPARED_SHAPED if shaped else MAX_PREPARED):  # run unprepared, one round trip
             return _pipelined(con, dollar_params(sql), params, begin)
         entry = statements[sql] = con.prepare_statement(dollar_params(sql), ())
     name, columns, input_funcs = entry
@@ -137,7 +146,8 @@ def _failed(con: Any, exc: BaseException, sql: str | None) -> BaseException:
             con._pool_disconnected = True  # the pool closes its idle connections too (shared.db.pool)
         return exc
     if sql is not None and fields.get("C") in _STALE:
-        con.__dict__.get("_patient_sql_prepared", {}).pop(sql, None)
+        for kept in _KEPT:
+            con.__dict__.get(kept, {}).pop(sql, None)
     import pg8000.legacy as legacy  # noqa: PLC0415
 
     kind = {"28000": legacy.InterfaceError, "23505": legacy.IntegrityError}.get(fields.get("C"), legacy.ProgrammingError)

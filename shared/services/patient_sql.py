@@ -13,11 +13,12 @@ The statements run on a pg8000 connection of the process's pool (``shared.db.poo
 transient-error → 503 mapping apply as to the ORM's statements, and a GET /patients/{id} loads no
 SQLAlchemy at all (tests/unit/test_cold_imports.py). The fixed texts (read, registration) run as
 statements prepared once per connection: one Bind/Execute/Sync exchange instead of pg8000's three
-for an unnamed statement, and no parsing or planning per request. Searches are not prepared
-(``services.search.search_page`` says why) but pipelined; they still run on a SQLAlchemy connection,
-whose ``do_execute`` hook (``shared.prepared``) sends ``PREPARED`` and ``PIPELINED`` statements the
-same way. The JSON is the document ``schemas.patients.Patient`` dumps (``test_patient_sql.py``
-compares them byte for byte).
+for an unnamed statement, and no parsing or planning per request. A search by name words alone is
+prepared too (one text per query shape, ``prepared_rows``); other searches are pipelined
+(``pipelined_rows``), planned for their values (``services.search.search_page`` says why). A
+SQLAlchemy connection's ``do_execute`` hook (``shared.prepared``) sends ``PREPARED`` and
+``PIPELINED`` statements the same way. The JSON is the document ``schemas.patients.Patient`` dumps
+(``test_patient_sql.py`` compares them byte for byte).
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def pipelined_rows(sql: str, params: Any) -> list[list[Any]]:
     trip, on a driver connection in autocommit mode: a search's statement without SQLAlchemy."""
     with driver_connection() as con:
         return wire.rows(con, sql, params, pipelined=True)
+
+
+def prepared_rows(sql: str, params: Any) -> list[list[Any]]:
+    """The rows of one statement of a query shape (``%s`` placeholders), prepared on the driver
+    connection (among ``wire.MAX_PREPARED_SHAPED`` per connection), in autocommit mode: a search by
+    name words (``services.search.runs_prepared``)."""
+    with driver_connection() as con:
+        return wire.rows(con, sql, params, shaped=True)
 
 
 def _timestamp(col: str) -> str:

@@ -13,7 +13,8 @@ A search runs one SQL text per query shape (``Shape``: which filters, how many n
 cursor or not), compiled from the SQLAlchemy statement once per process and shape
 (``search_sql``); a request computes its values (``search_values``) and binds them. No value is
 ever written into the text: PostgreSQL logs a failed statement's text, and names, birth dates and
-identifiers must not reach its log.
+identifiers must not reach its log. A search by name words alone runs prepared (``runs_prepared``),
+every other shape unnamed and planned for its values.
 """
 
 from __future__ import annotations
@@ -169,13 +170,17 @@ def _token_page(shape: Shape) -> sa.Select[Any]:
     Never a probe of ``patients`` per match, never a scan of every patient. An intersection, not a
     semi-join: whatever the estimates, each range is read once (a semi-join planned for an
     estimate of one row for "wilson" read the whole range of "ama" again for each of its 900 rows:
-    90 ms), so the work is the words' ranges, whatever the values."""
+    90 ms), so the work is the words' ranges, whatever the values.
+
+    Each word, range bound and the LIMIT is ``(SELECT $n)`` (``_unseen``): this text runs prepared
+    (``runs_prepared``), and its plan is the same whether PostgreSQL plans it for the values or not."""
     token = PatientNameToken.__table__.c
     parts = []
     for (field, kind), count in zip(_NAME_FIELDS, shape.words, strict=True):
         for i in range(count):
             part = sa.select(token.family_norm, token.patient_id).where(
-                token.token >= _param(f"{field}{i}"), token.token < _param(f"{field}{i}_end"))
+                token.token >= _unseen(f"{field}{i}", token.token.type),
+                token.token < _unseen(f"{field}{i}_end", token.token.type))
             if kind is not None:
                 part = part.where(token.kind == sa.literal(kind, literal_execute=True))
             if not parts:
@@ -187,8 +192,29 @@ def _token_page(shape: Shape) -> sa.Select[Any]:
     return (
         sa.select(matches.c.patient_id.label("id"), matches.c.family_norm)
         .order_by(matches.c.family_norm, matches.c.patient_id)
-        .limit(_param("page_limit", sa.Integer()))
+        .limit(_unseen("page_limit", sa.Integer()))
     )
+
+
+def runs_prepared(shape: Shape) -> bool:
+    """Whether this shape's statement runs prepared: a search by name words only (``_token_page``).
+
+    PostgreSQL plans a prepared statement for its values five times, then keeps its generic plan
+    (planned once, values unknown) if that plan's estimated cost is no worse than the custom plans'
+    (``plan_cache_mode=auto``). With the words and the LIMIT as plain parameters the generic plan
+    costs more (a default range selectivity against the histogram's few rows, 10 % of the rows
+    against the LIMIT's 21), so every search was planned again; written ``(SELECT $n)`` (an
+    InitPlan, whose value neither plan sees) both plans are the same plan, the generic one is kept
+    from the sixth execution, and a search is not planned again (PostgreSQL CPU per search ≈ 1.35 →
+    ≈ 0.9 ms at 100,000 patients, docs/performance.md). Other shapes stay unprepared: their plans
+    depend on the values (a generic plan of a birth-date or identifier search scans patients)."""
+    return _by_name_only(shape)
+
+
+def _unseen(name: str, type_: Any) -> sa.ScalarSelect[Any]:
+    """The parameter ``name`` as ``(SELECT $n)``: an InitPlan, evaluated once when the statement
+    starts, that the planner does not see through, values given or not (``runs_prepared``)."""
+    return sa.select(_param(name, type_)).scalar_subquery()
 
 
 def _page(shape: Shape) -> sa.Select[Any]:
@@ -222,7 +248,7 @@ def build_search(q: PatientSearchQuery) -> sa.Select[Any]:
     return sa.sql.visitors.replacement_traverse(_page(shape), {}, value)  # type: ignore[no-any-return]
 
 
-def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
+def _outer(shape: Shape) -> tuple[sa.Select[Any], sa.CTE]:
     """Everything of a search's statement but the page (``"page"``, referenced here by name): the
     audit insert of what the page shows, and one row of (documents as a JSON array, whether the
     cursor is valid). A cursor whose patient is gone makes the audit insert write nothing."""
@@ -234,10 +260,11 @@ def _outer(with_cursor: bool) -> tuple[sa.Select[Any], sa.CTE]:
     page = sa.table("page", sa.column("id", sa.Uuid()), sa.column("family_norm", sa.String()))
     order = (page.c.family_norm, page.c.id)
     valid: sa.ColumnElement[bool] = sa.true()
-    if with_cursor:
+    if shape.cursor:
         last = _KEYS.alias("cursor_row")
         valid = sa.exists().where(last.c.id == _param("cursor_id", sa.Uuid()))
-    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(_param("s_limit", sa.Integer()))
+    shown_limit = _unseen("s_limit", sa.Integer()) if runs_prepared(shape) else _param("s_limit", sa.Integer())
+    shown = sa.select(sa.func.array(sa.select(page.c.id).order_by(*order).limit(shown_limit)
                                     .scalar_subquery()).label("ids")).cte("shown")
     table = AuditEntry.__table__
     audit_row = sa.insert(table).from_select(
@@ -272,30 +299,38 @@ def search_sql(shape: Shape) -> tuple[str, tuple[str, ...]]:
     process and shape; a request only binds its values, so no name, birth date or identifier is
     ever part of the text."""
     page = _page(shape).cte("page")
-    outer, audit_row = _outer(shape.cursor)
+    outer, audit_row = _outer(shape)
     statement = outer.add_cte(page, audit_row)  # the page first: the others read it
     compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
-    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
-    (``search_sql``) in autocommit mode (``services.patient_sql``). A cursor whose patient is
-    gone is a 422.
-
-    Not a prepared statement: after five executions PostgreSQL may switch a prepared statement to
-    a generic plan, and for searches that plan (values and LIMIT unknown) scans the patients table
-    sequentially (seen with EXPLAIN EXECUTE under plan_cache_mode=force_generic_plan on the plan
-    tests' data). An unnamed statement is planned for its values every time; it is sent in one
-    round trip (``patient_sql.pipelined_rows``, on a driver connection: no SQLAlchemy per request)
-    rather than pg8000's three."""
-    from shared.services.patient_sql import dumps, pipelined_rows  # noqa: PLC0415
+def search_statement(principal: Principal, q: PatientSearchQuery) -> tuple[Shape, str, tuple[Any, ...]]:
+    """The query's shape, its statement (``search_sql``) and the values to bind, the audit row's included."""
+    from shared.services.patient_sql import dumps  # noqa: PLC0415
 
     shape, values = search_values(q, cursor.decode_id(CURSOR_KIND, q.cursor) if q.cursor else None)
     values.update(s_limit=q.limit, s_at=utcnow(), s_principal=principal.name, s_principal_id=principal.key_id,
                   s_request_id=current_request_id(), s_params=dumps(q.used()))
     sql, names = search_sql(shape)
-    [(docs, ok)] = pipelined_rows(sql, tuple(values[n] for n in names))
+    return shape, sql, tuple(values[n] for n in names)
+
+
+def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
+    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
+    (``search_statement``) in autocommit mode on a driver connection (``services.patient_sql``), no
+    SQLAlchemy per request. A cursor whose patient is gone is a 422.
+
+    A search by name words only runs as a statement prepared on the connection
+    (``patient_sql.prepared_rows``: one Bind/Execute round trip, planned once; ``runs_prepared`` says
+    why its plan does not need the values). Any other shape is unnamed, planned for its values every
+    time, and sent in one round trip (``patient_sql.pipelined_rows``): a generic plan of those
+    (values and LIMIT unknown) scans the patients table sequentially (seen with EXPLAIN EXECUTE
+    under plan_cache_mode=force_generic_plan on the plan tests' data)."""
+    from shared.services.patient_sql import pipelined_rows, prepared_rows  # noqa: PLC0415
+
+    shape, sql, params = search_statement(principal, q)
+    [(docs, ok)] = (prepared_rows if runs_prepared(shape) else pipelined_rows)(sql, params)
     if not ok:
         raise cursor.invalid()
     more = len(docs) > q.limit

@@ -28,7 +28,8 @@ from tests.conftest import auth
 from tests.http.registry.support import patient_body
 
 BUDGET = {"read": 1, "search": 1, "register": 3}
-# The read and the registration CTE are prepared; a search is unnamed (planned for its values), pipelined.
+# The read, the registration CTE and a search by name words are prepared; other searches are unnamed
+# (planned for their values), pipelined.
 ROUND_TRIPS = {"read": 1, "search": 1, "register": 3}
 
 

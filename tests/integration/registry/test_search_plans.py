@@ -1,16 +1,25 @@
 """Every search parameter is answered through an index: EXPLAIN of the statement the service runs,
-on a few thousand ANALYZEd patients in a database of its own (no enable_seqscan tricks)."""
+on a few thousand ANALYZEd patients in a database of its own (no enable_seqscan tricks). A search
+by name words alone runs prepared: PostgreSQL keeps its generic plan, and that plan reads the
+token index too."""
 
+import json
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shared.auth import SYSTEM_CLI
+from shared.db import wire
+from shared.db.pool import open_connection
 from shared.migrate import migrate
 from shared.normalize import tokens
 from shared.schemas.search import PatientSearchQuery
-from shared.services.search import build_search, prefix_upper_bound
+from shared.services import cursor
+from shared.services.search import CURSOR_KIND, build_search, prefix_upper_bound, runs_prepared, search_statement
 from tests.integration.registry.plan_data import CASES, fill, nodes, plan, plan_engine
 from tests.support.database import admin_url, create_database, drop_database
 
@@ -18,10 +27,18 @@ ROWS = 6000
 
 
 @pytest.fixture(scope="module")
-def plan_session() -> Iterator[Session]:
+def plan_url() -> Iterator[str]:
     admin = admin_url()
     url = create_database(admin, prefix="pmplan")
-    engine = plan_engine(url)
+    try:
+        yield url
+    finally:
+        drop_database(admin, url)
+
+
+@pytest.fixture(scope="module")
+def plan_session(plan_url) -> Iterator[Session]:
+    engine = plan_engine(plan_url)
     try:
         migrate(engine)
         with Session(engine) as session:
@@ -29,7 +46,6 @@ def plan_session() -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
-        drop_database(admin, url)
 
 
 @pytest.mark.parametrize(("label", "params", "indexes"), CASES, ids=[c[0] for c in CASES])
@@ -97,3 +113,60 @@ def test_a_search_by_name_finds_the_patients_and_order_it_found_before(plan_sess
     plan_session.rollback()
     assert len(expected) > 1
     assert got == expected
+
+
+def _first_id(session: Session, params: dict[str, Any]) -> uuid.UUID:
+    q = PatientSearchQuery.model_validate({**params, "limit": 1})
+    compiled = build_search(q).compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
+    return session.execute(sa.text(str(compiled))).scalars().first()
+
+
+# Searches by name words only that find patients in the plan data (2,000 families, 700 given names),
+# after a cursor too, and with statuses of their own.
+PREPARED = [("name=fam123", {"name": "fam123"}), ("name=fam12 giv3", {"name": "fam12 giv3"}),
+            ("family=fam42 given=giv4", {"family": "fam42", "given": "giv4"}), ("given=giv345", {"given": "giv345"}),
+            ("name=fam1 after a cursor", {"name": "fam1", "limit": "5"}),
+            ("given=giv6 status=inactive,merged", {"given": "giv6", "status": "inactive,merged"})]
+
+
+@pytest.mark.parametrize(("label", "params"), PREPARED, ids=[c[0] for c in PREPARED])
+def test_a_prepared_search_by_name_keeps_a_generic_plan_that_reads_the_token_index(plan_url, plan_session, label,
+                                                                                   params):
+    """Seven runs of one search on one connection, as ``search_page`` sends it: planned for the
+    values five times, then the generic plan is kept (plan_cache_mode=auto, no setting changed):
+    PostgreSQL stops planning each search. That plan answers what the custom plans answered and
+    reads each word's range in ix_patient_name_tokens_page, never a scan of patients."""
+    after = _first_id(plan_session, params) if "cursor" in label else None
+    q = PatientSearchQuery.model_validate(
+        {**params, "cursor": cursor.encode(CURSOR_KIND, after)} if after else params)
+    shape, sql, values = search_statement(SYSTEM_CLI, q)
+    assert runs_prepared(shape)
+    con = open_connection(plan_url, 0)
+    con.autocommit = True
+    try:
+        answers = [wire.rows(con, sql, values, shaped=True) for _ in range(7)]
+        [(name, generic, custom)] = wire.rows(
+            con, "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = %s",
+            (wire.dollar_params(sql),))
+        assert (custom, generic) == (5, 2), label
+        [[docs, valid]] = answers[0]
+        assert valid and docs and all(a == answers[0] for a in answers), label
+        if after is not None:
+            assert str(after) not in [d["id"] for d in docs] and len(docs) == 6  # limit 5, and one to tell more
+        # The plan the seventh run used (values unknown: it is the same whatever they are).
+        raw = wire.rows(con, f"EXPLAIN (FORMAT JSON) EXECUTE {name}({', '.join(['NULL'] * len(values))})")[0][0]
+        [(generic_after,)] = wire.rows(con, "SELECT generic_plans FROM pg_prepared_statements WHERE name = %s",
+                                       (name,))
+    finally:
+        con.close()
+    assert generic_after == 3, label  # the EXPLAIN showed the generic plan
+    steps = nodes((json.loads(raw) if isinstance(raw, str) else raw)[0]["Plan"])
+    scans = [(n["Node Type"], n.get("Relation Name"), n.get("Index Name")) for n in steps if "Scan" in n["Node Type"]]
+    assert not [s for s in scans if s[0] == "Seq Scan"], f"{label}: {scans}"
+    words = sum(len(tokens(params.get(field, ""))) for field in ("name", "family", "given"))
+    # each word's range once (an index-only scan, or a bitmap scan of the index before the table is vacuumed)
+    ranges = [(s[0], s[2]) for s in scans if (s[2] or "").startswith("ix_patient_name_tokens")]
+    assert {r[0] for r in ranges} <= {"Index Only Scan", "Bitmap Index Scan"}, f"{label}: {scans}"
+    assert [r[1] for r in ranges] == ["ix_patient_name_tokens_page"] * words, f"{label}: {scans}"
+    # patients only by primary key: the cursor's row and the page's few documents
+    assert {s[2] for s in scans if s[1] == "patients"} == {"pk_patients"}, f"{label}: {scans}"
