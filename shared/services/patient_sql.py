@@ -1,7 +1,7 @@
 """The patient hot paths in as few round trips as the guarantees allow (issue 15).
 
 ``GET /patients/{id}`` and ``GET /patients`` are one statement each: a data-modifying CTE that writes
-the audit row and returns the patient(s) as JSON built by PostgreSQL (``json_build_object``), run
+the audit row and returns the patient(s) as compact JSON built by PostgreSQL (``json_object``), run
 in autocommit mode, so the read and its audit row are one implicit transaction and pg8000 sends no
 separate BEGIN or COMMIT. Registration is three: ``BEGIN`` with the birth-date lock and the MRN
 sequence, one CTE that inserts the patient, its identifiers, name tokens, version, audit and
@@ -18,7 +18,8 @@ prepared too (one text per query shape, ``prepared_rows``); other searches are p
 (``pipelined_rows``), planned for their values (``services.search.search_page`` says why). A
 SQLAlchemy connection's ``do_execute`` hook (``shared.prepared``) sends ``PREPARED`` and
 ``PIPELINED`` statements the same way. The JSON is the document ``schemas.patients.Patient`` dumps
-(``test_patient_sql.py`` compares them byte for byte).
+(``test_patient_sql.py`` compares them byte for byte); a read answers PostgreSQL's text as the
+body, undecoded.
 """
 
 from __future__ import annotations
