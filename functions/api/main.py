@@ -13,11 +13,12 @@ from flask import Request, Response
 
 import shared.api  # noqa: F401  (the route table's index; route modules load on first match)
 from shared.console import PREFIX
-from shared.http import function_app
+from shared.http import function_app, routing
 from shared.http.app import handle
 
 if flask.has_app_context():  # functions-framework executes this module inside its app's context
     function_app.install(flask.current_app, probes=False)  # /favicon.ico, /robots.txt: problem+json too
+    routing.match_in_flask(flask.current_app._get_current_object())  # Flask's one match finds the route
 
 
 @functions_framework.http

@@ -12,10 +12,11 @@ from shared.http.routing import route
 from shared.services import patient_sql
 
 
-def document_response(doc: dict, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """A patient document built by PostgreSQL (``services.patient_sql``): the same body and headers."""
-    response = Response(patient_sql.dumps(doc), status=status, mimetype="application/json")
-    response.headers["ETag"] = etag(doc["version"])
+def document_response(body: str, version: int, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A patient document built by PostgreSQL (``services.patient_sql``): its JSON text as the body, its
+    version as the ETag."""
+    response = Response(body, status=status, mimetype="application/json")
+    response.headers["ETag"] = etag(version)
     for key, value in (headers or {}).items():
         response.headers[key] = value
     return response
@@ -24,4 +25,4 @@ def document_response(doc: dict, status: int = 200, headers: dict[str, str] | No
 @route("GET", "/patients/<uuid:patient_id>", scope="patients:read", summary="Read a patient",
        responses={200: "shared.schemas.patients:Patient"}, audit_action="patient.read", headers_out=("ETag",))
 def read_patient(ctx: RequestContext, patient_id: uuid.UUID) -> Response:
-    return document_response(patient_sql.read_patient(ctx.principal, patient_id))
+    return document_response(*patient_sql.read_patient(ctx.principal, patient_id))

@@ -33,7 +33,7 @@ def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)
     doc = patient_sql.register_patient(ctx.principal, data, reject_duplicates=not q.allow_duplicate)
-    return document_response(doc, 201, {"Location": f"/patients/{doc['id']}"})
+    return document_response(patient_sql.dumps(doc), doc["version"], 201, {"Location": f"/patients/{doc['id']}"})
 
 
 @route("GET", "/patients", scope="patients:read", summary="Search patients", query=PatientSearchQuery,

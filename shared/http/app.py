@@ -20,7 +20,7 @@ from shared.db import is_transient_db_error
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
-from shared.http.routing import NO_STORE, Route, error_renderer_for, match, route_for
+from shared.http.routing import NO_STORE, Route, error_renderer_for, match, match_request, route_for
 from shared.log import get_logger, info_fields
 from shared.telemetry import spans
 
@@ -44,7 +44,7 @@ def handle(request: Request) -> Response:
     principal = ANONYMOUS
     try:
         try:
-            endpoint, args = match(request.method, request.path)
+            endpoint, args = match_request(request)
         except WzNotFound:
             raise NotFound("No such route") from None
         except WzMethodNotAllowed as exc:

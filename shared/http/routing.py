@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from werkzeug.routing import Map, MapAdapter, Rule
 
 if TYPE_CHECKING:
-    from flask import Response
+    from flask import Flask, Request, Response
 
     from shared.errors import DomainError
 
@@ -159,6 +159,40 @@ def match(method: str, path: str) -> tuple[str, dict[str, Any]]:
     if bound is None or bound[0] is not current:
         bound = _adapter = (current, current.bind("localhost"))
     return bound[1].match(path, method)
+
+
+_in_flask: frozenset[str] = frozenset()
+
+
+def match_in_flask(app: Flask) -> None:
+    """Add the table's rules (indexed and registered) to ``app``'s own URL map, so that the one match
+    Flask makes of every request finds the route (``match_request``) instead of functions-framework's
+    catch-all ``/<path:path>`` followed by a second match here. Each dispatches to
+    functions-framework's view as the catch-all does (the same function, the same execution context).
+    Static segments are tried before the catch-all, so a request Flask matches to a rule of the table
+    is one ``match`` would match to it; a wrong method, an unknown path or a route registered later
+    still falls to the catch-all and is matched here (404 and 405 as before). The rules keep Flask's
+    map's slash merging, as the catch-all did: a path with ``//`` is redirected as before."""
+    global _in_flask
+    views = app.view_functions  # functions-framework adds its view ("run") after loading the function
+
+    def view(**_arguments: Any) -> Any:  # the arguments are read from the request (``match_request``)
+        return views["run"]("")
+
+    paths = {endpoint: endpoint.split(" ", 1) for endpoint in _index}
+    paths.update({r.endpoint: (r.method, r.path) for r in ROUTES})
+    for endpoint, (method, path) in paths.items():
+        app.url_map.add(Rule(path, methods=[method], endpoint=endpoint, strict_slashes=False))
+        app.view_functions[endpoint] = view
+    _in_flask = frozenset(paths)
+
+
+def match_request(request: Request) -> tuple[str, dict[str, Any]]:
+    """``match`` for ``request``: what Flask matched, when it was a rule of the table (``match_in_flask``)."""
+    rule = request.url_rule
+    if rule is not None and rule.endpoint in _in_flask and request.view_args is not None:
+        return rule.endpoint, request.view_args
+    return match(request.method, request.path)
 
 
 def route_for(endpoint: str) -> Route:

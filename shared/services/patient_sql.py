@@ -1,7 +1,7 @@
 """The patient hot paths in as few round trips as the guarantees allow (issue 15).
 
 ``GET /patients/{id}`` and ``GET /patients`` are one statement each: a data-modifying CTE that writes
-the audit row and returns the patient(s) as JSON built by PostgreSQL (``json_build_object``), run
+the audit row and returns the patient(s) as compact JSON built by PostgreSQL (``json_object``), run
 in autocommit mode, so the read and its audit row are one implicit transaction and pg8000 sends no
 separate BEGIN or COMMIT. Registration is three: ``BEGIN`` with the birth-date lock and the MRN
 sequence, one CTE that inserts the patient, its identifiers, name tokens, version, audit and
@@ -18,7 +18,8 @@ prepared too (one text per query shape, ``prepared_rows``); other searches are p
 (``pipelined_rows``), planned for their values (``services.search.search_page`` says why). A
 SQLAlchemy connection's ``do_execute`` hook (``shared.prepared``) sends ``PREPARED`` and
 ``PIPELINED`` statements the same way. The JSON is the document ``schemas.patients.Patient`` dumps
-(``test_patient_sql.py`` compares them byte for byte).
+(``test_patient_sql.py`` compares them byte for byte); a read answers PostgreSQL's text as the
+body, undecoded.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.db import driver_connection, wire
 from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
@@ -84,28 +85,44 @@ def _timestamp(col: str) -> str:
             """THEN 'YYYY-MM-DD"T"HH24:MI:SS"Z"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' END)""")
 
 
+def json_object(**fields: str) -> str:
+    """SQL for a JSON object of ``fields`` (key → SQL expression), in this order and written compact:
+    ``row_to_json`` of a one-row subselect writes ``{"k":v,"k2":v2}`` (``json_build_object`` writes
+    ``{"k" : v, "k2" : v2}``), so the text is already the bytes the API answers. Its values are
+    written as ``json_build_object`` writes them (the same conversion per type)."""
+    columns = ", ".join(f'{expr} AS "{key}"' for key, expr in fields.items())
+    return f"(SELECT row_to_json(o) FROM (SELECT {columns}) o)"
+
+
+def json_array(element: str, source: str, order: str) -> str:
+    """SQL for the JSON array of ``element`` (a ``json_object``) over the rows of ``source`` in
+    ``order``, written compact (``array_to_json``; ``json_agg`` writes ``", "``); ``[]`` without rows."""
+    return f"(SELECT coalesce(array_to_json(array_agg({element} ORDER BY {order})), '[]'::json) FROM {source})"
+
+
 def patient_json(p: str, identifiers: str | None = None) -> str:
-    """SQL for the Patient resource of row ``p`` (field order of ``schemas.patients.Patient``).
-    ``identifiers``: a JSON array expression; by default the patient's rows in the order the ORM
-    relationship reads them (created_at, then physical order)."""
+    """SQL for the Patient resource of row ``p`` (field order of ``schemas.patients.Patient``), as
+    compact JSON (``json_object``). ``identifiers``: a JSON array expression; by default the
+    patient's rows in the order the ORM relationship reads them (created_at, then physical order)."""
     if identifiers is None:
-        identifiers = ("(SELECT coalesce(json_agg(json_build_object('system', i.system, 'value', i.value, "
-                       "'type', i.type) ORDER BY i.created_at, i.ctid), '[]'::json) "
-                       f"FROM patient_identifiers i WHERE i.patient_id = {p}.id)")
-    address = (f"CASE WHEN {p}.address IS NULL OR jsonb_typeof({p}.address) = 'null' THEN NULL "
-               f"ELSE json_build_object('line', coalesce({p}.address -> 'line', '[]'::jsonb), "
-               f"'city', {p}.address -> 'city', 'state', {p}.address -> 'state', "
-               f"'postal_code', {p}.address -> 'postal_code', 'country', {p}.address -> 'country') END")
-    return (
-        f"json_build_object('id', {p}.id, 'mrn', {p}.mrn, 'status', {p}.status, 'merged_into', {p}.merged_into, "
-        f"'name', json_build_object('family', {p}.family, 'given', coalesce(to_json({p}.given), '[]'::json), "
-        f"'prefix', coalesce(to_json({p}.prefix), '[]'::json), 'suffix', coalesce(to_json({p}.suffix), '[]'::json)), "
-        f"'birth_date', to_char({p}.birth_date, 'YYYY-MM-DD'), 'sex', {p}.sex, 'identifiers', {identifiers}, "
-        f"'phone', {p}.phone, 'email', {p}.email, 'address', {address}, "
-        f"'preferred_language', {p}.preferred_language, 'timezone', {p}.timezone, "
-        f"'communication', json_build_object('email', {p}.comm_email, 'sms', {p}.comm_sms), "
-        f"'version', {p}.version, 'created_at', {_timestamp(f'{p}.created_at')}, "
-        f"'updated_at', {_timestamp(f'{p}.updated_at')})"
+        identifiers = json_array(json_object(system="i.system", value="i.value", type="i.type"),
+                                 f"patient_identifiers i WHERE i.patient_id = {p}.id", "i.created_at, i.ctid")
+    # jsonb writes ", " between an array's elements: the lines as an array of their jsonb values
+    lines = f"to_json(ARRAY(SELECT jsonb_array_elements(coalesce({p}.address -> 'line', '[]'::jsonb))))"
+    address = (f"CASE WHEN {p}.address IS NULL OR jsonb_typeof({p}.address) = 'null' THEN NULL ELSE "
+               + json_object(line=lines, city=f"{p}.address -> 'city'", state=f"{p}.address -> 'state'",
+                             postal_code=f"{p}.address -> 'postal_code'", country=f"{p}.address -> 'country'")
+               + " END")
+    return json_object(
+        id=f"{p}.id", mrn=f"{p}.mrn", status=f"{p}.status", merged_into=f"{p}.merged_into",
+        name=json_object(family=f"{p}.family", given=f"coalesce(to_json({p}.given), '[]'::json)",
+                         prefix=f"coalesce(to_json({p}.prefix), '[]'::json)",
+                         suffix=f"coalesce(to_json({p}.suffix), '[]'::json)"),
+        birth_date=f"to_char({p}.birth_date, 'YYYY-MM-DD')", sex=f"{p}.sex", identifiers=identifiers,
+        phone=f"{p}.phone", email=f"{p}.email", address=address,
+        preferred_language=f"{p}.preferred_language", timezone=f"{p}.timezone",
+        communication=json_object(email=f"{p}.comm_email", sms=f"{p}.comm_sms"),
+        version=f"{p}.version", created_at=_timestamp(f"{p}.created_at"), updated_at=_timestamp(f"{p}.updated_at"),
     )
 
 
@@ -117,18 +134,26 @@ _READ = (
     "WITH p AS (SELECT * FROM patients WHERE id = %s::uuid), "
     f"a AS (INSERT INTO {_AUDIT_COLUMNS} "
     "SELECT %s::timestamptz, %s, %s::uuid, 'patient.read', ARRAY[p.id], %s, 'success', NULL FROM p) "
-    f"SELECT {patient_json('p')} FROM p"
+    f"SELECT {patient_json('p')}::text, p.version FROM p"
 )
 
 
-def read_patient(principal: Principal, patient_id: uuid.UUID) -> dict[str, Any]:
+class Document(NamedTuple):
+    """A patient document as the API answers it: the JSON text PostgreSQL wrote (compact, the bytes
+    of the response body, never decoded here) and its version (the ETag)."""
+
+    json: str
+    version: int
+
+
+def read_patient(principal: Principal, patient_id: uuid.UUID) -> Document:
     """The patient as the API's JSON document, with its ``patient.read`` audit row (one statement)."""
     with driver_connection() as con:
         found = wire.rows(con, _READ, (patient_id, utcnow(), principal.name, principal.key_id, current_request_id()),
                           prepared=True)
     if not found:
         raise NotFound("No patient with this id")
-    return found[0][0]  # type: ignore[no-any-return]
+    return Document(*found[0])
 
 
 # -- POST /patients ----------------------------------------------------------------------------------
@@ -173,9 +198,8 @@ def _register_sql() -> str:
         "SELECT doc.body, (SELECT count(*) FROM ident), "
         "(SELECT coalesce(json_agg(json_build_object('patient_id', dup.id, 'reason', dup.reason) "
         "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup) FROM doc"
-    ).format(doc=patient_json("pat", identifiers=(
-        "(SELECT coalesce(json_agg(json_build_object('system', c.system, 'value', c.value, 'type', c.type) "
-        "ORDER BY c.n), '[]'::json) FROM claimed c)")))
+    ).format(doc=patient_json("pat", identifiers=json_array(
+        json_object(system="c.system", value="c.value", type="c.type"), "claimed c", "c.n")))
 
 
 def _lock_and_mrn(birth_date: date) -> str:

@@ -11,6 +11,7 @@ used last), so ``pg_prepared_statements`` read on it shows what the searches bef
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -91,7 +92,7 @@ def test_a_connection_prepares_at_most_max_prepared_shaped_searches_and_keeps_it
     assert sorted(prepared(SEARCHES)) == sorted(text(q) for q in queries[:wire.MAX_PREPARED_SHAPED])
     assert searches_of(patient["id"]) == 2 * len(words) * 4  # the four status sets with "active", twice
 
-    assert patient_sql.read_patient(SYSTEM_CLI, uuid.UUID(patient["id"]))["id"] == patient["id"]
+    assert json.loads(patient_sql.read_patient(SYSTEM_CLI, uuid.UUID(patient["id"])).json)["id"] == patient["id"]
     assert wire.dollar_params(patient_sql._READ) in prepared("SELECT statement FROM pg_prepared_statements")
 
 
