@@ -16,6 +16,9 @@ two statements and two round trips on a pg8000 connection of the process's one p
 ``_CLAIM_COMMITTED`` (with its BEGIN) claims the committed rows and, in the same statement, tells
 which must wait for an older unpublished row of their subject outside the claim;
 ``_RECORD_OUTCOMES`` (with its COMMIT) marks the published rows and records the failed attempts.
+That commit does not wait for its WAL flush (``synchronous_commit`` off for this transaction alone,
+set by the claim): a mark lost in a crash of PostgreSQL only sends its row again. The writer's own
+commit stays synchronous (see ``_CLAIM_COMMITTED``).
 ``tests/integration/events/test_immediate_publish_statements.py`` holds it to that. Requests that
 publish at the same moment share one claim, one record and one commit (``group``): a round for all
 of them, each answered with its own rows' outcome. The sweeper's
@@ -193,6 +196,18 @@ def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple
 # transaction ends, with the columns of their CloudEvent; ``waits`` when an older unpublished row of
 # the subject is outside the claim (held by another publisher, or failed earlier). MATERIALIZED: the
 # claim is read twice and must be the one set of rows locked. ``{ids}``: a uuid[] literal.
+#
+# ``unsynced``: the statement also turns ``synchronous_commit`` off for this transaction alone
+# (``set_config(…, true)`` is SET LOCAL: it ends with the transaction, so the pooled connection's next
+# writer commits synchronously again). The commit of the outcomes then does not wait for its WAL
+# flush — the second flush every publishing request waited for after its writer's own. What a crash
+# of PostgreSQL can lose is only this transaction: the marks ``published_at`` (and failed attempts),
+# never the rows they mark — the writer's commit, which wrote the rows in the same transaction as its
+# data, stays synchronous (its 2xx promises them durable), and its WAL precedes this one's. A lost
+# mark leaves its row unpublished: the sweep sends it again with the same CloudEvent id, which the
+# relay promises anyway (at least once; consumers dedupe on source and id). Taken per claimed row, in
+# the same statement (no statement or round trip more); a claim of no rows locked nothing, so its
+# COMMIT has nothing to flush.
 _CLAIM_COMMITTED = """\
 BEGIN;
 WITH claimed AS MATERIALIZED (
@@ -207,7 +222,8 @@ SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.tracep
            SELECT 1 FROM outbox o
            WHERE o.subject = c.subject AND o.seq < c.seq AND o.published_at IS NULL
              AND NOT EXISTS (SELECT 1 FROM claimed x WHERE x.id = o.id)
-       ) AS waits
+       ) AS waits,
+       set_config('synchronous_commit', 'off', true) AS unsynced
 FROM claimed c
 ORDER BY c.seq"""
 
