@@ -44,7 +44,8 @@ NOT_ON_IMPORT = {
             "shared.mllp", "shared.events.publishing", "shared.api.patients", "shared.api.fhir_routes",
             "shared.api.openapi", "shared.console.routes", "sqlalchemy", "shared.models", "shared.db.orm",
             "shared.audit"),
-    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp"),
+    # PyJWT and cryptography load with the first push token to verify (PUSH_AUDIENCE set), not before.
+    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp", "jwt", "cryptography"),
     "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
     # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
