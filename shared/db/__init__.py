@@ -103,7 +103,7 @@ def warm_up(*, orm_after_idle: float | None = None) -> None:
         pool.release(pool.acquire())  # returned open: the next checkout reuses it
         if orm_after_idle is not None:
             _wait_until_idle(pool, orm_after_idle)
-        _load_orm()
+        _load_orm(every_model=orm_after_idle is not None)
     except Exception as exc:  # noqa: BLE001 — best effort, see above
         log.warning("database warm-up failed", extra={"fields": {"error_type": type(exc).__name__}})
 
@@ -116,17 +116,27 @@ def _wait_until_idle(pool: Any, seconds: float) -> None:
         time.sleep(max(seconds - quiet, 0.05))
 
 
-def _load_orm() -> None:
-    """SQLAlchemy, every mapped class with its mappers configured, and the engine initialised on a
-    pooled connection (SQLAlchemy's first connect asks the server for its version and settings)."""
-    from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
+def _load_orm(*, every_model: bool) -> None:
+    """SQLAlchemy and the engine initialised on a pooled connection (SQLAlchemy's first connect asks
+    the server for its version and settings); with ``every_model`` (the api, once idle) every mapped
+    class too, with its mappers configured.
 
-    import shared.models  # noqa: F401, PLC0415  (every mapped class, for configure_mappers)
+    A CloudEvent function loads only the models its code imports (``shared.models`` loads each on
+    first use) and its first statement configures their mappers: configuring here while the request
+    thread creates another mapped class could leave that class unconfigured (SQLAlchemy clears its
+    registry's new-mappers flag after a pass), and loading every model would take the GIL from the
+    first event for tables it does not touch."""
     from shared.db.orm import get_engine  # noqa: PLC0415
 
     with get_engine().connect():
         pass
-    configure_mappers()
+    if every_model:
+        from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
+
+        from shared.models import load_all  # noqa: PLC0415
+
+        load_all()
+        configure_mappers()
 
 
 def start_warm_up() -> threading.Thread:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 from shared.models.orders import LabOrder
 
 JOB_RUN_STATUSES = ("running", "succeeded", "incomplete", "failed", "retry", "skipped")
