@@ -45,7 +45,9 @@ NOT_ON_IMPORT = {
             "shared.api.openapi", "shared.console.routes", "sqlalchemy", "shared.models", "shared.db.orm",
             "shared.audit"),
     # PyJWT and cryptography load with the first push token to verify (PUSH_AUDIENCE set), not before.
-    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp", "jwt", "cryptography"),
+    # The api's order service (and its schemas) is not the LIS's: they share one constant, in the model.
+    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp", "jwt", "cryptography",
+                     "shared.services.orders", "shared.schemas.orders"),
     "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
     # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
