@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from shared.models.events import OutboxEvent, ProcessedEvent
     from shared.models.exports import FhirExport, FhirExportChunk, FhirExportFile
     from shared.models.history import HistoryEntry
-    from shared.models.jobs import DataQualityIssue, JobRun, JobState, OrderOverdueNotice
+    from shared.models.job_runs import JobRun, JobState
+    from shared.models.jobs import DataQualityIssue, OrderOverdueNotice
     from shared.models.lis import LisControlId, LisMessage, LisPatientSync
     from shared.models.merges import PatientMerge
     from shared.models.notifications import Notification
@@ -49,8 +50,8 @@ _MODULE_OF = {
     "FhirExportFile": "exports",
     "HistoryEntry": "history",
     "DataQualityIssue": "jobs",
-    "JobRun": "jobs",
-    "JobState": "jobs",
+    "JobRun": "job_runs",
+    "JobState": "job_runs",
     "OrderOverdueNotice": "jobs",
     "LisControlId": "lis",
     "LisMessage": "lis",

@@ -58,6 +58,8 @@ def test_importing_one_model_loads_its_module_and_those_its_foreign_keys_referen
     seen = _run("from shared.models import LisMessage")
     assert seen["modules"] == ["shared.models.base", "shared.models.lis", "shared.models.patients"]
     assert "patients" in seen["fks"]  # resolved: lis_messages.patient_id
+    # a tick's runner: the runs and the per-job state, without the patient and order tables
+    assert _run("from shared.models import JobRun, JobState")["modules"] == ["shared.models.base", "shared.models.job_runs"]
 
 
 @pytest.mark.parametrize("module", models.MODULES)
