@@ -49,7 +49,9 @@ NOT_ON_IMPORT = {
     # PyJWT and cryptography load with the first push token to verify (PUSH_AUDIENCE set), not before.
     # The api's order service (and its schemas) is not the LIS's: they share one constant, in the model.
     "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp", "jwt", "cryptography",
-                     "shared.services.orders", "shared.schemas.orders"),
+                     "shared.services.orders", "shared.schemas.orders",
+                     # the JSON event schema loads with the first application/json event (an HL7 feed never needs it)
+                     "shared.lis.json_event"),
     "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
     # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
@@ -120,7 +122,7 @@ def test_a_cold_api_serves_its_first_patient_read_without_sqlalchemy(database_ur
 # probe sends — creates the patient, its version, the order and results without these: the registry's
 # patient and merge services, the API's schemas and e-mail validation, the push token's JWT stack.
 FIRST_LIS_MESSAGE_NEVER = ("shared.schemas", "shared.services.patients", "shared.services.merge",
-                           "shared.services.history", "email_validator", "jwt", "cryptography")
+                           "shared.services.history", "email_validator", "jwt", "cryptography", "shared.lis.json_event")
 
 _FIRST_PUSH = """
 import json, os, sys
