@@ -117,26 +117,23 @@ def _wait_until_idle(pool: Any, seconds: float) -> None:
 
 
 def _load_orm(*, every_model: bool) -> None:
-    """SQLAlchemy and the engine initialised on a pooled connection (SQLAlchemy's first connect asks
-    the server for its version and settings); with ``every_model`` (the api, once idle) every mapped
-    class too, with its mappers configured.
+    """SQLAlchemy, the engine initialised on a pooled connection (SQLAlchemy's first connect asks the
+    server for its version and settings) and the mappers configured: of every model with
+    ``every_model`` (the api, once idle: whichever request comes next), else of the models the
+    function's code imported (``shared.models`` loads each on first use; loading the others would take
+    the GIL from the first event for tables it does not touch). A model imported later is configured
+    by its first use: SQLAlchemy serialises mapping a class and configuring under one lock."""
+    from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
 
-    A CloudEvent function loads only the models its code imports (``shared.models`` loads each on
-    first use) and its first statement configures their mappers: configuring here while the request
-    thread creates another mapped class could leave that class unconfigured (SQLAlchemy clears its
-    registry's new-mappers flag after a pass), and loading every model would take the GIL from the
-    first event for tables it does not touch."""
     from shared.db.orm import get_engine  # noqa: PLC0415
 
-    with get_engine().connect():
-        pass
     if every_model:
-        from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
-
         from shared.models import load_all  # noqa: PLC0415
 
         load_all()
-        configure_mappers()
+    with get_engine().connect():
+        pass
+    configure_mappers()
 
 
 def start_warm_up() -> threading.Thread:

@@ -116,10 +116,10 @@ print(json.dumps({"engine": "shared.db.orm" in sys.modules and sys.modules["shar
 """
 
 
-def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_the_engine(database_url):
+def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_its_own(database_url):
     """The api (``orm_after_idle``) loads and configures every model once idle, for whichever request
-    comes; a CloudEvent function's warm-up initialises the engine and loads no model its code did not
-    import (their mappers are configured by its first statement, in the request's thread)."""
+    comes; a CloudEvent function's warm-up initialises the engine and configures the models its code
+    imported, loading no other."""
     from shared import models  # noqa: PLC0415
 
     seen = {}
@@ -132,3 +132,4 @@ def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_the_engin
     assert seen["0.05"]["models"] == sorted({"shared.models.base", *(f"shared.models.{m}" for m in models.MODULES)})
     assert seen["0.05"]["configured"] is True
     assert seen["-"]["models"] == ["shared.models.base", "shared.models.events"]
+    assert seen["-"]["configured"] is True
