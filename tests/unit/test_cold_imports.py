@@ -161,7 +161,7 @@ def test_a_cold_lis_consumer_stores_a_new_patient_without_the_registry_services(
             "WHERE m.control_id LIKE :ns"), {"ns": namespace + "%"}).all()
     assert [(row.status, row.change) for row in found] == [("processed", "lis-create")]
     # the snapshot built without the schemas is the document the API serves for that patient
-    assert found[0].snapshot == patient_sql.read_patient(SYSTEM_CLI, found[0].patient_id)
+    assert found[0].snapshot == json.loads(patient_sql.read_patient(SYSTEM_CLI, found[0].patient_id).json)
 
 
 def test_the_jobs_function_routes_every_order_action_to_the_lis():
