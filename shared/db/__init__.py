@@ -103,7 +103,7 @@ def warm_up(*, orm_after_idle: float | None = None) -> None:
         pool.release(pool.acquire())  # returned open: the next checkout reuses it
         if orm_after_idle is not None:
             _wait_until_idle(pool, orm_after_idle)
-        _load_orm()
+        _load_orm(every_model=orm_after_idle is not None)
     except Exception as exc:  # noqa: BLE001 — best effort, see above
         log.warning("database warm-up failed", extra={"fields": {"error_type": type(exc).__name__}})
 
@@ -116,14 +116,21 @@ def _wait_until_idle(pool: Any, seconds: float) -> None:
         time.sleep(max(seconds - quiet, 0.05))
 
 
-def _load_orm() -> None:
-    """SQLAlchemy, every mapped class with its mappers configured, and the engine initialised on a
-    pooled connection (SQLAlchemy's first connect asks the server for its version and settings)."""
+def _load_orm(*, every_model: bool) -> None:
+    """SQLAlchemy, the engine initialised on a pooled connection (SQLAlchemy's first connect asks the
+    server for its version and settings) and the mappers configured: of every model with
+    ``every_model`` (the api, once idle: whichever request comes next), else of the models the
+    function's code imported (``shared.models`` loads each on first use; loading the others would take
+    the GIL from the first event for tables it does not touch). A model imported later is configured
+    by its first use: SQLAlchemy serialises mapping a class and configuring under one lock."""
     from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
 
-    import shared.models  # noqa: F401, PLC0415  (every mapped class, for configure_mappers)
     from shared.db.orm import get_engine  # noqa: PLC0415
 
+    if every_model:
+        from shared.models import load_all  # noqa: PLC0415
+
+        load_all()
     with get_engine().connect():
         pass
     configure_mappers()

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from shared.db import UnitOfWork
 from shared.models.base import utcnow
-from shared.models.jobs import JobState
+from shared.models.job_runs import JobState
 
 
 class LeaseLost(Exception):

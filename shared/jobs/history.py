@@ -8,7 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from shared.db import UnitOfWork
-from shared.models.jobs import DataQualityIssue, JobRun
+from shared.models.job_runs import JobRun
+from shared.models.jobs import DataQualityIssue
 
 
 def list_runs(uow: UnitOfWork, *, job: str | None, limit: int) -> list[JobRun]:

@@ -31,7 +31,7 @@ from shared.jobs import registry
 from shared.jobs.context import JobContext, JobRetry, LeaseLost
 from shared.log import get_logger
 from shared.models.base import utcnow
-from shared.models.jobs import JobRun, JobState
+from shared.models.job_runs import JobRun, JobState
 from shared.settings import get_settings
 from shared.telemetry.outcomes import record_job_run
 

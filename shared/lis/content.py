@@ -22,12 +22,9 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import ValidationError
-
 from shared.hl7 import HL7Error, Message, parse_message, split_messages
 from shared.hl7 import content_digest as hl7_digest
 from shared.hl7.model import Header
-from shared.lis.json_event import OUT_OF_RANGE, LisEvent, to_message
 from shared.lis.values import safe_text
 
 _LEADING_NOISE = b"\xef\xbb\xbf\x0b\x1c\r\n\t "
@@ -92,6 +89,12 @@ def hl7_part(raw: bytes, messages: list[bytes] | None = None) -> Part:
 
 
 def _json_part(payload: bytes) -> Part:
+    # The JSON event schema (a pydantic model, ~20 ms to build) loads with the first JSON event: an HL7
+    # feed never needs it.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from shared.lis.json_event import OUT_OF_RANGE, LisEvent, to_message  # noqa: PLC0415
+
     try:
         text = payload.decode("utf-8-sig")
         body = json.loads(text, parse_constant=_reject_constant)
@@ -103,7 +106,8 @@ def _json_part(payload: bytes) -> Part:
         event = LisEvent.model_validate_json(json.dumps(cleaned) if nul_paths else text)
     except ValidationError as exc:
         # Field paths only (never the offending values: they can be patient data).
-        problems = sorted({(_kind(err), _path(err)) for err in exc.errors(include_input=False)})
+        problems = sorted({(OUT_OF_RANGE if err["type"] == OUT_OF_RANGE else "invalid", _path(err))
+                           for err in exc.errors(include_input=False)})
         warnings = tuple(safe_text(f"{kind}:{p}")[:200] for kind, p in problems[:_MAX_WARNINGS])
         # Only timestamps out of range: the reason names the first (as out_of_range:<SEG-n> does for HL7).
         reason = warnings[0] if all(kind == OUT_OF_RANGE for kind, _ in problems) else "invalid_json_event"
@@ -142,10 +146,6 @@ def content_digest(raw: bytes, content_format: str) -> str:
         except (UnicodeDecodeError, ValueError, RecursionError):
             return hashlib.sha256(raw).hexdigest()
     return hl7_digest(raw)
-
-
-def _kind(err: dict) -> str:
-    return OUT_OF_RANGE if err["type"] == OUT_OF_RANGE else "invalid"
 
 
 def _path(err: dict) -> str:

@@ -24,7 +24,6 @@ from shared.hl7.model import MergeData
 from shared.lis.errors import Quarantine
 from shared.lis.patients import find_patient, identifier_keys
 from shared.lis.values import Warnings
-from shared.services.merge import merge_patients
 
 
 def merge_prior(uow: UnitOfWork, target_id: uuid.UUID | None, merge: MergeData, warnings: Warnings) -> uuid.UUID | None:
@@ -43,6 +42,8 @@ def merge_prior(uow: UnitOfWork, target_id: uuid.UUID | None, merge: MergeData, 
     if source_id == target_id:
         warnings.add("merge_already_applied")
         return None
+    from shared.services.merge import merge_patients  # noqa: PLC0415 - the registry's merge (with the patient service and its schemas) loads with the first merge
+
     try:
         merge_patients(uow, SYSTEM_LIS, source_id, target_id)
     except DomainError as error:

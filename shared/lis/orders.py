@@ -43,7 +43,7 @@ from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, mer
 from shared.lis.patients import survivor
 from shared.lis.values import Warnings, clean, safe_text
 from shared.models import LabOrder
-from shared.services.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
+from shared.models.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.models.base import utcnow
 from shared import direct_sql
 from shared.prepared import PREPARED

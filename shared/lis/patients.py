@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,11 +43,9 @@ from shared.prepared import PREPARED
 from shared.mrn import luhn_check_digit, next_mrn
 from shared.services.duplicates import PatientLike, find_duplicates, lock_key
 from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
-from shared.services.merge import resolve_merged
 from shared.services.name_index import index_names, name_tokens
 from shared import auth
 from shared.services import provenance, versions
-from shared.services.patients import claim_identifiers, load_patient, to_resource
 
 _MAX_MERGE_HOPS = 20  # as the registry's MAX_CHAIN
 _PATIENTS = Patient.__table__
@@ -67,7 +65,15 @@ def identifier_keys(identifiers: tuple[Identifier, ...], warnings: Warnings) -> 
     return [(system, value, id_type) for (system, value), id_type in keys.items()]
 
 
+# The registry's patient and merge services (their API schemas, e-mail validation: ~40 ms at a cold start)
+# are imported by the functions below that change an existing patient, follow a merge or claim
+# identifiers one by one; a message that creates a patient on the fast path, or only adds results to
+# a known one, does not load them.
+
+
 def survivor(uow: UnitOfWork, patient_id: uuid.UUID) -> uuid.UUID:
+    from shared.services.merge import resolve_merged  # noqa: PLC0415 - see above
+
     try:
         return resolve_merged(uow, patient_id)
     except Conflict:
@@ -178,6 +184,8 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
     present = {k: v for k, v in fields.items() if v is not None}
     columns = _columns(present)
     uow.session.execute(sa.insert(Patient.__table__).values(_row(patient_id, mrn, columns, ctx, now)))
+    from shared.services.patients import claim_identifiers  # noqa: PLC0415 - see survivor
+
     try:
         claim_identifiers(uow, patient_id, [(MRN_SYSTEM, mrn, "MR"), *keys])
     except DuplicateIdentifier:
@@ -245,11 +253,8 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     if tokens:
         pending.insert_rows(PatientNameToken.__table__, [
             {"patient_id": patient_id, "kind": kind, "token": token} for kind, token in tokens])
-    deferred = Deferred(pending)
-    snapshot = SimpleNamespace(**row, merged_into=None, identifiers=[
-        SimpleNamespace(system=system, value=value, type=id_type) for system, value, id_type in identifiers])
-    versions.record(deferred, auth.SYSTEM_LIS, "patient", to_resource(snapshot), "lis-create",  # type: ignore[arg-type]
-                    field_sources=sources)
+    versions.record_new_patient(Deferred(pending), auth.SYSTEM_LIS, patient_id, patient_document(row, identifiers),  # type: ignore[arg-type]
+                                "lis-create", field_sources=sources)
     pending.emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
                  catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
     if not found:
@@ -258,8 +263,38 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     return Created(patient_id, len(flag_duplicates(uow, auth.SYSTEM_LIS, patient_id, origin="lis")))
 
 
+def _instant(value: datetime) -> str:
+    """An aware datetime as pydantic writes it in JSON mode (UTC as ``Z``)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def patient_document(row: dict[str, Any], identifiers: list[tuple[str, str, str | None]]) -> dict[str, Any]:
+    """The Patient resource of a new LIS patient (its `_row` and identifiers) as JSON: what
+    ``services.patients.to_resource(…).model_dump(mode="json")`` gives, key for key, without loading the
+    API's schemas on the LIS's first new patient (tests/unit/lis/test_patient_document.py compares both)."""
+    address = row["address"]
+    return {
+        "id": str(row["id"]), "mrn": row["mrn"], "status": row["status"], "merged_into": None,
+        "name": {"family": row["family"], "given": list(row["given"]), "prefix": list(row["prefix"]),
+                 "suffix": list(row["suffix"])},
+        "birth_date": row["birth_date"].isoformat() if row["birth_date"] is not None else None,
+        "sex": row["sex"],
+        "identifiers": [{"system": system, "value": value, "type": id_type} for system, value, id_type in identifiers],
+        "phone": row["phone"], "email": row["email"],
+        "address": None if address is None else {
+            "line": list(address.get("line", [])), "city": address.get("city"), "state": address.get("state"),
+            "postal_code": address.get("postal_code"), "country": address.get("country")},
+        "preferred_language": row["preferred_language"], "timezone": row["timezone"],
+        "communication": {"email": row["comm_email"], "sms": row["comm_sms"]},
+        "version": row["version"], "created_at": _instant(row["created_at"]), "updated_at": _instant(row["updated_at"]),
+    }
+
+
 def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str, sources: dict[str, Any]) -> None:
     """Keep every version of the patient, as the registry does for its own writes (GET …/versions)."""
+    from shared.services.patients import load_patient, to_resource  # noqa: PLC0415 - see survivor
+
     patient = load_patient(uow, patient_id, fresh=True)
     versions.record(uow, auth.SYSTEM_LIS, "patient", to_resource(patient), change, field_sources=sources)
 
@@ -267,6 +302,8 @@ def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str, sources
 def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]]) -> int:
     if not keys:
         return 0
+    from shared.services.patients import claim_identifiers  # noqa: PLC0415 - see survivor
+
     try:
         claim_identifiers(uow, patient_id, keys)
     except DuplicateIdentifier:

@@ -206,7 +206,7 @@ def _composed(shape: tuple[Any, ...], build: Build, builds: tuple[Build, ...]) -
 
 class Deferred:
     """A stand-in unit of work for a registry helper that only writes (``index_names``,
-    ``versions.record`` given its field sources): the statements it builds join `pending`."""
+    ``versions.record_new_patient``): the statements it builds join `pending`."""
 
     def __init__(self, pending: Pending) -> None:
         self.session = self

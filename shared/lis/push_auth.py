@@ -12,11 +12,12 @@ JWKS cannot be fetched the request cannot be judged: 503, so Pub/Sub retries.
 from __future__ import annotations
 
 import threading
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import jwt
 
 _GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 _LEEWAY_SECONDS = 30
@@ -43,6 +44,8 @@ def enabled(settings: Settings | None = None) -> bool:
 
 
 def _client(url: str) -> jwt.PyJWKClient:
+    import jwt  # noqa: PLC0415 - PyJWT and cryptography (~30 ms) load with the first token to verify, not at cold start
+
     with _lock:
         client = _clients.get(url)
         if client is None:
@@ -69,6 +72,8 @@ def verify(authorization: str | None, settings: Settings | None = None) -> dict[
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 8192:
         raise PushAuthError("malformed_token")
+    import jwt  # noqa: PLC0415 - see _client
+
     try:
         key = _client(settings.push_certs_url).get_signing_key_from_jwt(token)
     except jwt.PyJWKClientConnectionError:

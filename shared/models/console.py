@@ -15,6 +15,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, utcnow
+from shared.models import auth as _auth  # noqa: F401  (the table its foreign keys reference)
 
 
 class ConsoleSession(Base):

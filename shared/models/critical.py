@@ -9,6 +9,8 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Uniq
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import orders as _orders  # noqa: F401  (the table its foreign keys reference)
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 
 ALERT_STATUSES = ("open", "acknowledged")
 MESSAGE_LEVELS = ("alert", "escalation")

@@ -18,6 +18,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstra
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 
 FLAG_STATUSES = ("open", "not_duplicate", "merged")
 

@@ -10,6 +10,7 @@ from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 
 HISTORY_CATEGORIES = (
     "condition", "allergy", "medication", "procedure", "immunization", "family_history", "social_history", "note",

@@ -1,10 +1,7 @@
-"""The jobs function's tables: run history, per-job state, the data-quality report, overdue notices.
+"""The tables of the jobs' findings: the data-quality report and overdue notices (the runs and the
+per-job state are in ``shared.models.job_runs``: a tick needs them without the patient and order tables
+these reference).
 
-* ``job_runs``: one row per (job, slot). The slot is the scheduled time of the tick (or the moment
-  of a manual run); the unique constraint *is* the claim, so a tick delivered twice, or under two
-  ids, runs once.
-* ``job_state``: one row per job: the cursor a long job resumes from, and the lease of the run
-  currently holding the job (cursor writes are conditional on holding it).
 * ``data_quality_issues``: the data-quality report, ids and reason codes only.
 * ``order_overdue_notices``: the "once per order" claim of lis-reconcile's order-overdue event.
 """
@@ -13,53 +10,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid, func, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Uuid, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, new_id, utcnow
+from shared.models.base import Base, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 from shared.models.orders import LabOrder
-
-JOB_RUN_STATUSES = ("running", "succeeded", "incomplete", "failed", "retry", "skipped")
-JOB_TRIGGERS = ("schedule", "cli", "console")
-
-
-class JobRun(Base):
-    __tablename__ = "job_runs"
-    __table_args__ = (
-        UniqueConstraint("job", "slot"),
-        CheckConstraint("status IN ('running','succeeded','incomplete','failed','retry','skipped')", name="status"),
-        CheckConstraint("trigger IN ('schedule','cli','console')", name="trigger"),
-        Index("ix_job_runs_job_started_at", "job", "started_at"),
-        Index("ix_job_runs_started_at", "started_at"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    job: Mapped[str] = mapped_column(String(64))
-    slot: Mapped[datetime]
-    trigger: Mapped[str] = mapped_column(String(16))
-    # The PingSource CloudEvent id of the delivery that claimed the slot (None for a manual run).
-    event_id: Mapped[str | None] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    attempt: Mapped[int] = mapped_column(Integer, default=1)
-    started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None]
-    counts: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-    # A short PHI-free code (the job's own code, or the exception's type name), never a message.
-    error_code: Mapped[str | None] = mapped_column(String(100))
-
-
-class JobState(Base):
-    __tablename__ = "job_state"
-
-    job: Mapped[str] = mapped_column(String(64), primary_key=True)
-    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    holder: Mapped[uuid.UUID | None]  # the job_runs.id holding the lease
-    lease_until: Mapped[datetime | None]
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
-
 
 DATA_QUALITY_REASONS = (
     "birth_date_missing",

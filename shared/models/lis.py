@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 
 LIS_STATUSES = ("processed", "duplicate", "ignored", "quarantined", "failed")
 

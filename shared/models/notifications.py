@@ -26,6 +26,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, Index,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 
 NOTIFICATION_STATUSES = ("sending", "sent", "pending", "scheduled", "skipped", "failed")
 NOTIFICATION_KINDS = ("results_ready", "welcome", "reminder")

@@ -11,6 +11,11 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from shared.models.base import Base, new_id, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
+
+# The placer namespace of orders placed through the api (POST /patients/{id}/orders); the LIS
+# consumer matches its messages against it too (shared/lis/orders.py).
+PLACER_NAMESPACE = "patient-mgt"
 
 
 class LabOrder(Base):

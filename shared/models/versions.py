@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shared.models.base import Base, utcnow
+from shared.models import patients as _patients  # noqa: F401  (the table its foreign keys reference)
 
 VERSIONED_TYPES = ("patient", "history")
 

@@ -24,12 +24,12 @@ from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import LabOrder, LabResult, Patient
+from shared.models.orders import PLACER_NAMESPACE
 from shared.models.base import utcnow
 from shared.schemas.orders import Observation, Order, OrderChange, OrderCreate, OrderQuery
 from shared.services import cursor
 from shared.services.changed import record_change
 
-PLACER_NAMESPACE = "patient-mgt"
 CURSOR_KIND = "o"
 OBSERVATION_CURSOR = "ob"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -20,10 +20,12 @@ from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.log import current_request_id
-from shared.models import HistoryEntry, ResourceVersion
+from shared.models import ResourceVersion
 from shared.models.base import utcnow
-from shared.schemas.versions import VersionEntry, VersionQuery
 from shared.services import cursor, provenance
+
+if TYPE_CHECKING:
+    from shared.schemas.versions import VersionEntry, VersionQuery
 
 UNIQUE = "uq_resource_versions_resource_type_resource_id_version"
 
@@ -36,13 +38,23 @@ def _insert(
     uow: UnitOfWork, resource_type: str, resource: BaseModel, change: str, changed_by: str, changed_at: datetime,
     *, if_absent: bool, field_sources: dict[str, Any] | None = None,
 ) -> None:
+    _insert_snapshot(uow, resource_type, getattr(resource, "id"), _owner(resource_type, resource),
+                     getattr(resource, "version"), resource.model_dump(mode="json"), change, changed_by, changed_at,
+                     if_absent=if_absent, field_sources=field_sources)
+
+
+def _insert_snapshot(
+    uow: UnitOfWork, resource_type: str, resource_id: uuid.UUID, patient_id: uuid.UUID, version: int,
+    snapshot: dict[str, Any], change: str, changed_by: str, changed_at: datetime,
+    *, if_absent: bool, field_sources: dict[str, Any] | None = None,
+) -> None:
     stmt = pg_insert(ResourceVersion).values(
         resource_type=resource_type,
-        resource_id=getattr(resource, "id"),
-        patient_id=_owner(resource_type, resource),
-        version=getattr(resource, "version"),
+        resource_id=resource_id,
+        patient_id=patient_id,
+        version=version,
         change=change,
-        snapshot=resource.model_dump(mode="json"),
+        snapshot=snapshot,
         changed_at=changed_at,
         changed_by=changed_by,
         request_id=current_request_id(),
@@ -68,10 +80,21 @@ def record(
     _insert(uow, resource_type, resource, change, principal.name, utcnow(), if_absent=False, field_sources=field_sources)
 
 
+def record_new_patient(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, snapshot: dict[str, Any],
+                       change: str, *, field_sources: dict[str, Any]) -> None:
+    """``record`` of a patient's first version given as its JSON document already (``snapshot``: what
+    the Patient resource's ``model_dump(mode="json")`` gives): no previous version to keep."""
+    _insert_snapshot(uow, "patient", patient_id, patient_id, 1, snapshot, change, principal.name, utcnow(),
+                     if_absent=False, field_sources=field_sources)
+
+
 def list_versions(
     uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, q: VersionQuery
 ) -> tuple[list[VersionEntry], str | None]:
     """The patient's versions and those of the history entries it holds now, newest first."""
+    from shared.models import HistoryEntry  # noqa: PLC0415
+    from shared.schemas.versions import VersionEntry  # noqa: PLC0415 - the LIS records versions without the API's schemas
+
     entries = sa.select(HistoryEntry.id).where(HistoryEntry.patient_id == patient_id)
     own = sa.and_(ResourceVersion.resource_type == "patient", ResourceVersion.resource_id == patient_id)
     held = sa.and_(ResourceVersion.resource_type == "history", ResourceVersion.resource_id.in_(entries))

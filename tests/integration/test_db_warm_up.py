@@ -3,6 +3,7 @@ only as concurrent requests need more; the ORM's engine borrows from the same po
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -101,3 +102,34 @@ def test_a_worker_warms_the_pool_only_when_its_function_uses_the_database(databa
             thread.join(timeout=30)
     assert get_pool().idle() == 1
     db.dispose_engine()
+
+
+_WARM_UP = """
+import json, sys
+from shared import db
+from shared.models import ProcessedEvent  # what a CloudEvent function's code imported
+db.warm_up(orm_after_idle=float(sys.argv[1]) if sys.argv[1] != "-" else None)
+from sqlalchemy.orm import class_mapper
+print(json.dumps({"engine": "shared.db.orm" in sys.modules and sys.modules["shared.db.orm"]._engine is not None,
+                  "models": sorted(m for m in sys.modules if m.startswith("shared.models.")),
+                  "configured": class_mapper(ProcessedEvent).configured}))
+"""
+
+
+def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_its_own(database_url):
+    """The api (``orm_after_idle``) loads and configures every model once idle, for whichever request
+    comes; a CloudEvent function's warm-up initialises the engine and configures the models its code
+    imported, loading no other."""
+    from shared import models  # noqa: PLC0415
+
+    seen = {}
+    for wait in ("0.05", "-"):
+        out = subprocess.run([sys.executable, "-c", _WARM_UP, wait], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "DATABASE_URL": database_url})
+        assert out.returncode == 0, out.stderr
+        seen[wait] = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["0.05"]["engine"] and seen["-"]["engine"]
+    assert seen["0.05"]["models"] == sorted({"shared.models.base", *(f"shared.models.{m}" for m in models.MODULES)})
+    assert seen["0.05"]["configured"] is True
+    assert seen["-"]["models"] == ["shared.models.base", "shared.models.events"]
+    assert seen["-"]["configured"] is True

@@ -22,7 +22,7 @@ from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
 from shared.models import LabOrder, LabResult, Patient
-from shared.models.jobs import JobRun
+from shared.models.job_runs import JobRun
 from shared.normalize import fold
 
 PING_TYPE = "dev.knative.sources.ping"

@@ -15,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -44,11 +46,18 @@ NOT_ON_IMPORT = {
             "shared.mllp", "shared.events.publishing", "shared.api.patients", "shared.api.fhir_routes",
             "shared.api.openapi", "shared.console.routes", "sqlalchemy", "shared.models", "shared.db.orm",
             "shared.audit"),
-    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp"),
+    # PyJWT and cryptography load with the first push token to verify (PUSH_AUDIENCE set), not before.
+    # The api's order service (and its schemas) is not the LIS's: they share one constant, in the model.
+    "lis_consumer": ("shared.api", "shared.jobs", "shared.notify", "shared.mllp", "jwt", "cryptography",
+                     "shared.services.orders", "shared.schemas.orders",
+                     # the JSON event schema loads with the first application/json event (an HL7 feed never needs it)
+                     "shared.lis.json_event"),
     "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
     # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
-             "shared.jobs.orders_out", "shared.jobs.data_quality", "shared.services", "shared.schemas"),
+             "shared.jobs.orders_out", "shared.jobs.data_quality", "shared.services", "shared.schemas",
+             # the runner's tables carry no foreign key: a tick maps no patient or order table
+             "shared.models.patients", "shared.models.orders"),
 }
 
 
@@ -107,6 +116,52 @@ def test_a_cold_api_serves_its_first_patient_read_without_sqlalchemy(database_ur
     assert "shared.db.pool" in modules and "shared.api.patient_read" in modules  # the check sees the request's imports
     configured = ("opentelemetry", "prometheus_client")  # the exporter the manifest configures loads on first use
     assert _loaded(set(modules), tuple(p for p in EVERYWHERE if p not in configured) + FIRST_READ_NEVER) == []
+
+
+# A cold lis_consumer's first message — an 8-OBX ORU^R01 for a patient it has never seen, as the cold-start
+# probe sends — creates the patient, its version, the order and results without these: the registry's
+# patient and merge services, the API's schemas and e-mail validation, the push token's JWT stack.
+FIRST_LIS_MESSAGE_NEVER = ("shared.schemas", "shared.services.patients", "shared.services.merge",
+                           "shared.services.history", "email_validator", "jwt", "cryptography", "shared.lis.json_event")
+
+_FIRST_PUSH = """
+import json, os, sys
+from functions_framework import create_app
+app = create_app(target="lis_consumer", source=sys.argv[1], signature_type="cloudevent")
+response = app.test_client().post("/", data=os.environ["PROBE_BODY"], headers={"Content-Type": "application/json"})
+print(json.dumps([response.status_code, sorted(sys.modules)]))
+"""
+
+
+def test_a_cold_lis_consumer_stores_a_new_patient_without_the_registry_services(database_url):
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from bench.oru import EIGHT_OBX_PANEL, messages, push_body  # noqa: PLC0415
+    from bench.procs import production_env  # noqa: PLC0415
+    from shared.auth import SYSTEM_CLI  # noqa: PLC0415
+    from shared.db import get_engine  # noqa: PLC0415
+    from shared.services import patient_sql  # noqa: PLC0415
+
+    namespace = "C" + uuid.uuid4().hex[:6].upper()
+    raw = messages(1, namespace, patients=1, panel=EIGHT_OBX_PANEL)[0]
+    body = json.dumps(push_body(raw, uuid.uuid4().hex, datetime.now(timezone.utc)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("lis_consumer")
+    env.update(PROBE_BODY=body, DATABASE_URL=database_url)
+    out = subprocess.run([sys.executable, "-c", _FIRST_PUSH, str(ROOT / "functions" / "lis_consumer" / "main.py")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert status == 200
+    assert "shared.lis.patients" in modules and "shared.services.versions" in modules  # the request's imports are seen
+    assert _loaded(set(modules), FIRST_LIS_MESSAGE_NEVER) == []
+    with get_engine().connect() as conn:
+        found = conn.execute(sa.text(
+            "SELECT m.status, m.patient_id, v.snapshot, v.change FROM lis_messages m "
+            "JOIN resource_versions v ON v.resource_type = 'patient' AND v.resource_id = m.patient_id "
+            "WHERE m.control_id LIKE :ns"), {"ns": namespace + "%"}).all()
+    assert [(row.status, row.change) for row in found] == [("processed", "lis-create")]
+    # the snapshot built without the schemas is the document the API serves for that patient
+    assert found[0].snapshot == json.loads(patient_sql.read_patient(SYSTEM_CLI, found[0].patient_id).json)
 
 
 def test_the_jobs_function_routes_every_order_action_to_the_lis():

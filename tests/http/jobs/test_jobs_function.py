@@ -17,7 +17,8 @@ from shared.jobs import registry
 from shared.jobs.context import JobResult
 from shared.models import Patient, ProcessedEvent
 from shared.models.base import utcnow
-from shared.models.jobs import DataQualityIssue, JobRun, OrderOverdueNotice
+from shared.models.job_runs import JobRun
+from shared.models.jobs import DataQualityIssue, OrderOverdueNotice
 from tests.support.jobs_data import binary, make_order, make_patient, runs_of, structured_base64, tick, unique_minute
 
 

@@ -20,7 +20,7 @@ from shared.jobs import manual, registry
 from shared.jobs.context import JobContext, JobResult
 from shared.models import OutboxEvent
 from shared.models.base import utcnow
-from shared.models.jobs import JobRun
+from shared.models.job_runs import JobRun
 from shared.notify import runtime
 from shared.notify.service import queue_notification
 from shared.settings import reset_settings

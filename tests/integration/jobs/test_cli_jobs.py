@@ -12,7 +12,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from shared.db import unit_of_work
-from shared.models.jobs import JobRun
+from shared.models.job_runs import JobRun
 
 BIN = Path(sys.executable).parent / "patient-mgt"
 

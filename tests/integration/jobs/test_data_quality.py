@@ -13,7 +13,8 @@ from shared.db import unit_of_work
 from shared.jobs import data_quality
 from shared.jobs.runner import run_job
 from shared.models import AuditEntry, DuplicateFlag, Patient
-from shared.models.jobs import DataQualityIssue, JobState
+from shared.models.job_runs import JobState
+from shared.models.jobs import DataQualityIssue
 from shared.services.duplicate_flags import close_pair
 from tests.support.jobs_data import make_patient, unique_minute
 

@@ -14,7 +14,7 @@ from shared.jobs import retention
 from shared.jobs.runner import run_job
 from shared.models import AuditEntry, LisMessage, ProcessedEvent
 from shared.models.base import utcnow
-from shared.models.jobs import JobRun, JobState
+from shared.models.job_runs import JobRun, JobState
 from shared.settings import get_settings
 from tests.support.jobs_data import make_patient, unique_minute
 

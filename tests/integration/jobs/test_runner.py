@@ -15,7 +15,7 @@ from shared.db import unit_of_work
 from shared.jobs import registry
 from shared.jobs.context import JobContext, JobResult, JobRetry
 from shared.jobs.runner import run_job
-from shared.models.jobs import JobRun, JobState
+from shared.models.job_runs import JobRun, JobState
 from tests.support.jobs_data import unique_minute
 
 

@@ -10,7 +10,7 @@ from alembic.migration import MigrationContext
 
 from shared.db import make_engine
 from shared.migrate import alembic_config, migrate
-from shared.models import Base
+from shared.models import load_all
 from tests.support.database import admin_url, create_database, drop_database
 
 REGISTRY_TABLES = {"patients", "patient_identifiers", "patient_name_tokens", "history_entries", "resource_versions",
@@ -34,7 +34,7 @@ def _tables_of(diff) -> set[str]:
 def test_registry_tables_match_the_models(database_url):
     engine = make_engine(database_url, pool_size=1)
     with engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), load_all())
     engine.dispose()
     ours = [d for d in diffs if _tables_of(d) & REGISTRY_TABLES]
     assert ours == []
