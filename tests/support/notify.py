@@ -107,15 +107,16 @@ AWS_ENV = {
 }
 
 
-def notify_env(moto_url: str) -> dict[str, str]:
-    """The environment of a notify process that sends through moto.
+# No quiet hours (start == end): an SMS a test expects now must not depend on the time of day the suite
+# runs at (from 21:00 to 08:00 the default window defers it); quiet hours have tests of their own with a
+# pinned clock.
+NO_QUIET_HOURS = {"QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00"}
 
-    No quiet hours (start == end): an SMS these tests expect now must not depend on the time of day
-    the suite runs at (from 21:00 the default window deferred it); quiet hours have tests of their
-    own with a pinned clock."""
+
+def notify_env(moto_url: str) -> dict[str, str]:
+    """The environment of a notify process that sends through moto, with no quiet hours."""
     return {**AWS_ENV, "NOTIFY_PROVIDER": "aws", "AWS_ENDPOINT_URL": moto_url, "NOTIFY_EMAIL_FROM": SENDER,
-            "PORTAL_URL": PORTAL, "NOTIFY_FACILITY_NAME": FACILITY,
-            "QUIET_HOURS_START": "00:00", "QUIET_HOURS_END": "00:00"}
+            "PORTAL_URL": PORTAL, "NOTIFY_FACILITY_NAME": FACILITY, **NO_QUIET_HOURS}
 
 
 def unique_contact() -> tuple[str, str]:

@@ -11,6 +11,7 @@ from cloudevents.conversion import to_binary, to_structured
 
 from tests.support.notify import (
     AWS_ENV,
+    NO_QUIET_HOURS,
     PORTAL,
     RESULT_VALUE,
     TEST_NAME,
@@ -77,7 +78,8 @@ def test_the_notify_process_sends_once_retries_while_the_provider_is_down_and_sp
 
 def test_the_console_provider_writes_the_messages_as_files(start_fn, tmp_path: Path):
     data_dir = tmp_path / "data"
-    fn = start_fn("notify", env={**AWS_ENV, "NOTIFY_PROVIDER": "console", "DATA_DIR": str(data_dir), "PORTAL_URL": PORTAL})
+    fn = start_fn("notify", env={**AWS_ENV, **NO_QUIET_HOURS, "NOTIFY_PROVIDER": "console",
+                                   "DATA_DIR": str(data_dir), "PORTAL_URL": PORTAL})
     patient = create_patient()
     event_id = create_final_result(patient.id)
     assert post(fn.url, outbox_cloudevent(event_id)).status_code == 200
