@@ -310,13 +310,19 @@ def search_sql(shape: Shape) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-def search_statement(principal: Principal, q: PatientSearchQuery) -> tuple[Shape, str, tuple[Any, ...]]:
-    """The query's shape, its statement (``search_sql``) and the values to bind, the audit row's included."""
+@functools.lru_cache(maxsize=512)  # a subset of PatientSearchQuery.used()'s nine names
+def _params_json(used: tuple[str, ...]) -> str:
+    """The audit row's ``params``: the names of the filters in use, as JSON (``patient_sql.dumps``)."""
     from shared.services.patient_sql import dumps  # noqa: PLC0415
 
+    return dumps(list(used))
+
+
+def search_statement(principal: Principal, q: PatientSearchQuery) -> tuple[Shape, str, tuple[Any, ...]]:
+    """The query's shape, its statement (``search_sql``) and the values to bind, the audit row's included."""
     shape, values = search_values(q, cursor.decode_id(CURSOR_KIND, q.cursor) if q.cursor else None)
     values.update(s_limit=q.limit, s_at=utcnow(), s_principal=principal.name, s_principal_id=principal.key_id,
-                  s_request_id=current_request_id(), s_params=dumps(q.used()))
+                  s_request_id=current_request_id(), s_params=_params_json(tuple(q.used())))
     sql, names = search_sql(shape)
     return shape, sql, tuple(values[n] for n in names)
 
