@@ -8,19 +8,28 @@ import unicodedata
 _SEPARATORS = re.compile(r"[\s\-'’.,]+")
 
 
+def _folded(text: str) -> str:
+    """NFKD, combining marks dropped, case folded. ASCII text is its own NFKD form and has no
+    combining marks, and its case folding is ``lower()``: the per-character pass is skipped."""
+    if text.isascii():
+        return text.lower()
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
 def fold(text: str) -> str:
     """'García-López ' → 'garcialopez'; 'MÜLLER' → 'muller'. For equality (duplicates)."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _SEPARATORS.sub("", stripped.casefold())
+    return _SEPARATORS.sub("", _folded(text))
 
 
 def tokens(text: str) -> list[str]:
     """Folded words of a name, for prefix search: 'De la Cruz-Núñez' → ['de', 'la', 'cruz', 'nunez']."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-    return [t for t in re.split(r"[\s\-'’.,]+", stripped) if t]
+    return [t for t in _SEPARATORS.split(_folded(text)) if t]
 
 
 def has_control_chars(text: str) -> bool:
+    """Whether ``text`` holds a control, format, surrogate or private-use character. In ASCII only
+    the controls (Cc) exist, and they are exactly its non-printable characters."""
+    if text.isascii():
+        return not text.isprintable()
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") for ch in text)

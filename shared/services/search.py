@@ -250,9 +250,13 @@ def build_search(q: PatientSearchQuery) -> sa.Select[Any]:
 
 def _outer(shape: Shape) -> tuple[sa.Select[Any], sa.CTE]:
     """Everything of a search's statement but the page (``"page"``, referenced here by name): the
-    audit insert of what the page shows, and one row of (documents as a JSON array, whether the
-    cursor is valid). A cursor whose patient is gone makes the audit insert write nothing."""
-    from shared.services.patient_sql import patient_json  # noqa: PLC0415
+    audit insert of what the page shows (``shown``: the ids of its first ``limit`` rows, in order), and
+    one row of (the shown documents as compact JSON text, the id of the last one if the page has a
+    row more — the next cursor's key — and whether the cursor is valid). The documents' text is the
+    response's ``items`` as PostgreSQL writes it (``patient_sql.json_array``), never decoded: only
+    the shown rows are built (the row more only tells that a next page exists). A cursor whose
+    patient is gone makes the audit insert write nothing."""
+    from shared.services.patient_sql import json_array, patient_json  # noqa: PLC0415
 
     def const(value: str, type_: Any = None) -> sa.BindParameter[Any]:  # written into the text
         return sa.literal(value, type_, literal_execute=True)
@@ -278,14 +282,15 @@ def _outer(shape: Shape) -> tuple[sa.Select[Any], sa.CTE]:
                                        const("returned"), sa.func.cardinality(shown.c.ids)),
         ).where(valid),
     ).cte("audit")
-    found = _KEYS.alias("found")
-    items = (
-        sa.select(sa.func.coalesce(sa.func.json_agg(aggregate_order_by(sa.literal_column(patient_json("found")), *order)),
-                                   sa.literal_column("'[]'::json")))
-        .select_from(page.join(found, found.c.id == page.c.id))
-        .scalar_subquery()
-    )
-    return sa.select(items, valid), audit_row
+    # the shown ids joined back to patients by primary key, in the page's order (ordinality)
+    items = sa.literal_column(json_array(
+        patient_json("found"),
+        "shown, unnest(shown.ids) WITH ORDINALITY AS listed(id, n) JOIN patients AS found ON found.id = listed.id",
+        "listed.n") + "::text")
+    # the page holds limit + 1 rows when a next page exists: its cursor names the last row shown
+    next_key = sa.literal_column("(SELECT CASE WHEN (SELECT count(*) FROM page) > cardinality(shown.ids) "
+                                 "THEN (shown.ids[cardinality(shown.ids)])::text END FROM shown)")
+    return sa.select(items, next_key, valid), audit_row
 
 
 _DIALECT = pg8000_dialect()  # the engine's driver; the text does not depend on the server's version
@@ -305,21 +310,28 @@ def search_sql(shape: Shape) -> tuple[str, tuple[str, ...]]:
     return compiled.string, tuple(compiled.positiontup or ())
 
 
-def search_statement(principal: Principal, q: PatientSearchQuery) -> tuple[Shape, str, tuple[Any, ...]]:
-    """The query's shape, its statement (``search_sql``) and the values to bind, the audit row's included."""
+@functools.lru_cache(maxsize=512)  # a subset of PatientSearchQuery.used()'s nine names
+def _params_json(used: tuple[str, ...]) -> str:
+    """The audit row's ``params``: the names of the filters in use, as JSON (``patient_sql.dumps``)."""
     from shared.services.patient_sql import dumps  # noqa: PLC0415
 
+    return dumps(list(used))
+
+
+def search_statement(principal: Principal, q: PatientSearchQuery) -> tuple[Shape, str, tuple[Any, ...]]:
+    """The query's shape, its statement (``search_sql``) and the values to bind, the audit row's included."""
     shape, values = search_values(q, cursor.decode_id(CURSOR_KIND, q.cursor) if q.cursor else None)
     values.update(s_limit=q.limit, s_at=utcnow(), s_principal=principal.name, s_principal_id=principal.key_id,
-                  s_request_id=current_request_id(), s_params=dumps(q.used()))
+                  s_request_id=current_request_id(), s_params=_params_json(tuple(q.used())))
     sql, names = search_sql(shape)
     return shape, sql, tuple(values[n] for n in names)
 
 
-def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[str, Any]], str | None]:
-    """One page as the API's JSON documents, with its ``patient.search`` audit row: one statement
-    (``search_statement``) in autocommit mode on a driver connection (``services.patient_sql``), no
-    SQLAlchemy per request. A cursor whose patient is gone is a 422.
+def search_page(principal: Principal, q: PatientSearchQuery) -> str:
+    """One page as the API's JSON document ``{"items": […], "next_cursor": …}`` (``PatientPage``),
+    its items PostgreSQL's compact text (``_outer``) as is, with its ``patient.search`` audit row:
+    one statement (``search_statement``) in autocommit mode on a driver connection
+    (``services.patient_sql``), no SQLAlchemy per request. A cursor whose patient is gone is a 422.
 
     A search by name words only runs as a statement prepared on the connection
     (``patient_sql.prepared_rows``: one Bind/Execute round trip, planned once; ``runs_prepared`` says
@@ -330,9 +342,9 @@ def search_page(principal: Principal, q: PatientSearchQuery) -> tuple[list[dict[
     from shared.services.patient_sql import pipelined_rows, prepared_rows  # noqa: PLC0415
 
     shape, sql, params = search_statement(principal, q)
-    [(docs, ok)] = (prepared_rows if runs_prepared(shape) else pipelined_rows)(sql, params)
+    [(items, next_key, ok)] = (prepared_rows if runs_prepared(shape) else pipelined_rows)(sql, params)
     if not ok:
         raise cursor.invalid()
-    more = len(docs) > q.limit
-    docs = docs[: q.limit]
-    return docs, cursor.encode(CURSOR_KIND, uuid.UUID(docs[-1]["id"])) if more else None
+    # a cursor is base64url: a JSON string as it stands, nothing to escape
+    next_cursor = "null" if next_key is None else f'"{cursor.encode(CURSOR_KIND, next_key)}"'
+    return f'{{"items":{items},"next_cursor":{next_cursor}}}'

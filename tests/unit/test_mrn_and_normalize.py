@@ -1,3 +1,6 @@
+import re
+import unicodedata
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,3 +34,23 @@ def test_control_characters_are_detected():
     assert has_control_chars("Ana\x00")
     assert has_control_chars("Ana\u200b")  # zero-width space (format character)
     assert not has_control_chars("Ana María")
+
+
+def _folded_by_unicode(text: str) -> str:
+    """The general rule, character by character (what ``normalize`` skips for ASCII text)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_the_ascii_shortcut_folds_and_checks_as_the_unicode_rules_do(text):
+    assert fold(text) == re.sub(r"[\s\-'’.,]+", "", _folded_by_unicode(text))
+    assert tokens(text) == [t for t in re.split(r"[\s\-'’.,]+", _folded_by_unicode(text)) if t]
+    assert has_control_chars(text) == any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co") for c in text)
+
+
+def test_every_ascii_character_is_checked_as_the_unicode_rules_check_it():
+    for code in range(0x80):
+        text = f"Ab{chr(code)}c"
+        assert has_control_chars(text) == (unicodedata.category(chr(code)) == "Cc"), code
+        assert tokens(text) == [t for t in re.split(r"[\s\-'’.,]+", _folded_by_unicode(text)) if t], code

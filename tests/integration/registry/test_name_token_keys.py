@@ -2,6 +2,7 @@
 (migration 0017): a search by name reads its page from the tokens alone, so a token row whose keys
 lag behind its patient would put the patient on the wrong page or show it under the wrong status."""
 
+import json
 import uuid
 
 import sqlalchemy as sa
@@ -33,8 +34,8 @@ def follow(pid: uuid.UUID, family_norm: str, status: str) -> None:
 
 
 def found(name: str, status: str = "active,inactive,merged") -> list[str]:
-    docs, _ = search_page(SYSTEM_CLI, PatientSearchQuery.model_validate({"name": name, "status": status}))
-    return [d["id"] for d in docs]
+    page = search_page(SYSTEM_CLI, PatientSearchQuery.model_validate({"name": name, "status": status}))
+    return [d["id"] for d in json.loads(page)["items"]]
 
 
 def test_the_tokens_follow_a_rename_a_deactivation_and_a_merge(database_url):

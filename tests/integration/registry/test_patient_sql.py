@@ -177,17 +177,24 @@ def test_past_the_prepared_statements_cap_statements_run_unprepared(database_url
     assert prepared == []
 
 
-def test_a_search_page_holds_the_documents_a_read_answers(database_url):
+def test_a_search_page_is_the_page_document_of_the_documents_a_read_answers(database_url):
+    """The page's text, PostgreSQL's items as they are, is the ``PatientPage`` document the API wrote
+    from decoded documents: byte for byte, cursor included, and each item a read's document."""
     from shared.schemas.search import PatientSearchQuery
     from shared.services.search import search_page
 
     family = "Sql" + uuid.uuid4().hex[:10]
     ids = [patient_sql.register_patient(CLERK, body(name={"family": family, "given": [g]}))["id"] for g in ("Ann", "Bea")]
-    docs, next_cursor = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "limit": "1"}))
-    more, last = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "cursor": next_cursor}))
-    assert last is None and sorted(d["id"] for d in docs + more) == sorted(ids)
-    for doc in docs + more:
-        assert patient_sql.dumps(doc) == orm_document(uuid.UUID(doc["id"]))
+    first = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "limit": "1"}))
+    docs, next_cursor = json.loads(first)["items"], json.loads(first)["next_cursor"]
+    second = search_page(CLERK, PatientSearchQuery.model_validate({"family": family, "cursor": next_cursor}))
+    more = json.loads(second)["items"]
+    assert sorted(d["id"] for d in docs + more) == sorted(ids)
+    assert first == patient_sql.dumps({"items": docs, "next_cursor": next_cursor})
+    assert first == f'{{"items":[{orm_document(uuid.UUID(docs[0]["id"]))}],"next_cursor":"{next_cursor}"}}'
+    assert second == f'{{"items":[{orm_document(uuid.UUID(more[0]["id"]))}],"next_cursor":null}}'
+    none = search_page(CLERK, PatientSearchQuery.model_validate({"family": family + "x"}))
+    assert none == '{"items":[],"next_cursor":null}'
     audits = rows(AuditEntry, AuditEntry.action == "patient.search", AuditEntry.principal == CLERK.name,
                   AuditEntry.patient_ids.overlap([uuid.UUID(i) for i in ids]))
     assert sorted((a.details["returned"], a.details["params"]) for a in audits) == [(1, ["family"]), (1, ["family"])]

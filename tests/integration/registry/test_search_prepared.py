@@ -49,8 +49,8 @@ def text(params: dict[str, Any]) -> str:
 
 
 def found(params: dict[str, Any]) -> list[str]:
-    docs, _ = search_page(SYSTEM_CLI, PatientSearchQuery.model_validate(params))
-    return [d["id"] for d in docs]
+    page = search_page(SYSTEM_CLI, PatientSearchQuery.model_validate(params))
+    return [d["id"] for d in json.loads(page)["items"]]
 
 
 def searches_of(patient_id: str) -> int:
