@@ -257,3 +257,114 @@ def test_a_new_connection_closed_unanswered_is_a_failure_not_a_retry():
     with keepalive_server(lambda n: None) as (url, received, _):
         [outcome] = HttpPublisher(url).publish_many([ev(1, "a")], timeout=5, deadline=far())
     assert outcome.code == "connection_ConnectionError" and len(received) == 1
+
+
+# -- subjects sent at once (concurrency > 1) -----------------------------------------------------------
+
+def _ce_id(request: bytes) -> str:
+    return request.split(b"ce-id: ")[1].split(b"\r\n")[0].decode()
+
+
+@contextmanager
+def holding_server(status, *, together: int = 1, hold: threading.Event | None = None):
+    """A keep-alive loopback server that answers each request with ``status(ce-id)`` — only once
+    ``together`` requests are waiting at the same time (a barrier: sent one after another, they
+    never are), and never while ``hold`` is set. Records ("arrived" | "answered", ce-id) in order."""
+    log: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(together, timeout=10) if together > 1 else None
+
+    def answer(conn: socket.socket) -> None:
+        data = b""
+        try:
+            while (got := _request(conn, data)) is not None:
+                request, data = got
+                event_id = _ce_id(request)
+                with lock:
+                    log.append(("arrived", event_id))
+                if barrier is not None:
+                    barrier.wait()
+                while hold is not None and hold.is_set():
+                    time.sleep(0.01)
+                code = status(event_id)
+                with lock:
+                    log.append(("answered", event_id))
+                conn.sendall(f"HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n".encode())
+        except (OSError, threading.BrokenBarrierError):
+            conn.close()
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    _accepting(listener, lambda conn: threading.Thread(target=answer, args=(conn,), daemon=True).start())
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/", log
+    finally:
+        if hold is not None:
+            hold.clear()
+        listener.close()
+
+
+def codes(outcomes):
+    return [o.code if o else None for o in outcomes]
+
+
+def test_the_first_events_of_several_subjects_are_on_their_way_together():
+    # the server answers nothing until three requests wait at once: only concurrent sends pass
+    with holding_server(lambda _id: 202, together=3) as (url, log):
+        outcomes = HttpPublisher(url, concurrency=3).publish_many(
+            [ev("a1", "a"), ev("b1", "b"), ev("c1", "c")], timeout=15, deadline=far())
+    assert outcomes == [None, None, None]
+    assert sorted(event_id for what, event_id in log[:3] if what == "arrived") == ["a1", "b1", "c1"]
+
+
+def test_each_subjects_next_event_leaves_only_after_the_answer_to_its_previous_one():
+    events = [ev(f"{s}{n}", s) for n in (1, 2, 3) for s in "abcd"] + [ev("e1", "e")]
+    with holding_server(lambda _id: 202) as (url, log):
+        publisher = HttpPublisher(url, concurrency=3)
+        outcomes = publisher.publish_many(events, timeout=5, deadline=far())
+    assert outcomes == [None] * len(events)
+    for subject in "abcd":
+        mine = [(what, event_id) for what, event_id in log if event_id.startswith(subject)]
+        assert mine == [("arrived", f"{subject}1"), ("answered", f"{subject}1"), ("arrived", f"{subject}2"),
+                        ("answered", f"{subject}2"), ("arrived", f"{subject}3"), ("answered", f"{subject}3")]
+    assert len(publisher._post_plain.connections._idle) <= 3  # noqa: SLF001 — one connection per sender
+
+
+def test_a_failure_blocks_its_subjects_later_events_only_and_outcomes_stay_in_the_given_order():
+    answers = {"a1": 503, "b2": 404}
+    events = [ev("a1", "a"), ev("b1", "b"), ev("a2", "a"), ev("c1", "c"), ev("b2", "b"), ev("b3", "b"),
+              ev("c2", "c"), ev("a3", "a")]
+    with holding_server(lambda event_id: answers.get(event_id, 202)) as (url, log):
+        outcomes = HttpPublisher(url, concurrency=4).publish_many(events, timeout=5, deadline=far())
+    assert codes(outcomes) == ["http_503", None, "blocked_by_earlier_event", None, "http_404",
+                               "blocked_by_earlier_event", None, "blocked_by_earlier_event"]
+    assert sorted(event_id for what, event_id in log if what == "arrived") == ["a1", "b1", "b2", "c1", "c2"]
+
+
+def test_concurrent_sends_keep_to_the_deadline():
+    # no answer before the deadline: each subject's first event times out at it, the next is not sent
+    hold = threading.Event()
+    hold.set()
+    events = [ev("a1", "a"), ev("b1", "b"), ev("c1", "c"), ev("a2", "a"), ev("b2", "b"), ev("c2", "c")]
+    with holding_server(lambda _id: 202, hold=hold) as (url, log):
+        outcomes = HttpPublisher(url, concurrency=3).publish_many(events, timeout=30, deadline=time.monotonic() + 1.0)
+        sent = sorted(event_id for what, event_id in log if what == "arrived")
+    assert codes(outcomes) == ["timeout"] * 3 + ["deadline"] * 3
+    assert sent == ["a1", "b1", "c1"]
+
+
+def test_an_unreachable_sink_is_left_alone_after_a_few_failures_in_a_row_also_when_sending_at_once(closed_port):
+    events = [ev(f"{i}", f"s{i}") for i in range(12)] + [ev("12", "s0")]
+    outcomes = HttpPublisher(f"http://127.0.0.1:{closed_port}/", concurrency=4).publish_many(events, timeout=2, deadline=far())
+    tried = [o.code for o in outcomes if o.code.startswith("connection_")]
+    # the sends on their way when the third failure in a row ends still end: 3 to 3 + (4 - 1) attempts
+    assert 3 <= len(tried) <= 6 and len(tried) + codes(outcomes[:12]).count("sink_unavailable") == 12
+    # s0's second event: after its first failed, never sent
+    assert outcomes[12].code in ("sink_unavailable", "blocked_by_earlier_event")
+
+
+def test_one_at_a_time_sends_in_the_given_order_on_one_connection():
+    events = [ev(f"{s}{n}", s) for n in (1, 2) for s in "abc"]
+    with keepalive_server(lambda n: ACCEPTED) as (url, received, _):
+        assert HttpPublisher(url, concurrency=1).publish_many(events, timeout=5, deadline=far()) == [None] * 6
+    assert [_ce_id(request) for _, request in received] == ["a1", "b1", "c1", "a2", "b2", "c2"]
+    assert [number for number, _ in received] == [0] * 6
