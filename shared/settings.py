@@ -102,10 +102,6 @@ class Settings(BaseSettings):
         default=None, description="Alternative sink: pubsub://projects/P/topics/T publishes to Pub/Sub (ordering key = subject)."
     )
     publish_timeout_seconds: float = Field(default=2.0, gt=0, description="Timeout of the immediate publish after a commit.")
-    publish_concurrency: int = Field(
-        default=4, ge=1, le=16,
-        description="HTTP sink: events of this many subjects are sent at once (each subject's in order); 1 sends one after another.",
-    )
 
     @field_validator("event_sink")
     @classmethod

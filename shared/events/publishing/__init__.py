@@ -21,28 +21,26 @@ __all__ = ["NOT_ATTEMPTED", "OutgoingEvent", "PublishError", "Publisher", "build
 
 
 _lock = threading.Lock()
-_cached: tuple[tuple[str | None, str | None, int], Publisher | None] | None = None
+_cached: tuple[tuple[str | None, str | None], Publisher | None] | None = None
 
 
 def publisher_from_settings() -> Publisher | None:
     """The process's publisher for the configured sink (built once), or None when none is set."""
     global _cached
     settings = get_settings()
-    key = (settings.event_sink, settings.k_sink, settings.publish_concurrency)
+    key = (settings.event_sink, settings.k_sink)
     cached = _cached
     if cached is not None and cached[0] == key:
         return cached[1]
     with _lock:
         if _cached is not None and _cached[0] == key:
             return _cached[1]
-        publisher = build_publisher(event_sink=settings.event_sink, k_sink=settings.k_sink,
-                                    concurrency=settings.publish_concurrency)
+        publisher = build_publisher(event_sink=settings.event_sink, k_sink=settings.k_sink)
         _cached = (key, publisher)
         return publisher
 
 
-def build_publisher(*, event_sink: str | None, k_sink: str | None, concurrency: int = 1) -> Publisher | None:
-    """``concurrency``: how many subjects an HTTP sink is sent to at once (Pub/Sub batches itself)."""
+def build_publisher(*, event_sink: str | None, k_sink: str | None) -> Publisher | None:
     if event_sink:
         if event_sink.startswith("pubsub://"):
             from shared.events.publishing.pubsub_sink import PubSubPublisher  # noqa: PLC0415
@@ -50,10 +48,10 @@ def build_publisher(*, event_sink: str | None, k_sink: str | None, concurrency: 
             return PubSubPublisher(parse_pubsub_sink(event_sink))
         from shared.events.publishing.http_sink import HttpPublisher  # noqa: PLC0415
 
-        return HttpPublisher(event_sink, concurrency=concurrency)
+        return HttpPublisher(event_sink)
     if k_sink:
         from shared.events.publishing.http_sink import HttpPublisher  # noqa: PLC0415
 
-        return HttpPublisher(k_sink, concurrency=concurrency)
+        return HttpPublisher(k_sink)
     return None
 

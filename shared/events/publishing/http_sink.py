@@ -1,8 +1,7 @@
 """HTTP sink: POST each CloudEvent in binary content mode to K_SINK (a Knative Broker's ingress).
 
 A 2xx response means accepted. Events of one subject go out one after another, in order, and
-stop at the first failure so a later event never overtakes an earlier one; different subjects' events
-go out at once, up to ``PUBLISH_CONCURRENCY`` of them (``HttpPublisher``). http.client, not
+stop at the first failure so a later event never overtakes an earlier one. http.client, not
 urllib: urllib would add a form Content-Type to an event that has no datacontenttype. A plain
 ``http://`` sink (the Broker's in-cluster ingress) is posted to over a bare socket instead: the
 request http.client would send, and only the status line and the framing headers of the answer
@@ -26,8 +25,6 @@ import http.client
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from collections import deque
 from collections.abc import Callable
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -210,24 +207,13 @@ def _final_status(answer: bytes, *, complete: bool) -> tuple[int, bool] | None:
 
 
 class HttpPublisher:
-    """``concurrency``: how many subjects' events are on their way at once. A round's events are
-    grouped by subject (``_chains``); each subject's go one after another, in order, and the
-    subjects share ``concurrency`` senders — the calling thread and up to ``concurrency - 1`` of the
-    publisher's pool — each on its own kept-alive connection. A round of k patients' two events each
-    is then about two round trips long instead of 2k. 1: every event in turn, in the given order."""
-
     name = "http"
 
-    def __init__(self, url: str, *, concurrency: int = 1) -> None:
+    def __init__(self, url: str) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError("the HTTP sink must be an http(s) URL")
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
         self.url = url
-        self.concurrency = concurrency
         self._post_plain = plain_poster(url) if url.startswith("http://") else None
-        self._senders: ThreadPoolExecutor | None = None
-        self._senders_lock = threading.Lock()
 
     def publish(self, event: OutgoingEvent, timeout: float) -> None:
         headers, body = to_http_binary(event)
@@ -244,99 +230,27 @@ class HttpPublisher:
             raise PublishError(f"http_{status}")
 
     def publish_many(self, events: Sequence[OutgoingEvent], *, timeout: float, deadline: float) -> list[PublishError | None]:
-        attempt = _Attempt(self.publish, events, timeout, deadline)
-        chains = _chains(events)
-        helpers = min(self.concurrency, len(chains)) - 1
-        if helpers <= 0:
-            failed_subjects: set[str] = set()
-            for index, event in enumerate(events):
-                if not attempt.send(index, blocked=event.subject in failed_subjects) and event.subject is not None:
-                    failed_subjects.add(event.subject)
-            return attempt.outcomes
-        waiting = deque(chains)
-        pool = self._pool()
-        helping = [pool.submit(attempt.drain, waiting) for _ in range(helpers)]
-        try:
-            attempt.drain(waiting)
-        finally:
-            for future in helping:
-                if not future.cancel():  # started: wait for its subject's sends (each within the deadline)
-                    future.result()
-        return attempt.outcomes
-
-    def _pool(self) -> ThreadPoolExecutor:
-        if self._senders is None:
-            with self._senders_lock:
-                if self._senders is None:
-                    self._senders = ThreadPoolExecutor(self.concurrency - 1, thread_name_prefix="sink-send")
-        return self._senders
-
-
-def _chains(events: Sequence[OutgoingEvent]) -> list[list[int]]:
-    """The events' positions by subject, in order; an event without a subject is a chain alone."""
-    by_subject: dict[str, list[int]] = {}
-    chains: list[list[int]] = []
-    for index, event in enumerate(events):
-        subject = event.subject
-        if subject is None:
-            chains.append([index])
-        elif (chain := by_subject.get(subject)) is not None:
-            chain.append(index)
-        else:
-            chains.append(by_subject.setdefault(subject, [index]))
-    return chains
-
-
-class _Attempt:
-    """One ``publish_many``: its outcomes, aligned with the events, and the count of connection
-    failures in a row. Sends may run at once (one subject each); ``MAX_CONSECUTIVE_UNREACHABLE``
-    failures in a row, counted as they end, make the sink unavailable for the rest of the call
-    (sends already on their way end first: at most ``MAX_CONSECUTIVE_UNREACHABLE + concurrency - 1``
-    attempts reach an unreachable sink)."""
-
-    def __init__(self, publish: Callable[[OutgoingEvent, float], None], events: Sequence[OutgoingEvent],
-                 timeout: float, deadline: float) -> None:
-        self.publish = publish
-        self.events = events
-        self.timeout = timeout
-        self.deadline = deadline
-        self.outcomes: list[PublishError | None] = [None] * len(events)
-        self._unreachable = 0  # connection failures in a row: stop hammering a sink that is down
-        self._unavailable = False  # once set, nothing more is sent (a subject's later event never goes alone)
-        self._lock = threading.Lock()
-
-    def send(self, index: int, *, blocked: bool) -> bool:
-        """Send the event at ``index`` unless past the deadline, the sink is unavailable or
-        ``blocked`` (an earlier event of its subject was not accepted); whether it was accepted."""
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            outcome: PublishError | None = PublishError("deadline")
-        elif self._unavailable:
-            outcome = PublishError("sink_unavailable")
-        elif blocked:
-            outcome = PublishError("blocked_by_earlier_event")
-        else:
+        outcomes: list[PublishError | None] = []
+        failed_subjects: set[str] = set()
+        unreachable = 0  # consecutive connection failures: stop hammering a sink that is down
+        for event in events:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                outcomes.append(PublishError("deadline"))
+                continue
+            if unreachable >= MAX_CONSECUTIVE_UNREACHABLE:
+                outcomes.append(PublishError("sink_unavailable"))
+                continue
+            if event.subject is not None and event.subject in failed_subjects:
+                outcomes.append(PublishError("blocked_by_earlier_event"))
+                continue
             try:
-                self.publish(self.events[index], min(self.timeout, remaining))
-                outcome = None
+                self.publish(event, min(timeout, remaining))
+                outcomes.append(None)
+                unreachable = 0
             except PublishError as error:
-                outcome = error
-            with self._lock:
-                if outcome is None or outcome.code.startswith("http_"):
-                    self._unreachable = 0
-                else:
-                    self._unreachable += 1
-                    self._unavailable = self._unavailable or self._unreachable >= MAX_CONSECUTIVE_UNREACHABLE
-        self.outcomes[index] = outcome
-        return outcome is None
-
-    def drain(self, waiting: deque[list[int]]) -> None:
-        """Send subjects' events, a subject at a time, until none is left waiting."""
-        while True:
-            try:
-                chain = waiting.popleft()
-            except IndexError:
-                return
-            accepted = True
-            for index in chain:
-                accepted = self.send(index, blocked=not accepted)
+                outcomes.append(error)
+                unreachable = unreachable + 1 if not error.code.startswith("http_") else 0
+                if event.subject is not None:
+                    failed_subjects.add(event.subject)
+        return outcomes

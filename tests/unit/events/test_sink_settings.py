@@ -24,11 +24,3 @@ def test_event_sink_wins_over_k_sink_and_no_sink_means_no_publisher():
     publisher = build_publisher(event_sink="http://a.example/", k_sink="http://b.example/")
     assert isinstance(publisher, HttpPublisher) and publisher.url == "http://a.example/"
     assert build_publisher(event_sink=None, k_sink="http://b.example/").url == "http://b.example/"
-
-
-def test_the_http_sink_sends_as_many_subjects_at_once_as_configured():
-    assert Settings().publish_concurrency == 4
-    assert build_publisher(event_sink=None, k_sink="http://b.example/", concurrency=4).concurrency == 4
-    assert build_publisher(event_sink=None, k_sink="http://b.example/").concurrency == 1
-    with pytest.raises(ValidationError):
-        Settings(publish_concurrency=0)
