@@ -23,7 +23,7 @@ from cloudevents.abstract import CloudEvent
 
 from shared.consumer import Dispatcher, bind_event_context, retry_response
 from shared.db import UnitOfWork
-from shared.events import dead_letters
+from shared.events.dead_letter_route import is_dead_letter
 from shared.events import catalog
 from shared.jobs import ping, registry
 from shared.jobs.context import JobRetry
@@ -61,7 +61,9 @@ for _order_event in (catalog.ORDER_REQUESTED, catalog.ORDER_CHANGED, catalog.ORD
 def handle_event(event: CloudEvent) -> None:
     # Dead letters (path /dead-letter, or Knative's knativeerror* extensions) are stored, not dispatched.
     path = flask.request.path if flask.has_request_context() else None
-    if dead_letters.is_dead_letter(event.get_attributes(), path):
+    if is_dead_letter(event.get_attributes(), path):
+        from shared.events import dead_letters  # noqa: PLC0415 — the store, its model and the audit trail
+
         bind_event_context(event)  # its consumer span and log lines continue the event's trace
         dead_letters.handle_delivery(dict(event.get_attributes()), event.get_data())
         return

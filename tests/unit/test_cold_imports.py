@@ -57,7 +57,9 @@ NOT_ON_IMPORT = {
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
              "shared.jobs.orders_out", "shared.jobs.data_quality", "shared.services", "shared.schemas",
              # the runner's tables carry no foreign key: a tick maps no patient or order table
-             "shared.models.patients", "shared.models.orders"),
+             "shared.models.patients", "shared.models.orders",
+             # only a dead letter needs the store, its model and the audit trail (shared.events.dead_letter_route)
+             "shared.events.dead_letters", "shared.models.dead_letters", "shared.audit", "shared.auth"),
 }
 
 
