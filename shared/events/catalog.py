@@ -13,6 +13,13 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from shared.events.type_names import (  # noqa: F401 — the catalog's names; catalog.X stays the way to spell them
+    PREFIX, PATIENT_REGISTERED, PATIENT_UPDATED, PATIENT_DEACTIVATED, PATIENT_MERGED, PATIENT_UNMERGED,
+    HISTORY_ADDED, HISTORY_CHANGED, ORDER_REQUESTED, ORDER_CHANGED, ORDER_CANCELLED, LIS_PATIENT_CREATED,
+    LIS_PATIENT_UPDATED, ORDER_CREATED, ORDER_UPDATED, RESULT_AVAILABLE, ORDER_OVERDUE, JOB_RUN_REQUESTED,
+    RESULT_CRITICAL, CRITICAL_ALERT_ESCALATED, CRITICAL_ALERT_ACKNOWLEDGED, FHIR_EXPORT_REQUESTED,
+)
+
 SCHEMA_BASE_URL = "https://patient-mgt.example.org/docs/events/schemas/"
 
 
@@ -93,30 +100,6 @@ class FhirExportRequested(EventData):
     export_id: uuid.UUID  # the fhir_exports row: what to export lives there, not in the event
     step: int  # which slice of the export this delivery is (0 the first; each slice asks for the next)
 
-
-PREFIX = "org.patientmgt."
-
-PATIENT_REGISTERED = PREFIX + "patient.registered.v1"
-PATIENT_UPDATED = PREFIX + "patient.updated.v1"
-PATIENT_DEACTIVATED = PREFIX + "patient.deactivated.v1"
-PATIENT_MERGED = PREFIX + "patient.merged.v1"
-PATIENT_UNMERGED = PREFIX + "patient.unmerged.v1"
-HISTORY_ADDED = PREFIX + "history.added.v1"
-HISTORY_CHANGED = PREFIX + "history.changed.v1"
-ORDER_REQUESTED = PREFIX + "order.requested.v1"
-ORDER_CHANGED = PREFIX + "order.changed.v1"
-ORDER_CANCELLED = PREFIX + "order.cancelled.v1"
-LIS_PATIENT_CREATED = PREFIX + "lis.patient.created.v1"
-LIS_PATIENT_UPDATED = PREFIX + "lis.patient.updated.v1"
-ORDER_CREATED = PREFIX + "order.created.v1"
-ORDER_UPDATED = PREFIX + "order.updated.v1"
-RESULT_AVAILABLE = PREFIX + "result.available.v1"
-ORDER_OVERDUE = PREFIX + "order.overdue.v1"
-JOB_RUN_REQUESTED = PREFIX + "job.run.requested.v1"
-RESULT_CRITICAL = PREFIX + "result.critical.v1"
-CRITICAL_ALERT_ESCALATED = PREFIX + "critical_alert.escalated.v1"
-CRITICAL_ALERT_ACKNOWLEDGED = PREFIX + "critical_alert.acknowledged.v1"
-FHIR_EXPORT_REQUESTED = PREFIX + "fhir.export.requested.v1"
 
 # type -> (data model, emitting function, description)
 CATALOG: dict[str, tuple[type[EventData], str, str]] = {

@@ -29,25 +29,17 @@ from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ServiceUnavailable
+from shared.events.dead_letter_route import KNATIVE_ERROR_EXTENSIONS
 from shared.log import get_logger
 from shared.models import DeadLetter
 from shared.models.base import utcnow
 
 log = get_logger("patient_mgt.events.dead_letters")
 
-DEAD_LETTER_PATH = "/dead-letter"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
-KNATIVE_ERROR_EXTENSIONS = ("knativeerrorcode", "knativeerrordata", "knativeerrordest")
 SINK = "sink"
 _PUBSUB_SOURCE = re.compile(r"^//pubsub\.googleapis\.com/(projects/[^/]+/topics/[^/]+)$")
 _DLQ_SUFFIX = "-dead-letter"
-
-
-def is_dead_letter(attributes: dict[str, Any], path: str | None) -> bool:
-    """A delivery to the dead-letter path, or an event carrying Knative's error extensions."""
-    if path is not None and (path == DEAD_LETTER_PATH or path.startswith(DEAD_LETTER_PATH + "/")):
-        return True
-    return any(name in attributes for name in KNATIVE_ERROR_EXTENSIONS)
 
 
 def data_bytes(data: Any) -> bytes | None:

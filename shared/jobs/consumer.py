@@ -23,8 +23,8 @@ from cloudevents.abstract import CloudEvent
 
 from shared.consumer import Dispatcher, bind_event_context, retry_response
 from shared.db import UnitOfWork
-from shared.events import dead_letters
-from shared.events import catalog
+from shared.events import type_names
+from shared.events.dead_letter_route import is_dead_letter
 from shared.jobs import ping, registry
 from shared.jobs.context import JobRetry
 from shared.jobs.runner import run_job
@@ -47,31 +47,33 @@ def _loaded_on_use(module: str, name: str) -> Callable[[UnitOfWork, CloudEvent],
 
 
 dispatcher = Dispatcher("jobs")
-dispatcher.on(catalog.PATIENT_UPDATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
-dispatcher.on(catalog.LIS_PATIENT_UPDATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
-dispatcher.on(catalog.LIS_PATIENT_CREATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
-dispatcher.on(catalog.PATIENT_MERGED)(_loaded_on_use("shared.jobs.worker", "recheck_merged"))
-dispatcher.on(catalog.PATIENT_UNMERGED)(_loaded_on_use("shared.jobs.worker", "recheck_unmerged"))
-dispatcher.on(catalog.ORDER_OVERDUE)(_loaded_on_use("shared.jobs.worker", "record_overdue"))
+dispatcher.on(type_names.PATIENT_UPDATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
+dispatcher.on(type_names.LIS_PATIENT_UPDATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
+dispatcher.on(type_names.LIS_PATIENT_CREATED)(_loaded_on_use("shared.jobs.worker", "recheck_patient"))
+dispatcher.on(type_names.PATIENT_MERGED)(_loaded_on_use("shared.jobs.worker", "recheck_merged"))
+dispatcher.on(type_names.PATIENT_UNMERGED)(_loaded_on_use("shared.jobs.worker", "recheck_unmerged"))
+dispatcher.on(type_names.ORDER_OVERDUE)(_loaded_on_use("shared.jobs.worker", "record_overdue"))
 # Order messages for the LIS (docs/lis.md §9); shared.jobs.orders_out.ACTIONS maps these types to actions.
-for _order_event in (catalog.ORDER_REQUESTED, catalog.ORDER_CHANGED, catalog.ORDER_CANCELLED):
+for _order_event in (type_names.ORDER_REQUESTED, type_names.ORDER_CHANGED, type_names.ORDER_CANCELLED):
     dispatcher.on(_order_event)(_loaded_on_use("shared.jobs.orders_out", "send_order_to_lis"))
 
 
 def handle_event(event: CloudEvent) -> None:
     # Dead letters (path /dead-letter, or Knative's knativeerror* extensions) are stored, not dispatched.
     path = flask.request.path if flask.has_request_context() else None
-    if dead_letters.is_dead_letter(event.get_attributes(), path):
+    if is_dead_letter(event.get_attributes(), path):
+        from shared.events import dead_letters  # noqa: PLC0415 — the store, its model and the audit trail
+
         bind_event_context(event)  # its consumer span and log lines continue the event's trace
         dead_letters.handle_delivery(dict(event.get_attributes()), event.get_data())
         return
     if ping.is_ping(event):
         handle_tick(event)
         return
-    if event["type"] == catalog.JOB_RUN_REQUESTED:
+    if event["type"] == type_names.JOB_RUN_REQUESTED:
         handle_run_request(event)
         return
-    if event["type"] == catalog.FHIR_EXPORT_REQUESTED:
+    if event["type"] == type_names.FHIR_EXPORT_REQUESTED:
         handle_export(event)
         return
     dispatcher.handle(event)
@@ -103,6 +105,7 @@ def handle_run_request(event: CloudEvent) -> str:
     transaction (and the request thread's one pooled connection) open across a run that works in
     transactions of its own.
     """
+    from shared.events import catalog  # noqa: PLC0415 — the payload models; a tick needs none
     from shared.jobs.worker import event_data  # noqa: PLC0415
 
     bind_event_context(event)
@@ -120,6 +123,7 @@ def handle_export(event: CloudEvent) -> str:
     """One slice of a FHIR Bulk Data export. Every delivery of one step is answered once: the export
     row's step and lease decide (a duplicate of a past step is acknowledged; a step another delivery
     still holds is a 503, redelivered until that delivery finishes or its lease runs out)."""
+    from shared.events import catalog  # noqa: PLC0415
     from shared.fhir import export_job  # noqa: PLC0415 — only exports need the FHIR mappings
     from shared.jobs.worker import event_data  # noqa: PLC0415
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from shared.events.type_names import PREFIX
+
 OTHER = "other"
 _HL7_FAMILIES = frozenset({"ACK", "ADT", "BAR", "DFT", "MDM", "MFN", "OML", "ORL", "ORM", "ORR", "ORU", "QBP", "RSP", "SIU"})
 _HL7_TYPE = re.compile(r"^([A-Z]{3})(?:\^([A-Z][0-9]{2}))?")
@@ -28,10 +30,14 @@ def status_class(status: int) -> str:
 
 def event_type(value: object) -> str:
     """A catalog event type (``org.patientmgt.*``) or a known platform type, else ``other``."""
+    text = str(value or "")
+    if text in _EXTERNAL_EVENT_TYPES:
+        return text
+    if not text.startswith(PREFIX):  # a PingSource tick never loads the catalog's payload models
+        return OTHER
     from shared.events.catalog import CATALOG  # noqa: PLC0415 — a dict lookup, imported on first use
 
-    text = str(value or "")
-    return text if text in CATALOG or text in _EXTERNAL_EVENT_TYPES else OTHER
+    return text if text in CATALOG else OTHER
 
 
 def hl7_message_type(value: str | None) -> str:

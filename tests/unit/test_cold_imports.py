@@ -57,7 +57,11 @@ NOT_ON_IMPORT = {
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
              "shared.jobs.orders_out", "shared.jobs.data_quality", "shared.services", "shared.schemas",
              # the runner's tables carry no foreign key: a tick maps no patient or order table
-             "shared.models.patients", "shared.models.orders"),
+             "shared.models.patients", "shared.models.orders",
+             # only a dead letter needs the store, its model and the audit trail (shared.events.dead_letter_route)
+             "shared.events.dead_letters", "shared.models.dead_letters", "shared.audit", "shared.auth",
+             # routing by type needs the names (shared.events.type_names), not the payload models
+             "shared.events.catalog"),
 }
 
 
@@ -171,3 +175,47 @@ def test_the_jobs_function_routes_every_order_action_to_the_lis():
 
     order_handlers = {t for t, h in dispatcher.handlers.items() if h.__name__ == "send_order_to_lis"}
     assert order_handlers == set(orders_out.ACTIONS)
+
+
+# A cold jobs function's first PingSource tick — outbox-sweep, every minute, through the runner's ORM claim
+# and the sweep — loads none of these: the event payload models, the dead-letter store, the audit trail.
+FIRST_TICK_NEVER = ("shared.events.catalog", "shared.events.dead_letters", "shared.audit", "shared.auth",
+                    "shared.jobs.worker", "shared.models.patients")
+
+_FIRST_TICK = """
+import json, os, sys
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from functions_framework import create_app
+app = create_app(target="jobs", source=sys.argv[1], signature_type="cloudevent")
+event = CloudEvent({"type": "dev.knative.sources.ping", "source": "/apis/v1/namespaces/patient-mgt/pingsources/outbox-sweep",
+                    "time": os.environ["PROBE_TIME"], "datacontenttype": "application/json"}, {"job": "outbox-sweep"})
+headers, body = to_binary(event)
+response = app.test_client().post("/", headers=headers, data=body)
+print(json.dumps([response.status_code, sorted(sys.modules)]))
+"""
+
+
+def test_a_cold_jobs_function_runs_its_first_tick_without_the_event_models(database_url):
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from bench.procs import production_env  # noqa: PLC0415
+    from shared.db import get_engine  # noqa: PLC0415
+    from tests.support.jobs_data import unique_minute  # noqa: PLC0415
+
+    minute = unique_minute()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("jobs")
+    env.update(PROBE_TIME=minute.isoformat(), DATABASE_URL=database_url)
+    out = subprocess.run([sys.executable, "-c", _FIRST_TICK, str(ROOT / "functions" / "jobs" / "main.py")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    assert status == 200
+    assert "shared.jobs.outbox_sweep" in modules and "shared.models.job_runs" in modules  # the tick's imports are seen
+    assert _loaded(set(modules), FIRST_TICK_NEVER) == []
+    with get_engine().connect() as conn:
+        statuses = conn.execute(sa.text("SELECT status || coalesce(' ' || error_code, '') FROM job_runs "
+                                        "WHERE job = 'outbox-sweep' AND slot = :slot"),
+                                {"slot": minute}).scalars().all()
+    # the sweep ran to its end: with other tests' outbox rows pending and no sink configured it reports no_sink
+    assert statuses in (["succeeded"], ["failed no_sink"])

@@ -5,7 +5,8 @@ import base64
 import pytest
 
 from shared.api.events_routes import _decode
-from shared.events.dead_letters import _origin_topic, data_bytes, is_dead_letter
+from shared.events.dead_letter_route import is_dead_letter
+from shared.events.dead_letters import _origin_topic, data_bytes
 
 BASE = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
 
