@@ -140,11 +140,12 @@ def test_the_status_of_the_final_answer_decides(answer, outcome):
     assert (result.code if result else None) == outcome and len(received) == 1
 
 
+# A publisher that waited for the server to close would sit there until its deadline (30 s) or its read
+# timeout (120 s): the test's own timeout (pytest-timeout, 20 s) fails it first; no duration is asserted.
+@pytest.mark.timeout(20)
 def test_an_answer_with_its_body_is_complete_even_if_the_server_keeps_the_connection_open():
     with raw_server(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\nok", close=False) as (url, _):
-        started = time.monotonic()
-        assert HttpPublisher(url).publish_many([ev(1, "a")], timeout=3, deadline=far()) == [None]
-    assert time.monotonic() - started < 2  # did not wait for the timeout
+        assert HttpPublisher(url).publish_many([ev(1, "a")], timeout=120, deadline=far()) == [None]
 
 
 def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent():
