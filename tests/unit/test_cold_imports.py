@@ -92,6 +92,19 @@ def _loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
 
 
+def _first_request(function: str, program: str, **probe: str) -> tuple[int, set[str]]:
+    """Run `program` (a first request through functions-framework's app) in a fresh interpreter with the
+    function's production environment (its manifest) and `probe`; its status and sys.modules after it."""
+    from bench.procs import production_env  # noqa: PLC0415
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env(function) | probe
+    out = subprocess.run([sys.executable, "-c", program, str(ROOT / "functions" / function / "main.py")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    return status, set(modules)
+
+
 @pytest.mark.parametrize("function", sorted(NOT_ON_IMPORT))
 def test_importing_a_function_loads_only_what_its_first_request_uses(function):
     modules = _imported(function)
@@ -106,20 +119,15 @@ def test_a_cold_api_serves_its_first_patient_read_without_sqlalchemy(database_ur
     from shared.schemas.patients import PatientCreate  # noqa: PLC0415
 
     patient = patient_sql.register_patient(SYSTEM_CLI, PatientCreate.model_validate_json(json.dumps(patient_body())))
-    from bench.procs import production_env  # noqa: PLC0415
 
     # the api's production environment (its manifest: the Prometheus exporter and its queue gauges on)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("api")
-    env.update(PROBE_PATIENT=patient["id"], PROBE_TOKEN=make_token("patients:read"), DATABASE_URL=database_url)
-    out = subprocess.run([sys.executable, "-c", _FIRST_READ, str(ROOT / "functions" / "api" / "main.py")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    status, modules = _first_request("api", _FIRST_READ, PROBE_PATIENT=patient["id"],
+                                     PROBE_TOKEN=make_token("patients:read"), DATABASE_URL=database_url)
     assert status == 200
     assert "opentelemetry.sdk.metrics" in modules  # the manifest's metrics exporter was on
     assert "shared.db.pool" in modules and "shared.api.patient_read" in modules  # the check sees the request's imports
     configured = ("opentelemetry", "prometheus_client")  # the exporter the manifest configures loads on first use
-    assert _loaded(set(modules), tuple(p for p in EVERYWHERE if p not in configured) + FIRST_READ_NEVER) == []
+    assert _loaded(modules, tuple(p for p in EVERYWHERE if p not in configured) + FIRST_READ_NEVER) == []
 
 
 # A cold lis_consumer's first message — an 8-OBX ORU^R01 for a patient it has never seen, as the cold-start
@@ -141,7 +149,6 @@ def test_a_cold_lis_consumer_stores_a_new_patient_without_the_registry_services(
     import sqlalchemy as sa  # noqa: PLC0415
 
     from bench.oru import EIGHT_OBX_PANEL, messages, push_body  # noqa: PLC0415
-    from bench.procs import production_env  # noqa: PLC0415
     from shared.auth import SYSTEM_CLI  # noqa: PLC0415
     from shared.db import get_engine  # noqa: PLC0415
     from shared.services import patient_sql  # noqa: PLC0415
@@ -149,15 +156,10 @@ def test_a_cold_lis_consumer_stores_a_new_patient_without_the_registry_services(
     namespace = "C" + uuid.uuid4().hex[:6].upper()
     raw = messages(1, namespace, patients=1, panel=EIGHT_OBX_PANEL)[0]
     body = json.dumps(push_body(raw, uuid.uuid4().hex, datetime.now(timezone.utc)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("lis_consumer")
-    env.update(PROBE_BODY=body, DATABASE_URL=database_url)
-    out = subprocess.run([sys.executable, "-c", _FIRST_PUSH, str(ROOT / "functions" / "lis_consumer" / "main.py")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    status, modules = _first_request("lis_consumer", _FIRST_PUSH, PROBE_BODY=body, DATABASE_URL=database_url)
     assert status == 200
     assert "shared.lis.patients" in modules and "shared.services.versions" in modules  # the request's imports are seen
-    assert _loaded(set(modules), FIRST_LIS_MESSAGE_NEVER) == []
+    assert _loaded(modules, FIRST_LIS_MESSAGE_NEVER) == []
     with get_engine().connect() as conn:
         found = conn.execute(sa.text(
             "SELECT m.status, m.patient_id, v.snapshot, v.change FROM lis_messages m "
@@ -199,20 +201,14 @@ print(json.dumps([response.status_code, sorted(sys.modules)]))
 def test_a_cold_jobs_function_runs_its_first_tick_without_the_event_models(database_url):
     import sqlalchemy as sa  # noqa: PLC0415
 
-    from bench.procs import production_env  # noqa: PLC0415
     from shared.db import get_engine  # noqa: PLC0415
     from tests.support.jobs_data import unique_minute  # noqa: PLC0415
 
     minute = unique_minute()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | production_env("jobs")
-    env.update(PROBE_TIME=minute.isoformat(), DATABASE_URL=database_url)
-    out = subprocess.run([sys.executable, "-c", _FIRST_TICK, str(ROOT / "functions" / "jobs" / "main.py")],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    status, modules = json.loads(out.stdout.strip().splitlines()[-1])
+    status, modules = _first_request("jobs", _FIRST_TICK, PROBE_TIME=minute.isoformat(), DATABASE_URL=database_url)
     assert status == 200
     assert "shared.jobs.outbox_sweep" in modules and "shared.models.job_runs" in modules  # the tick's imports are seen
-    assert _loaded(set(modules), FIRST_TICK_NEVER) == []
+    assert _loaded(modules, FIRST_TICK_NEVER) == []
     with get_engine().connect() as conn:
         statuses = conn.execute(sa.text("SELECT status || coalesce(' ' || error_code, '') FROM job_runs "
                                         "WHERE job = 'outbox-sweep' AND slot = :slot"),
