@@ -144,6 +144,18 @@ def launch(target: str, env: dict[str, str], log_dir: Path, *, port: int | None 
     return Fn(target=target, port=port, proc=proc, log_path=log_path, started_at=started)
 
 
+def launch_sink(log_dir: Path) -> Fn:
+    """Start the bench's event sink (``bench.sink``: the broker's stand-in) and return at once."""
+    port = free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"sink-{port}.log"
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.sink", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log_path.open("wb"),
+                            stderr=subprocess.STDOUT)
+    return Fn(target="sink", port=port, proc=proc, log_path=log_path, started_at=started)
+
+
 def wait_until(fn: Fn, probe, timeout: float = 60.0, interval: float = 0.005) -> float:
     """Poll ``probe(fn)`` until it returns True; seconds since the launch. Raises if the process dies."""
     deadline = time.perf_counter() + timeout

@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from bench import coldstart, flame, seed
 from bench.load import ensure_wrk, fixed_point, http_point
 from bench.oru import EIGHT_OBX_PANEL, messages, push_lines
-from bench.procs import HELLO, ROOT, Fn, compile_project, launch, production_env, wait_until
+from bench.procs import ROOT, Fn, compile_project, launch, launch_sink, production_env, wait_until
 
 OUT = ROOT / "bench" / ".profiles"
 PATHS = ("get", "search", "create", "oru", "cold")
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
         token = create_token(url, ["patients:read", "patients:write"])
         env = {"DATABASE_URL": url, "DATA_DIR": str(work / "data")}
-        sink = launch(HELLO, production_env(HELLO), work / "logs")
+        sink = launch_sink(work / "logs")
         procs.append(sink)
         wait_until(sink, coldstart.hello_probe)
         env["K_SINK"] = sink.url
