@@ -43,6 +43,23 @@ def _statuses(url: str, namespaces: list[str]) -> dict[str, int] | str:
         engine.dispose()
 
 
+def analyze(url: str) -> None:
+    """``ANALYZE``, as autovacuum would have after the first pass (its tables grew from empty by
+    hundreds of rows: past ``autovacuum_analyze_threshold`` + 10 %, which production's autovacuum
+    acts on within its naptime). The bench's server runs with autovacuum off, and the seed analyzed
+    the LIS tables empty: every plan PostgreSQL keeps on the consumer's connections — its prepared
+    statements' generic plans and the foreign-key checks' plans — was then made for empty tables (a
+    scan of the whole table) and kept as they grew, until nothing but an ANALYZE of the table
+    invalidates it (2–6 ms of PostgreSQL's CPU per ORU and rising: docs/performance.md, "LIS:
+    PostgreSQL's side of an ORU")."""
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE"))
+    finally:
+        engine.dispose()
+
+
 # Patients the measured results are for. A first pass sends one result per patient (not measured: it
 # creates them, and calibrates the rate); the measured points are results for known patients, as a
 # lab's results mostly are. The new-patient path is measured on its own by bench.anatomy.
@@ -73,6 +90,7 @@ def run(fn: Fn, url: str, work: Path, concurrencies: list[int], duration: float,
 
     warm = fixed_point(fn.port, batch(PATIENTS, first_pass=True), max(concurrencies))
     rate = max(50.0, warm["ok"] / warm["duration_s"])
+    analyze(url)
     log(f"LIS first pass: {PATIENTS} patients made known at {rate:.0f} ORU/s (statuses {warm['statuses']})")
     points = {}
     sent = PATIENTS

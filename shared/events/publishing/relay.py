@@ -208,14 +208,22 @@ def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple
 # relay promises anyway (at least once; consumers dedupe on source and id). Taken per claimed row, in
 # the same statement (no statement or round trip more); a claim of no rows locked nothing, so its
 # COMMIT has nothing to flush.
+#
+# The rows are found by primary key alone and the published ones dropped after the lock (``locked``,
+# then ``claimed``): with ``published_at IS NULL`` beside the ids, PostgreSQL read the partial index
+# ``ix_outbox_unpublished`` too (a BitmapAnd), whose entries for rows published since the last VACUUM
+# it cannot skip — thousands per claim on a busy outbox. A row published meanwhile is locked (until
+# this transaction ends) and not claimed, as before; the lock follows its newest version.
 _CLAIM_COMMITTED = """\
 BEGIN;
-WITH claimed AS MATERIALIZED (
-    SELECT id, seq, source, type, subject, time, dataschema, data, traceparent, tracestate
+WITH locked AS MATERIALIZED (
+    SELECT id, seq, source, type, subject, time, dataschema, data, traceparent, tracestate, published_at
     FROM outbox
-    WHERE id = ANY({ids}) AND published_at IS NULL
+    WHERE id = ANY({ids})
     ORDER BY seq
     FOR UPDATE SKIP LOCKED
+), claimed AS MATERIALIZED (
+    SELECT * FROM locked WHERE published_at IS NULL
 )
 SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.traceparent, c.tracestate,
        c.subject IS NOT NULL AND EXISTS (
