@@ -141,10 +141,11 @@ def start_warm_up() -> threading.Thread:
     serves (after gunicorn's fork: a connection must not be shared with the parent).
 
     The first connection opens at once. The ORM follows at once when the function's own imports
-    already loaded SQLAlchemy (its first request uses the ORM: a CloudEvent consumer); otherwise (the
-    api, whose hot routes do without it) only once the process has been idle for
-    ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the GIL, yet is ready
-    for a later request that needs it (a change, the console, FHIR)."""
+    already loaded SQLAlchemy (its first request uses the ORM: lis_consumer, notify); otherwise (the
+    api, whose hot routes do without it, and jobs, whose outbox-sweep tick does) only once the process
+    has been idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the
+    GIL, yet is ready for a later request that needs it (a change, the console, FHIR; a broker event or
+    another job's tick)."""
     wait = None if "sqlalchemy.orm" in sys.modules else ORM_AFTER_IDLE_SECONDS
     thread = threading.Thread(target=warm_up, kwargs={"orm_after_idle": wait}, name="db-warm-up", daemon=True)
     thread.start()
