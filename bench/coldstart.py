@@ -16,7 +16,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench import client
@@ -44,6 +44,39 @@ def cloudevent_probe(fn: Fn) -> bool:
     headers = {"ce-specversion": "1.0", "ce-id": uuid.uuid4().hex, "ce-source": "/bench/coldstart",
                "ce-type": "org.patientmgt.bench.coldstart", "Content-Type": "application/json"}
     return _ok(client.request(fn.port, "POST", "/", body=b"{}", headers=headers, timeout=30)[0])
+
+
+# The PingSource that wakes the jobs function most often (every minute; knative/app/pingsources.yaml), and
+# the first minute of the ticks' slots: far from any real slot, and new for every bench process.
+TICK_JOB = "outbox-sweep"
+_TICK_BASE = datetime(2200, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=(time.time_ns() // 1000) % (500 * 365 * 24 * 60))
+
+
+def tick(sent_at: datetime) -> tuple[dict[str, str], bytes]:
+    """The headers and body of a PingSource tick of ``outbox-sweep`` as the mt-ping adapter sends it (binary
+    mode, ``time`` a moment after the scheduled minute, the PingSource's ``data``)."""
+    headers = {"ce-specversion": "1.0", "ce-id": str(uuid.uuid4()), "ce-type": "dev.knative.sources.ping",
+               "ce-source": f"/apis/v1/namespaces/patient-mgt/pingsources/{TICK_JOB}",
+               "ce-time": sent_at.isoformat().replace("+00:00", "Z"), "Content-Type": "application/json"}
+    return headers, json.dumps({"job": TICK_JOB}).encode()
+
+
+def tick_probe() -> Probe:
+    """What wakes a jobs instance scaled to zero: a PingSource tick of ``outbox-sweep`` (``tick``).
+    Each tick names a minute of its own, so every launch claims a new slot and runs the job: the runner's
+    claim, the sweep (a claim of the oldest unpublished rows, the count of what is left) and the finish."""
+    minutes = iter(range(10**6))
+
+    def probe(fn: Fn) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", fn.port, timeout=30)
+        conn.connect()  # refused until gunicorn listens: no slot is spent on that
+        try:
+            headers, body = tick(_TICK_BASE + timedelta(minutes=next(minutes), seconds=0.4))
+            return _ok(client.request(fn.port, "POST", "/", body=body, headers=headers, conn=conn)[0])
+        finally:
+            conn.close()
+
+    return probe
 
 
 def lis_probe(namespace: str) -> Probe:

@@ -8,7 +8,7 @@ in the image) runs three phases, each closed by a marker on stderr so the import
 - ``function``: functions-framework's ``create_app`` loading ``functions/<name>/main.py``,
 - ``first request``: the cold-start probe's request through the app (api: GET /patients/{id} with a
   token — auth, the read and its audit row; lis_consumer: an 8-OBX ORU push; notify: a
-  patient.registered event; jobs: a CloudEvent the consumer boundary claims) — what is imported lazily.
+  patient.registered event; jobs: a PingSource tick of outbox-sweep, what wakes it) — what is imported lazily.
 
 Importtime's *self* microseconds are summed per top-level package (``sqlalchemy``, ``pydantic``,
 ``shared.api``…), so each package's cost is counted once, where it is loaded. Prints a Markdown table per
@@ -27,7 +27,8 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.procs import ROOT, compile_project, production_env
@@ -90,12 +91,14 @@ def parse(stderr: str) -> dict[str, dict]:
     return out
 
 
-def measure(target: str, request: dict, overrides: dict[str, str], runs: int = 3) -> dict:
-    """The median run (by total self time) of ``runs`` fresh interpreters."""
+def measure(target: str, request: dict | Callable[[], dict], overrides: dict[str, str], runs: int = 3) -> dict:
+    """The median run (by total self time) of ``runs`` fresh interpreters (``request``: the first request, or
+    what makes a new one for each: a tick must name a slot of its own to run its job)."""
     source, signature = SOURCES[target]
-    req = {"mark": MARK, "target": target, "source": str(ROOT / source), "signature": signature, **request}
     parsed = []
     for _ in range(runs):
+        req = {"mark": MARK, "target": target, "source": str(ROOT / source), "signature": signature,
+               **(request() if callable(request) else request)}
         done = subprocess.run([sys.executable, "-X", "importtime", "-c", _SCRIPT, json.dumps(req)], cwd=ROOT,
                               env={**os.environ, **production_env(target), **overrides},
                               capture_output=True, text=True, timeout=300)
@@ -118,7 +121,7 @@ def markdown(target: str, result: dict, top: int = 8) -> str:
     return "\n".join(lines)
 
 
-def _requests(url: str, work: Path) -> dict[str, dict]:
+def _requests(url: str, work: Path) -> dict[str, dict | Callable[[], dict]]:
     """A token and a patient (registered through the api in a process of its own), then each function's
     first request."""
     from bench.oru import EIGHT_OBX_PANEL, messages, push_body  # noqa: PLC0415
@@ -148,12 +151,19 @@ def _requests(url: str, work: Path) -> dict[str, dict]:
             "ce-specversion": "1.0", "ce-id": uuid.uuid4().hex, "ce-source": "/bench/importtime", "ce-type": ce_type,
             "Content-Type": "application/json"}}
 
+    def tick() -> dict:  # a PingSource tick of outbox-sweep, as the cold-start probe sends it, in a minute of its own
+        from bench.coldstart import tick as tick_event  # noqa: PLC0415
+
+        sent_at = datetime(2200, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=random.randrange(500 * 365 * 24 * 60))
+        headers, body = tick_event(sent_at)
+        return {"method": "POST", "path": "/", "body": body.decode(), "headers": headers}
+
     return {
         "api": {"method": "GET", "path": f"/patients/{patient_id}", "body": None,
                 "headers": {"Authorization": f"Bearer {token}"}},
         "lis_consumer": {"method": "POST", "path": "/", "body": push, "headers": {"Content-Type": "application/json"}},
         "notify": binary(catalog.PATIENT_REGISTERED, {"patient_id": patient_id, "version": 1, "origin": "api"}),
-        "jobs": binary("org.patientmgt.bench.coldstart", {}),
+        "jobs": tick,
     }
 
 

@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 "api": coldstart.api_probe(token, patient_id),
                 "lis_consumer": coldstart.lis_probe(f"C{time.time_ns() % 10**5:05d}"),
                 "notify": coldstart.cloudevent_probe,
-                "jobs": coldstart.cloudevent_probe,
+                "jobs": coldstart.tick_probe(),
             }
             wanted = [t for t in args.cold_functions.split(",") if t]
             profile_cold(pyspy, {t: probes[t] for t in wanted}, env, work, args, log)

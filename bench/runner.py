@@ -172,7 +172,7 @@ def run_cold(results: dict, env: dict[str, str], token: str, patient_id: str, wo
         "api": coldstart.api_probe(token, patient_id),
         "lis_consumer": coldstart.lis_probe(f"C{time.time_ns() % 10**5:05d}"),
         "notify": coldstart.cloudevent_probe,
-        "jobs": coldstart.cloudevent_probe,
+        "jobs": coldstart.tick_probe(),
     }
     results["cold_start"] = coldstart.measure(probes, env, work / "logs", args.cold_runs, log)
 

@@ -5,22 +5,27 @@ duplicate, or was recorded as impossible; 5xx when a retry could help (the platf
 Deduplication is a row in ``processed_events`` keyed by (consumer, source, id), inserted in the
 same transaction as the work: a redelivery hits the primary key and has no second effect, and two
 copies arriving at once serialise on that key.
+
+SQLAlchemy and the model are loaded by the first claim, not by importing this module: the jobs
+function imports it for its dispatcher, and its PingSource ticks claim nothing here (the runner's
+(job, slot) claim replaces the per-event dedupe) and load no SQLAlchemy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 from cloudevents.abstract import CloudEvent
 from flask import Response
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from shared.db import UnitOfWork, is_transient_db_error, unit_of_work
+from shared.db import is_transient_db_error, unit_of_work
 from shared.log import get_logger
-from shared.models import ProcessedEvent
 from shared.telemetry import spans
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 log = get_logger("patient_mgt.consumer")
 
@@ -35,6 +40,10 @@ class RetryLater(Exception):
 
 def claim_event(uow: UnitOfWork, consumer: str, source: str, event_id: str, event_type: str | None) -> bool:
     """True if this transaction is the first to process the event; False for a duplicate."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415 — a tick, which needs no claim, loads no SQLAlchemy
+
+    from shared.models import ProcessedEvent  # noqa: PLC0415
+
     row = uow.session.execute(
         pg_insert(ProcessedEvent)
         .values(consumer=consumer, source=source, event_id=event_id, event_type=event_type)
@@ -92,7 +101,7 @@ def run_idempotent(
     return outcome
 
 
-Work = Callable[[UnitOfWork, CloudEvent], str]
+Work = Callable[["UnitOfWork", CloudEvent], str]
 
 
 class Dispatcher:

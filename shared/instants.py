@@ -17,6 +17,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (what every timestamp column stores; importable without SQLAlchemy,
+    ``shared.models.base`` re-exports it)."""
+    return datetime.now(UTC)
+
+
 def utc_instant(value: datetime) -> datetime | None:
     """`value` as an aware UTC datetime, or None when it has no UTC form Python and PostgreSQL can
     hold. A naive value is taken as UTC (the database session's zone)."""

@@ -69,6 +69,21 @@ def closed_port() -> Iterator[int]:
 
 
 @pytest.fixture()
+def database_down(database_url: str, closed_port: int) -> Iterator[None]:
+    """The process's database becomes unreachable (a port nobody listens on), then comes back."""
+    from shared import db  # noqa: PLC0415
+    from shared.settings import reset_settings  # noqa: PLC0415
+
+    os.environ["DATABASE_URL"] = f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/nowhere"
+    reset_settings()
+    db.dispose_engine()
+    yield
+    os.environ["DATABASE_URL"] = database_url
+    reset_settings()
+    db.dispose_engine()
+
+
+@pytest.fixture()
 def uow(database_url: str) -> Iterator["object"]:
     """A unit of work that the test commits by leaving the block (services never commit)."""
     from shared.db import unit_of_work  # noqa: PLC0415

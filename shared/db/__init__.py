@@ -87,13 +87,14 @@ def dispose_engine() -> None:
 ORM_AFTER_IDLE_SECONDS = 1.0
 
 
-def warm_up(*, orm_after_idle: float | None = None) -> None:
+def warm_up(*, orm_after_idle: float | None = None, every_model: bool | None = None) -> None:
     """Open the pool's first connection, then load the ORM: the work a process's first requests would
     otherwise do themselves. With ``orm_after_idle`` the ORM waits until no connection has been lent
     or returned for that many seconds (``start_warm_up``). Never raises: a database that is not up yet
     is the readiness probe's to report, and the first request connects again. Without DATABASE_URL
     nothing happens: the embedded PostgreSQL of a dev process is started by the first request that
-    needs it, not behind its back."""
+    needs it, not behind its back. ``every_model`` (by default: with ``orm_after_idle``) loads every model
+    module before configuring (``_load_orm``)."""
     if not get_settings().database_url:
         return
     try:
@@ -103,7 +104,7 @@ def warm_up(*, orm_after_idle: float | None = None) -> None:
         pool.release(pool.acquire())  # returned open: the next checkout reuses it
         if orm_after_idle is not None:
             _wait_until_idle(pool, orm_after_idle)
-        _load_orm(every_model=orm_after_idle is not None)
+        _load_orm(every_model=orm_after_idle is not None if every_model is None else every_model)
     except Exception as exc:  # noqa: BLE001 — best effort, see above
         log.warning("database warm-up failed", extra={"fields": {"error_type": type(exc).__name__}})
 
@@ -141,12 +142,19 @@ def start_warm_up() -> threading.Thread:
     serves (after gunicorn's fork: a connection must not be shared with the parent).
 
     The first connection opens at once. The ORM follows at once when the function's own imports
-    already loaded SQLAlchemy (its first request uses the ORM: a CloudEvent consumer); otherwise (the
-    api, whose hot routes do without it) only once the process has been idle for
-    ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the GIL, yet is ready
-    for a later request that needs it (a change, the console, FHIR)."""
+    already loaded SQLAlchemy (its first request uses the ORM: lis_consumer, notify); otherwise (the
+    api, whose hot routes do without it, and jobs, whose outbox-sweep tick does) only once the process
+    has been idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the
+    GIL, yet is ready for a later request that needs it (a change, the console, FHIR; a broker event or
+    another job's tick). The api loads every model then; jobs only configures those it imported."""
     wait = None if "sqlalchemy.orm" in sys.modules else ORM_AFTER_IDLE_SECONDS
-    thread = threading.Thread(target=warm_up, kwargs={"orm_after_idle": wait}, name="db-warm-up", daemon=True)
+    # A CloudEvent consumer (jobs) configures only the models its code imported, as when it loads the ORM
+    # at once: importing every model module in this thread while a broker event's handler configures the
+    # mappers in its own could let that configure meet a module half imported (a relationship to a class
+    # not yet defined), and SQLAlchemy keeps such a failure for the life of the process.
+    every_model = wait is not None and "shared.consumer" not in sys.modules
+    thread = threading.Thread(target=warm_up, kwargs={"orm_after_idle": wait, "every_model": every_model},
+                              name="db-warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import flask
 from cloudevents.abstract import CloudEvent
 
 from shared.consumer import Dispatcher, bind_event_context, retry_response
-from shared.db import UnitOfWork
 from shared.events import type_names
 from shared.events.dead_letter_route import is_dead_letter
 from shared.jobs import ping, registry
@@ -30,6 +30,9 @@ from shared.jobs.context import JobRetry
 from shared.jobs.runner import run_job
 from shared.log import get_logger
 from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 log = get_logger("patient_mgt.jobs")
 

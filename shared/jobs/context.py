@@ -13,13 +13,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
+from shared.instants import utcnow
 
-from shared.db import UnitOfWork
-from shared.models.base import utcnow
-from shared.models.job_runs import JobState
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 
 class LeaseLost(Exception):
@@ -72,6 +71,10 @@ class JobContext:
 
     def save_cursor(self, uow: UnitOfWork, cursor: dict[str, Any] | None) -> None:
         """Store where the next run resumes (None: start over), in the caller's transaction."""
+        import sqlalchemy as sa  # noqa: PLC0415 — only jobs that work in units of work keep a cursor
+
+        from shared.models.job_runs import JobState  # noqa: PLC0415
+
         updated = uow.session.execute(
             sa.update(JobState)
             .where(JobState.job == self.job, JobState.holder == self.run_id)

@@ -21,8 +21,8 @@ from typing import Any
 from cloudevents.abstract import CloudEvent
 
 from shared import cron
+from shared.instants import utcnow
 from shared.jobs import registry
-from shared.models.base import utcnow
 
 PING_TYPE = "dev.knative.sources.ping"
 EARLY_TOLERANCE = timedelta(seconds=2)

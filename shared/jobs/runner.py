@@ -12,10 +12,18 @@
 A transient database fault (or a job's ``JobRetry``) marks the run ``retry`` and raises
 ``JobRetry``: the caller answers 5xx and a redelivery of the tick claims the slot again. Any other
 failure is recorded as ``failed`` with the exception's type name (never its message).
+
+The claim and the finish are SQL on a pg8000 connection of the process's pool (``shared.db.wire``),
+no SQLAlchemy: a tick whose job needs no ORM (``outbox-sweep``, every minute, what wakes a jobs
+instance scaled to zero) loads none. The claim is one statement (``_CLAIM``: the run and the lease)
+in a transaction with its ``BEGIN`` in the same round trip, then ``COMMIT``; a run of a busy job is
+marked ``skipped`` in that transaction (``_SKIPPED``). The finish is one statement (``_FINISH``: the
+outcome and the lease's release), atomic on its own.
 """
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -23,15 +31,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from shared.db import is_transient_db_error, unit_of_work
+from shared.db import driver_connection, is_transient_db_error, wire
+from shared.instants import utcnow
 from shared.jobs import registry
 from shared.jobs.context import JobContext, JobRetry, LeaseLost
 from shared.log import get_logger
-from shared.models.base import utcnow
-from shared.models.job_runs import JobRun, JobState
 from shared.settings import get_settings
 from shared.telemetry.outcomes import record_job_run
 
@@ -120,56 +124,72 @@ def run_job(
     return outcome
 
 
+# The run and the lease in one statement. ``run``: the slot's row, inserted ``running``, or taken again
+# when its last attempt ended in ``retry`` or is still ``running`` but started before the stale moment
+# (now − budget − grace: its request has timed out); nothing returned means the slot is taken. ``lease``:
+# the job's ``job_state`` row, inserted holding the lease, or updated to hold it when it is free (no
+# holder, this run already, or a lease that ran out before now: ``excluded.updated_at`` is now); its
+# cursor comes back only when the lease was taken. The parts of one statement see one snapshot, so the
+# lease is one upsert, where the ORM's claim inserted a free row and then updated it.
+_CLAIM = """\
+WITH run AS (
+    INSERT INTO job_runs AS r (id, job, slot, trigger, event_id, status, attempt, started_at, counts)
+    VALUES (%s::uuid, %s, %s::timestamptz, %s, %s, 'running', 1, %s::timestamptz, '{}'::jsonb)
+    ON CONFLICT (job, slot) DO UPDATE
+    SET status = 'running', attempt = r.attempt + 1, started_at = excluded.started_at, finished_at = NULL,
+        error_code = NULL, counts = '{}'::jsonb, event_id = excluded.event_id, trigger = excluded.trigger
+    WHERE r.status = 'retry' OR (r.status = 'running' AND r.started_at < %s::timestamptz)
+    RETURNING r.id
+), lease AS (
+    INSERT INTO job_state AS s (job, holder, lease_until, updated_at)
+    SELECT %s, run.id, %s::timestamptz, %s::timestamptz FROM run
+    ON CONFLICT (job) DO UPDATE
+    SET holder = excluded.holder, lease_until = excluded.lease_until, updated_at = excluded.updated_at
+    WHERE s.holder IS NULL OR s.holder = excluded.holder OR s.lease_until < excluded.updated_at
+    RETURNING s.cursor
+)
+SELECT run.id, EXISTS (SELECT 1 FROM lease) AS holds_lease, (SELECT cursor FROM lease) AS cursor FROM run"""
+
+_SKIPPED = """\
+UPDATE job_runs SET status = 'skipped', finished_at = %s::timestamptz, error_code = 'already_running'
+WHERE id = %s::uuid"""
+
+# The outcome and the lease's release (only while this run holds it), one statement: atomic without a
+# transaction of its own.
+_FINISH = """\
+WITH run AS (
+    UPDATE job_runs SET status = %s, finished_at = %s::timestamptz, counts = %s::jsonb, error_code = %s
+    WHERE id = %s::uuid
+)
+UPDATE job_state SET holder = NULL, lease_until = NULL, updated_at = %s::timestamptz
+WHERE job = %s AND holder = %s::uuid"""
+
+
 def _claim(
     name: str, slot: datetime, trigger: str, event_id: str | None, budget: float
 ) -> tuple[uuid.UUID, bool, dict[str, Any] | None] | None:
     now = utcnow()
-    stale_before = now - timedelta(seconds=budget + LEASE_GRACE_SECONDS)
-    with unit_of_work() as uow:
-        insert = pg_insert(JobRun).values(
-            id=uuid.uuid4(), job=name, slot=slot, trigger=trigger, event_id=event_id,
-            status="running", attempt=1, started_at=now, counts={},
-        )
-        run_id = uow.session.execute(
-            insert.on_conflict_do_update(
-                index_elements=[JobRun.job, JobRun.slot],
-                set_={"status": "running", "attempt": JobRun.attempt + 1, "started_at": now, "finished_at": None,
-                      "error_code": None, "counts": {}, "event_id": insert.excluded.event_id,
-                      "trigger": insert.excluded.trigger},
-                where=sa.or_(JobRun.status == "retry",
-                             sa.and_(JobRun.status == "running", JobRun.started_at < stale_before)),
-            ).returning(JobRun.id)
-        ).scalar()
-        if run_id is None:
+    lease = timedelta(seconds=budget + LEASE_GRACE_SECONDS)
+    params = (uuid.uuid4(), name, slot, trigger, event_id, now, now - lease, name, now + lease, now)
+    with driver_connection(autocommit=False) as con:  # BEGIN rides with the claim
+        rows = wire.rows(con, _CLAIM, params, pipelined=True)
+        if not rows:
+            wire.simple(con, "COMMIT")
             return None
-        uow.session.execute(pg_insert(JobState).values(job=name, updated_at=now).on_conflict_do_nothing())
-        lease = uow.session.execute(
-            sa.update(JobState)
-            .where(JobState.job == name,
-                   sa.or_(JobState.holder.is_(None), JobState.holder == run_id, JobState.lease_until < now))
-            .values(holder=run_id, lease_until=now + timedelta(seconds=budget + LEASE_GRACE_SECONDS), updated_at=now)
-            .returning(JobState.cursor)
-        ).first()
-        if lease is None:
-            uow.session.execute(
-                sa.update(JobRun).where(JobRun.id == run_id)
-                .values(status="skipped", finished_at=now, error_code="already_running")
-            )
+        run_id, holds_lease, cursor = rows[0]
+        if not holds_lease:
+            wire.execute(con, _SKIPPED, (now, run_id), pipelined=True)
+            wire.simple(con, "COMMIT")
             return run_id, False, None
-        return run_id, True, lease.cursor
+        wire.simple(con, "COMMIT")
+        return run_id, True, cursor
 
 
 def _finish(name: str, run_id: uuid.UUID, status: str, counts: dict[str, int], error_code: str | None) -> None:
     now = utcnow()
-    with unit_of_work() as uow:
-        uow.session.execute(
-            sa.update(JobRun).where(JobRun.id == run_id)
-            .values(status=status, finished_at=now, counts=dict(counts), error_code=error_code)
-        )
-        uow.session.execute(
-            sa.update(JobState).where(JobState.job == name, JobState.holder == run_id)
-            .values(holder=None, lease_until=None, updated_at=now)
-        )
+    with driver_connection() as con:  # autocommit: the one statement is its own transaction
+        wire.execute(con, _FINISH, (status, now, json.dumps(dict(counts)), error_code, run_id, now, name, run_id),
+                     pipelined=True)
 
 
 def manual_slot() -> datetime:

@@ -133,3 +133,24 @@ def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_its_own(d
     assert seen["0.05"]["configured"] is True
     assert seen["-"]["models"] == ["shared.models.base", "shared.models.events"]
     assert seen["-"]["configured"] is True
+
+
+_CONSUMER_WARM_UP = """
+import json, sys, threading
+from shared import consumer, db  # noqa: F401  what the jobs function's code imports: no SQLAlchemy
+db.ORM_AFTER_IDLE_SECONDS = 0.05
+loaded_at_start = "sqlalchemy.orm" in sys.modules
+db.start_warm_up().join(60)
+print(json.dumps({"at_start": loaded_at_start, "orm": "sqlalchemy.orm" in sys.modules,
+                  "models": sorted(m for m in sys.modules if m.startswith("shared.models."))}))
+"""
+
+
+def test_a_consumer_that_imported_no_orm_loads_it_once_idle_without_every_model(database_url):
+    """jobs (its tick needs no ORM): the ORM loads once the pool is idle, configuring only the models its
+    code imported — importing every model there could race a broker event's configure in another thread."""
+    out = subprocess.run([sys.executable, "-c", _CONSUMER_WARM_UP], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "DATABASE_URL": database_url})
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"at_start": False, "orm": True, "models": []}

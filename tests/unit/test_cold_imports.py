@@ -3,10 +3,11 @@ loads nothing that request does not use. Each function is imported in a fresh in
 functions-framework does, and its sys.modules compared with what must wait for first use: route
 modules, OpenAPI, FHIR, the console, telemetry exporters, the Pub/Sub client, dev tooling.
 
-SQLAlchemy's ORM is loaded by the CloudEvent functions (their first event goes through the models), but
+SQLAlchemy's ORM is loaded by lis_consumer and notify (their first event goes through the models), but
 not by the api: its import, and its first GET /patients/{id} with a bearer token (the key lookup and the
 read with its audit row on the driver pool, shared.db.pool), load no SQLAlchemy, no models and no
-pydantic schemas (docs/performance.md).
+pydantic schemas (docs/performance.md). Nor by jobs: its import, and its first outbox-sweep tick (the
+runner's claim and finish and the sweep on the driver pool), load no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ NOT_ON_IMPORT = {
              # only a dead letter needs the store, its model and the audit trail (shared.events.dead_letter_route)
              "shared.events.dead_letters", "shared.models.dead_letters", "shared.audit", "shared.auth",
              # routing by type needs the names (shared.events.type_names), not the payload models
-             "shared.events.catalog"),
+             "shared.events.catalog",
+             # the consumer boundary's claim (shared.consumer) loads the ORM with the first broker event
+             "sqlalchemy", "shared.models", "shared.db.orm"),
 }
 
 
@@ -179,10 +182,12 @@ def test_the_jobs_function_routes_every_order_action_to_the_lis():
     assert order_handlers == set(orders_out.ACTIONS)
 
 
-# A cold jobs function's first PingSource tick — outbox-sweep, every minute, through the runner's ORM claim
-# and the sweep — loads none of these: the event payload models, the dead-letter store, the audit trail.
+# A cold jobs function's first PingSource tick — outbox-sweep, every minute, through the runner's claim and
+# the sweep — loads none of these: the event payload models, the dead-letter store, the audit trail, and no
+# SQLAlchemy at all (the claim, the finish and the sweep's statements run on the driver pool).
 FIRST_TICK_NEVER = ("shared.events.catalog", "shared.events.dead_letters", "shared.audit", "shared.auth",
-                    "shared.jobs.worker", "shared.models.patients")
+                    "shared.jobs.worker", "shared.models.patients",
+                    "sqlalchemy", "shared.models", "shared.db.orm")
 
 _FIRST_TICK = """
 import json, os, sys
@@ -207,11 +212,51 @@ def test_a_cold_jobs_function_runs_its_first_tick_without_the_event_models(datab
     minute = unique_minute()
     status, modules = _first_request("jobs", _FIRST_TICK, PROBE_TIME=minute.isoformat(), DATABASE_URL=database_url)
     assert status == 200
-    assert "shared.jobs.outbox_sweep" in modules and "shared.models.job_runs" in modules  # the tick's imports are seen
+    # the tick's imports are seen: the job, the sweep, the driver pool
+    assert {"shared.jobs.outbox_sweep", "shared.events.publishing.sweep", "shared.db.pool"} <= modules
     assert _loaded(modules, FIRST_TICK_NEVER) == []
+    assert "sqlalchemy" not in modules
     with get_engine().connect() as conn:
         statuses = conn.execute(sa.text("SELECT status || coalesce(' ' || error_code, '') FROM job_runs "
                                         "WHERE job = 'outbox-sweep' AND slot = :slot"),
                                 {"slot": minute}).scalars().all()
     # the sweep ran to its end: with other tests' outbox rows pending and no sink configured it reports no_sink
     assert statuses in (["succeeded"], ["failed no_sink"])
+
+
+def test_a_cold_jobs_tick_publishes_what_the_immediate_publish_missed_without_sqlalchemy(database_url, monkeypatch):
+    """With a sink configured (as in production: the SinkBinding's K_SINK), the cold tick's sweep claims,
+    sends and records the outbox rows waiting for it, oldest first, on the driver pool alone."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.db import get_engine, unit_of_work  # noqa: PLC0415
+    from shared.events import type_names  # noqa: PLC0415
+    from shared.events.outbox import emit  # noqa: PLC0415
+    from shared.settings import reset_settings  # noqa: PLC0415
+    from tests.support.event_samples import sample_data  # noqa: PLC0415
+    from tests.support.jobs_data import unique_minute  # noqa: PLC0415
+    from tests.support.sink import http_sink  # noqa: PLC0415
+
+    for name in ("K_SINK", "EVENT_SINK"):  # no sink in this process: the rows wait unpublished
+        monkeypatch.delenv(name, raising=False)
+    reset_settings()
+    subject = uuid.uuid4()
+    with unit_of_work() as uow:
+        ids = [emit(uow, t, subject, sample_data(t, subject)) for t in (type_names.PATIENT_REGISTERED,
+                                                                        type_names.PATIENT_UPDATED)]
+    minute = unique_minute()
+    with http_sink() as sink:
+        status, modules = _first_request("jobs", _FIRST_TICK, PROBE_TIME=minute.isoformat(), DATABASE_URL=database_url,
+                                         K_SINK=sink.url)
+    assert status == 200
+    assert "shared.events.publishing.http_sink" in modules  # the sweep had a publisher
+    assert "sqlalchemy" not in modules
+    mine = [str(i) for i in ids]
+    assert [i for i in sink.ids() if i in mine] == mine  # each once, the patient's events in order
+    with get_engine().connect() as conn:
+        published = conn.execute(sa.text("SELECT count(*) FROM outbox WHERE id = ANY(:ids) AND published_at IS NOT NULL "
+                                         "AND attempts = 1"), {"ids": ids}).scalar()
+        [(run_status, counts)] = conn.execute(sa.text("SELECT status, counts FROM job_runs WHERE job = 'outbox-sweep' "
+                                                      "AND slot = :slot"), {"slot": minute}).all()
+    assert published == 2
+    assert run_status == "succeeded" and counts["published"] >= 2

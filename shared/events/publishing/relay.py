@@ -21,8 +21,10 @@ set by the claim): a mark lost in a crash of PostgreSQL only sends its row again
 commit stays synchronous (see ``_CLAIM_COMMITTED``).
 ``tests/integration/events/test_immediate_publish_statements.py`` holds it to that. Requests that
 publish at the same moment share one claim, one record and one commit (``group``): a round for all
-of them, each answered with its own rows' outcome. The sweeper's
-``publish_batch`` claims oldest-first batches with the ORM.
+of them, each answered with its own rows' outcome. The sweeper's ``publish_batch`` runs the same two
+statements on the same pool: its claim (``_claim_oldest``) takes the oldest unpublished rows, up to
+its batch size, leaving out the rows and subjects that failed earlier in the sweep, and its commit
+stays synchronous; no SQLAlchemy either, so a cold ``outbox-sweep`` tick loads none.
 """
 
 from __future__ import annotations
@@ -31,18 +33,13 @@ import time
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shared.db import driver_connection, wire
 from shared.events.publishing import NOT_ATTEMPTED, Publisher, publisher_from_settings
 from shared.events.publishing.envelope import from_outbox_row
 from shared.events.publishing.group import group_for
 from shared.log import get_logger
-
-if TYPE_CHECKING:
-    import sqlalchemy as sa
-
-    from shared.models import OutboxEvent
 
 log = get_logger("patient_mgt.events.publish")
 
@@ -99,53 +96,11 @@ def publish_batch(
     exclude_ids: Iterable[uuid.UUID] = (),
     exclude_subjects: Iterable[str] = (),
 ) -> BatchResult:
-    """Claim up to ``limit`` unpublished rows (oldest first; only ``ids`` when given), publish
-    them in order, and commit the outcome."""
-    import sqlalchemy as sa  # noqa: PLC0415
-
-    from shared.db import unit_of_work  # noqa: PLC0415
-    from shared.models import OutboxEvent  # noqa: PLC0415
-
-    result = BatchResult()
-    with unit_of_work() as uow:
-        stmt = sa.select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-        if ids is not None:
-            stmt = stmt.where(OutboxEvent.id.in_(list(ids)))
-        exclude_ids = list(exclude_ids)
-        if exclude_ids:
-            stmt = stmt.where(OutboxEvent.id.not_in(exclude_ids))
-        exclude_subjects = list(exclude_subjects)
-        if exclude_subjects:
-            stmt = stmt.where(sa.or_(OutboxEvent.subject.is_(None), OutboxEvent.subject.not_in(exclude_subjects)))
-        rows = list(uow.session.scalars(stmt.order_by(OutboxEvent.seq).limit(limit).with_for_update(skip_locked=True)))
-        result.claimed = len(rows)
-        if not rows:
-            return result
-        sendable, waiting = _in_subject_order(uow.session, rows)
-        result.deferred += len(waiting)
-        result.blocked_subjects.update(r.subject for r in waiting if r.subject is not None)
-
-        outcomes = publisher.publish_many([from_outbox_row(r) for r in sendable], timeout=timeout, deadline=deadline)
-        published: list[uuid.UUID] = []
-        for row, outcome in zip(sendable, outcomes, strict=True):
-            code = _tally(result, row, outcome)
-            if code is None:
-                published.append(row.id)
-                continue
-            if code in NOT_ATTEMPTED:
-                continue
-            uow.session.execute(
-                sa.update(OutboxEvent).where(OutboxEvent.id == row.id)
-                .values(attempts=OutboxEvent.attempts + 1, last_error=outcome.code)
-            )
-        if published:
-            marked = uow.session.execute(
-                sa.update(OutboxEvent)
-                .where(OutboxEvent.id.in_(published), OutboxEvent.published_at.is_(None))
-                .values(published_at=sa.func.now(), attempts=OutboxEvent.attempts + 1, last_error=None)
-            ).rowcount
-            result.published = marked
-    return result
+    """Claim up to ``limit`` unpublished rows (oldest first; only ``ids`` when given; none of
+    ``exclude_ids``, none of a subject in ``exclude_subjects``), publish them in order, and commit
+    the outcome: two statements and two round trips on the driver pool (``_publish_rows``)."""
+    claim = _claim_oldest(limit, ids=ids, exclude_ids=exclude_ids, exclude_subjects=exclude_subjects)
+    return _publish_rows(publisher, claim, timeout=timeout, deadline=deadline)
 
 
 def _tally(result: BatchResult, row: Any, outcome: Any) -> str | None:
@@ -164,38 +119,32 @@ def _tally(result: BatchResult, row: Any, outcome: Any) -> str | None:
     return outcome.code
 
 
-def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple[list[OutboxEvent], list[OutboxEvent]]:
-    """Split claimed rows into those that may go now and those that must wait for an older row
-    of their subject that this claim does not hold."""
-    import sqlalchemy as sa  # noqa: PLC0415
+# The sweep's claim (``_claim_oldest``): BEGIN, then unpublished rows ({which}: the oldest, given ids, none of
+# the excluded) that no other publisher holds, locked until this transaction ends, with the columns of their
+# CloudEvent; ``waits`` when an older unpublished row of the subject is outside the claim (held by
+# another publisher, or failed earlier). MATERIALIZED: the claim is read twice and must be the one set
+# of rows locked. The claim and the subject-order check read one snapshot: a row of the subject that
+# another publisher marks published meanwhile still counts as unpublished, so the rows behind it wait
+# for the next round (never the other way round).
+_CLAIM = """\
+BEGIN;
+WITH claimed AS MATERIALIZED (
+    SELECT id, seq, source, type, subject, time, dataschema, data, traceparent, tracestate
+    FROM outbox
+    WHERE published_at IS NULL{which}
+    ORDER BY seq{limit}
+    FOR UPDATE SKIP LOCKED
+)
+SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.traceparent, c.tracestate,
+       c.subject IS NOT NULL AND EXISTS (
+           SELECT 1 FROM outbox o
+           WHERE o.subject = c.subject AND o.seq < c.seq AND o.published_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM claimed x WHERE x.id = o.id)
+       ) AS waits{also}
+FROM claimed c
+ORDER BY c.seq"""
 
-    from shared.models import OutboxEvent  # noqa: PLC0415
-
-    subjects = {r.subject for r in rows if r.subject is not None}
-    if not subjects:
-        return rows, []
-    older_elsewhere = dict(
-        session.execute(
-            sa.select(OutboxEvent.subject, sa.func.min(OutboxEvent.seq))
-            .where(
-                OutboxEvent.subject.in_(subjects),
-                OutboxEvent.published_at.is_(None),
-                OutboxEvent.id.not_in([r.id for r in rows]),
-            )
-            .group_by(OutboxEvent.subject)
-        ).all()
-    )
-    sendable, waiting = [], []
-    for row in rows:
-        first_foreign = older_elsewhere.get(row.subject) if row.subject is not None else None
-        (waiting if first_foreign is not None and first_foreign < row.seq else sendable).append(row)
-    return sendable, waiting
-
-
-# BEGIN, then the committed rows not yet published that no other publisher holds, locked until this
-# transaction ends, with the columns of their CloudEvent; ``waits`` when an older unpublished row of
-# the subject is outside the claim (held by another publisher, or failed earlier). MATERIALIZED: the
-# claim is read twice and must be the one set of rows locked. ``{ids}``: a uuid[] literal.
+# The immediate publish's claim: the rows of ``{ids}`` (a uuid[] literal), and ``unsynced``.
 #
 # ``unsynced``: the statement also turns ``synchronous_commit`` off for this transaction alone
 # (``set_config(…, true)`` is SET LOCAL: it ends with the transaction, so the pooled connection's next
@@ -207,7 +156,7 @@ def _in_subject_order(session: sa.orm.Session, rows: list[OutboxEvent]) -> tuple
 # mark leaves its row unpublished: the sweep sends it again with the same CloudEvent id, which the
 # relay promises anyway (at least once; consumers dedupe on source and id). Taken per claimed row, in
 # the same statement (no statement or round trip more); a claim of no rows locked nothing, so its
-# COMMIT has nothing to flush.
+# COMMIT has nothing to flush. (The sweep's claim keeps its commit synchronous, as it always was.)
 #
 # The rows are found by primary key alone and the published ones dropped after the lock (``locked``,
 # then ``claimed``): with ``published_at IS NULL`` beside the ids, PostgreSQL read the partial index
@@ -234,6 +183,24 @@ SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.tracep
        set_config('synchronous_commit', 'off', true) AS unsynced
 FROM claimed c
 ORDER BY c.seq"""
+
+
+def _claim_oldest(limit: int, *, ids: Collection[uuid.UUID] | None = None, exclude_ids: Iterable[uuid.UUID] = (),
+                  exclude_subjects: Iterable[str] = ()) -> str:
+    """The sweep's claim: the oldest ``limit`` unpublished rows (of ``ids`` when given), without the rows
+    of ``exclude_ids`` and the rows of a subject in ``exclude_subjects`` (rows without a subject stay
+    in). The values are written as literals (``_uuid_array``, ``_text_array``, an int)."""
+    which = ""
+    if ids is not None:
+        which += f" AND id = ANY({_uuid_array(ids)})"
+    exclude_ids = list(exclude_ids)
+    if exclude_ids:
+        which += f" AND id <> ALL({_uuid_array(exclude_ids)})"
+    exclude_subjects = list(exclude_subjects)
+    if exclude_subjects:
+        which += f" AND (subject IS NULL OR subject <> ALL({_text_array(exclude_subjects)}))"
+    return _CLAIM.format(which=which, limit=f"\n    LIMIT {int(limit)}", also="")
+
 
 # One outcome per sent row (``{ids}`` uuid[], ``{errors}`` text[] literals): '' = accepted (marked
 # published now), else the error code of a failed attempt; then COMMIT. Returns the ids of the rows
@@ -264,13 +231,20 @@ def _text_array(values: Iterable[str]) -> str:
 
 
 def _publish_claimed(publisher: Publisher, ids: list[uuid.UUID], *, timeout: float, deadline: float) -> BatchResult:
-    """``publish_batch(publisher, ids=ids, limit=len(ids), …)`` in two statements and two round
-    trips. They go as simple queries (no parameters: pg8000 then sends one Query message instead of
-    three exchanges, and each carries its BEGIN or COMMIT along), so the ids and error codes are
-    written into the text as literals (``_uuid_array``, ``_text_array``)."""
+    """The immediate publish of ``ids``: ``_publish_rows`` with the claim of those rows."""
+    return _publish_rows(publisher, _CLAIM_COMMITTED.format(ids=_uuid_array(ids)), timeout=timeout, deadline=deadline)
+
+
+def _publish_rows(publisher: Publisher, claim: str, *, timeout: float, deadline: float) -> BatchResult:
+    """Claim rows (``claim``: a text of ``_CLAIM``), send those whose subject's older rows are all in the
+    claim, record the outcomes and commit: two statements and two round trips. They go as simple
+    queries (no parameters: pg8000 then sends one Query message instead of three exchanges, and each
+    carries its BEGIN or COMMIT along), so the ids and error codes are written into the text as
+    literals (``_uuid_array``, ``_text_array``). A publisher that raises leaves the transaction to the
+    pool's rollback: nothing recorded, the rows unlocked."""
     result = BatchResult()
     with driver_connection() as con:  # autocommit: the statements carry BEGIN and COMMIT themselves
-        rows = wire.named(wire.simple(con, _CLAIM_COMMITTED.format(ids=_uuid_array(ids))))
+        rows = wire.named(wire.simple(con, claim))
         result.claimed = len(rows)
         sendable = []
         for row in rows:

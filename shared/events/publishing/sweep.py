@@ -4,20 +4,18 @@ Oldest first, per subject in order, in batches claimed with ``FOR UPDATE SKIP LO
 concurrent sweepers (two job pods, a sweep and an immediate publish) never send a row twice in
 the same round. Within one run, a subject whose oldest unpublished event fails is not retried and
 its later events wait (the next run tries again). The run stops at its time budget, when nothing
-is left, or when a batch makes no progress (the sink is down).
+is left, or when a batch makes no progress (the sink is down). Every statement runs on the process's
+driver pool (``relay.publish_batch``, ``_unpublished``): a sweep loads no SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import time
 
-import sqlalchemy as sa
-
-from shared.db import unit_of_work
+from shared.db import driver_connection, wire
 from shared.events.publishing import Publisher, publisher_from_settings
 from shared.events.publishing.relay import publish_batch
 from shared.log import get_logger
-from shared.models import OutboxEvent
 
 log = get_logger("patient_mgt.events.sweep")
 
@@ -75,5 +73,6 @@ def sweep_outbox(
 
 
 def _unpublished() -> int:
-    with unit_of_work() as uow:
-        return int(uow.session.scalar(sa.select(sa.func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))) or 0)
+    """The outbox rows not yet published (one statement on the driver pool, in autocommit)."""
+    with driver_connection() as con:
+        return int(wire.rows(con, "SELECT count(*) FROM outbox WHERE published_at IS NULL", pipelined=True)[0][0])

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 
-from bench.anatomy import count_statements, stop_counting
 from shared.db import get_engine, unit_of_work
 from shared.events import catalog
 from shared.events.publishing import PublishError
@@ -25,36 +22,11 @@ from shared.events.publishing.sweep import sweep_outbox
 from shared.models import OutboxEvent
 from tests.integration.events.helpers import emit_events, outbox_rows
 from tests.support.sink import http_sink
+from tests.support.statements import counting
 
 pytestmark = pytest.mark.integration
 
 REG, UPD = catalog.PATIENT_REGISTERED, catalog.PATIENT_UPDATED
-
-
-@contextmanager
-def counting() -> Iterator[dict[str, int]]:
-    """Statements and round trips while the block runs, and how many ran on a connection of the
-    process's pool (``shared.db.pool``: the immediate publish uses no SQLAlchemy)."""
-    import pg8000.core  # noqa: PLC0415
-
-    from shared.db.pool import get_pool  # noqa: PLC0415
-
-    counter = {"statements": 0, "round_trips": 0, "on_the_pool": 0}
-    pool = get_pool()
-    count_statements(counter)  # patches pg8000 (once per process) before the wrapper below takes its method
-    original = pg8000.core.CoreConnection.execute_simple
-
-    def on_the_pool(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if getattr(self, "_pool", None) is pool:
-            counter["on_the_pool"] += 1
-        return original(self, *args, **kwargs)
-
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(pg8000.core.CoreConnection, "execute_simple", on_the_pool)
-            yield counter
-    finally:
-        stop_counting()
 
 
 def unpublished(*pairs: tuple[str, uuid.UUID]) -> list[uuid.UUID]:

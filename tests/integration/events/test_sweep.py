@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from shared.consumer import claim_event
 from shared.db import unit_of_work
 from shared.events import catalog
+from shared.events.outbox import emit
 from shared.events.publishing.sweep import sweep_outbox
 from shared.models import ProcessedEvent
 from tests.integration.events.helpers import emit_events, outbox_rows
+from tests.support.event_samples import sample_data
 from tests.support.sink import Received, http_sink
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,23 @@ def test_a_failing_event_blocks_its_patients_later_events_but_no_one_elses(use_s
         sweep_outbox(30)
     sent = sink.ids()
     assert sent.index(str(stuck_first)) < sent.index(str(stuck_second))
+
+
+def test_a_failing_event_without_a_subject_is_tried_once_per_run_and_holds_no_one_back(use_sink):
+    """Rows without a subject are ordered by nothing: one that fails is left out of the run's later
+    batches by its id, and the rows after it go."""
+    with unit_of_work() as uow:
+        lone = emit(uow, REG, None, sample_data(REG, uuid.uuid4()))
+        after = emit(uow, REG, None, sample_data(REG, uuid.uuid4()))
+    with http_sink(lambda r: 503 if r.header("ce-id") == str(lone) else 202) as sink:
+        use_sink(k_sink=sink.url)
+        counts = sweep_outbox(30, batch_size=2)
+    sent = sink.ids()
+    assert sent.count(str(lone)) == 1 and sent.count(str(after)) == 1
+    rows = outbox_rows([lone, after])
+    assert (rows[lone].published_at, rows[lone].attempts, rows[lone].last_error) == (None, 1, "http_503")
+    assert rows[after].published_at is not None
+    assert counts["failed"] == 1
 
 
 def test_concurrent_sweepers_send_every_event_once_and_keep_each_patients_order(use_sink):

@@ -15,6 +15,7 @@ from shared.jobs.runner import run_job
 from shared.models import OutboxEvent
 from shared.settings import reset_settings
 from tests.support.jobs_data import switchable_sink, unique_minute
+from tests.support.statements import counting, through_sqlalchemy
 
 
 @pytest.fixture()
@@ -66,3 +67,30 @@ def test_a_sweep_that_cannot_publish_is_a_failed_run_with_a_code(sink):
     sink.accept = True
     assert run_job("outbox-sweep", slot=unique_minute(), trigger="schedule").status == "succeeded"
     assert str(event_id) in sink.accepted
+
+
+def test_a_tick_costs_its_claim_the_sweeps_statements_and_its_finish_and_nothing_through_sqlalchemy(sink):
+    """With nothing to publish: the run's claim, the sweep's claim (no rows), the count of what is left, the
+    run's finish. With one event: its batch's claim and record, then a claim that finds nothing more."""
+    sink.accept = True
+    run_job("outbox-sweep", slot=unique_minute(), trigger="schedule")  # what other tests left is published
+    with through_sqlalchemy() as orm_statements, counting() as statements:
+        outcome = run_job("outbox-sweep", slot=unique_minute(), trigger="schedule")
+    assert (outcome.status, outcome.counts["published"], outcome.counts["remaining"]) == ("succeeded", 0, 0)
+    assert (statements["statements"], statements["round_trips"]) == (4, 6)
+
+    sink.accept = False  # the immediate publish fails: the row waits for the sweep
+    patient_id = uuid.uuid4()
+    with unit_of_work() as uow:
+        event_id = emit(uow, catalog.PATIENT_UPDATED, patient_id,
+                        catalog.PatientUpdated(patient_id=patient_id, version=2, changed=["phone"]))
+    sink.accept = True
+    with through_sqlalchemy() as more_orm_statements, counting() as statements:
+        outcome = run_job("outbox-sweep", slot=unique_minute(), trigger="schedule")
+    assert (outcome.status, outcome.counts["published"], outcome.counts["remaining"]) == ("succeeded", 1, 0)
+    assert (statements["statements"], statements["round_trips"]) == (6, 8)
+    assert orm_statements == more_orm_statements == []
+    assert sink.accepted.count(str(event_id)) == 1
+    with unit_of_work() as uow:
+        row = uow.session.get(OutboxEvent, event_id)
+        assert row.published_at is not None and row.attempts == 2 and row.last_error is None

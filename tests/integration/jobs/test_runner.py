@@ -14,9 +14,11 @@ from sqlalchemy import exc as sa_exc
 from shared.db import unit_of_work
 from shared.jobs import registry
 from shared.jobs.context import JobContext, JobResult, JobRetry
-from shared.jobs.runner import run_job
+from shared.jobs.runner import LEASE_GRACE_SECONDS, run_job
+from shared.models.base import utcnow
 from shared.models.job_runs import JobRun, JobState
 from tests.support.jobs_data import unique_minute
+from tests.support.statements import counting, through_sqlalchemy
 
 
 @dataclass(frozen=True)
@@ -202,3 +204,85 @@ def test_a_run_that_lost_its_lease_cannot_move_the_cursor(test_job):
     assert (outcome.status, outcome.error_code) == ("failed", "lease_lost")
     with unit_of_work() as uow:
         assert uow.session.get(JobState, name).cursor is None
+
+
+def _insert_run(name: str, slot, *, started_ago: timedelta, lease_until_ago: timedelta | None) -> uuid.UUID:
+    """A run of ``name`` left ``running`` (its process died without a trace), holding the job's lease."""
+    now = utcnow()
+    run_id = uuid.uuid4()
+    with unit_of_work() as uow:
+        uow.session.add(JobRun(id=run_id, job=name, slot=slot, trigger="schedule", event_id="lost", status="running",
+                               attempt=1, started_at=now - started_ago, counts={"half": 1}))
+        uow.session.flush()
+        uow.session.merge(JobState(job=name, cursor={"after": "lost"}, holder=run_id, updated_at=now - started_ago,
+                                   lease_until=None if lease_until_ago is None else now - lease_until_ago))
+    return run_id
+
+
+def test_a_run_left_running_past_its_lease_is_claimed_again_and_one_within_it_is_not(test_job):
+    seen = []
+
+    def work(ctx: JobContext) -> JobResult:
+        seen.append((ctx.run_id, ctx.cursor))
+        return JobResult()
+
+    name = test_job(work)
+    slot = unique_minute()
+    budget = 30.0
+    # within budget + grace: the run may still be working
+    live = _insert_run(name, slot, started_ago=timedelta(seconds=budget), lease_until_ago=None)
+    assert run_job(name, slot=slot, trigger="schedule", event_id="early", budget_seconds=budget).status == "duplicate"
+    [run] = _runs(name)
+    assert (run.id, run.status, run.attempt, run.event_id) == (live, "running", 1, "lost")
+    assert seen == []
+
+    stale_slot = slot + timedelta(minutes=1)
+    stale = _insert_run(name, stale_slot, started_ago=timedelta(seconds=budget + LEASE_GRACE_SECONDS + 5),
+                        lease_until_ago=timedelta(seconds=5))
+    with unit_of_work() as uow:  # the live run's lease is the stale one's: the last writer holds the job
+        assert uow.session.get(JobState, name).holder == stale
+    outcome = run_job(name, slot=stale_slot, trigger="schedule", event_id="redelivered", budget_seconds=budget)
+    assert (outcome.status, outcome.run_id) == ("succeeded", stale)
+    assert seen == [(stale, {"after": "lost"})]  # the same run, resuming from the job's cursor
+    run = next(r for r in _runs(name) if r.slot == stale_slot)
+    assert (run.status, run.attempt, run.event_id, run.counts, run.error_code) == ("succeeded", 2, "redelivered", {}, None)
+    assert run.finished_at is not None
+    with unit_of_work() as uow:
+        state = uow.session.get(JobState, name)
+        assert (state.holder, state.lease_until) == (None, None)
+
+
+def test_a_lease_that_ran_out_is_taken_by_the_next_slot(test_job):
+    name = test_job(lambda ctx: JobResult())
+    slot = unique_minute()
+    _insert_run(name, slot, started_ago=timedelta(hours=1), lease_until_ago=timedelta(seconds=1))
+    later = run_job(name, slot=slot + timedelta(minutes=1), trigger="schedule", budget_seconds=30)
+    assert later.status == "succeeded"
+    held = _insert_run(name, slot + timedelta(minutes=2), started_ago=timedelta(seconds=1),
+                       lease_until_ago=timedelta(seconds=-60))  # held for another minute
+    busy = run_job(name, slot=slot + timedelta(minutes=3), trigger="schedule", budget_seconds=30)
+    assert (busy.status, busy.error_code) == ("skipped", "already_running")
+    with unit_of_work() as uow:
+        assert uow.session.get(JobState, name).holder == held  # the skipped run did not release it
+
+
+def test_an_unreachable_database_is_a_retry_and_runs_nothing(test_job, database_down):
+    calls = []
+    name = test_job(lambda ctx: calls.append(ctx) or JobResult())
+    with pytest.raises(JobRetry) as info:
+        run_job(name, slot=unique_minute(), trigger="schedule")
+    assert info.value.code == "database_unavailable" and calls == []
+
+
+def test_a_run_takes_two_statements_on_the_driver_pool_and_none_through_sqlalchemy(test_job):
+    """The claim (with its BEGIN, then COMMIT) and the finish: what a tick costs beyond its job's work."""
+    name = test_job(lambda ctx: JobResult())
+    slot = unique_minute()
+    run_job(name, slot=slot, trigger="schedule")  # a pooled connection is open: no connect is counted below
+    with through_sqlalchemy() as orm_statements, counting() as statements:
+        outcome = run_job(name, slot=slot + timedelta(minutes=1), trigger="schedule", event_id="counted")
+    assert outcome.status == "succeeded"
+    assert (statements["statements"], statements["round_trips"]) == (2, 3)
+    assert orm_statements == []
+    run = next(r for r in _runs(name) if r.event_id == "counted")
+    assert (run.status, run.attempt, run.counts) == ("succeeded", 1, {})

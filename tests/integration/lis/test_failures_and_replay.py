@@ -1,18 +1,15 @@
 """Nothing vanishes: a bug stores the message as failed (replayable), an outage stores nothing and
 asks for redelivery, and replay is idempotent."""
 
-import os
 import threading
 
 import pytest
 
-from shared import db
 from shared.auth import SYSTEM_CLI
 from shared.errors import Conflict
 from shared.lis import ingest as ingest_module
 from shared.lis import operator
 from shared.lis.ingest import TransientFault
-from shared.settings import reset_settings
 from tests.support import lis_db
 from tests.support.lis_ingest import Feed, deliver, hl7, one
 
@@ -96,18 +93,6 @@ def test_quarantined_envelopes_cannot_be_replayed_and_processed_ones_are_left_al
         operator.replay(SYSTEM_CLI, empty.message_id)
     ok = one(_oru(f))
     assert operator.replay(SYSTEM_CLI, ok.message_id) == (None, False)
-
-
-@pytest.fixture()
-def database_down(database_url, closed_port):
-    """The process's database becomes unreachable (a port nobody listens on), then comes back."""
-    os.environ["DATABASE_URL"] = f"postgresql+pg8000://postgres@127.0.0.1:{closed_port}/nowhere"
-    reset_settings()
-    db.dispose_engine()
-    yield
-    os.environ["DATABASE_URL"] = database_url
-    reset_settings()
-    db.dispose_engine()
 
 
 def test_an_unreachable_database_asks_for_redelivery_and_stores_nothing(database_down):
