@@ -11,6 +11,12 @@ per-subject order check; what a round cannot send stays unpublished for the ``ou
 when the publish before the answer fails. What changes is only when the event leaves: right after
 the answer instead of right before it.
 
+The thread borrows its connection from the process's pool like a request thread, one round at a
+time, and is the only one holding a connection across the sink's answers; a request arriving while
+every request thread and the thread are in the database waits for the first connection returned (a
+request's statements, milliseconds), not for the sink — as before, when every request held one
+through its own publish. No pod opens more connections than ``DB_POOL_SIZE``.
+
 The queue is bounded (``MAX_QUEUED`` ids): past it, new ids are left to the sweep (counted and logged)
 rather than held in memory behind a sink that does not answer. At exit (a gunicorn worker's graceful
 stop, a command's end) what is queued is published within the publish timeout; what is not stays for
