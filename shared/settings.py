@@ -102,6 +102,11 @@ class Settings(BaseSettings):
         default=None, description="Alternative sink: pubsub://projects/P/topics/T publishes to Pub/Sub (ordering key = subject)."
     )
     publish_timeout_seconds: float = Field(default=2.0, gt=0, description="Timeout of the immediate publish after a commit.")
+    publish_in_background: bool = Field(
+        default=False,
+        description="Answer right after the commit and publish its outbox events from a background thread of the process "
+                    "(one round for every request that committed meanwhile); false: publish before answering.",
+    )
 
     @field_validator("event_sink")
     @classmethod

@@ -63,6 +63,6 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
 
 def _publish_after_commit(ids: list[uuid.UUID]) -> None:
     """The immediate publish (imported lazily: a transaction that emits nothing pays nothing)."""
-    from shared.events.publishing.relay import publish_committed  # noqa: PLC0415
+    from shared.events.publishing.after_commit import publish_after_commit  # noqa: PLC0415
 
-    publish_committed(list(ids))
+    publish_after_commit(list(ids))

@@ -281,6 +281,6 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
 
 def _publish(ids: list[uuid.UUID]) -> None:
     """After the commit, as ``events.outbox.emit`` arranges for a unit of work."""
-    from shared.events.publishing.relay import publish_committed  # noqa: PLC0415
+    from shared.events.publishing.after_commit import publish_after_commit  # noqa: PLC0415
 
-    publish_committed(ids)
+    publish_after_commit(ids)

@@ -7,7 +7,8 @@
 
 ``EVENT_SINK`` wins when both are set. With neither, publishing is a no-op and rows stay
 unpublished (tests, a bare process); the sweeper publishes them once a sink is configured.
-``relay.publish_committed`` runs right after a commit; ``sweep.sweep_outbox`` catches up.
+``relay.publish_committed`` runs right after a commit (before the answer, or from the process's
+background publisher: ``after_commit``); ``sweep.sweep_outbox`` catches up.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ waiting at that moment: one claim of all their rows (oldest first, the per-subje
 across all of them), the sends, one record of all outcomes, one commit. Requests that arrive while a
 round runs wait for it to end; then one of them runs the next round for all that arrived meanwhile
 (the leader/follower scheme of group commit). Nothing is deferred: every request still answers only
-after its own rows were published or left for the sweep, as alone.
+after its own rows were published or left for the sweep, as alone. (With ``PUBLISH_IN_BACKGROUND``
+the requests do not wait here: ``after_commit``'s one thread per process is the only caller.)
 
 A request that waits past its publish deadline before any round took its rows gives up: its rows stay
 unpublished for the outbox sweep, as when the sink is slow. One group per publisher (a test's fake
