@@ -126,6 +126,18 @@ def _tally(result: BatchResult, row: Any, outcome: Any) -> str | None:
 # of rows locked. The claim and the subject-order check read one snapshot: a row of the subject that
 # another publisher marks published meanwhile still counts as unpublished, so the rows behind it wait
 # for the next round (never the other way round).
+# What both claims answer, from their CTE ``claimed``: the rows' CloudEvent columns and ``waits``
+# (``{also}``: further columns).
+_CLAIMED_ROWS = """\
+SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.traceparent, c.tracestate,
+       c.subject IS NOT NULL AND EXISTS (
+           SELECT 1 FROM outbox o
+           WHERE o.subject = c.subject AND o.seq < c.seq AND o.published_at IS NULL
+             AND NOT EXISTS (SELECT 1 FROM claimed x WHERE x.id = o.id)
+       ) AS waits{also}
+FROM claimed c
+ORDER BY c.seq"""
+
 _CLAIM = """\
 BEGIN;
 WITH claimed AS MATERIALIZED (
@@ -135,14 +147,7 @@ WITH claimed AS MATERIALIZED (
     ORDER BY seq{limit}
     FOR UPDATE SKIP LOCKED
 )
-SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.traceparent, c.tracestate,
-       c.subject IS NOT NULL AND EXISTS (
-           SELECT 1 FROM outbox o
-           WHERE o.subject = c.subject AND o.seq < c.seq AND o.published_at IS NULL
-             AND NOT EXISTS (SELECT 1 FROM claimed x WHERE x.id = o.id)
-       ) AS waits{also}
-FROM claimed c
-ORDER BY c.seq"""
+""" + _CLAIMED_ROWS
 
 # The immediate publish's claim: the rows of ``{ids}`` (a uuid[] literal), and ``unsynced``.
 #
@@ -174,15 +179,7 @@ WITH locked AS MATERIALIZED (
 ), claimed AS MATERIALIZED (
     SELECT * FROM locked WHERE published_at IS NULL
 )
-SELECT c.id, c.source, c.type, c.subject, c.time, c.dataschema, c.data, c.traceparent, c.tracestate,
-       c.subject IS NOT NULL AND EXISTS (
-           SELECT 1 FROM outbox o
-           WHERE o.subject = c.subject AND o.seq < c.seq AND o.published_at IS NULL
-             AND NOT EXISTS (SELECT 1 FROM claimed x WHERE x.id = o.id)
-       ) AS waits,
-       set_config('synchronous_commit', 'off', true) AS unsynced
-FROM claimed c
-ORDER BY c.seq"""
+""" + _CLAIMED_ROWS.replace("{also}", ",\n       set_config('synchronous_commit', 'off', true) AS unsynced")
 
 
 def _claim_oldest(limit: int, *, ids: Collection[uuid.UUID] | None = None, exclude_ids: Iterable[uuid.UUID] = (),
