@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 
@@ -27,6 +28,33 @@ def chromium() -> Any:
                      "--disable-extensions", "--no-first-run", "--hide-scrollbars"):
         options.add_argument(argument)
     return webdriver.Chrome(options=options, service=Service(executable_path=driver))
+
+
+# Chromium's inspector answers this, instead of "stale element reference", when asked about a node of a
+# document that a navigation has just replaced (SeleniumHQ/selenium#15401): it means the same thing.
+_REPLACED_DOCUMENT = "Node with given id does not belong to the document"
+
+
+def page_replaced(old_page: Any) -> Callable[[Any], bool]:
+    """A wait condition: the element ``old_page`` (the old page's <html>) belongs to no current document.
+
+    selenium's ``staleness_of`` lets the inspector's other spelling of "stale" escape as an error, which
+    failed the console's browser test about once in six runs.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException  # noqa: PLC0415
+
+    def replaced(_driver: Any) -> bool:
+        try:
+            old_page.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as error:
+            if _REPLACED_DOCUMENT in str(error):
+                return True
+            raise
+        return False
+
+    return replaced
 
 
 def full_page_screenshot(browser: Any, path: os.PathLike[str] | str, width: int = 1280) -> None:

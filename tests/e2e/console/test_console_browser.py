@@ -16,13 +16,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.wait import WebDriverWait
 
 from shared.db import unit_of_work
 from shared.models import LisMessage
 from shared.models.base import utcnow
-from tests.support.browser import chromium, full_page_screenshot
+from tests.support.browser import chromium, full_page_screenshot, page_replaced
 from tests.support.lis_delivery import push
 from tests.support.lis_ingest import Feed, hl7
 
@@ -66,7 +65,7 @@ def _click_and_wait(browser, element) -> None:
     """Click something that loads a new page, and wait until the old page is gone."""
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 20).until(staleness_of(page))
+    WebDriverWait(browser, 20).until(page_replaced(page))
 
 
 def _text(browser, css: str) -> str:
