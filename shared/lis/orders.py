@@ -191,8 +191,13 @@ _FILLER_NAMESPACES = 2
 
 
 def _namespace_params(prefix: str, namespaces: set[str], count: int) -> dict[str, str]:
+    """``count`` parameters ``prefix0…`` naming every namespace of the set (repeated to fill them).
+
+    More namespaces than parameters would drop some from the lookup and miss an order: refused, not
+    asserted (``python -O`` drops asserts)."""
     ordered = sorted(namespaces)
-    assert 0 < len(ordered) <= count
+    if not 0 < len(ordered) <= count:
+        raise ValueError(f"{len(ordered)} namespaces for {count} parameters of {prefix}")
     return {f"{prefix}{i}": ordered[i % len(ordered)] for i in range(count)}
 
 
