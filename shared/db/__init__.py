@@ -30,6 +30,7 @@ from shared.db.pool import resolve_database_url
 from shared.db.transient import is_transient_db_error
 from shared.errors import ServiceUnavailable
 from shared.log import get_logger
+from shared.mappers import MODEL_IMPORT_LOCK
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -134,7 +135,8 @@ def _load_orm(*, every_model: bool) -> None:
         load_all()
     with get_engine().connect():
         pass
-    configure_mappers()
+    with MODEL_IMPORT_LOCK:  # not while a request imports a model module (shared.mappers)
+        configure_mappers()
 
 
 def start_warm_up() -> threading.Thread:
