@@ -22,6 +22,7 @@ from pathlib import Path
 from bench import client
 from bench.oru import messages, push_body
 from bench.procs import HELLO, ROOT, Fn, launch, production_env, wait_until
+from shared.events.type_names import PATIENT_REGISTERED
 
 Probe = Callable[[Fn], bool]
 
@@ -39,11 +40,26 @@ def api_probe(token: str, patient_id: str) -> Probe:
     return lambda fn: client.request(fn.port, "GET", f"/patients/{patient_id}", headers=client.bearer(token), timeout=30)[0] == 200
 
 
-def cloudevent_probe(fn: Fn) -> bool:
-    """A binary-mode CloudEvent: the consumer boundary claims it in processed_events (a database write)."""
-    headers = {"ce-specversion": "1.0", "ce-id": uuid.uuid4().hex, "ce-source": "/bench/coldstart",
-               "ce-type": "org.patientmgt.bench.coldstart", "Content-Type": "application/json"}
-    return _ok(client.request(fn.port, "POST", "/", body=b"{}", headers=headers, timeout=30)[0])
+def welcome_probe(patient_id: str) -> Probe:
+    """What wakes a notify instance scaled to zero most often: a ``patient.registered`` event (every
+    registration), as the Broker delivers it (structured mode, ``bench.notify``'s shape), for a patient who
+    consented to e-mail (``bench.seed.register_welcome_patient``). Each launch gets an event of its own, so
+    every round claims new rows, reads the patient (audited), renders and sends the welcome e-mail (the
+    console provider, as the bench runs notify), and records the outcome."""
+
+    def probe(fn: Fn) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", fn.port, timeout=30)
+        conn.connect()  # refused until gunicorn listens: no event is spent on that
+        try:
+            body = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/patient-mgt/api",
+                               "type": PATIENT_REGISTERED, "datacontenttype": "application/json",
+                               "data": {"patient_id": patient_id, "version": 1, "origin": "api"}}).encode()
+            headers = {"Content-Type": "application/cloudevents+json"}
+            return _ok(client.request(fn.port, "POST", "/", body=body, headers=headers, conn=conn)[0])
+        finally:
+            conn.close()
+
+    return probe
 
 
 # The PingSource that wakes the jobs function most often (every minute; knative/app/pingsources.yaml), and

@@ -136,6 +136,7 @@ def _requests(url: str, work: Path) -> dict[str, dict | Callable[[], dict]]:
         "r = app.test_client().post('/patients', json=json.loads(sys.argv[1]), headers={'Authorization': 'Bearer ' + sys.argv[2]})\n"
         "print(r.get_json()['id'])\n")
     body = sample_body(1, "Importtime", random.Random(1))
+    body["communication"] = {"email": True, "sms": False}  # notify's first event sends its welcome e-mail (welcome_probe)
     done = subprocess.run([sys.executable, "-c", register, json.dumps(body), token], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env={**os.environ, **production_env("api"), "DATABASE_URL": url,
                                                        "DATA_DIR": str(work / "data")})

@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                                items=items)
             profile_under_load(pyspy, api, load, name, f"{title} at c={args.concurrency}", args, log)
         patient_id = seed.sample_ids(url, 1)[0]
+        welcome_id = seed.register_welcome_patient(api.port, token)
         api.stop()
         if "oru" in paths:
             lis = launch("lis_consumer", {**production_env("lis_consumer"), **env}, work / "logs")
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             probes = {
                 "api": coldstart.api_probe(token, patient_id),
                 "lis_consumer": coldstart.lis_probe(f"C{time.time_ns() % 10**5:05d}"),
-                "notify": coldstart.cloudevent_probe,
+                "notify": coldstart.welcome_probe(welcome_id),
                 "jobs": coldstart.tick_probe(),
             }
             wanted = [t for t in args.cold_functions.split(",") if t]

@@ -165,13 +165,13 @@ def _port_open(port: int) -> bool:
         return True
 
 
-def run_cold(results: dict, env: dict[str, str], token: str, patient_id: str, work: Path,
+def run_cold(results: dict, env: dict[str, str], token: str, patient_id: str, welcome_id: str, work: Path,
              args: argparse.Namespace, log) -> None:
     probes = {
         HELLO: coldstart.hello_probe,
         "api": coldstart.api_probe(token, patient_id),
         "lis_consumer": coldstart.lis_probe(f"C{time.time_ns() % 10**5:05d}"),
-        "notify": coldstart.cloudevent_probe,
+        "notify": coldstart.welcome_probe(welcome_id),
         "jobs": coldstart.tick_probe(),
     }
     results["cold_start"] = coldstart.measure(probes, env, work / "logs", args.cold_runs, log)
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         if not patient_id:  # the api section did not run: the api cold-start probe reads this patient
             seed.seed_sample(api.port, token, 1)
             patient_id = seed.sample_ids(url, 1)
+        welcome_id = seed.register_welcome_patient(api.port, token) if "cold" in sections else ""
         env["K_SINK"] = sink.url
         if "lis" in sections:
             _section(results, "lis", log, run_lis, results, url, env, work, args, log)
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         for fn in (api, hello):
             fn.stop()
         if "cold" in sections and patient_id:
-            _section(results, "cold_start", log, run_cold, results, env, token, patient_id[0], work, args, log)
+            _section(results, "cold_start", log, run_cold, results, env, token, patient_id[0], welcome_id, work, args, log)
         results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     finally:
         for fn in procs:

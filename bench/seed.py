@@ -11,6 +11,7 @@ is carried along instead of breaking the seed.
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import urllib.parse
@@ -58,6 +59,19 @@ def seed_sample(port: int, token: str, count: int, concurrency: int = 8) -> int:
     chunks = [bodies[i::concurrency] for i in range(concurrency)]
     with ThreadPoolExecutor(concurrency) as pool:
         return sum(pool.map(post, chunks))
+
+
+def register_welcome_patient(port: int, token: str) -> str:
+    """Register, through the api, a patient who consented to e-mail (not to SMS, which quiet hours would
+    defer at some times of day): a ``patient.registered`` event for it leads to one welcome e-mail
+    (``bench.coldstart.welcome_probe``). The sample's patients consented to nothing. Returns its id."""
+    body = {"name": {"family": "Welcomeprobe", "given": ["Bench"]}, "birth_date": "1980-02-29",
+            "email": "welcome-probe@example.org", "communication": {"email": True, "sms": False}}
+    status, answer = client.request(port, "POST", "/patients?allow_duplicate=true", body=body,
+                                    headers=client.bearer(token))
+    if status != 201:
+        raise RuntimeError(f"registering the welcome probe's patient answered {status}")
+    return str(json.loads(answer)["id"])
 
 
 def _columns(conn: sa.Connection, table: str) -> list[str]:

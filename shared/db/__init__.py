@@ -30,6 +30,7 @@ from shared.db.pool import resolve_database_url
 from shared.db.transient import is_transient_db_error
 from shared.errors import ServiceUnavailable
 from shared.log import get_logger
+from shared.mappers import MODEL_IMPORT_LOCK
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
@@ -134,7 +135,8 @@ def _load_orm(*, every_model: bool) -> None:
         load_all()
     with get_engine().connect():
         pass
-    configure_mappers()
+    with MODEL_IMPORT_LOCK:  # not while a request imports a model module (shared.mappers)
+        configure_mappers()
 
 
 def start_warm_up() -> threading.Thread:
@@ -142,13 +144,13 @@ def start_warm_up() -> threading.Thread:
     serves (after gunicorn's fork: a connection must not be shared with the parent).
 
     The first connection opens at once. The ORM follows at once when the function's own imports
-    already loaded SQLAlchemy (its first request uses the ORM: lis_consumer, notify); otherwise (the
-    api, whose hot routes do without it, and jobs, whose outbox-sweep tick does) only once the process
+    already loaded SQLAlchemy (its first request uses the ORM: lis_consumer); otherwise (the api, whose
+    hot routes do without it, jobs and notify, whose outbox-sweep tick and welcome do) only once the process
     has been idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the
     GIL, yet is ready for a later request that needs it (a change, the console, FHIR; a broker event or
-    another job's tick). The api loads every model then; jobs only configures those it imported."""
+    another job's tick). The api loads every model then; jobs and notify configure only those they imported."""
     wait = None if "sqlalchemy.orm" in sys.modules else ORM_AFTER_IDLE_SECONDS
-    # A CloudEvent consumer (jobs) configures only the models its code imported, as when it loads the ORM
+    # A CloudEvent consumer (jobs, notify) configures only the models its code imported, as when it loads the ORM
     # at once: importing every model module in this thread while a broker event's handler configures the
     # mappers in its own could let that configure meet a module half imported (a relationship to a class
     # not yet defined), and SQLAlchemy keeps such a failure for the life of the process.

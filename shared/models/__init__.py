@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from shared.mappers import MODEL_IMPORT_LOCK
 from shared.models.base import Base
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ _MODULE_OF = {
 }
 MODULES = tuple(sorted(set(_MODULE_OF.values())))
 
+
 __all__ = ["Base", "load_all", *sorted(_MODULE_OF)]
 
 
@@ -75,13 +77,15 @@ def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    with MODEL_IMPORT_LOCK:  # see shared.mappers
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value  # later lookups skip this function
     return value
 
 
 def load_all() -> MetaData:
     """Import every model module; returns ``Base.metadata`` with every table on it."""
-    for module in MODULES:
-        importlib.import_module(f"{__name__}.{module}")
+    with MODEL_IMPORT_LOCK:  # see shared.mappers
+        for module in MODULES:
+            importlib.import_module(f"{__name__}.{module}")
     return Base.metadata

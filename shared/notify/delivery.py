@@ -6,6 +6,11 @@
 4. ``record_outcome`` stores what the provider said, in a new transaction.
 
 A ``Claimed`` holds the address and the rendered text in memory only; rows never store them.
+
+Two implementations of the database steps share what is decided here (``recipient``, ``claim_values``,
+``outcome_change``, ``recorded``): the ORM's below, for the due job (its rows are locked in an ORM
+transaction), and the driver pool's in ``shared.notify.event_sql``, for an event (no SQLAlchemy on its
+path). Importing this module loads no SQLAlchemy: the ORM steps load it when called.
 """
 
 from __future__ import annotations
@@ -13,18 +18,18 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from shared import audit
 from shared.auth import SYSTEM_NOTIFY
-from shared.db import UnitOfWork
 from shared.log import get_logger
-from shared.models import Patient
-from shared.notify import runtime, store
+from shared.notify import runtime
 from shared.notify.policy import RETRIES_EXHAUSTED, Channel, Recipient
 from shared.notify.providers import PermanentProviderError, Provider, TransientProviderError
 from shared.notify.render import Rendered, render
 from shared.telemetry.outcomes import record_notification
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 log = get_logger("patient_mgt.notify")
 
@@ -43,8 +48,12 @@ def load_recipient(uow: UnitOfWork, patient_id: uuid.UUID, *, follow_merge: bool
     """The patient to notify (audited read), or None if no such patient exists.
 
     With ``follow_merge`` a merged record leads to the record it was merged into (the same person,
-    whose consent and contact data now apply); otherwise a merged patient is returned as merged.
+    whose consent and contact data now apply), at most ``MAX_MERGE_HOPS`` records on; otherwise a
+    merged patient is returned as merged. (The event path's one statement: ``event_sql.load_recipient``.)
     """
+    from shared import audit  # noqa: PLC0415 — the ORM steps load SQLAlchemy when called (see the module)
+    from shared.models import Patient  # noqa: PLC0415
+
     patient = uow.session.get(Patient, patient_id, populate_existing=True)
     if patient is None:
         return None
@@ -57,17 +66,16 @@ def load_recipient(uow: UnitOfWork, patient_id: uuid.UUID, *, follow_merge: bool
         patient, hops = target, hops + 1
         read.append(patient.id)
     audit.record(uow, SYSTEM_NOTIFY, "patient.read", read, details={"purpose": purpose})
-    return Recipient(
-        patient_id=patient.id,
-        status=patient.status,
-        email=patient.email,
-        phone=patient.phone,
-        comm_email=bool(patient.comm_email),
-        comm_sms=bool(patient.comm_sms),
-        timezone=patient.timezone or "UTC",
-        language=patient.preferred_language or "en",
-        given_name=(patient.given[0] if patient.given else ""),
-    )
+    return recipient(patient.id, patient.status, patient.email, patient.phone, patient.comm_email, patient.comm_sms,
+                     patient.timezone, patient.preferred_language, patient.given[0] if patient.given else None)
+
+
+def recipient(patient_id: uuid.UUID, status: str, email: str | None, phone: str | None, comm_email: bool | None,
+              comm_sms: bool | None, timezone: str | None, language: str | None, given_name: str | None) -> Recipient:
+    """A patient's row as the ``Recipient`` the policy and the templates read (defaults for what is unset)."""
+    return Recipient(patient_id=patient_id, status=status, email=email, phone=phone, comm_email=bool(comm_email),
+                     comm_sms=bool(comm_sms), timezone=timezone or "UTC", language=language or "en",
+                     given_name=given_name or "")
 
 
 def render_for(kind: str, channel: Channel, recipient: Recipient) -> Rendered:
@@ -118,43 +126,65 @@ def deliver(claimed: Claimed, provider: Provider) -> Outcome:
     return Outcome("sent", message_id=str(message_id)[:200])
 
 
+@dataclass(frozen=True)
+class Change:
+    """What recording an outcome writes: ``status`` is what the call reports; ``values`` are set on the row
+    if it is still ``sending`` (None: nothing, the row stays ``sending``); with ``correct_unknown`` a row the
+    lease sweep marked ``failed``/``outcome_unknown`` meanwhile gets them instead."""
+
+    status: str
+    values: dict[str, Any] | None
+    correct_unknown: bool = False
+
+
+def outcome_change(claimed: Claimed, outcome: Outcome, now: datetime, provider_name: str) -> Change:
+    """The row's new state for the provider's answer (see ``record_outcome``)."""
+    if outcome.status == "sent":
+        return Change("sent", {"status": "sent", "provider_message_id": outcome.message_id, "provider": provider_name,
+                               "sent_at": now, "reason": None, "updated_at": now}, correct_unknown=True)
+    if outcome.status == "failed":
+        return Change("failed", {"status": "failed", "reason": outcome.reason, "provider": provider_name,
+                                 "updated_at": now})
+    if outcome.status == "pending":
+        if claimed.attempts >= MAX_ATTEMPTS:
+            return Change("failed", {"status": "failed", "reason": RETRIES_EXHAUSTED, "provider": provider_name,
+                                     "updated_at": now})
+        return Change("pending", {"status": "pending", "reason": outcome.reason, "provider": provider_name,
+                                  "send_after": now + retry_delay(claimed.attempts), "claimed_at": None,
+                                  "updated_at": now})
+    return Change("sending", None)
+
+
+def recorded(claimed: Claimed, outcome: Outcome, status: str, provider_name: str) -> tuple[str, dict[str, Any]]:
+    """Log the recorded attempt; the outcome and details of its ``notification.send`` audit row."""
+    nid = claimed.notification_id
+    log.info(
+        "notification attempt recorded",
+        extra={"fields": {"notification_id": str(nid), "kind": claimed.kind, "channel": claimed.channel,
+                          "status": status, "reason": outcome.reason, "attempts": claimed.attempts,
+                          "provider": provider_name}},
+    )
+    details = {"notification_id": str(nid), "kind": claimed.kind, "channel": claimed.channel, "reason": outcome.reason}
+    return (status if status != "sending" else "unknown"), details
+
+
 def record_outcome(uow: UnitOfWork, claimed: Claimed, outcome: Outcome, now: datetime, provider: Provider) -> str:
     """Store the provider's answer on the claimed row; returns the status recorded.
 
     ``unknown`` leaves the row ``sending``: after the lease it becomes ``failed``/``outcome_unknown``
     and is never resent automatically. A ``sent`` that arrives after the lease expired corrects that.
+    (The event path's statements: ``event_sql.record_outcome``.)
     """
+    from shared import audit  # noqa: PLC0415 — the ORM steps load SQLAlchemy when called (see the module)
+    from shared.notify import store  # noqa: PLC0415
+
     name = runtime.provider_name(provider)
     nid = claimed.notification_id
-    status: str
-    if outcome.status == "sent":
-        values = {"status": "sent", "provider_message_id": outcome.message_id, "provider": name, "sent_at": now,
-                  "reason": None, "updated_at": now}
-        if not store.transition(uow, nid, ("sending",), **values):
-            store.transition_if_outcome_unknown(uow, nid, **values)
-        status = "sent"
-    elif outcome.status == "failed":
-        store.transition(uow, nid, ("sending",), status="failed", reason=outcome.reason, provider=name, updated_at=now)
-        status = "failed"
-    elif outcome.status == "pending":
-        if claimed.attempts >= MAX_ATTEMPTS:
-            store.transition(uow, nid, ("sending",), status="failed", reason=RETRIES_EXHAUSTED, provider=name, updated_at=now)
-            status = "failed"
-        else:
-            store.transition(uow, nid, ("sending",), status="pending", reason=outcome.reason, provider=name,
-                             send_after=now + retry_delay(claimed.attempts), claimed_at=None, updated_at=now)
-            status = "pending"
-    else:
-        status = "sending"
-    audit.record(
-        uow, SYSTEM_NOTIFY, "notification.send", [claimed.patient_id],
-        outcome=status if status != "sending" else "unknown",
-        details={"notification_id": str(nid), "kind": claimed.kind, "channel": claimed.channel, "reason": outcome.reason},
-    )
-    log.info(
-        "notification attempt recorded",
-        extra={"fields": {"notification_id": str(nid), "kind": claimed.kind, "channel": claimed.channel,
-                          "status": status, "reason": outcome.reason, "attempts": claimed.attempts, "provider": name}},
-    )
-    uow.after_commit(lambda: record_notification(claimed.channel, status, claimed.kind))
-    return status
+    change = outcome_change(claimed, outcome, now, name)
+    if change.values is not None:
+        if not store.transition(uow, nid, ("sending",), **change.values) and change.correct_unknown:
+            store.transition_if_outcome_unknown(uow, nid, **change.values)
+    audit_outcome, details = recorded(claimed, outcome, change.status, name)
+    audit.record(uow, SYSTEM_NOTIFY, "notification.send", [claimed.patient_id], outcome=audit_outcome, details=details)
+    uow.after_commit(lambda: record_notification(claimed.channel, change.status, claimed.kind))
+    return change.status

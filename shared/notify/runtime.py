@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.models.base import utcnow
+from shared.instants import utcnow
 from shared.notify.providers import Provider, make_provider
 from shared.settings import get_settings
 

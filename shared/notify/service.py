@@ -14,6 +14,10 @@ Three transactions, so that a message is never sent twice:
 A row found ``sending`` belongs to a call in progress (→ ``RetryLater``: the redelivery will see its
 outcome) or, once older than NOTIFY_SENDING_LEASE_SECONDS, to a process that died around the
 provider call: it becomes ``failed``/``outcome_unknown`` and is not resent (docs/notifications.md).
+
+The three steps run on the driver pool (``shared.notify.event_sql``): an event loads no SQLAlchemy, so
+a notify instance woken from zero answers its first event without importing it (docs/performance.md).
+``queue_notification`` works in its caller's ORM transaction (the jobs function's reminders).
 """
 
 from __future__ import annotations
@@ -22,23 +26,22 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
-from shared import audit
 from shared.auth import SYSTEM_NOTIFY
 from shared.consumer import RetryLater
-from shared.db import UnitOfWork, unit_of_work
 from shared.log import get_logger
-from shared.models import Notification
-from shared.models.notifications import NOTIFICATION_KINDS
-from shared.notify import runtime, store
-from shared.notify.delivery import Claimed, Outcome, claim_values, deliver, load_recipient, record_outcome, render_for
+from shared.notify import event_sql, runtime
+from shared.notify.delivery import Claimed, Outcome, claim_values, deliver, render_for
+from shared.notify.event_sql import Transaction
 from shared.notify.policy import CHANNELS, Channel, Decision, decide
 from shared.notify.providers import Provider
 from shared.notify.render import resolve_language
 from shared.settings import get_settings
 from shared.telemetry.outcomes import record_notification
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 log = get_logger("patient_mgt.notify")
 
@@ -70,15 +73,15 @@ def notify_for_event(
     """Apply one event; returns counts by outcome. Raises RetryLater (5xx), UnknownPatient, TemplateError."""
     now = clock()
     counts: Counter[str] = Counter()
-    with unit_of_work() as uow:
-        claimed = _claim(uow, request, now, counts)
+    with event_sql.transaction() as tx:
+        claimed = _claim(tx, request, now, counts)
     if claimed:
         provider = provider or runtime.get_provider()
         outcomes = [(c, deliver(c, provider)) for c in claimed]
         after = clock()
-        with unit_of_work() as uow:
+        with event_sql.transaction() as tx:
             for c, outcome in outcomes:
-                counts[record_outcome(uow, c, outcome, after, provider)] += 1
+                counts[event_sql.record_outcome(tx, c, outcome, after, provider)] += 1
         for _c, outcome in outcomes:
             if outcome.error is not None:
                 raise outcome.error
@@ -89,16 +92,16 @@ def notify_for_event(
     return dict(counts)
 
 
-def _claim(uow: UnitOfWork, request: NotifyRequest, now: datetime, counts: Counter[str]) -> list[Claimed]:
+def _claim(tx: Transaction, request: NotifyRequest, now: datetime, counts: Counter[str]) -> list[Claimed]:
     lease = timedelta(seconds=get_settings().notify_sending_lease_seconds)
-    rows = store.rows_for_event(uow, request.event_source, request.event_id, request.kind)
+    rows = event_sql.rows_for_event(tx, request.event_source, request.event_id, request.kind)
     stale = [r.id for r in rows.values() if r.status == "sending" and r.claimed_at and r.claimed_at < now - lease]
     if stale:
-        expired = store.expire_stale_claims(uow, now, lease, stale)
+        expired = event_sql.expire_stale_claims(tx, now, lease, stale)
         counts["outcome_unknown"] += len(expired)
         log.warning("notification claim expired; outcome unknown, not resent",
                     extra={"fields": {"notification_ids": [str(i) for i in expired], "kind": request.kind}})
-        rows = store.rows_for_event(uow, request.event_source, request.event_id, request.kind)
+        rows = event_sql.rows_for_event(tx, request.event_source, request.event_id, request.kind)
 
     open_channels = [ch for ch in CHANNELS if ch not in rows or rows[ch].status == "pending"]
     for ch in CHANNELS:
@@ -107,7 +110,7 @@ def _claim(uow: UnitOfWork, request: NotifyRequest, now: datetime, counts: Count
     if not open_channels:
         return []  # nothing to decide: the patient is not even read
 
-    recipient = load_recipient(uow, request.patient_id, follow_merge=request.follow_merge, purpose=request.kind)
+    recipient = event_sql.load_recipient(tx, request.patient_id, follow_merge=request.follow_merge, purpose=request.kind)
     if recipient is None:
         raise UnknownPatient()
     claimed: list[Claimed] = []
@@ -121,17 +124,18 @@ def _claim(uow: UnitOfWork, request: NotifyRequest, now: datetime, counts: Count
         values = _values_for(decision, now, attempts, language)
         if existing is None:
             nid = uuid.uuid4()
-            won = store.insert(uow, {
+            won = event_sql.insert(tx, {
                 "id": nid, "patient_id": recipient.patient_id, "kind": request.kind, "channel": channel,
                 "event_source": request.event_source, "event_id": request.event_id, "event_type": request.event_type,
                 "order_id": request.order_id, "created_at": now, **values,
             })
             if not won:  # a concurrent copy of the event inserted it first (and committed)
-                counts[_status_word(_reload_status(uow, request, channel))] += 1
+                status = event_sql.status_of(tx, request.event_source, request.event_id, request.kind, channel)
+                counts[_status_word(status or "sending")] += 1
                 continue
         else:
             nid = existing.id
-            if not store.transition(uow, nid, ("pending",), patient_id=recipient.patient_id, **values):
+            if not event_sql.transition(tx, nid, ("pending",), patient_id=recipient.patient_id, **values):
                 counts["in_flight"] += 1  # the due job or another copy took it over
                 continue
         if rendered is not None:
@@ -139,7 +143,7 @@ def _claim(uow: UnitOfWork, request: NotifyRequest, now: datetime, counts: Count
                                    to=recipient.address(channel) or "", rendered=rendered, attempts=attempts))
         else:
             counts[values["status"]] += 1  # type: ignore[index]
-            uow.after_commit(lambda ch=channel, st=values["status"]: record_notification(ch, str(st), request.kind))
+            tx.after_commit(lambda ch=channel, st=values["status"]: record_notification(ch, str(st), request.kind))
     return claimed
 
 
@@ -149,15 +153,6 @@ def _values_for(decision: Decision, now: datetime, attempts: int, language: str)
     status = "skipped" if decision.action == "skip" else "scheduled"
     return {"status": status, "reason": decision.reason, "send_after": decision.send_after, "claimed_at": None,
             "attempts": attempts, "language": language, "updated_at": now}
-
-
-def _reload_status(uow: UnitOfWork, request: NotifyRequest, channel: Channel) -> str:
-    return uow.session.scalar(
-        sa.select(Notification.status).where(
-            Notification.event_source == request.event_source, Notification.event_id == request.event_id,
-            Notification.kind == request.kind, Notification.channel == channel,
-        )
-    ) or "sending"
 
 
 def _status_word(status: str) -> str:
@@ -181,6 +176,10 @@ def queue_notification(
     once. Consent, address and quiet hours are decided when the due job sends, not now. Returns the
     number of rows queued by this call. Runs in the caller's transaction.
     """
+    from shared import audit  # noqa: PLC0415 — the ORM, which an event's path does without
+    from shared.models.notifications import NOTIFICATION_KINDS  # noqa: PLC0415
+    from shared.notify import store  # noqa: PLC0415
+
     if kind not in NOTIFICATION_KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     if send_after.tzinfo is None:

@@ -154,3 +154,53 @@ def test_a_consumer_that_imported_no_orm_loads_it_once_idle_without_every_model(
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout.strip().splitlines()[-1])
     assert seen == {"at_start": False, "orm": True, "models": []}
+
+
+_HALF_IMPORTED = """
+import json, sys, threading, time
+from shared import consumer, db  # noqa: F401  what notify's code imports: no SQLAlchemy, no model
+paused, resume = threading.Event(), threading.Event()
+
+def pause_before_patient_identifier(frame, event, arg):
+    if frame.f_code.co_filename.endswith("shared/models/patients.py") and frame.f_code.co_name == "<module>":
+        def lines(frame, event, arg):
+            if event == "line" and frame.f_lineno == int(sys.argv[1]):
+                paused.set()
+                resume.wait(60)
+            return lines
+        return lines
+    return None
+
+def first_orm_event():  # a result.available event's first use of the models, paused half-way
+    sys.settrace(pause_before_patient_identifier)
+    from shared.models import Patient  # noqa: F401
+    sys.settrace(None)
+
+request = threading.Thread(target=first_orm_event)
+request.start()
+assert paused.wait(60)
+warm_up = threading.Thread(target=db.warm_up)  # the ORM once idle: the engine, then configure
+warm_up.start()
+warm_up.join(5)  # time to import SQLAlchemy, connect and configure, were it not held back
+resume.set()
+request.join(60)
+warm_up.join(60)
+from sqlalchemy.orm import configure_mappers
+from shared.models import Patient
+configure_mappers()
+print(json.dumps({"configured": Patient.__mapper__.configured,
+                  "relationship": Patient.identifiers.property.mapper.class_.__name__}))
+"""
+
+
+def test_the_warm_up_never_configures_a_model_module_half_imported(database_url):
+    """notify and jobs load the ORM in the background once idle, and configure the mappers there. An ORM
+    event arriving then imports its models in its own thread; configured between ``Patient`` and
+    ``PatientIdentifier`` (its relationship's target), ``Patient`` would fail for the life of the process.
+    The warm-up waits for an import through ``shared.models`` to finish (``shared.mappers``)."""
+    line = next(n for n, text in enumerate((ROOT / "shared/models/patients.py").read_text().splitlines(), 1)
+                if text.startswith("class PatientIdentifier("))
+    out = subprocess.run([sys.executable, "-c", _HALF_IMPORTED, str(line)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=180, env={**os.environ, "DATABASE_URL": database_url})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"configured": True, "relationship": "PatientIdentifier"}

@@ -3,8 +3,9 @@ loads nothing that request does not use. Each function is imported in a fresh in
 functions-framework does, and its sys.modules compared with what must wait for first use: route
 modules, OpenAPI, FHIR, the console, telemetry exporters, the Pub/Sub client, dev tooling.
 
-SQLAlchemy's ORM is loaded by lis_consumer and notify (their first event goes through the models), but
-not by the api: its import, and its first GET /patients/{id} with a bearer token (the key lookup and the
+SQLAlchemy's ORM is loaded by lis_consumer (its first message goes through the models), but not by
+notify: its import, and its first patient.registered event (the welcome's claim, send and record on the
+driver pool, shared.notify.event_sql), load no SQLAlchemy, no models and no audit module. Nor by the api: its import, and its first GET /patients/{id} with a bearer token (the key lookup and the
 read with its audit row on the driver pool, shared.db.pool), load no SQLAlchemy, no models and no
 pydantic schemas (docs/performance.md). Nor by jobs: its import, and its first outbox-sweep tick (the
 runner's claim and finish and the sweep on the driver pool), load no SQLAlchemy.
@@ -53,7 +54,9 @@ NOT_ON_IMPORT = {
                      "shared.services.orders", "shared.schemas.orders",
                      # the JSON event schema loads with the first application/json event (an HL7 feed never needs it)
                      "shared.lis.json_event"),
-    "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp"),
+    # An event's notifications run on the driver pool; critical alerts (the ORM) load with their first event.
+    "notify": ("shared.api", "shared.lis", "shared.hl7", "shared.jobs", "shared.mllp", "sqlalchemy", "shared.models",
+               "shared.db.orm", "shared.audit", "shared.notify.store", "shared.critical", "shared.notify.critical"),
     # A tick or a dead letter does not need the data-quality checks or the HL7 order rendering.
     "jobs": ("shared.api", "shared.lis", "shared.hl7", "shared.notify", "shared.mllp", "shared.jobs.worker",
              "shared.jobs.orders_out", "shared.jobs.data_quality", "shared.services", "shared.schemas",
@@ -260,3 +263,39 @@ def test_a_cold_jobs_tick_publishes_what_the_immediate_publish_missed_without_sq
                                                       "AND slot = :slot"), {"slot": minute}).all()
     assert published == 2
     assert run_status == "succeeded" and counts["published"] >= 2
+
+
+# A cold notify's first patient.registered event — what wakes it most (every registration), as the cold-start
+# probe sends it — claims the welcome's rows, sends the e-mail (the console provider, as the bench runs it)
+# and records the outcome with its audit rows, without these: SQLAlchemy, the models, the ORM's audit and
+# notification store, the critical alerts.
+FIRST_WELCOME_NEVER = ("sqlalchemy", "shared.models", "shared.db.orm", "shared.audit", "shared.notify.store",
+                       "shared.critical", "shared.notify.critical", "shared.services", "shared.schemas")
+
+_FIRST_EVENT = """
+import json, os, sys
+from functions_framework import create_app
+app = create_app(target="notify", source=sys.argv[1], signature_type="cloudevent")
+response = app.test_client().post("/", data=os.environ["PROBE_BODY"],
+                                  headers={"Content-Type": "application/cloudevents+json"})
+print(json.dumps([response.status_code, sorted(sys.modules)]))
+"""
+
+
+def test_a_cold_notify_sends_its_first_welcome_without_sqlalchemy(database_url, tmp_path):
+    from shared.events import catalog  # noqa: PLC0415
+    from tests.support.notify import create_patient, notification_rows  # noqa: PLC0415
+
+    patient = create_patient(sms_opt_in=False)  # e-mail only: what quiet hours would do to an SMS is not this test's
+    body = json.dumps({"specversion": "1.0", "id": str(patient.registered_event_id), "source": "/patient-mgt/api",
+                       "type": catalog.PATIENT_REGISTERED, "datacontenttype": "application/json",
+                       "data": {"patient_id": str(patient.id), "version": 1, "origin": "api"}})
+    status, modules = _first_request("notify", _FIRST_EVENT, PROBE_BODY=body, DATABASE_URL=database_url,
+                                     DATA_DIR=str(tmp_path), NOTIFY_PROVIDER="console")
+    assert status == 200
+    # the event's imports are seen: the statements, the provider, the templates, the pool
+    assert {"shared.notify.event_sql", "shared.notify.providers.console", "jinja2.sandbox", "shared.db.pool"} <= modules
+    assert _loaded(modules, FIRST_WELCOME_NEVER) == []
+    assert [(r.channel, r.status, r.reason) for r in notification_rows(event_id=patient.registered_event_id)] == [
+        ("email", "sent", None), ("sms", "skipped", "no_consent")]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
