@@ -142,11 +142,12 @@ def start_warm_up() -> threading.Thread:
     serves (after gunicorn's fork: a connection must not be shared with the parent).
 
     The first connection opens at once. The ORM follows at once when the function's own imports
-    already loaded SQLAlchemy (its first request uses the ORM: lis_consumer, notify); otherwise (the
-    api, whose hot routes do without it, and jobs, whose outbox-sweep tick does) only once the process
-    has been idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the
-    GIL, yet is ready for a later request that needs it (a change, the console, FHIR; a broker event or
-    another job's tick). The api loads every model then; jobs only configures those it imported."""
+    already loaded SQLAlchemy (its first request uses the ORM: notify); otherwise (the api, whose hot
+    routes do without it, jobs, whose outbox-sweep tick does, and lis_consumer, whose ORU runs as SQL
+    text on the pool) only once the process has been idle for ``ORM_AFTER_IDLE_SECONDS``, so it never
+    competes with the first request for the GIL, yet is ready for a later request that needs it (a
+    change, the console, FHIR; a broker event or another job's tick; a LIS message for the careful
+    path). The api loads every model then; jobs and lis_consumer only configure those they imported."""
     wait = None if "sqlalchemy.orm" in sys.modules else ORM_AFTER_IDLE_SECONDS
     # A CloudEvent consumer (jobs) configures only the models its code imported, as when it loads the ORM
     # at once: importing every model module in this thread while a broker event's handler configures the
