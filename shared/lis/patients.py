@@ -96,7 +96,8 @@ def find_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> tu
     """(the surviving patient holding any of `keys` or None, the keys already held by it)."""
     if not keys:
         return None, set()
-    import sqlalchemy as sa  # noqa: PLC0415 — merges (the careful path)
+    _on_the_orm(uow, "a merge")
+    import sqlalchemy as sa  # noqa: PLC0415 — merges (the ORM's unit of work)
 
     from shared.models import Patient, PatientIdentifier  # noqa: PLC0415
 
