@@ -127,7 +127,9 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
     (`shared.lis.pending`) — which only commits a delivery every message of which was stored,
     claimed and applied (or was a duplicate). Anything else (a quarantine, a lost race, a failure)
     rolls it back whole, and the delivery runs again on the careful path: savepoints, retries,
-    the row kept with its reason. So every outcome is the careful path's.
+    the row kept with its reason. So every outcome is the careful path's. The fast path runs first
+    as SQL text on the driver pool (no SQLAlchemy); a step that needs the ORM (`NeedsOrm`) rolls
+    that attempt back whole and the same fast path runs on the ORM's unit of work.
     """
     parts = delivery_parts(delivery)
     try:
