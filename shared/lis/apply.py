@@ -144,7 +144,7 @@ def resolve_patient(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, w
             warnings.add("probable_duplicate")
         return Applied(status="processed", patient_id=created.patient_id, patient="created")
     row = found.row
-    lis_patients.add_identifiers(uow, row.id, [k for k in keys if (k[0], k[1]) not in found.held])
+    lis_patients.add_identifiers(uow, row.id, [k for k in keys if (k[0], k[1]) not in found.held], ctx.pending)
     changed = lis_patients.update_demographics(uow, row, found, fields, ctx, warnings)
     return Applied(status="processed", patient_id=row.id, patient="updated" if changed else "unchanged", changed=changed)
 

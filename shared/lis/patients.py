@@ -284,9 +284,7 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     row = _row(patient_id, mrn, columns, ctx, now)
     pending.add(sql.INSERT_PATIENT, tuple(json.dumps(row[c]) if c == "address" else row[c] for c in sql.PATIENT_COLUMNS))
     identifiers = [(MRN_SYSTEM, mrn, "MR"), *keys]
-    pending.insert_rows("patient_identifiers", [
-        {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
-        for system, value, id_type in identifiers], conflict=("system", "value"), reason="identifier_claimed_concurrently")
+    _queue_identifiers(pending, patient_id, identifiers, now)
     sources = provenance.lis_sources(list(present), ctx.stamp, ctx.message_id)
     pending.add(sql.INSERT_SYNC, (patient_id, json.dumps({k: list(ctx.stamp) for k in present}), json.dumps(sources), now))
     # `index_names`'s rows (a new patient has none to replace), as one JSON parameter.
@@ -306,6 +304,15 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
 
     pending.flush(uow)
     return Created(patient_id, len(flag_duplicates(uow, auth.SYSTEM_LIS, patient_id, origin="lis")))
+
+
+def _queue_identifiers(pending: Pending, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]],
+                       now: datetime) -> None:
+    """The registry's `claim_identifiers` rows, with the message's last statement: the unique (system,
+    value) constraint decides a race, lost as `ConcurrentChange`."""
+    pending.insert_rows("patient_identifiers", [
+        {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
+        for system, value, id_type in keys], conflict=("system", "value"), reason="identifier_claimed_concurrently")
 
 
 def _probable_duplicates(uow: UnitOfWork, columns: dict[str, Any], patient_id: uuid.UUID) -> list[Any]:
@@ -359,10 +366,17 @@ def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str, sources
     versions.record(uow, auth.SYSTEM_LIS, "patient", to_resource(patient), change, field_sources=sources)
 
 
-def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]]) -> int:
+def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]],
+                    pending: Pending | None = None) -> int:
+    """Attach `keys` to the patient (the registry's `claim_identifiers`: the unique (system, value)
+    constraint decides a race, lost as `ConcurrentChange`)."""
     if not keys:
         return 0
-    _on_the_orm(uow, "identifiers to claim")
+    if pending is not None and isinstance(uow, DriverUnitOfWork):
+        # Queued only on the driver pool's unit of work, where every later step that reads identifiers
+        # (a changed patient's version, a merge) declines first; on the ORM's they are written at once.
+        _queue_identifiers(pending, patient_id, keys, utcnow())
+        return len(keys)
     from shared.services.patients import claim_identifiers  # noqa: PLC0415 - see survivor
 
     try:

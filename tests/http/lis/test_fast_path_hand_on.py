@@ -2,7 +2,8 @@
 here a known patient's phone that changes) is applied once: the
 first attempt is rolled back whole before the second, so the stored row, the order, its results, the
 patient's version, the audit row and the outbox rows are each written once — and the driver pool's path
-is the one taken when nothing needs the ORM."""
+is the one taken when nothing needs the ORM (a new patient, a known one unchanged or with one identifier
+more)."""
 
 from __future__ import annotations
 
@@ -43,22 +44,30 @@ def test_a_message_handed_to_the_orm_is_applied_once(lis_client, monkeypatch):
     assert _deliver(lis_client, _oru(p, run, 1), monkeypatch) == []  # a new patient: the driver pool's path
     patient_id = lis_db.patient_id_by_identifier(p.authority, p.mrn)
     assert _deliver(lis_client, _oru(p, run, 2), monkeypatch) == []  # known, unchanged: the same
+    own = f"{p.mrn}^^^{p.authority}^MR".encode()
+    more = _oru(p, run, 3).replace(own, own + f"~SSN{run}^^^SSA^SS".encode())
+    assert _deliver(lis_client, more, monkeypatch) == []  # known, one identifier more: the same
     changed = replace(p, phone="+14155559876")
-    declined = _deliver(lis_client, _oru(changed, run, 3), monkeypatch)
+    declined = _deliver(lis_client, _oru(changed, run, 4), monkeypatch)
     assert declined == ["the patient's demographics change"]
 
     stored = lis_db.patient(patient_id)
     assert (stored["phone"], stored["version"]) == ("+14155559876", 2)
+    assert stored["identifiers"] == {(p.mrn, p.authority, "MR"), (f"SSN{run}", "SSA", "SS")}
     orders = lis_db.orders(patient_id)
-    assert [o["placer_number"] for o in orders] == [f"PBUD{run}{n}" for n in (1, 2, 3)]
+    assert [o["placer_number"] for o in orders] == [f"PBUD{run}{n}" for n in (1, 2, 3, 4)]
     assert all(len(lis_db.results(o["id"])) == 8 for o in orders)
     types = lis_db.outbox_types(patient_id)
     assert (types.count(catalog.LIS_PATIENT_CREATED), types.count(catalog.LIS_PATIENT_UPDATED),
-            types.count(catalog.ORDER_CREATED), types.count(catalog.RESULT_AVAILABLE)) == (1, 1, 3, 3)
+            types.count(catalog.ORDER_CREATED), types.count(catalog.RESULT_AVAILABLE)) == (1, 1, 4, 4)
     with unit_of_work() as uow:
         changes = uow.session.execute(sa.select(ResourceVersion.change).where(
             ResourceVersion.resource_type == "patient", ResourceVersion.resource_id == patient_id)
             .order_by(ResourceVersion.version)).scalars().all()
         audits = uow.session.execute(sa.select(sa.func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "lis.message.apply", AuditEntry.patient_ids.contains([patient_id]))).scalar()
-    assert changes == ["lis-create", "lis-update"] and audits == 3
+    assert changes == ["lis-create", "lis-update"] and audits == 4
+    with unit_of_work() as uow:  # the version of the change holds the identifier the message before added
+        [snapshot] = uow.session.execute(sa.select(ResourceVersion.snapshot).where(
+            ResourceVersion.resource_id == patient_id, ResourceVersion.change == "lis-update")).scalars().all()
+    assert {(i["system"], i["value"]) for i in snapshot["identifiers"]} >= {("SSA", f"SSN{run}")}

@@ -314,3 +314,23 @@ def test_probable_duplicates_are_found_as_the_registry_finds_them(patient, probe
         found = [(r.id, r.reason) for r in _probable_duplicates(uow, {"birth_date": birth_date, **probe}, exclude)]
     assert found == expected
     assert (patient in [p for p, _ in found]) is bool(probe["family"] == "Fastsqlova" or probe["phone"])
+
+
+def test_identifiers_are_claimed_as_the_registry_claims_them(patient):
+    from shared.lis.patients import _queue_identifiers  # noqa: PLC0415
+    from shared.services.patients import claim_identifiers  # noqa: PLC0415
+
+    keys = [("SSA", f"SSN{uuid.uuid4().hex[:9]}", "SS"), ("LAB-2", f"V{uuid.uuid4().hex[:9]}", None)]
+
+    def read(q: Query) -> Any:  # ids and times are each path's own
+        return [tuple(r) for r in q("SELECT patient_id, system, value, type FROM patient_identifiers "
+                                    "WHERE patient_id = %s::uuid ORDER BY created_at, ctid", (patient,))]
+
+    written = _both(lambda uow: claim_identifiers(uow, patient, keys),
+                    lambda uow: _flushed(uow, lambda p: _queue_identifiers(p, patient, keys, NOW)), read)
+    assert [(s, v, t) for _, s, v, t in written[-2:]] == keys
+    with driver_unit_of_work() as uow:  # another patient holds one of them already: the race is lost
+        pending = Pending()
+        _queue_identifiers(pending, uuid.uuid4(), [("LAB", f"ID{patient.hex}", "MR")], NOW)
+        with pytest.raises(ConcurrentChange, match="identifier_claimed_concurrently"):
+            pending.flush(uow)
