@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench import client
-from bench.oru import messages, push_body
+from bench.oru import EIGHT_OBX_PANEL, messages, push_body
 from bench.procs import HELLO, ROOT, Fn, launch, production_env, wait_until
 from shared.events.type_names import PATIENT_REGISTERED
 
@@ -96,8 +96,12 @@ def tick_probe() -> Probe:
 
 
 def lis_probe(namespace: str) -> Probe:
-    """A Pub/Sub push body carrying a real ORU^R01 (a new one each time): parsed, matched and stored."""
-    raws = iter(messages(200, namespace, patients=20))
+    """A Pub/Sub push body carrying a real 8-OBX ORU^R01 of a patient not seen before (a new one each
+    time): parsed, stored, the patient created — the goal's probe (issue 15: "first 2xx of an 8-OBX
+    ORU^R01 push"), and the heavier of a cold instance's first messages (a known patient's skips the
+    MRN, the duplicate search and the patient's rows). It drew the generator's mix (2–10 OBX) for 20
+    patients, so its later rounds were sometimes a known patient's, of another size."""
+    raws = iter(messages(200, namespace, patients=200, panel=EIGHT_OBX_PANEL, each_patient_once=True))
     counter = iter(range(10**6))
 
     def probe(fn: Fn) -> bool:

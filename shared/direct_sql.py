@@ -1,5 +1,9 @@
 """A fixed SQLAlchemy statement run straight on the unit of work's pg8000 connection (issue 15).
 
+Since the sixth round the LIS fast path sends SQL text instead (``shared.lis.sql``): on the ORM's unit
+of work through `execute_text` below, with the same flush, listeners and errors; `execute` (compiled
+statements) has no caller in the code any more and is kept with its tests until it is removed.
+
 ``session.execute`` costs ~100 µs of Python per statement before and after the driver's ~30 µs:
 the session's and the connection's bookkeeping, the statement's cache key and parameters, its
 execution context, its result. On the LIS consumer's fast path (four statements an ORU, each a
@@ -34,29 +38,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shared.db import UnitOfWork, wire
+from shared.db.wire import Row
 from shared.log import get_logger
 from shared.prepared import PREPARED
 
 log = get_logger(__name__)
 _NOT_TAKEN = object()
 _MAX_COMPILED = 256
-
-
-class Row(tuple):
-    """A result row: a tuple whose columns are also attributes and ``_mapping`` keys."""
-
-    __slots__ = ()
-    _keys: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[self._keys[name]]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    @property
-    def _mapping(self) -> dict[str, Any]:
-        return {name: self[i] for name, i in self._keys.items()}
 
 
 class _Compiled:
@@ -117,6 +105,26 @@ def execute(uow: UnitOfWork, statement: Any, params: dict[str, Any]) -> list[Any
     if row is None:
         row = compiled.rows[names] = type("Row", (Row,), {"__slots__": (), "_keys": {n: i for i, n in enumerate(names)}})
     return [row(r) for r in result.rows or ()]
+
+
+def execute_text(uow: UnitOfWork, sql: str, params: Sequence[Any], *, pipelined: bool = False) -> list[Any]:
+    """SQL text (``%s`` placeholders) in the unit of work's transaction, sent as `execute` sends a
+    compiled statement (prepared, or `pipelined`): ORM objects waiting are flushed first, listeners
+    see it, errors are SQLAlchemy's. Rows as ``shared.db.driver_uow`` gives them."""
+    session = uow.session
+    if not session._is_clean():
+        session.flush()
+    conn = session.connection()
+    args = tuple(params)
+    if conn._has_events or conn.engine._has_events:
+        for listener in conn.dispatch.before_cursor_execute:
+            sql, args = listener(conn, None, sql, args, None, False)
+    driver = conn.connection.driver_connection
+    try:
+        result = wire.execute(driver, sql, args, prepared=not pipelined, pipelined=pipelined)
+    except BaseException as exc:
+        raise _failed(conn, driver, sql, args, exc) from None
+    return wire.rows_of(result)
 
 
 def _failed(conn: Any, driver: Any, sql: str, args: tuple[Any, ...], exc: BaseException) -> BaseException:

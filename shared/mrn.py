@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import TYPE_CHECKING
 
-from shared.db import UnitOfWork
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
+
+MRN_SYSTEM = "urn:patient-mgt:mrn"  # the identifier system of the MRN (shared.models.patients names it too)
 
 
 def luhn_check_digit(digits: str) -> str:
@@ -24,6 +27,8 @@ def is_valid_mrn(mrn: str) -> bool:
 
 
 def next_mrn(uow: UnitOfWork) -> str:
+    import sqlalchemy as sa  # noqa: PLC0415
+
     number = uow.session.execute(sa.text("SELECT nextval('patient_mrn_seq')")).scalar_one()
     base = str(number)
     return base + luhn_check_digit(base)

@@ -144,14 +144,16 @@ def start_warm_up() -> threading.Thread:
     serves (after gunicorn's fork: a connection must not be shared with the parent).
 
     The first connection opens at once. The ORM follows at once when the function's own imports
-    already loaded SQLAlchemy (its first request uses the ORM: lis_consumer); otherwise (the api, whose
-    hot routes do without it, jobs and notify, whose outbox-sweep tick and welcome do) only once the process
-    has been idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the
-    GIL, yet is ready for a later request that needs it (a change, the console, FHIR; a broker event or
-    another job's tick). The api loads every model then; jobs and notify configure only those they imported."""
+    already loaded SQLAlchemy (a function whose first request uses the ORM; none of the four today);
+    otherwise (the api, whose hot routes do without it, jobs, whose outbox-sweep tick does, notify, whose
+    welcome does, and lis_consumer, whose ORU runs as SQL text on the pool) only once the process has been
+    idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the GIL, yet is
+    ready for a later request that needs it (a change, the console, FHIR; a broker event or another job's
+    tick; a LIS message for the careful path). The api loads every model then; the consumers configure
+    only those they imported."""
     wait = None if "sqlalchemy.orm" in sys.modules else ORM_AFTER_IDLE_SECONDS
-    # A CloudEvent consumer (jobs, notify) configures only the models its code imported, as when it loads the ORM
-    # at once: importing every model module in this thread while a broker event's handler configures the
+    # A CloudEvent consumer (jobs, notify, lis_consumer) configures only the models its code imported, as
+    # when it loads the ORM at once: importing every model module in this thread while a broker event's handler configures the
     # mappers in its own could let that configure meet a module half imported (a relationship to a class
     # not yet defined), and SQLAlchemy keeps such a failure for the life of the process.
     every_model = wait is not None and "shared.consumer" not in sys.modules

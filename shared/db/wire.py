@@ -177,3 +177,33 @@ def _row_type(names: tuple[str, ...]) -> Any:
     from collections import namedtuple  # noqa: PLC0415
 
     return namedtuple("Row", names)  # noqa: PYI024
+
+
+class Row(tuple):
+    """A result row: a tuple whose columns are also attributes and ``_mapping`` keys (as SQLAlchemy's rows are)."""
+
+    __slots__ = ()
+    _keys: dict[str, int] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._keys[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return {name: self[i] for name, i in self._keys.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def row_type(names: tuple[str, ...]) -> type[Row]:
+    return type("Row", (Row,), {"__slots__": (), "_keys": {n: i for i, n in enumerate(names)}})
+
+
+def rows_of(result: Any) -> list[Row]:
+    """The rows of a pg8000 result context as `Row`s (none for a statement without columns)."""
+    if not result.columns:
+        return []
+    make = row_type(tuple(column["name"] for column in result.columns))
+    return [make(r) for r in result.rows or ()]

@@ -9,19 +9,28 @@ anything, and one that emits nothing pays nothing.
 
 from __future__ import annotations
 
+import functools
 import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shared.db import UnitOfWork
 from shared.events.catalog import CATALOG, EventData, dataschema_for
-from shared.models import OutboxEvent
-from shared.models.base import utcnow
 from shared.settings import get_settings
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
-_INSERT = sa.insert(OutboxEvent.__table__)
+
+@functools.cache
+def _insert() -> Any:
+    """The outbox's INSERT (SQLAlchemy loads with the first `emit`: the LIS fast path writes its rows
+    as SQL text, ``shared.lis.pending``, and imports `event_source` only)."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import OutboxEvent  # noqa: PLC0415
+
+    return sa.insert(OutboxEvent.__table__)
 
 
 def event_source() -> str:
@@ -42,13 +51,13 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
     # One statement object with bound parameters: its compiled form is cached once, where
     # ``.values(...)`` with the values inline made SQLAlchemy build a cache key over them every time.
     uow.session.connection().execute(
-        _INSERT,
+        _insert(),
         {
             "id": event_id,
             "source": event_source(),
             "type": event_type,
             "subject": str(subject) if subject is not None else None,
-            "time": utcnow(),
+            "time": datetime.now(UTC),
             "dataschema": dataschema_for(event_type),
             "data": data.model_dump(mode="json"),
             "traceparent": current_traceparent(),

@@ -22,11 +22,9 @@ caller's savepoint; raises `Quarantine` (roll back, store as quarantined) or `Co
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared import audit
 from shared.auth import SYSTEM_LIS
-from shared.db import UnitOfWork
 from shared.hl7.errors import in_group
 from shared.hl7.model import Message, PatientGroup
 from shared.lis import merge as lis_merge
@@ -35,6 +33,9 @@ from shared.lis.errors import Quarantine
 from shared.lis.order_group import apply_orders
 from shared.lis.outcome import Applied, MessageContext
 from shared.lis.values import Warnings, demographics
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 __all__ = ["Applied", "MessageContext", "apply_message", "resolve_patient"]
 
@@ -57,6 +58,8 @@ def apply_message(uow: UnitOfWork, ctx: MessageContext, message: Message, warnin
     if ctx.pending is not None:
         ctx.pending.audit(SYSTEM_LIS, "lis.message.apply", patients, details)
     else:
+        from shared import audit  # noqa: PLC0415 — SQLAlchemy: the ORM's unit of work is in use
+
         audit.record(uow, SYSTEM_LIS, "lis.message.apply", patients, details=details)
     return outcome
 
@@ -141,7 +144,7 @@ def resolve_patient(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, w
             warnings.add("probable_duplicate")
         return Applied(status="processed", patient_id=created.patient_id, patient="created")
     row = found.row
-    lis_patients.add_identifiers(uow, row.id, [k for k in keys if (k[0], k[1]) not in found.held])
+    lis_patients.add_identifiers(uow, row.id, [k for k in keys if (k[0], k[1]) not in found.held], ctx.pending)
     changed = lis_patients.update_demographics(uow, row, found, fields, ctx, warnings)
     return Applied(status="processed", patient_id=row.id, patient="updated" if changed else "unchanged", changed=changed)
 

@@ -26,21 +26,22 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import sqlalchemy as sa
-
-from shared.db import UnitOfWork
+from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, run
 from shared.lis.content import content_digest
 from shared.lis.errors import ConcurrentChange
-from shared.models import LisMessage, Patient
-from shared.models.base import utcnow
-from shared import direct_sql
-from shared.prepared import PREPARED
+from shared.lis.sql import positional
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.db import UnitOfWork
 
 UNKNOWN_LEGACY = ""
-_LOCK = sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+# SQL text (``shared.lis.sql``), sent on either unit of work (``shared.db.driver_uow.run``).
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # One statement after the lock: the claims already made under (facility, control id), plus ours
 # when no claim of the same content (or of unknown content) exists.
 _CLAIM_CTES = """
@@ -58,7 +59,7 @@ existing AS (
     UNION ALL
     SELECT message_id, :digest, :now, true FROM inserted
 )"""
-_CLAIM = sa.text(f"WITH {_CLAIM_CTES} SELECT * FROM claims")
+_CLAIM = positional(f"WITH {_CLAIM_CTES} SELECT * FROM claims")
 # The claim and the patient lookup (`shared.lis.patients.find_and_lock`'s rows, locked) in one
 # statement, for the consumer's fast path: the claims as one JSON text in every row (read once, by
 # the C JSON parser: pg8000 parses arrays character by character in Python, ~6 % of an ORU's CPU as
@@ -68,19 +69,19 @@ _CLAIM = sa.text(f"WITH {_CLAIM_CTES} SELECT * FROM claims")
 # and PostgreSQL keeps the prepared statement's generic plan from its sixth execution — with the
 # arrays as plain parameters the generic plan's default of 10 identifiers looked dearer than a custom
 # plan's 2, and every message planned this statement again (≈ 0.8–1.1 ms of the backend's CPU).
-_PATIENT_COLUMNS = ", ".join(f"p.{c.name}" for c in Patient.__table__.c)
-_CLAIM_AND_PATIENT = sa.text(f"""WITH {_CLAIM_CTES}
+_CLAIM_AND_PATIENT = f"""WITH {_CLAIM_CTES}
 SELECT c.claims, pat.*
 FROM (SELECT CAST(json_agg(json_build_array(message_id, content_sha256, claimed_at, mine)) AS text) AS claims
       FROM claims) c
 LEFT JOIN (
-    SELECT {_PATIENT_COLUMNS}, i.system AS id_system, i.value AS id_value, s.field_stamps, s.field_sources
+    SELECT p.*, i.system AS id_system, i.value AS id_value, s.field_stamps, s.field_sources
     FROM patient_identifiers i JOIN patients p ON p.id = i.patient_id
     LEFT JOIN lis_patient_sync s ON s.patient_id = p.id
     WHERE (i.system, i.value) IN (SELECT * FROM unnest((SELECT CAST(:systems AS text[])),
                                                        (SELECT CAST(:identifiers AS text[]))))
     ORDER BY p.id FOR UPDATE OF p
-) pat ON true""")
+) pat ON true"""
+_CLAIM_AND_PATIENT_SENT = positional(_CLAIM_AND_PATIENT)
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ class Claim:
 def lock_clause(facility: sa.ColumnElement[str], control_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
     """The claim's advisory lock as an expression (for the RETURNING of the statement before the
     claim), on the key `claim` locks: ``lis-control-id:<facility>\\x1f<control id>``."""
+    import sqlalchemy as sa  # noqa: PLC0415 — the careful path's
+
     key = sa.literal("lis-control-id:", sa.Text) + facility + sa.literal("\x1f", sa.Text) + control_id
     return sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(key, 0)).is_(None).label("claim_locked")
 
@@ -102,11 +105,11 @@ def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_
     (`locked`: the caller took the advisory lock already, see `lock_clause`; `rows`: the claim's
     statement ran already, as part of `claim_and_find_patient`)."""
     if not locked:
-        uow.session.execute(_LOCK, {"key": f"lis-control-id:{facility}\x1f{control_id}"})
+        run(uow, _LOCK, (f"lis-control-id:{facility}\x1f{control_id}",))
     for _ in range(2):
         if rows is None:
-            rows = [_ClaimRow(*r) for r in uow.session.execute(_CLAIM, _params(facility, control_id, digest, message_id),
-                                                                execution_options=PREPARED).all()]
+            params = _params(facility, control_id, digest, message_id)
+            rows = [_ClaimRow(*r) for r in run(uow, _CLAIM[0], [params[name] for name in _CLAIM[1]])]
         mine = [r for r in rows if r.mine]
         others = sorted((r for r in rows if not r.mine), key=lambda r: (r.claimed_at, str(r.message_id)))
         same = next((r.message_id for r in others if r.content_sha256 == digest), None)
@@ -129,7 +132,8 @@ def claim_and_find_patient(uow: UnitOfWork, facility: str, control_id: str, dige
     locked FOR UPDATE, in one statement: (the claim, `shared.lis.patients.find_and_lock`'s rows)."""
     params = _params(facility, control_id, digest, message_id)
     params.update(systems=[s for s, _ in identifiers], identifiers=[v for _, v in identifiers])
-    result = direct_sql.execute(uow, _CLAIM_AND_PATIENT, params)  # the fast path's: straight on the driver
+    text, names = _CLAIM_AND_PATIENT_SENT
+    result = run(uow, text, [params[name] for name in names])
     rows = [_ClaimRow(uuid.UUID(message_id), digest_, datetime.fromisoformat(claimed_at), mine)
             for message_id, digest_, claimed_at, mine in json.loads(result[0].claims or "[]")]
     return (claim(uow, facility, control_id, digest, message_id, locked=True, rows=rows),
@@ -144,11 +148,18 @@ class _ClaimRow(NamedTuple):
 
 
 def _params(facility: str, control_id: str, digest: str, message_id: uuid.UUID) -> dict[str, Any]:
-    return {"facility": facility, "control_id": control_id, "digest": digest, "message_id": message_id, "now": utcnow()}
+    return {"facility": facility, "control_id": control_id, "digest": digest, "message_id": message_id,
+            "now": datetime.now(UTC)}
 
 
 def _resolve_legacy(uow: UnitOfWork, facility: str, control_id: str, message_id: uuid.UUID) -> None:
     """Give a pre-digest claim the digest of its message's stored bytes (or an unmatchable one)."""
+    if isinstance(uow, DriverUnitOfWork):
+        raise NeedsOrm("a legacy claim")
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import LisMessage  # noqa: PLC0415
+
     row = uow.session.execute(
         sa.select(LisMessage.raw, LisMessage.content_format).where(LisMessage.id == message_id)).first()
     if row is not None and row.raw is not None:

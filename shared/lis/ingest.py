@@ -28,20 +28,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from shared import direct_sql
-from shared.db import UnitOfWork, get_engine, is_transient_db_error, unit_of_work
-from shared.lis import claims
+from shared.db import is_transient_db_error, unit_of_work, wire
+from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, driver_unit_of_work, run
+from shared.lis import claims, sql
 from shared.hl7.model import Message
 from shared.lis.apply import ORDER_TYPES, RESULT_TYPES, MessageContext, apply_message
 from shared.lis.content import Part, read_parts, sniff
@@ -52,17 +50,19 @@ from shared.lis.patients import identifier_keys
 from shared.lis.pending import Pending, check
 from shared.lis.values import Warnings, safe_text
 from shared.log import get_logger
-from shared.models import LisMessage
-from shared.models.base import utcnow
-from shared.prepared import PREPARED, install
+from shared.prepared import PREPARED
 from shared.telemetry.outcomes import record_lis_outcomes
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.db import UnitOfWork
 
 log = get_logger("patient_mgt.lis")
 MAX_ATTEMPTS = 4
 _RETRY_IN_PROCESS = {"40001", "40P01", "23505"}
 T = TypeVar("T")
 FUTURE_TOLERANCE = timedelta(days=1)
-_MESSAGES = LisMessage.__table__
 _PATIENT_FIRST = frozenset({"ADT", *ORDER_TYPES, *RESULT_TYPES})  # message types applied patient first
 
 
@@ -107,6 +107,19 @@ class Careful(Exception):
     """The fast path declines this delivery: roll it back and run it on the careful path."""
 
 
+_ON_THE_ORM = object()  # the fast path on the driver pool declined (`NeedsOrm`): run it on the ORM's
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _messages() -> sa.Table:
+    from shared.models import LisMessage  # noqa: PLC0415 — the careful path's (SQLAlchemy)
+
+    return LisMessage.__table__  # type: ignore[return-value]
+
+
 def ingest(delivery: Delivery) -> list[PartOutcome]:
     """Store and apply a delivery; returns one outcome per message in it. Raises TransientFault.
 
@@ -114,12 +127,16 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
     (`shared.lis.pending`) — which only commits a delivery every message of which was stored,
     claimed and applied (or was a duplicate). Anything else (a quarantine, a lost race, a failure)
     rolls it back whole, and the delivery runs again on the careful path: savepoints, retries,
-    the row kept with its reason. So every outcome is the careful path's.
+    the row kept with its reason. So every outcome is the careful path's. The fast path runs first
+    as SQL text on the driver pool (no SQLAlchemy); a step that needs the ORM (`NeedsOrm`) rolls
+    that attempt back whole and the same fast path runs on the ORM's unit of work.
     """
     parts = delivery_parts(delivery)
     try:
-        outcomes = _fast(delivery, parts)
-        if outcomes is None:
+        outcomes = _fast(delivery, parts, driver=True)
+        if outcomes is _ON_THE_ORM:
+            outcomes = _fast(delivery, parts, driver=False)
+        if outcomes is None or outcomes is _ON_THE_ORM:
             outcomes = with_retries(
                 lambda uow, final: [_store_and_process(uow, delivery, i, len(parts), part, final)
                                     for i, part in enumerate(parts)]
@@ -137,13 +154,27 @@ def ingest(delivery: Delivery) -> list[PartOutcome]:
     return outcomes
 
 
-def _fast(delivery: Delivery, parts: list[Part]) -> list[PartOutcome] | None:
-    """The delivery applied on the fast path and committed, or None: take the careful path."""
-    install(get_engine())  # statements in one round trip each (shared.prepared)
+def _fast(delivery: Delivery, parts: list[Part], *, driver: bool) -> Any:
+    """The delivery applied on the fast path and committed, or None: take the careful path.
+
+    `driver`: as SQL text on the driver pool's unit of work (``shared.db.driver_uow``: no SQLAlchemy),
+    which returns `_ON_THE_ORM` when a step needs the ORM's (a patient's demographics changed, a merge
+    to follow, identifiers to claim one by one, a probable duplicate to flag…); otherwise on the ORM's
+    unit of work, the same statements through its session's connection."""
+    if driver:
+        boundary: Callable[[], Any] = driver_unit_of_work
+    else:
+        from shared.db import get_engine  # noqa: PLC0415
+        from shared.prepared import install  # noqa: PLC0415
+
+        install(get_engine())  # the session's own statements in one round trip each (shared.prepared)
+        boundary = unit_of_work
     try:
-        with unit_of_work() as uow:
+        with boundary() as uow:
             return [_store_and_process(uow, delivery, i, len(parts), part, final=False, fast=True)
                     for i, part in enumerate(parts)]
+    except NeedsOrm:
+        return _ON_THE_ORM
     except (Careful, ConcurrentChange):
         return None
     except Exception as exc:
@@ -202,17 +233,17 @@ def _clean_key(value: str | None) -> str:
     return _cut(value, None) or ""
 
 
-_ROW_COLUMNS = ("id", "received_at", "transport", "ce_source", "ce_id", "ce_type", "pubsub_message_id", "publish_time",
-                "ordering_key", "subscription", "attributes", "part", "parts", "content_format", "raw", "raw_sha256",
-                "raw_size", "status", "error_code", "warnings", "delivery_count", "attempts", "sending_application",
-                "sending_facility", "control_id", "message_type", "message_time")
+_ROW_COLUMNS = sql.ROW_COLUMNS
 
 
 @functools.cache
 def _insert_row(pubsub: bool, lock: bool) -> sa.Insert:
     """The new row's INSERT (built once: SQLAlchemy keeps its cache key and compiled SQL); with
     `lock`, its RETURNING also takes the claim's advisory lock (`claims.lock_clause`)."""
-    t = _MESSAGES
+    import sqlalchemy as sa  # noqa: PLC0415 — the careful path's
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+    t = _messages()
     key = [t.c.ce_source, t.c.pubsub_message_id, t.c.part] if pubsub else [t.c.ce_source, t.c.ce_id, t.c.part]
     where = sa.text("pubsub_message_id IS NOT NULL") if pubsub else sa.text("pubsub_message_id IS NULL")
     returning: list[Any] = [t.c.id]
@@ -243,39 +274,61 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         assert part.message is not None
         header = part.message.header
         values.update(lock_facility=_clean_key(header.sending_facility), lock_control_id=_clean_key(header.control_id))
-    insert = _insert_row(bool(delivery.pubsub_message_id), lock)
-    if fast:  # straight on the driver (shared.direct_sql)
-        inserted = next(iter(direct_sql.execute(uow, insert, values)), None)
+    pubsub = bool(delivery.pubsub_message_id)
+    if fast:  # SQL text (shared.lis.sql), on either unit of work
+        params = [values[c] for c in sql.ROW_COLUMNS]
+        params[sql.ROW_COLUMNS.index("attributes")] = json.dumps(delivery.attributes)  # None as JSON null, as the ORM writes it
+        if lock:
+            params.append(f"lis-control-id:{values['lock_facility']}\x1f{values['lock_control_id']}")
+        inserted = next(iter(run(uow, sql.insert_row(pubsub, lock), params)), None)
     else:
-        inserted = uow.session.execute(insert, values, execution_options=PREPARED).first()
+        inserted = uow.session.execute(_insert_row(pubsub, lock), values, execution_options=PREPARED).first()
     if inserted is None:
         # The update locks the row: a concurrent copy waits here, then reads the status the first
         # one committed (READ COMMITTED re-reads the row), so only one of them processes it.
-        t = _MESSAGES
-        key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
-               else [t.c.ce_source, t.c.ce_id, t.c.part])
-        where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
-        seen = uow.session.execute(
-            sa.update(t)
-            .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
-            .values(delivery_count=t.c.delivery_count + 1,
-                    attempts=t.c.attempts + sa.case((t.c.status == "failed", 1), else_=0))
-            .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time), execution_options=PREPARED
-        ).first()
+        if fast:
+            seen = next(iter(run(uow, sql.redelivered(pubsub), _key_values(delivery, index))), None)
+        else:
+            seen = _redelivered(uow, delivery, index)
         if seen is None or seen.status != "failed":
             return PartOutcome(seen.id if seen else None, "duplicate", "redelivery")
         # Failed (a bug, or a row left incomplete) is never final: the redelivery runs it again.
+        if isinstance(uow, DriverUnitOfWork):
+            raise NeedsOrm("a failed row runs again")
+        import sqlalchemy as sa  # noqa: PLC0415
+
+        t = _messages()
         published = seen.publish_time or delivery.publish_time
         uow.session.execute(sa.update(t).where(t.c.id == seen.id).values(publish_time=published, **header_columns(part)))
         return process_part(uow, RowMeta(seen.id, seen.received_at, published, fast=fast), part, final=final)
     return process_part(uow, RowMeta(row_id, received, delivery.publish_time, fast=fast, locked=lock), part, final=final)
 
 
+def _redelivered(uow: UnitOfWork, delivery: Delivery, index: int) -> Any:
+    """The careful path's `sql.redelivered`: the stored row locked, its counts bumped, its status read."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    t = _messages()
+    key = ([t.c.ce_source, t.c.pubsub_message_id, t.c.part] if delivery.pubsub_message_id
+           else [t.c.ce_source, t.c.ce_id, t.c.part])
+    where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
+    return uow.session.execute(
+        sa.update(t)
+        .where(*(c == v for c, v in zip(key, _key_values(delivery, index), strict=True)), where)
+        .values(delivery_count=t.c.delivery_count + 1,
+                attempts=t.c.attempts + sa.case((t.c.status == "failed", 1), else_=0))
+        .returning(t.c.id, t.c.status, t.c.received_at, t.c.publish_time), execution_options=PREPARED
+    ).first()
+
+
 def _store_failed(uow: UnitOfWork, delivery: Delivery, parts: list[Part], error: str) -> list[PartOutcome]:
     """The last resort: the raw bytes and delivery keys only, as ``failed`` (replayable after the fix)."""
+    import sqlalchemy as sa  # noqa: PLC0415
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
     outcomes = []
     for index, part in enumerate(parts):
-        t = _MESSAGES
+        t = _messages()
         key = ["ce_source", "pubsub_message_id", "part"] if delivery.pubsub_message_id else ["ce_source", "ce_id", "part"]
         where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
         row = uow.session.execute(
@@ -363,7 +416,7 @@ def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext
     ctx = replace(ctx, digest=digest, reused_control_id=claimed.reused_from is not None, pending=pending, found=found)
     try:
         applied = apply_message(uow, ctx, part.message, warnings)
-    except ConcurrentChange:
+    except (ConcurrentChange, NeedsOrm):
         raise
     except Exception as exc:
         if is_transient_db_error(exc):
@@ -399,12 +452,17 @@ def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warn
         "patient_ids": patient_ids if patient_ids is not None else ([patient_id] if patient_id else []),
         "duplicate_of": duplicate_of, "processed_at": utcnow(),
     }
-    if pending:
-        # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
-        update, params, checks = pending.attach(("finish",), _final_status, values, returning=True)
-        rows = direct_sql.execute(uow, update, params)  # the fast path's: straight on the driver
-        if checks:
-            check(rows[0] if rows else None, checks)
+    if row.fast:  # SQL text (shared.lis.sql), on either unit of work
+        params = (values["processed_at"], status, values["error_code"], values["warnings"], patient_id,
+                  values["patient_ids"], duplicate_of, values["processed_at"], row.id)
+        if pending:
+            # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
+            update, args, checks = pending.attach(sql.FINAL_STATUS, params, returning=True)
+            rows = run(uow, update, args)
+            if checks:
+                check(rows[0] if rows else None, checks)
+        else:
+            run(uow, sql.FINAL_STATUS, params)
     else:
         uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()},
                             execution_options=PREPARED)
@@ -413,8 +471,10 @@ def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warn
 
 @functools.cache
 def _final_status(prefix: str) -> sa.Update:
-    """The row's final status (its bind parameters named ``prefix + column``; see `shared.lis.pending`)."""
-    t = _MESSAGES
+    """The row's final status (its bind parameters named ``prefix + column``): the careful path's."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    t = _messages()
     message_time = sa.func.coalesce(t.c.message_time, t.c.publish_time, t.c.received_at)
     processed = sa.bindparam(f"{prefix}processed_at", type_=t.c.processed_at.type)
     return sa.update(t).where(t.c.id == sa.bindparam(f"{prefix}id", type_=t.c.id.type)).values(
@@ -424,8 +484,9 @@ def _final_status(prefix: str) -> sa.Update:
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    if isinstance(exc, sa_exc.DBAPIError):
-        args = getattr(exc.orig, "args", None)
-        if args and isinstance(args[0], dict):
-            return args[0].get("C")
-    return None
+    """The SQLSTATE of a server's error: SQLAlchemy's (the ORM's unit of work) or pg8000's (the driver's)."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        exc = exc.orig
+    fields = wire.server_error_fields(exc)
+    return fields.get("C") if fields else None

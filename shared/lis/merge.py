@@ -16,14 +16,17 @@ modelled. Each PATIENT group of an A39/A40 (PID + MRG) is one merge.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from shared.auth import SYSTEM_LIS
-from shared.db import UnitOfWork
 from shared.errors import DomainError
 from shared.hl7.model import MergeData
 from shared.lis.errors import Quarantine
 from shared.lis.patients import find_patient, identifier_keys
 from shared.lis.values import Warnings
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 
 def merge_prior(uow: UnitOfWork, target_id: uuid.UUID | None, merge: MergeData, warnings: Warnings) -> uuid.UUID | None:

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shared.db import UnitOfWork
+from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm
 from shared.events import catalog
-from shared.events.outbox import emit
 from shared.hl7.model import OrderData, ParentLink, PatientGroup
 from shared.lis import orders as lis_orders
 from shared.lis import patients as lis_patients
@@ -33,9 +30,9 @@ from shared.lis.outcome import Applied, MessageContext
 from shared.lis.pending import Pending
 from shared.lis.results import observation_keys, record_results
 from shared.lis.values import Warnings
-from shared.models import LabOrder, LabResult
 
-_ORDERS = LabOrder.__table__
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 
 def apply_orders(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, warnings: Warnings, *, results: bool,
@@ -71,7 +68,10 @@ def apply_orders(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, warn
             outcome.results += recorded.recorded
             for status, ids in recorded.available.items():
                 if ids:
-                    send = ctx.pending.emit if ctx.pending is not None else emit
+                    if ctx.pending is not None:
+                        send = ctx.pending.emit
+                    else:
+                        from shared.events.outbox import emit as send  # noqa: PLC0415 — the ORM's unit of work
                     send(uow, catalog.RESULT_AVAILABLE, patient_id, catalog.ResultAvailable(
                         patient_id=patient_id, order_id=done.order_id, result_ids=ids, status=status))  # type: ignore[arg-type]
     if group.observations:
@@ -110,6 +110,13 @@ def _link_children(uow: UnitOfWork, patient_id: uuid.UUID, orders: tuple[OrderDa
         links.append((written[index], parent, order.parent))
     if not links:
         return
+    if isinstance(uow, DriverUnitOfWork):
+        raise NeedsOrm("child orders to link")
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import LabOrder, LabResult  # noqa: PLC0415
+
+    _ORDERS = LabOrder.__table__  # noqa: N806
     if pending is not None:
         pending.flush(uow)  # the results and orders read and updated below must be written first
     candidates = uow.session.execute(

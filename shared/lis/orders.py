@@ -24,16 +24,13 @@ import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from shared.db import UnitOfWork
+from shared.db.driver_uow import DriverUnitOfWork, run
 from shared.events import catalog
-from shared.events.outbox import emit
 from shared.hl7.model import OrderData, ParentLink
+from shared.lis import sql
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.order_acceptance import acceptance
 from shared.lis.outcome import MessageContext
@@ -41,15 +38,27 @@ from shared.lis.pending import Pending
 from shared.lis.ordering import CANCEL_CONTROLS, Stamp, higher_order_status, merge_fields, order_status, stamp_time
 from shared.lis.patients import survivor
 from shared.lis.values import Warnings, clean, safe_text
-from shared.models import LabOrder
-from shared.models.orders import PLACER_NAMESPACE as API_PLACER_NAMESPACE
-from shared.models.base import utcnow
-from shared import direct_sql
+from shared.placer import PLACER_NAMESPACE as API_PLACER_NAMESPACE
 from shared.prepared import PREPARED
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.db import UnitOfWork
 
 LIS_NAMESPACE = ""
 _NUMBER_MAX = 100
 _NAMESPACE_MAX = 200
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _orders_table() -> sa.Table:
+    from shared.models import LabOrder  # noqa: PLC0415 — the careful path's (SQLAlchemy)
+
+    return LabOrder.__table__  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,8 +221,10 @@ def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
     the generic plan assumed 10 namespaces, looked dearer than a custom plan of 2–3, and the lookup was
     planned again on every message (≈ 0.2 ms of the backend's CPU, four times its execution) — and read
     through an InitPlan instead, the 10 assumed probes made a scan of a small table look cheaper, a plan
-    then kept as the table grew."""
-    t = LabOrder.__table__
+    then kept as the table grew. ``shared.lis.sql.find_orders`` is its text, for the fast path."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    t = _orders_table()
     conditions = []
     if placer:
         namespaces = [sa.bindparam(f"placer_namespace{i}", type_=sa.Text) for i in range(_PLACER_NAMESPACES)]
@@ -228,7 +239,7 @@ def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
 def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool,
           direct: bool = False) -> tuple[Any, OrderKeys]:
     """(the order these keys name or None, the keys a new order may take); `direct`: on the fast
-    path, straight on the driver (`shared.direct_sql`)."""
+    path, as SQL text (`shared.lis.sql.find_orders`)."""
     params: dict[str, Any] = {}
     if keys.placer:
         params.update(placer=keys.placer, **_namespace_params(
@@ -236,9 +247,17 @@ def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, loc
     if keys.filler:
         namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
         params.update(filler=keys.filler, **_namespace_params("filler_namespace", namespaces, _FILLER_NAMESPACES))
-    statement = _find_statement(bool(keys.placer), bool(keys.filler), lock)
-    rows = (direct_sql.execute(uow, statement, params) if direct
-            else uow.session.execute(statement, params, execution_options=PREPARED).all())
+    if direct or isinstance(uow, DriverUnitOfWork):
+        args: list[Any] = []
+        if keys.placer:
+            args += [params[f"placer_namespace{i}"] for i in range(_PLACER_NAMESPACES)] + [keys.placer]
+        if keys.filler:
+            args += [params[f"filler_namespace{i}"] for i in range(_FILLER_NAMESPACES)] + [keys.filler]
+        text = sql.find_orders(bool(keys.placer), bool(keys.filler), lock, _PLACER_NAMESPACES, _FILLER_NAMESPACES)
+        rows: Any = run(uow, text, args)
+    else:
+        statement = _find_statement(bool(keys.placer), bool(keys.filler), lock)
+        rows = uow.session.execute(statement, params, execution_options=PREPARED).all()
     matches = [row for row in rows if _compatible(row, keys)]
     # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
     matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,
@@ -311,18 +330,23 @@ def apply_order(
         values["lis_applied_at"] = newest
     if changes:
         values["updated_at"] = utcnow()
-    if values:
-        table = LabOrder.__table__
+    if values and pending is not None:
+        pending.update_row("lab_orders", row.id, values, bump_version=bool(changes))
+    elif values:
+        import sqlalchemy as sa  # noqa: PLC0415
+
+        table = _orders_table()
         if changes:
             values["version"] = table.c.version + 1
-        update = sa.update(table).where(table.c.id == row.id).values(**values)
-        if pending is not None:
-            pending.add(update)
-        else:
-            uow.session.execute(update)
+        uow.session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
     if changes:
-        (pending.emit if pending is not None else emit)(
-            uow, catalog.ORDER_UPDATED, patient_id, catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status))
+        event = catalog.OrderEvent(patient_id=patient_id, order_id=row.id, status=status)
+        if pending is not None:
+            pending.emit(uow, catalog.ORDER_UPDATED, patient_id, event)
+        else:
+            from shared.events.outbox import emit  # noqa: PLC0415
+
+            emit(uow, catalog.ORDER_UPDATED, patient_id, event)
     return OrderOutcome(order_id=row.id, created=False, changed=sorted(changes), status=status,
                         accepted="lis_accepted_at" in accepted)
 
@@ -338,10 +362,15 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
                created_at=now, updated_at=now, **_columns(present))
     event = catalog.OrderEvent(patient_id=patient_id, order_id=order_id, status=status)
     if pending is not None:
-        pending.insert_rows(LabOrder.__table__, [row], reason="order_created_concurrently")
+        pending.insert_rows("lab_orders", [row], reason="order_created_concurrently")
         pending.emit(uow, catalog.ORDER_CREATED, patient_id, event)
         return OrderOutcome(order_id=order_id, created=True, changed=[], status=status)
-    insert = pg_insert(LabOrder.__table__).values(row).on_conflict_do_nothing().returning(LabOrder.__table__.c.id)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+    from shared.events.outbox import emit  # noqa: PLC0415
+
+    table = _orders_table()
+    insert = pg_insert(table).values(row).on_conflict_do_nothing().returning(table.c.id)
     if uow.session.execute(insert).first() is None:
         raise ConcurrentChange("order_created_concurrently")
     emit(uow, catalog.ORDER_CREATED, patient_id, event)

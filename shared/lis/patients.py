@@ -20,35 +20,46 @@ identifiers; the unique (system, value) index makes the second wait and then fai
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from shared.db import UnitOfWork
+from shared import auth
+from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, run
 from shared.errors import Conflict, DuplicateIdentifier
-from shared.events import catalog
-from shared.events.outbox import emit
 from shared.hl7.model import Identifier
+from shared.lis import sql
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import merge_fields, stamp_time
 from shared.lis.outcome import MessageContext
-from shared.lis.pending import Deferred, Pending
+from shared.lis.pending import Pending
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
-from shared.models import MRN_SYSTEM, LisPatientSync, Patient, PatientIdentifier, PatientNameToken
-from shared.models.base import utcnow
+from shared.log import current_request_id
+from shared.mrn import MRN_SYSTEM, luhn_check_digit
+from shared.normalize import fold
 from shared.prepared import PREPARED
-from shared.mrn import luhn_check_digit, next_mrn
-from shared.services.duplicates import PatientLike, find_duplicates, lock_key
-from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields
-from shared.services.name_index import index_names, name_tokens
-from shared import auth
-from shared.services import provenance, versions
+from shared.services import provenance
+from shared.services.duplicates import lock_key
+from shared.services.name_index import name_tokens
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.db import UnitOfWork
 
 _MAX_MERGE_HOPS = 20  # as the registry's MAX_CHAIN
-_PATIENTS = Patient.__table__
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _on_the_orm(uow: Any, step: str) -> None:
+    """Raise `NeedsOrm` on the driver pool's unit of work: `step` runs on the ORM's."""
+    if isinstance(uow, DriverUnitOfWork):
+        raise NeedsOrm(step)
 
 
 def identifier_keys(identifiers: tuple[Identifier, ...], warnings: Warnings) -> list[tuple[str, str, str | None]]:
@@ -72,6 +83,7 @@ def identifier_keys(identifiers: tuple[Identifier, ...], warnings: Warnings) -> 
 
 
 def survivor(uow: UnitOfWork, patient_id: uuid.UUID) -> uuid.UUID:
+    _on_the_orm(uow, "a merge to follow")
     from shared.services.merge import resolve_merged  # noqa: PLC0415 - see above
 
     try:
@@ -84,6 +96,11 @@ def find_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]]) -> tu
     """(the surviving patient holding any of `keys` or None, the keys already held by it)."""
     if not keys:
         return None, set()
+    _on_the_orm(uow, "a merge")
+    import sqlalchemy as sa  # noqa: PLC0415 — merges (the ORM's unit of work)
+
+    from shared.models import Patient, PatientIdentifier  # noqa: PLC0415
+
     rows = uow.session.execute(
         sa.select(PatientIdentifier.system, PatientIdentifier.value, PatientIdentifier.patient_id, Patient.merged_into)
         .join(Patient, Patient.id == PatientIdentifier.patient_id)
@@ -112,6 +129,10 @@ class Found:
 @functools.cache
 def _find_and_lock() -> sa.Select[Any]:
     """Built once (SQLAlchemy keeps its cache key and compiled SQL); the keys are an expanding IN."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import LisPatientSync, Patient, PatientIdentifier  # noqa: PLC0415
+
     p, i, sync = Patient.__table__, PatientIdentifier.__table__, LisPatientSync.__table__
     return (
         sa.select(p, i.c.system.label("id_system"), i.c.value.label("id_value"), sync.c.field_stamps, sync.c.field_sources)
@@ -132,7 +153,6 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]],
     """
     if not keys:
         return None
-    sync = LisPatientSync.__table__
     pairs = tuple((system, value) for system, value, _ in keys)
     if prefetched is not None and prefetched[0] == pairs:
         rows = prefetched[1]
@@ -144,6 +164,12 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]],
         return Found(rows[0], {(r.id_system, r.id_value) for r in rows}, rows[0].field_stamps or {},
                      rows[0].field_sources or {})
     # Merged patients in the way (rare): resolve each to its survivor, then lock that one.
+    _on_the_orm(uow, "a merge to follow")
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import LisPatientSync  # noqa: PLC0415
+
+    sync = LisPatientSync.__table__
     owners = {r.id if r.merged_into is None else survivor(uow, r.merged_into) for r in rows}
     if len(owners) > 1:
         raise Quarantine("identifier_conflict")
@@ -156,6 +182,11 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]],
 
 def lock_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> Any:
     """The patient row, locked FOR UPDATE; follows a merge that happened since it was found."""
+    _on_the_orm(uow, "a patient by id")
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import Patient  # noqa: PLC0415
+
     for _ in range(_MAX_MERGE_HOPS):
         row = uow.session.execute(sa.select(Patient.__table__).where(Patient.id == patient_id).with_for_update()).first()
         if row is None:
@@ -177,6 +208,14 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
     """A new patient (source ``lis``) with the message's identifiers and usable demographics."""
     if ctx.pending is not None:
         return _create_pending(uow, keys, fields, ctx, ctx.pending)
+    import sqlalchemy as sa  # noqa: PLC0415 — the careful path's
+
+    from shared.events import catalog  # noqa: PLC0415
+    from shared.events.outbox import emit  # noqa: PLC0415
+    from shared.models import LisPatientSync, Patient  # noqa: PLC0415
+    from shared.mrn import next_mrn  # noqa: PLC0415
+    from shared.services.name_index import index_names  # noqa: PLC0415
+
     stamp = ctx.stamp
     now = utcnow()
     patient_id = uuid.uuid4()
@@ -221,46 +260,73 @@ def _row(patient_id: uuid.UUID, mrn: str, columns: dict[str, Any], ctx: MessageC
 def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fields: dict[str, Any],
                     ctx: MessageContext, pending: Pending) -> Created:
     """`create_patient` on the consumer's fast path: the same rows, sent with the message's last
-    statement. Read first: the MRN's number (with the birth date's duplicate lock, which
-    ``lock_birth_date`` would take) and the probable duplicates; the rest is written, not read —
-    the version's snapshot is the row as inserted. A probable duplicate (rare) is flagged by the
-    registry's own `flag_duplicates` once the patient is written."""
+    statement (SQL text, ``shared.lis.sql``). Read first: the MRN's number (with the birth date's
+    duplicate lock, which ``lock_birth_date`` would take) and the probable duplicates; the rest is
+    written, not read — the version's snapshot is the row as inserted. A probable duplicate (rare) is
+    flagged by the registry's own `flag_duplicates` once the patient is written, on the ORM's unit of
+    work (on the driver pool's, the message runs again there)."""
+    from shared.events import catalog  # noqa: PLC0415 — pydantic, not SQLAlchemy
+
     now = utcnow()
     patient_id = uuid.uuid4()
     present = {k: v for k, v in fields.items() if v is not None}
     columns = _columns(present)
     birth_date = columns["birth_date"]
-    read = [sa.func.nextval("patient_mrn_seq").label("number")]
     if birth_date is not None:  # the key of shared.services.duplicates.lock_birth_date
-        read.append(sa.func.pg_advisory_xact_lock(sa.cast(sa.bindparam("lock_key", lock_key(birth_date)), sa.BigInteger))
-                    .is_(None).label("locked"))
-    base = str(uow.session.execute(sa.select(*read), execution_options=PREPARED).first().number)
+        [read] = run(uow, sql.MRN_NUMBER_LOCKED, (lock_key(birth_date),))
+    else:
+        [read] = run(uow, sql.MRN_NUMBER, ())
+    base = str(read.number)
     mrn = base + luhn_check_digit(base)
-    found = find_duplicates(uow, PatientLike(birth_date, columns["family"], tuple(columns["given"]), columns["phone"],
-                                             columns["email"], exclude_id=patient_id)) if birth_date else []
+    found = _probable_duplicates(uow, columns, patient_id) if birth_date else []
+    if found:
+        _on_the_orm(uow, "a probable duplicate to flag")
     row = _row(patient_id, mrn, columns, ctx, now)
-    pending.add(sa.insert(Patient.__table__).values(row))
+    pending.add(sql.INSERT_PATIENT, tuple(json.dumps(row[c]) if c == "address" else row[c] for c in sql.PATIENT_COLUMNS))
     identifiers = [(MRN_SYSTEM, mrn, "MR"), *keys]
-    pending.insert_rows(PatientIdentifier.__table__, [
-        {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
-        for system, value, id_type in identifiers], conflict=["system", "value"], reason="identifier_claimed_concurrently")
+    _queue_identifiers(pending, patient_id, identifiers, now)
     sources = provenance.lis_sources(list(present), ctx.stamp, ctx.message_id)
-    pending.add(sa.insert(LisPatientSync.__table__).values(
-        patient_id=patient_id, field_stamps={k: list(ctx.stamp) for k in present}, field_sources=sources, updated_at=now))
-    # `index_names`'s rows (a new patient has none to replace), as one JSON parameter: its multi-row
-    # VALUES would make the final statement uncacheable, compiled anew for every new patient.
+    pending.add(sql.INSERT_SYNC, (patient_id, json.dumps({k: list(ctx.stamp) for k in present}), json.dumps(sources), now))
+    # `index_names`'s rows (a new patient has none to replace), as one JSON parameter.
     tokens = sorted(name_tokens(columns["family"], columns["given"]))
     if tokens:
-        pending.insert_rows(PatientNameToken.__table__, [
+        pending.insert_rows("patient_name_tokens", [
             {"patient_id": patient_id, "kind": kind, "token": token} for kind, token in tokens])
-    versions.record_new_patient(Deferred(pending), auth.SYSTEM_LIS, patient_id, patient_document(row, identifiers),  # type: ignore[arg-type]
-                                "lis-create", field_sources=sources)
+    # `versions.record_new_patient`: the first version, its snapshot the document as inserted.
+    pending.add(sql.INSERT_FIRST_VERSION, (
+        patient_id, patient_id, "lis-create", json.dumps(patient_document(row, identifiers)), utcnow(),
+        auth.SYSTEM_LIS.name, current_request_id(), json.dumps(sources)))
     pending.emit(uow, catalog.LIS_PATIENT_CREATED, patient_id,
                  catalog.PatientRegistered(patient_id=patient_id, version=1, origin="lis"))
     if not found:
         return Created(patient_id, 0)
+    from shared.services.duplicate_flags import flag_duplicates  # noqa: PLC0415 — the ORM's unit of work
+
     pending.flush(uow)
     return Created(patient_id, len(flag_duplicates(uow, auth.SYSTEM_LIS, patient_id, origin="lis")))
+
+
+def _queue_identifiers(pending: Pending, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]],
+                       now: datetime) -> None:
+    """The registry's `claim_identifiers` rows, with the message's last statement: the unique (system,
+    value) constraint decides a race, lost as `ConcurrentChange`."""
+    pending.insert_rows("patient_identifiers", [
+        {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
+        for system, value, id_type in keys], conflict=("system", "value"), reason="identifier_claimed_concurrently")
+
+
+def _probable_duplicates(uow: UnitOfWork, columns: dict[str, Any], patient_id: uuid.UUID) -> list[Any]:
+    """``services.duplicates.find_duplicates`` of the new patient's columns (its birth date given), as
+    SQL text: (id, reason) rows."""
+    family = fold(columns["family"])
+    values = {"family": family, "first": fold(columns["given"][0]) if columns["given"] else "",
+              "phone": columns["phone"], "email": columns["email"].lower() if columns["email"] else None,
+              "birth_date": columns["birth_date"], "exclude": patient_id}
+    shape = (bool(family), bool(values["phone"]), bool(values["email"]))
+    if not any(shape):
+        return []
+    text, names = sql.probable_duplicates(*shape)
+    return run(uow, text, [values[name] for name in names], pipelined=True)  # planned for its values, as there
 
 
 def _instant(value: datetime) -> str:
@@ -293,15 +359,24 @@ def patient_document(row: dict[str, Any], identifiers: list[tuple[str, str, str 
 
 def _record_version(uow: UnitOfWork, patient_id: uuid.UUID, change: str, sources: dict[str, Any]) -> None:
     """Keep every version of the patient, as the registry does for its own writes (GET …/versions)."""
+    from shared.services import versions  # noqa: PLC0415 - the careful path's
     from shared.services.patients import load_patient, to_resource  # noqa: PLC0415 - see survivor
 
     patient = load_patient(uow, patient_id, fresh=True)
     versions.record(uow, auth.SYSTEM_LIS, "patient", to_resource(patient), change, field_sources=sources)
 
 
-def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]]) -> int:
+def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str, str, str | None]],
+                    pending: Pending | None = None) -> int:
+    """Attach `keys` to the patient (the registry's `claim_identifiers`: the unique (system, value)
+    constraint decides a race, lost as `ConcurrentChange`)."""
     if not keys:
         return 0
+    if pending is not None and isinstance(uow, DriverUnitOfWork):
+        # Queued only on the driver pool's unit of work, where every later step that reads identifiers
+        # (a changed patient's version, a merge) declines first; on the ORM's they are written at once.
+        _queue_identifiers(pending, patient_id, keys, utcnow())
+        return len(keys)
     from shared.services.patients import claim_identifiers  # noqa: PLC0415 - see survivor
 
     try:
@@ -309,25 +384,6 @@ def add_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, keys: list[tuple[str
     except DuplicateIdentifier:
         raise ConcurrentChange("identifier_claimed_concurrently") from None
     return len(keys)
-
-
-@functools.cache
-def _lis_applied(prefix: str) -> sa.Update:
-    """The patient's newest LIS message (bind parameters named ``prefix + column``)."""
-    return sa.update(_PATIENTS).where(_PATIENTS.c.id == sa.bindparam(f"{prefix}id", type_=_PATIENTS.c.id.type)).values(
-        {name: sa.bindparam(f"{prefix}{name}", type_=_PATIENTS.c[name].type)
-         for name in ("lis_applied_at", "lis_applied_control_id")})
-
-
-@functools.cache
-def _stamps(prefix: str) -> Any:
-    """`provenance.sync_upsert` of bind parameters named ``prefix + id|stamps|sources|now``."""
-    sync = LisPatientSync.__table__
-    return provenance.sync_upsert(
-        sa.bindparam(f"{prefix}id", type_=sync.c.patient_id.type),  # type: ignore[arg-type]
-        sa.bindparam(f"{prefix}stamps", type_=sync.c.field_stamps.type),  # type: ignore[arg-type]
-        sa.bindparam(f"{prefix}sources", type_=sync.c.field_sources.type),  # type: ignore[arg-type]
-        sa.bindparam(f"{prefix}now", type_=sync.c.updated_at.type))  # type: ignore[arg-type]
 
 
 def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[str, Any], ctx: MessageContext,
@@ -343,19 +399,29 @@ def update_demographics(uow: UnitOfWork, row: Any, found: Found, fields: dict[st
     values: dict[str, Any] = patient_columns(changes)
     if row.lis_applied_at is None or newest > row.lis_applied_at:
         values.update(lis_applied_at=newest, lis_applied_control_id=ctx.control_id[:64])
-    if changes:
-        values.update(updated_at=now, version=_PATIENTS.c.version + 1)
-    if not values and not new_stamps:
+    if not values and not changes and not new_stamps:
         return []
     written = provenance.lis_sources(list(new_stamps), stamp, ctx.message_id)
     if ctx.pending is not None and not changes:
         # Only stamps move (the values are the same): nothing reads them before the message's
         # last statement, which carries both writes.
         if values:
-            ctx.pending.template(("lis_applied",), _lis_applied, {"id": row.id, **values})
+            ctx.pending.add(sql.LIS_APPLIED, (values["lis_applied_at"], values["lis_applied_control_id"], row.id))
         if new_stamps:
-            ctx.pending.template(("stamps",), _stamps, {"id": row.id, "stamps": new_stamps, "sources": written, "now": now})
+            ctx.pending.add(sql.STAMPS, (row.id, json.dumps(new_stamps), json.dumps(written), now))
         return []
+    _on_the_orm(uow, "the patient's demographics change")
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.events import catalog  # noqa: PLC0415
+    from shared.events.outbox import emit  # noqa: PLC0415
+    from shared.models import Patient  # noqa: PLC0415
+    from shared.services.duplicate_flags import flag_duplicates, touches_matching_fields  # noqa: PLC0415
+    from shared.services.name_index import index_names  # noqa: PLC0415
+
+    _PATIENTS = Patient.__table__  # noqa: N806
+    if changes:
+        values.update(updated_at=now, version=_PATIENTS.c.version + 1)
     # One round trip: the stamps upsert rides along as a CTE of the patient update.
     update = sa.update(_PATIENTS).where(_PATIENTS.c.id == row.id).values(**(values or {"id": row.id}))
     if new_stamps:
@@ -380,4 +446,5 @@ def probable_duplicates(uow: UnitOfWork, patient_id: uuid.UUID, columns: dict[st
     """
     if columns.get("birth_date") is None:
         return 0  # every duplicate rule needs the birth date
+    from shared.services.duplicate_flags import flag_duplicates  # noqa: PLC0415 - the careful path's
     return len(flag_duplicates(uow, auth.SYSTEM_LIS, patient_id, origin="lis"))

@@ -13,61 +13,50 @@ message (an order's lookup, existing results, child-order links) calls `flush` f
 order of an ORU that never happens. An insert that must write every row (a new order, new results:
 ``ON CONFLICT DO NOTHING`` lost a race) is checked when the statement returns, and raises
 `ConcurrentChange` exactly as the immediate insert would.
+
+Every write is SQL text (``%s`` placeholders, ``shared.lis.sql``) whose text depends on its shape
+only — the values travel as parameters, a table's rows as one JSON parameter — so the final statement
+is one text per shape, prepared once per connection, and is sent without SQLAlchemy on either unit of
+work (``shared.db.driver_uow.run``): the driver pool's, or the ORM's when a step of the message needed
+it (tests/integration/lis/test_fast_sql.py holds each text to the SQLAlchemy statement it replaced).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from shared.auth import Principal
-from shared.db import UnitOfWork
-from shared.events.catalog import CATALOG, EventData, dataschema_for
-from shared.events.outbox import _publish_after_commit, event_source
+from shared.db.driver_uow import run
+from shared.lis import sql
 from shared.lis.errors import ConcurrentChange
 from shared.log import current_request_id
-from shared.models import AuditEntry, OutboxEvent
-from shared.models.base import utcnow
-from shared import direct_sql
-from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
-_OUTBOX = OutboxEvent.__table__
+if TYPE_CHECKING:
+    from shared.auth import Principal
+    from shared.events.catalog import EventData
+
 # Rows as JSON (UUIDs and datetimes as their str): one encoder, built once; no cycle check (the rows
 # are fresh dicts of values and lists: ~20 % of the encoding of a message's eight results).
 _rows_json = json.JSONEncoder(default=str, check_circular=False).encode
-_AUDIT = AuditEntry.__table__
 
 
-Build = Callable[[str], Any]  # a statement template from the prefix of its bind parameters' names
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Write:
-    statement: Any  # a statement built with its values, or None for a template
-    key: tuple[Any, ...] | None  # a template's shape (hashable); with `build` and `params`
-    build: Build | None
-    params: dict[str, Any]
+    sql: str  # a data-modifying statement (``%s`` placeholders), with a RETURNING when checked
+    params: tuple[Any, ...]
     expect: int | None  # rows it must return (its RETURNING), else ConcurrentChange(reason)
     reason: str
 
 
 class Pending:
-    """Statements (INSERT/UPDATE … RETURNING where checked) waiting for the message's last statement.
-
-    A write is a statement built with its values (`add`) or a *template* (`template`, `insert_rows`):
-    a statement of bind parameters, built once per shape, and the values of those parameters. When
-    every write of the final statement is a template, the whole statement (its CTEs, its checks) is
-    built once per shape and kept (`_composed`): SQLAlchemy then reuses its cache key and compiled
-    SQL, and the message pays for binding its values only.
-    """
+    """Data-modifying statements (SQL text) waiting for the message's last statement."""
 
     def __init__(self) -> None:
         self._writes: list[_Write] = []
@@ -77,30 +66,31 @@ class Pending:
     def __bool__(self) -> bool:
         return bool(self._writes or self._outbox or self._audit)
 
-    def add(self, statement: Any, *, expect: int | None = None, reason: str = "") -> None:
-        """Queue a data-modifying statement; with `expect`, it must return that many rows (else
-        `ConcurrentChange(reason)`): give it a RETURNING."""
-        self._writes.append(_Write(statement, None, None, {}, expect, reason))
+    def add(self, text: str, params: tuple[Any, ...] = (), *, expect: int | None = None, reason: str = "") -> None:
+        """Queue a data-modifying statement (a fixed text, its values as `params`); with `expect`, it
+        must return that many rows (else `ConcurrentChange(reason)`): give it a RETURNING."""
+        self._writes.append(_Write(text, tuple(params), expect, reason))
 
-    def template(self, key: tuple[Any, ...], build: Build, params: dict[str, Any], *, expect: int | None = None,
-                 reason: str = "") -> None:
-        """Queue `build(prefix)` — a statement whose bind parameters are named ``prefix + name`` —
-        with `params` by name; `key` names its shape (the same key, the same statement)."""
-        self._writes.append(_Write(None, key, build, params, expect, reason))
-
-    def insert_rows(self, table: sa.Table, rows: list[dict[str, Any]], *, conflict: list[str] | None = None,
+    def insert_rows(self, table: str, rows: list[dict[str, Any]], *, conflict: tuple[str, ...] | None = None,
                     reason: str = "") -> None:
-        """Queue ``INSERT INTO table SELECT … FROM jsonb_populate_recordset(NULL::table, :rows)``: every
-        row in one JSON parameter, so the SQL is the same whatever the number of rows (a multi-row
-        VALUES list is compiled anew each time). With `reason`, the insert skips conflicting rows
-        (on `conflict`, else any constraint) and must write them all, else `ConcurrentChange(reason)`."""
-        columns = tuple(rows[0])
-        key = ("rows", table.name, columns, tuple(conflict or ()), bool(reason))
-        self.template(key, functools.partial(_insert_rows, table, columns, conflict, bool(reason)),
-                      {"rows": _rows_json(rows)}, expect=len(rows) if reason else None, reason=reason)
+        """Queue ``INSERT INTO table SELECT … FROM jsonb_populate_recordset(NULL::table, %s)``: every
+        row in one JSON parameter, so the text is the same whatever the number of rows. With `reason`,
+        the insert skips conflicting rows (on `conflict`, else any constraint) and must write them
+        all, else `ConcurrentChange(reason)`."""
+        text = sql.insert_rows(table, tuple(rows[0]), conflict, bool(reason))
+        self.add(text, (_rows_json(rows),), expect=len(rows) if reason else None, reason=reason)
 
-    def emit(self, uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
+    def update_row(self, table: str, row_id: uuid.UUID, values: dict[str, Any], *, bump_version: bool) -> None:
+        """Queue the update of one row by id: `values` by column (sent as JSON), with ``version + 1``."""
+        text = sql.update_row(table, tuple(values), bump_version)
+        self.add(text, (_rows_json({"id": row_id, **values}),))
+
+    def emit(self, uow: Any, event_type: str, subject: uuid.UUID | str | None, data: EventData) -> uuid.UUID:
         """`shared.events.outbox.emit`, sent with the message's last statement."""
+        from shared.events.catalog import CATALOG, dataschema_for  # noqa: PLC0415 — pydantic, with the first event
+        from shared.events.outbox import _publish_after_commit, event_source  # noqa: PLC0415
+        from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
+
         model = CATALOG[event_type][0]
         if not isinstance(data, model):
             raise TypeError(f"{event_type} carries {model.__name__}, not {type(data).__name__}")
@@ -125,101 +115,40 @@ class Pending:
             "details": details,
         })
 
-    def attach(self, key: tuple[Any, ...], build: Build, params: dict[str, Any], *, returning: bool
-               ) -> tuple[Any, dict[str, Any], list[tuple[str, int, str]]]:
-        """The statement `build` makes (a template, see `template`; `returning`: an INSERT/UPDATE
-        whose RETURNING carries the checks, else a SELECT whose columns do) with every pending write
-        as a CTE; its parameters; and the checks to make of its answer (column, rows, reason).
-        Empties the queue."""
+    def attach(self, text: str, params: tuple[Any, ...], *, returning: bool
+               ) -> tuple[str, tuple[Any, ...], list[tuple[int, int, str]]]:
+        """`text` (an UPDATE when `returning`, whose RETURNING then carries the checks; else a
+        SELECT whose columns do) with every pending write as a CTE before it; its parameters in
+        order; and the checks to make of its answer (column index, rows, reason). Empties the queue."""
         if self._outbox:
-            self.insert_rows(_OUTBOX, self._outbox)
+            self.insert_rows("outbox", self._outbox)
         if self._audit:
-            self.insert_rows(_AUDIT, self._audit)
+            self.insert_rows("audit_log", self._audit)
         writes, self._writes, self._outbox, self._audit = self._writes, [], [], []
-        values = {f"m_{name}": value for name, value in params.items()}
-        for n, write in enumerate(writes):
-            values.update({f"w{n}_{name}": value for name, value in write.params.items()})
-        checks = [(f"w{n}_rows", w.expect, w.reason) for n, w in enumerate(writes) if w.expect is not None]
-        if all(w.key is not None for w in writes):
-            shape = (key, returning, tuple((w.key, w.expect is not None) for w in writes))
-            statement = _composed(shape, build, tuple(w.build for w in writes))  # type: ignore[arg-type]
-        else:
-            statement = _compose(build, returning, writes)
+        if not writes:
+            return text, params, []
+        ctes = ", ".join(f"w{n} AS ({w.sql})" for n, w in enumerate(writes))
+        counted = [n for n, w in enumerate(writes) if w.expect is not None]
+        statement = f"WITH {ctes} {text}"
+        if counted:
+            counts = ", ".join(f"(SELECT count(*) FROM w{n}) AS w{n}_rows" for n in counted)
+            statement += f" RETURNING {counts}" if returning else f", {counts}"
+        values = tuple(v for w in writes for v in w.params) + tuple(params)
+        checks = [(i, writes[n].expect, writes[n].reason) for i, n in enumerate(counted)]  # type: ignore[misc]
         return statement, values, checks
 
-    def flush(self, uow: UnitOfWork) -> None:
+    def flush(self, uow: Any) -> None:
         """Send what is pending now (before a read that must see it)."""
         if not self:
             return
-        statement, values, checks = self.attach(("flush",), _flushed, {}, returning=False)
-        rows = direct_sql.execute(uow, statement, values)  # the fast path's: straight on the driver
-        check(rows[0] if rows else None, checks)
+        statement, values, checks = self.attach(sql.FLUSHED, (), returning=False)
+        rows = run(uow, statement, values)
+        check(rows[0][1:] if rows else None, checks)
 
 
-def _flushed(_prefix: str) -> Any:
-    return sa.select(sa.literal_column("1").label("flushed"))
-
-
-def _insert_rows(table: sa.Table, columns: tuple[str, ...], conflict: list[str] | None, checked: bool,
-                 prefix: str) -> Any:
-    rows = sa.cast(sa.bindparam(f"{prefix}rows", type_=sa.Text), JSONB)
-    source = sa.func.jsonb_populate_recordset(sa.literal_column(f"NULL::{table.name}"), rows).alias("r")
-    select = sa.select(*(sa.literal_column(f'r."{c}"') for c in columns)).select_from(source)
-    insert = pg_insert(table).from_select(list(columns), select)
-    if not checked:
-        return insert
-    insert = insert.on_conflict_do_nothing(index_elements=conflict) if conflict else insert.on_conflict_do_nothing()
-    return insert.returning(table.c[columns[0]])
-
-
-def _compose(build: Build, returning: bool, writes: list[_Write]) -> Any:
-    statement = build("m_")
-    counted = []
-    for n, write in enumerate(writes):
-        inner = write.statement if write.build is None else write.build(f"w{n}_")
-        cte = inner.cte(f"w{n}")
-        statement = statement.add_cte(cte)
-        if write.expect is not None:
-            counted.append(sa.select(sa.func.count()).select_from(cte).scalar_subquery().label(f"w{n}_rows"))
-    if counted:
-        statement = statement.returning(*counted) if returning else statement.add_columns(*counted)
-    return statement
-
-
-_SHAPES: dict[tuple[Any, ...], Any] = {}
-_MAX_SHAPES = 256
-
-
-def _composed(shape: tuple[Any, ...], build: Build, builds: tuple[Build, ...]) -> Any:
-    """`_compose` for statements made of templates only, kept per shape (`builds` follow the shape,
-    so the same shape builds the same statement)."""
-    statement = _SHAPES.get(shape)
-    if statement is None:
-        returning, expects = shape[1], [expect for _, expect in shape[2]]
-        writes = [_Write(None, None, b, {}, 1 if e else None, "") for b, e in zip(builds, expects, strict=True)]
-        statement = _compose(build, returning, writes)
-        if len(_SHAPES) >= _MAX_SHAPES:
-            _SHAPES.clear()
-        _SHAPES[shape] = statement
-    return statement
-
-
-class Deferred:
-    """A stand-in unit of work for a registry helper that only writes (``index_names``,
-    ``versions.record_new_patient``): the statements it builds join `pending`."""
-
-    def __init__(self, pending: Pending) -> None:
-        self.session = self
-        self._pending = pending
-
-    def execute(self, statement: Any, params: Any = None) -> None:
-        if params is not None:
-            raise TypeError("a deferred statement carries its own values")
-        self._pending.add(statement)
-
-
-def check(row: Any, checks: list[tuple[str, int, str]]) -> None:
-    """Raise `ConcurrentChange` when a checked write did not write every row."""
-    for column, expect, reason in checks:
-        if row is None or row._mapping[column] != expect:
+def check(counts: Any, checks: list[tuple[int, int, str]]) -> None:
+    """Raise `ConcurrentChange` when a checked write did not write every row (`counts`: the answer's
+    count columns, in the order of `checks`)."""
+    for index, expect, reason in checks:
+        if counts is None or counts[index] != expect:
             raise ConcurrentChange(reason)

@@ -20,26 +20,40 @@ which serialises every writer of these results.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from shared.db import UnitOfWork
+from shared.db.driver_uow import run
 from shared.hl7.model import ResultData
+from shared.lis import sql
 from shared.lis.errors import ConcurrentChange
 from shared.lis.ordering import Stamp, available_status, current_version, stamp_time
 from shared.lis.pending import Pending
 from shared.lis.values import Warnings, clean, safe_text
-from shared.models import LabResult
-from shared.models.base import utcnow
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 _KEY_MAX = 400
-_INSERT = pg_insert(LabResult.__table__).on_conflict_do_nothing().returning(LabResult.__table__.c.id)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@functools.cache
+def _insert() -> Any:
+    """The careful path's multi-row INSERT (SQLAlchemy, loaded with its first use)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+    from shared.models import LabResult  # noqa: PLC0415
+
+    table = LabResult.__table__
+    return pg_insert(table).on_conflict_do_nothing().returning(table.c.id)
 # What a reader of the result sees change (a re-sent identical result is not news).
 _CONTENT = ("status", "value", "values", "value_type", "units", "reference_range", "abnormal_flags", "observed_at", "notes")
 
@@ -153,7 +167,6 @@ def record_results(
     # it queued since is the order's own row (results of another order, or of none, are not these).
     existing = {} if new_order else _existing(uow, patient_id, order_id, keys)
     now = utcnow()
-    table = LabResult.__table__
     new_rows: list[dict[str, Any]] = []
     for key, result in zip(keys, results, strict=True):
         incoming = version_of(result, stamp, message_id, warnings)
@@ -175,11 +188,15 @@ def record_results(
                                       "patient_id": patient_id}
             if current is incoming:
                 values.update(_columns(incoming))
-            update = sa.update(table).where(table.c.id == row.id).values(**values)
             if pending is not None:
-                pending.add(update)
+                pending.update_row("lab_results", row.id, values, bump_version=False)
             else:
-                uow.session.execute(update)
+                import sqlalchemy as sa  # noqa: PLC0415 — the careful path's
+
+                from shared.models import LabResult  # noqa: PLC0415
+
+                table = LabResult.__table__
+                uow.session.execute(sa.update(table).where(table.c.id == row.id).values(**values))
         outcome.recorded += 1
         if current is incoming and (before is None or _content(before) != _content(incoming)):
             announced = available_status(incoming["status"])
@@ -187,20 +204,22 @@ def record_results(
                 outcome.available[announced].append(result_id)
     if new_rows and pending is not None:
         # One multi-row INSERT, sent with the message's last statement.
-        pending.insert_rows(table, new_rows, reason="result_created_concurrently")
+        pending.insert_rows("lab_results", new_rows, reason="result_created_concurrently")
     elif new_rows:
         # executemany: one cached statement, sent as one multi-row INSERT (SQLAlchemy's insertmanyvalues).
-        inserted = uow.session.execute(_INSERT, new_rows).all()
+        inserted = uow.session.execute(_insert(), new_rows).all()
         if len(inserted) != len(new_rows):
             raise ConcurrentChange("result_created_concurrently")
     return outcome
 
 
 def _existing(uow: UnitOfWork, patient_id: uuid.UUID, order_id: uuid.UUID | None, keys: list[str]) -> dict[str, Any]:
-    """The stored results of the order (or the patient's observations, `order_id` None) by key."""
-    owner = (LabResult.order_id == order_id) if order_id is not None else sa.and_(
-        LabResult.order_id.is_(None), LabResult.patient_id == patient_id)
-    rows = uow.session.execute(sa.select(LabResult.__table__).where(owner, LabResult.result_key.in_(keys))).all()
+    """The stored results of the order (or the patient's observations, `order_id` None) by key (SQL
+    text, ``shared.lis.sql``, on either unit of work)."""
+    if order_id is not None:
+        rows = run(uow, sql.ORDER_RESULTS, (order_id, list(keys)))
+    else:
+        rows = run(uow, sql.PATIENT_OBSERVATIONS, (patient_id, list(keys)))
     return {row.result_key: row for row in rows}
 
 

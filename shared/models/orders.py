@@ -15,7 +15,7 @@ from shared.models import patients as _patients  # noqa: F401  (the table its fo
 
 # The placer namespace of orders placed through the api (POST /patients/{id}/orders); the LIS
 # consumer matches its messages against it too (shared/lis/orders.py).
-PLACER_NAMESPACE = "patient-mgt"
+from shared.placer import PLACER_NAMESPACE  # noqa: E402, F401 — defined without SQLAlchemy (the LIS fast path's)
 
 
 class LabOrder(Base):

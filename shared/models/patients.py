@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from shared.models.base import Base, new_id, utcnow
 
 MRN_SEQUENCE = Sequence("patient_mrn_seq", start=10_000_000)
-MRN_SYSTEM = "urn:patient-mgt:mrn"
+from shared.mrn import MRN_SYSTEM  # noqa: E402, F401 — defined without SQLAlchemy (the LIS fast path's)
 
 
 def is_mrn_system(system: str) -> bool:

@@ -17,14 +17,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import sqlalchemy as sa
-
-from shared.db import UnitOfWork
-from shared.models import Patient
 from shared.normalize import fold
 from shared.prepared import PIPELINED
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from shared.db import UnitOfWork
+
+# SQLAlchemy and the model load with the first search, not on import: the LIS consumer's fast path
+# reads REASONS, MAX_CANDIDATES and lock_key only (shared.lis.sql).
 
 REASONS = ("name_and_birth_date", "phone_and_birth_date", "email_and_birth_date")
 MAX_CANDIDATES = 50
@@ -46,6 +50,8 @@ class PatientLike:
     def of(cls, obj: Any) -> PatientLike:
         if isinstance(obj, PatientLike):
             return obj
+        from shared.models import Patient  # noqa: PLC0415
+
         if isinstance(obj, Patient):
             return cls(obj.birth_date, obj.family, tuple(obj.given), obj.phone, obj.email, exclude_id=obj.id)
         name = obj.name  # a PatientCreate-like body
@@ -64,6 +70,10 @@ def find_duplicates(uow: UnitOfWork, patient_like: Any) -> list[Duplicate]:
     probe = PatientLike.of(patient_like)
     if probe.birth_date is None:
         return []
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.models import Patient  # noqa: PLC0415
+
     family = fold(probe.family)
     first = fold(probe.given[0]) if probe.given else ""
     rules: list[tuple[sa.ColumnElement[bool], str]] = []
@@ -101,6 +111,8 @@ def lock_key(birth_date: date) -> int:
 def lock_birth_date(uow: UnitOfWork, birth_date: date | None) -> None:
     """Serialise, until commit, the transactions that register patients born on ``birth_date``."""
     if birth_date is not None:
+        import sqlalchemy as sa  # noqa: PLC0415
+
         uow.session.execute(
             sa.text("SELECT pg_advisory_xact_lock(CAST(:key AS bigint))"), {"key": lock_key(birth_date)},
         )

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-from shared.db import UnitOfWork
-from shared.models import PatientNameToken
 from shared.normalize import fold, tokens
+
+if TYPE_CHECKING:
+    from shared.db import UnitOfWork
 
 MAX_TOKEN = 200
 
@@ -38,6 +37,11 @@ def name_tokens(family: str, given: Iterable[str]) -> set[tuple[str, str]]:
 
 def index_names(uow: UnitOfWork, patient_id: uuid.UUID, family: str, given: Iterable[str]) -> None:
     """Replace the patient's name tokens (same transaction as the name change)."""
+    import sqlalchemy as sa  # noqa: PLC0415 — `name_tokens` alone loads no SQLAlchemy (the LIS fast path's)
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+    from shared.models import PatientNameToken  # noqa: PLC0415
+
     uow.session.execute(sa.delete(PatientNameToken).where(PatientNameToken.patient_id == patient_id))
     rows = [{"patient_id": patient_id, "kind": kind, "token": token} for kind, token in sorted(name_tokens(family, given))]
     if rows:

@@ -13,19 +13,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import Insert
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert
 
-from shared.db import UnitOfWork
-from shared.models import LisPatientSync
+    from shared.db import UnitOfWork
 
 # The demographic fields both sides write (the LIS mapping's names, the API resource's members).
 DEMOGRAPHIC_FIELDS = ("name", "birth_date", "sex", "address", "phone", "email")
 API_MARK = "~api"
-_SYNC = LisPatientSync.__table__
+
+
+def _sync() -> Any:
+    """The ``lis_patient_sync`` table (SQLAlchemy loads with the first statement built, not on import:
+    the LIS fast path reads the pure functions here only)."""
+    from shared.models import LisPatientSync  # noqa: PLC0415
+
+    return LisPatientSync.__table__
 
 
 def stamp_text(when: datetime) -> str:
@@ -41,6 +46,9 @@ def is_api_stamp(stamp: Any) -> bool:
 def sync_upsert(patient_id: uuid.UUID, stamps: dict[str, list[str]], sources: dict[str, Any], now: datetime) -> Insert:
     """The statement merging `stamps` and `sources` into the patient's record (not executed: the
     LIS consumer sends it as a CTE of its patient update)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert  # noqa: PLC0415
+
+    _SYNC = _sync()  # noqa: N806
     upsert = pg_insert(_SYNC).values(patient_id=patient_id, field_stamps=stamps, field_sources=sources, updated_at=now)
     return upsert.on_conflict_do_update(
         index_elements=["patient_id"],
@@ -53,7 +61,7 @@ def record_write(uow: UnitOfWork, patient_id: uuid.UUID, stamps: dict[str, list[
                  now: datetime) -> dict[str, Any]:
     """Merge `stamps` and `sources` into the patient's record (one upsert); returns all its sources."""
     upsert = sync_upsert(patient_id, stamps, sources, now)
-    return dict(uow.session.execute(upsert.returning(_SYNC.c.field_sources)).scalar_one() or {})
+    return dict(uow.session.execute(upsert.returning(_sync().c.field_sources)).scalar_one() or {})
 
 
 def record_api_edit(uow: UnitOfWork, patient_id: uuid.UUID, changed: list[str], principal_name: str,
@@ -73,5 +81,8 @@ def lis_sources(fields: list[str], stamp: tuple[str, str, str], message_id: uuid
 
 
 def current_sources(uow: UnitOfWork, patient_id: uuid.UUID) -> dict[str, Any]:
-    found = uow.session.execute(sa.select(_SYNC.c.field_sources).where(_SYNC.c.patient_id == patient_id)).scalar()
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    sync = _sync()
+    found = uow.session.execute(sa.select(sync.c.field_sources).where(sync.c.patient_id == patient_id)).scalar()
     return dict(found or {})

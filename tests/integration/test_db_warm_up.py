@@ -137,22 +137,40 @@ def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_its_own(d
 
 _CONSUMER_WARM_UP = """
 import json, sys, threading
-from shared import consumer, db  # noqa: F401  what the jobs function's code imports: no SQLAlchemy
+{imports}
+from shared import db
 db.ORM_AFTER_IDLE_SECONDS = 0.05
 loaded_at_start = "sqlalchemy.orm" in sys.modules
 db.start_warm_up().join(60)
-print(json.dumps({"at_start": loaded_at_start, "orm": "sqlalchemy.orm" in sys.modules,
-                  "models": sorted(m for m in sys.modules if m.startswith("shared.models."))}))
+print(json.dumps({{"at_start": loaded_at_start, "orm": "sqlalchemy.orm" in sys.modules,
+                  "models": sorted(m for m in sys.modules if m.startswith("shared.models."))}}))
 """
+_JOBS_IMPORTS = "from shared import consumer, db  # noqa: F401  what the jobs function's code imports: no SQLAlchemy"
+_LIS_IMPORTS = """import importlib.util, flask, functions_framework  # noqa: F401
+spec = importlib.util.spec_from_file_location("function_main", "functions/lis_consumer/main.py")
+spec.loader.exec_module(importlib.util.module_from_spec(spec))  # what a cold lis_consumer imports"""
+
+
+def _warmed(database_url: str, imports: str) -> dict:
+    """What a process that imported `imports` holds once its warm-up thread is done."""
+    out = subprocess.run([sys.executable, "-c", _CONSUMER_WARM_UP.format(imports=imports)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, env={**os.environ, "DATABASE_URL": database_url})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_a_consumer_that_imported_no_orm_loads_it_once_idle_without_every_model(database_url):
     """jobs (its tick needs no ORM): the ORM loads once the pool is idle, configuring only the models its
     code imported — importing every model there could race a broker event's configure in another thread."""
-    out = subprocess.run([sys.executable, "-c", _CONSUMER_WARM_UP], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "DATABASE_URL": database_url})
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    seen = _warmed(database_url, _JOBS_IMPORTS)
+    assert seen == {"at_start": False, "orm": True, "models": []}
+
+
+def test_lis_consumer_loads_the_orm_once_idle_as_jobs_does(database_url):
+    """lis_consumer (its ORU runs as SQL text on the driver pool) imports no SQLAlchemy: its warm-up waits
+    for the pool to be idle, then loads the ORM for the messages that need it, configuring no model
+    it did not import."""
+    seen = _warmed(database_url, _LIS_IMPORTS)
     assert seen == {"at_start": False, "orm": True, "models": []}
 
 

@@ -164,7 +164,7 @@ def test_a_cold_lis_consumer_stores_a_new_patient_without_the_registry_services(
     body = json.dumps(push_body(raw, uuid.uuid4().hex, datetime.now(timezone.utc)))
     status, modules = _first_request("lis_consumer", _FIRST_PUSH, PROBE_BODY=body, DATABASE_URL=database_url)
     assert status == 200
-    assert "shared.lis.patients" in modules and "shared.services.versions" in modules  # the request's imports are seen
+    assert "shared.lis.patients" in modules and "shared.lis.sql" in modules  # the request's imports are seen
     assert _loaded(modules, FIRST_LIS_MESSAGE_NEVER) == []
     with get_engine().connect() as conn:
         found = conn.execute(sa.text(
@@ -174,6 +174,34 @@ def test_a_cold_lis_consumer_stores_a_new_patient_without_the_registry_services(
     assert [(row.status, row.change) for row in found] == [("processed", "lis-create")]
     # the snapshot built without the schemas is the document the API serves for that patient
     assert found[0].snapshot == json.loads(patient_sql.read_patient(SYSTEM_CLI, found[0].patient_id).json)
+
+
+# Nor SQLAlchemy at all: the fast path runs as SQL text on the driver pool (shared.lis.sql, shared.db.driver_uow),
+# for a new patient's first ORU (the cold-start probe's) as for a known patient's.
+FIRST_ORU_NEVER = ("sqlalchemy", "shared.models", "shared.db.orm", "shared.direct_sql", "shared.audit",
+                   "shared.services.versions", "shared.services.duplicate_flags")
+
+
+def test_a_cold_lis_consumer_applies_an_oru_of_a_new_and_of_a_known_patient_without_sqlalchemy(database_url):
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from bench.oru import EIGHT_OBX_PANEL, messages, push_body  # noqa: PLC0415
+    from shared.db import get_engine  # noqa: PLC0415
+
+    namespace = "K" + uuid.uuid4().hex[:6].upper()
+    first, second = messages(2, namespace, patients=1, panel=EIGHT_OBX_PANEL)  # one patient: new, then known
+    for raw in (first, second):
+        body = json.dumps(push_body(raw, uuid.uuid4().hex, datetime.now(timezone.utc)))
+        status, modules = _first_request("lis_consumer", _FIRST_PUSH, PROBE_BODY=body, DATABASE_URL=database_url)
+        assert status == 200
+        assert {"shared.lis.sql", "shared.db.driver_uow", "shared.db.pool"} <= modules  # the request's imports are seen
+        assert _loaded(modules, FIRST_ORU_NEVER) == []
+    with get_engine().connect() as conn:
+        found = conn.execute(sa.text(
+            "SELECT m.status, m.patient_id, (SELECT count(*) FROM lab_results r WHERE r.lis_message_id = m.id) AS results "
+            "FROM lis_messages m WHERE m.control_id LIKE :ns ORDER BY m.control_id"), {"ns": namespace + "%"}).all()
+    assert [(row.status, row.results) for row in found] == [("processed", 8), ("processed", 8)]
+    assert found[0].patient_id == found[1].patient_id is not None
 
 
 def test_the_jobs_function_routes_every_order_action_to_the_lis():

@@ -1,7 +1,7 @@
 """The SQL statements an ORU^R01 with 8 OBX costs the consumer, counted as they are sent (issue 15:
 ≤ 6 for a known patient), with everything the message must leave behind.
 
-Statements are counted on the process engine (SQLAlchemy ``before_cursor_execute``), never time.
+Statements are counted in pg8000 (``tests.support.statements.counting``, as ``bench.anatomy`` counts), never time.
 Each run uses a family name, identifiers and order numbers of its own, so no other test's patient is
 a probable duplicate of this one (that would add the flag's writes).
 """
@@ -16,9 +16,8 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import event
 
-from shared.db import get_engine, unit_of_work
+from shared.db import unit_of_work
 from shared.events import catalog
 from shared.models import AuditEntry, PatientNameToken, ResourceVersion
 from shared.services.name_index import name_tokens
@@ -26,6 +25,7 @@ from shared.services.patients import load_patient, to_resource
 from tests.support import lis_db
 from tests.support.hl7_gen import START, GenOrder, GenPatient, oru_r01, results_for
 from tests.support.lis_delivery import new_id, push
+from tests.support.statements import counting
 
 # What these paths take today (the issue's budget for an 8-OBX ORU is 6): a change that adds one fails.
 KNOWN_PATIENT_BUDGET = 4  # row insert (+ claim lock), claim with the patient, order, final statement with every write
@@ -35,17 +35,12 @@ REDELIVERY_BUDGET = 2  # the row's insert conflicts, its delivery count is bumpe
 
 @contextmanager
 def statements() -> Iterator[list[str]]:
+    """The statements sent while the block runs (transaction control apart), counted in pg8000 as
+    ``bench.anatomy`` counts them: the fast path runs on the driver pool, below SQLAlchemy's events."""
     sent: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-        sent.append(statement)
-
-    engine = get_engine()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with counting() as counter:
         yield sent
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+        sent.extend(["statement"] * counter["statements"])
 
 
 def _patient(run: str) -> GenPatient:

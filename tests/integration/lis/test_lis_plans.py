@@ -22,12 +22,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shared import direct_sql
 from shared.db import wire
 from shared.db.pool import open_connection
 from shared.events.publishing import relay
-from shared.lis import claims
-from shared.lis.orders import _find_statement, _namespace_params
+from shared.lis import claims, sql
+from shared.lis.orders import _FILLER_NAMESPACES, _PLACER_NAMESPACES, _namespace_params
 from shared.migrate import migrate
 from tests.integration.registry.plan_data import fill, nodes, plan_engine
 from tests.support.database import admin_url, create_database, drop_database
@@ -88,27 +87,19 @@ def plan_url() -> Iterator[str]:
         drop_database(admin, url)
 
 
-def _prepared_runs(url: str, statement: Any, params: dict[str, Any], times: int = 7) -> tuple[list[Any], int, int, str]:
-    """`statement` as the fast path sends it (`shared.direct_sql`: compiled once, prepared on the
+def _prepared_runs(url: str, text: str, args: tuple[Any, ...], times: int = 7) -> tuple[list[Any], int, int, str]:
+    """`text` with `args` as the fast path sends it (SQL text, ``shared.lis.sql``, prepared on the
     connection), `times` times, each in a transaction rolled back: (the answers, generic plans,
     custom plans, the plan EXPLAIN shows for the next execution)."""
-    engine = sa.create_engine(url)
-    try:
-        dialect = engine.dialect
-        made = direct_sql._taken(statement.compile(dialect=dialect), dialect)
-        assert made is not None, "the fast path runs this statement straight on the driver"
-        args = tuple(process(params[name]) if process else params[name] for name, _, _, process in made.values)
-    finally:
-        engine.dispose()
     con = open_connection(url, 0)
     try:
         answers = []
         for _ in range(times):
-            answers.append(list(wire.execute(con, made.sql, args, prepared=True).rows or []))
+            answers.append(list(wire.execute(con, text, args, prepared=True).rows or []))
             con.rollback()
         [(name, generic, custom)] = wire.rows(
             con, "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = %s",
-            (wire.dollar_params(made.sql),))
+            (wire.dollar_params(text),))
         con.autocommit = True
         raw = wire.rows(con, f"EXPLAIN (FORMAT JSON) EXECUTE {name}({', '.join(['NULL'] * len(args))})")[0][0]
     finally:
@@ -133,7 +124,8 @@ def test_claim_and_patient_lookup_keeps_its_generic_plan(plan_url):
     patient_id, mrn = _a_patient(plan_url)
     params = claims._params("FAC", f"CTL-{uuid.uuid4().hex}", "digest", uuid.UUID("00000000-0000-4000-8000-000000000001"))
     params.update(systems=["urn:patient-mgt:mrn", "urn:oid:2.16.840.1.113883.4.1"], identifiers=[mrn, f"SSN{mrn}"])
-    answers, generic, custom, plan = _prepared_runs(plan_url, claims._CLAIM_AND_PATIENT, params)
+    text, names = claims._CLAIM_AND_PATIENT_SENT
+    answers, generic, custom, plan = _prepared_runs(plan_url, text, tuple(params[name] for name in names))
     assert (custom, generic) == (5, 2)
     assert all(a == answers[0] for a in answers)
     # our claim, then the patient once per identifier that named it
@@ -147,10 +139,12 @@ def test_claim_and_patient_lookup_keeps_its_generic_plan(plan_url):
 @pytest.mark.parametrize("placer", [True, False])
 def test_order_lookup_keeps_its_generic_plan(plan_url, placer):
     _, mrn = _a_patient(plan_url)
-    params: dict[str, Any] = {"filler": f"F{mrn}", **_namespace_params("filler_namespace", {"LAB", ""}, 2)}
-    if placer:
-        params.update(placer="P-none", **_namespace_params("placer_namespace", {"LAB", "", "patient-mgt"}, 3))
-    answers, generic, custom, plan = _prepared_runs(plan_url, _find_statement(placer, True, True), params)
+    args: list[Any] = []
+    if placer:  # the parameters in the order orders._find sends them
+        args += [*_namespace_params("placer_namespace", {"LAB", "", "patient-mgt"}, 3).values(), "P-none"]
+    args += [*_namespace_params("filler_namespace", {"LAB", ""}, 2).values(), f"F{mrn}"]
+    text = sql.find_orders(placer, True, True, _PLACER_NAMESPACES, _FILLER_NAMESPACES)
+    answers, generic, custom, plan = _prepared_runs(plan_url, text, tuple(args))
     assert (custom, generic) == (5, 2)
     assert all(len(a) == 1 and a[0][5] == f"F{mrn}" for a in answers)
     scans = _scans(plan)
