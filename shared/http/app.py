@@ -20,7 +20,7 @@ from shared.db import is_transient_db_error
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, ServiceUnavailable
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
-from shared.http.routing import NO_STORE, Route, error_renderer_for, match, match_request, route_for
+from shared.http.routing import NO_STORE, Route, error_renderer_for, match_request, route_for
 from shared.log import get_logger, info_fields
 from shared.telemetry import spans
 
@@ -104,7 +104,7 @@ def _audit_failure(route: Route, principal: Principal, error: DomainError, reque
     from shared.db import unit_of_work  # noqa: PLC0415
 
     # Only the patient the route names: other ids in a path (dead letters, orders) are not patients.
-    view_args = match(request.method, request.path)[1]
+    view_args = match_request(request)[1]  # what Flask matched: no second match, no map built on a refusal
     patient_ids = [view_args["patient_id"]] if isinstance(view_args.get("patient_id"), uuid.UUID) else []
     try:
         with unit_of_work() as uow:

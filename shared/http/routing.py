@@ -11,6 +11,7 @@ route (404) instead of reaching a handler.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,11 @@ def route(method: str, path: str, *, scope: str | None, summary: str, **kwargs: 
 _map: Map | None = None
 _adapter: tuple[Map, MapAdapter] | None = None
 _by_endpoint: dict[str, Route] = {}
+# One thread builds the map; the others wait for it. Building it compiles every rule (werkzeug parses
+# generated Python with ``ast.parse``), and request threads that built it at once — the first refused
+# PATCHes of a new process, each auditing its failure — raised SystemError from that parse in one of
+# them while another thread imported (tests/unit/http/test_route_map.py; the registry's race e2e test).
+_map_lock = threading.Lock()
 
 
 def url_map() -> Map:
@@ -138,11 +144,14 @@ def url_map() -> Map:
     global _map
     current = _map
     if current is None:
-        paths = {endpoint: endpoint.split(" ", 1) for endpoint in _index}
-        paths.update({r.endpoint: (r.method, r.path) for r in ROUTES})
-        rules = [Rule(path, methods=[method], endpoint=endpoint, strict_slashes=False)
-                 for endpoint, (method, path) in paths.items()]
-        current = _map = Map(rules, strict_slashes=False, merge_slashes=False)
+        with _map_lock:
+            current = _map
+            if current is None:
+                paths = {endpoint: endpoint.split(" ", 1) for endpoint in _index}
+                paths.update({r.endpoint: (r.method, r.path) for r in ROUTES})
+                rules = [Rule(path, methods=[method], endpoint=endpoint, strict_slashes=False)
+                         for endpoint, (method, path) in paths.items()]
+                current = _map = Map(rules, strict_slashes=False, merge_slashes=False)
     return current
 
 
