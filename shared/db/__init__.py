@@ -88,14 +88,13 @@ def dispose_engine() -> None:
 ORM_AFTER_IDLE_SECONDS = 1.0
 
 
-def warm_up(*, orm_after_idle: float | None = None, every_model: bool | None = None) -> None:
+def warm_up(*, orm_after_idle: float | None = None) -> None:
     """Open the pool's first connection, then load the ORM: the work a process's first requests would
     otherwise do themselves. With ``orm_after_idle`` the ORM waits until no connection has been lent
     or returned for that many seconds (``start_warm_up``). Never raises: a database that is not up yet
     is the readiness probe's to report, and the first request connects again. Without DATABASE_URL
     nothing happens: the embedded PostgreSQL of a dev process is started by the first request that
-    needs it, not behind its back. ``every_model`` (by default: with ``orm_after_idle``) loads every model
-    module before configuring (``_load_orm``)."""
+    needs it, not behind its back."""
     if not get_settings().database_url:
         return
     try:
@@ -105,7 +104,7 @@ def warm_up(*, orm_after_idle: float | None = None, every_model: bool | None = N
         pool.release(pool.acquire())  # returned open: the next checkout reuses it
         if orm_after_idle is not None:
             _wait_until_idle(pool, orm_after_idle)
-        _load_orm(every_model=orm_after_idle is not None if every_model is None else every_model)
+        _load_orm()
     except Exception as exc:  # noqa: BLE001 — best effort, see above
         log.warning("database warm-up failed", extra={"fields": {"error_type": type(exc).__name__}})
 
@@ -118,24 +117,20 @@ def _wait_until_idle(pool: Any, seconds: float) -> None:
         time.sleep(max(seconds - quiet, 0.05))
 
 
-def _load_orm(*, every_model: bool) -> None:
+def _load_orm() -> None:
     """SQLAlchemy, the engine initialised on a pooled connection (SQLAlchemy's first connect asks the
-    server for its version and settings) and the mappers configured: of every model with
-    ``every_model`` (the api, once idle: whichever request comes next), else of the models the
-    function's code imported (``shared.models`` loads each on first use; loading the others would take
-    the GIL from the first event for tables it does not touch). A model imported later is configured
-    by its first use: SQLAlchemy serialises mapping a class and configuring under one lock."""
+    server for its version and settings), every model loaded and the mappers configured — under
+    ``MODEL_IMPORT_LOCK``, so never while a request's thread imports a model module (``shared.models``
+    loads them all, under the same lock, before it hands out a class)."""
     from sqlalchemy.orm import configure_mappers  # noqa: PLC0415
 
     from shared.db.orm import get_engine  # noqa: PLC0415
+    from shared.models import load_all  # noqa: PLC0415
 
-    if every_model:
-        from shared.models import load_all  # noqa: PLC0415
-
-        load_all()
+    load_all()
     with get_engine().connect():
         pass
-    with MODEL_IMPORT_LOCK:  # not while a request imports a model module (shared.mappers)
+    with MODEL_IMPORT_LOCK:
         configure_mappers()
 
 
@@ -149,16 +144,9 @@ def start_warm_up() -> threading.Thread:
     welcome does, and lis_consumer, whose ORU runs as SQL text on the pool) only once the process has been
     idle for ``ORM_AFTER_IDLE_SECONDS``, so it never competes with the first request for the GIL, yet is
     ready for a later request that needs it (a change, the console, FHIR; a broker event or another job's
-    tick; a LIS message for the careful path). The api loads every model then; the consumers configure
-    only those they imported."""
+    tick; a LIS message for the careful path). Every model is loaded then (``_load_orm``)."""
     wait = None if "sqlalchemy.orm" in sys.modules else ORM_AFTER_IDLE_SECONDS
-    # A CloudEvent consumer (jobs, notify, lis_consumer) configures only the models its code imported, as
-    # when it loads the ORM at once: importing every model module in this thread while a broker event's handler configures the
-    # mappers in its own could let that configure meet a module half imported (a relationship to a class
-    # not yet defined), and SQLAlchemy keeps such a failure for the life of the process.
-    every_model = wait is not None and "shared.consumer" not in sys.modules
-    thread = threading.Thread(target=warm_up, kwargs={"orm_after_idle": wait, "every_model": every_model},
-                              name="db-warm-up", daemon=True)
+    thread = threading.Thread(target=warm_up, kwargs={"orm_after_idle": wait}, name="db-warm-up", daemon=True)
     thread.start()
     return thread
 

@@ -73,7 +73,7 @@ class JobContext:
         """Store where the next run resumes (None: start over), in the caller's transaction."""
         import sqlalchemy as sa  # noqa: PLC0415 — only jobs that work in units of work keep a cursor
 
-        from shared.models.job_runs import JobState  # noqa: PLC0415
+        from shared.models import JobState  # noqa: PLC0415
 
         updated = uow.session.execute(
             sa.update(JobState)

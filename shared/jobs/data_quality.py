@@ -29,7 +29,7 @@ from shared.db import UnitOfWork, unit_of_work
 from shared.jobs.context import JobContext, JobResult
 from shared.models import Patient
 from shared.models.base import utcnow
-from shared.models.jobs import DataQualityIssue
+from shared.models import DataQualityIssue
 from shared.schemas.patients import EARLIEST_BIRTH_DATE, Email, Phone
 from shared.services.duplicate_flags import count_open, reviewed_not_duplicate
 from shared.services.duplicates import find_duplicates

@@ -8,8 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from shared.db import UnitOfWork
-from shared.models.job_runs import JobRun
-from shared.models.jobs import DataQualityIssue
+from shared.models import JobRun
+from shared.models import DataQualityIssue
 
 
 def list_runs(uow: UnitOfWork, *, job: str | None, limit: int) -> list[JobRun]:

@@ -22,7 +22,7 @@ from shared.events.outbox import emit
 from shared.jobs.context import JobContext, JobResult
 from shared.models import LabOrder, LabResult
 from shared.models.base import utcnow
-from shared.models.jobs import OrderOverdueNotice
+from shared.models import OrderOverdueNotice
 from shared.settings import get_settings
 
 CLOSED_STATUSES = ("cancelled", "final", "corrected")

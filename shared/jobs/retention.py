@@ -30,7 +30,7 @@ from shared.db import unit_of_work
 from shared.jobs.context import JobContext, JobResult
 from shared.models import FhirExport, FhirExportFile, LisMessage, ProcessedEvent
 from shared.models.base import utcnow
-from shared.models.job_runs import JobRun
+from shared.models import JobRun
 from shared.settings import get_settings
 
 PROCESSED_EVENTS_DAYS = 30

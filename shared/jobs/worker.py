@@ -19,7 +19,7 @@ from shared.events import catalog
 from shared.jobs import data_quality
 from shared.log import get_logger
 from shared.models.base import utcnow
-from shared.models.jobs import OrderOverdueNotice
+from shared.models import OrderOverdueNotice
 
 log = get_logger("patient_mgt.jobs.worker")
 D = TypeVar("D", bound=catalog.EventData)

@@ -1,9 +1,18 @@
-"""All tables, each model module loaded on first use.
+"""All tables, loaded together on first use.
 
-``from shared.models import Patient`` imports the module that defines the class (and the modules of the
-tables its foreign keys point at, so every mapped table can be flushed); the other modules stay unloaded,
-so a function's cold start pays only for the tables it touches. ``load_all()`` registers every table on
-``Base.metadata``: Alembic, metadata comparisons and whatever needs the whole schema call it.
+``from shared.models import Patient`` (any model's first use through this package) imports every model
+module, under ``shared.mappers.MODEL_IMPORT_LOCK``, before it hands out the class: no thread holds a
+mapped class while another is half-way through a model module. SQLAlchemy configures every class mapped
+so far at a query's or an object's first use, in whichever thread comes first, and a class configured
+before its relationship's target is defined (``LabOrder`` before ``LabResult``) fails for the life of
+the process. Importing the package alone loads no model (``Base`` only): the hot paths — a GET, a
+registration, an ORU, a welcome, an outbox sweep — use none, and a function loads them all with its
+first ORM request, or once idle (``shared.db.warm_up``). ``load_all()`` returns ``Base.metadata`` with
+every table: Alembic and the metadata checks.
+
+Code outside this package takes its classes from here, never from a model module directly
+(``tests/unit/test_models_registry.py`` checks it); a model module may be imported directly for a
+constant only.
 """
 
 from __future__ import annotations
@@ -77,8 +86,8 @@ def __getattr__(name: str) -> Any:
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    with MODEL_IMPORT_LOCK:  # see shared.mappers
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    load_all()  # every model module, before any class leaves this package (see the module)
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value  # later lookups skip this function
     return value
 

@@ -24,7 +24,7 @@ from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import LabOrder, LabResult, Patient
-from shared.models.orders import PLACER_NAMESPACE
+from shared.placer import PLACER_NAMESPACE
 from shared.models.base import utcnow
 from shared.schemas.orders import Observation, Order, OrderChange, OrderCreate, OrderQuery
 from shared.services import cursor

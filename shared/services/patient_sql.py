@@ -221,8 +221,7 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
     then probable duplicates unless allowed. Publishing the outbox row waits for the commit."""
     from shared.events import catalog  # noqa: PLC0415
     from shared.events.outbox import event_source  # noqa: PLC0415
-    from shared.models.patients import MRN_SYSTEM  # noqa: PLC0415
-    from shared.mrn import luhn_check_digit  # noqa: PLC0415
+    from shared.mrn import MRN_SYSTEM, luhn_check_digit  # noqa: PLC0415
     from shared.normalize import fold  # noqa: PLC0415
     from shared.services.name_index import name_tokens  # noqa: PLC0415
     from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415

@@ -116,23 +116,19 @@ print(json.dumps({"engine": "shared.db.orm" in sys.modules and sys.modules["shar
 """
 
 
-def test_the_api_warm_up_loads_every_model_and_a_consumer_warm_up_only_its_own(database_url):
-    """The api (``orm_after_idle``) loads and configures every model once idle, for whichever request
-    comes; a CloudEvent function's warm-up initialises the engine and configures the models its code
-    imported, loading no other."""
+def test_every_warm_up_loads_and_configures_every_model(database_url):
+    """The api (``orm_after_idle``) and a CloudEvent function alike: the engine initialised and every
+    model loaded and configured, for whichever request comes next (``shared.models`` hands out no class
+    before every model module is loaded)."""
     from shared import models  # noqa: PLC0415
 
-    seen = {}
+    every = sorted({"shared.models.base", *(f"shared.models.{m}" for m in models.MODULES)})
     for wait in ("0.05", "-"):
         out = subprocess.run([sys.executable, "-c", _WARM_UP, wait], cwd=ROOT, capture_output=True, text=True,
                              timeout=120, env={**os.environ, "DATABASE_URL": database_url})
         assert out.returncode == 0, out.stderr
-        seen[wait] = json.loads(out.stdout.strip().splitlines()[-1])
-    assert seen["0.05"]["engine"] and seen["-"]["engine"]
-    assert seen["0.05"]["models"] == sorted({"shared.models.base", *(f"shared.models.{m}" for m in models.MODULES)})
-    assert seen["0.05"]["configured"] is True
-    assert seen["-"]["models"] == ["shared.models.base", "shared.models.events"]
-    assert seen["-"]["configured"] is True
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        assert seen == {"engine": True, "models": every, "configured": True}
 
 
 _CONSUMER_WARM_UP = """
@@ -159,19 +155,21 @@ def _warmed(database_url: str, imports: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_a_consumer_that_imported_no_orm_loads_it_once_idle_without_every_model(database_url):
-    """jobs (its tick needs no ORM): the ORM loads once the pool is idle, configuring only the models its
-    code imported — importing every model there could race a broker event's configure in another thread."""
+def test_a_consumer_that_imported_no_orm_loads_it_once_idle(database_url):
+    """jobs (its tick needs no ORM): the ORM and every model load once the pool is idle."""
+    from shared import models  # noqa: PLC0415
+
     seen = _warmed(database_url, _JOBS_IMPORTS)
-    assert seen == {"at_start": False, "orm": True, "models": []}
+    assert seen == {"at_start": False, "orm": True, "models": sorted(f"shared.models.{m}" for m in ("base", *models.MODULES))}
 
 
 def test_lis_consumer_loads_the_orm_once_idle_as_jobs_does(database_url):
     """lis_consumer (its ORU runs as SQL text on the driver pool) imports no SQLAlchemy: its warm-up waits
-    for the pool to be idle, then loads the ORM for the messages that need it, configuring no model
-    it did not import."""
+    for the pool to be idle, then loads the ORM and every model for the messages that need them."""
+    from shared import models  # noqa: PLC0415
+
     seen = _warmed(database_url, _LIS_IMPORTS)
-    assert seen == {"at_start": False, "orm": True, "models": []}
+    assert seen == {"at_start": False, "orm": True, "models": sorted(f"shared.models.{m}" for m in ("base", *models.MODULES))}
 
 
 _HALF_IMPORTED = """
@@ -222,3 +220,55 @@ def test_the_warm_up_never_configures_a_model_module_half_imported(database_url)
                          timeout=180, env={**os.environ, "DATABASE_URL": database_url})
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"configured": True, "relationship": "PatientIdentifier"}
+
+
+_CONFIGURED_BESIDE_AN_IMPORT = """
+import json, sys, threading
+from sqlalchemy.orm import configure_mappers
+paused, resume = threading.Event(), threading.Event()
+
+def pause_before_lab_result(frame, event, arg):
+    if frame.f_code.co_filename.endswith("shared/models/orders.py") and frame.f_code.co_name == "<module>":
+        def lines(frame, event, arg):
+            if event == "line" and frame.f_lineno == int(sys.argv[1]):
+                paused.set()
+                resume.wait(10)
+            return lines
+        return lines
+    return None
+
+from shared.models import ProcessedEvent  # a request that took its class first (an inbox check)
+
+def first_order_request():  # another request's first use of the order tables
+    sys.settrace(pause_before_lab_result)
+    from shared.models import LabOrder  # noqa: F401
+    sys.settrace(None)
+
+other = threading.Thread(target=first_order_request)
+other.start()
+half_way = paused.wait(3)  # only if orders.py was still to be imported
+error = None
+try:
+    configure_mappers()  # what the first request's query does in its own thread
+except Exception as exc:
+    error = type(exc).__name__
+resume.set()
+other.join(30)
+from shared.models import LabOrder
+print(json.dumps({"half_way": half_way, "error": error,
+                  "results": LabOrder.results.property.mapper.class_.__name__}))
+"""
+
+
+def test_no_class_is_handed_out_while_a_model_module_is_half_imported():
+    """One request thread holds a class and its query configures the mappers while another thread's
+    first use of another model is half-way through that model's module (``LabOrder`` mapped, its
+    relationship's target ``LabResult`` not yet): configured then, ``LabOrder`` would fail for the life
+    of the process. Since the first class handed out came after every model module was loaded, there
+    is no module left to import half-way."""
+    line = next(n for n, text in enumerate((ROOT / "shared/models/orders.py").read_text().splitlines(), 1)
+                if text.startswith("class LabResult("))
+    out = subprocess.run([sys.executable, "-c", _CONFIGURED_BESIDE_AN_IMPORT, str(line)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"half_way": False, "error": None, "results": "LabResult"}
