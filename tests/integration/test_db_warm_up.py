@@ -172,23 +172,30 @@ def test_lis_consumer_loads_the_orm_once_idle_as_jobs_does(database_url):
     assert seen == {"at_start": False, "orm": True, "models": sorted(f"shared.models.{m}" for m in ("base", *models.MODULES))}
 
 
-_HALF_IMPORTED = """
-import json, sys, threading, time
-from shared import consumer, db  # noqa: F401  what notify's code imports: no SQLAlchemy, no model
+# A subprocess's tracer that pauses the import of a model module at a line, until `resume` is set.
+_PAUSER = """
+import sys, threading
 paused, resume = threading.Event(), threading.Event()
 
-def pause_before_patient_identifier(frame, event, arg):
-    if frame.f_code.co_filename.endswith("shared/models/patients.py") and frame.f_code.co_name == "<module>":
-        def lines(frame, event, arg):
-            if event == "line" and frame.f_lineno == int(sys.argv[1]):
-                paused.set()
-                resume.wait(60)
+def pause_at(path, line, seconds):
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename.endswith(path) and frame.f_code.co_name == "<module>":
+            def lines(frame, event, arg):
+                if event == "line" and frame.f_lineno == line:
+                    paused.set()
+                    resume.wait(seconds)
+                return lines
             return lines
-        return lines
-    return None
+        return None
+    return tracer
+"""
+
+_HALF_IMPORTED = _PAUSER + """
+import json
+from shared import consumer, db  # noqa: F401  what notify's code imports: no SQLAlchemy, no model
 
 def first_orm_event():  # a result.available event's first use of the models, paused half-way
-    sys.settrace(pause_before_patient_identifier)
+    sys.settrace(pause_at("shared/models/patients.py", int(sys.argv[1]), 60))
     from shared.models import Patient  # noqa: F401
     sys.settrace(None)
 
@@ -222,25 +229,13 @@ def test_the_warm_up_never_configures_a_model_module_half_imported(database_url)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"configured": True, "relationship": "PatientIdentifier"}
 
 
-_CONFIGURED_BESIDE_AN_IMPORT = """
-import json, sys, threading
+_CONFIGURED_BESIDE_AN_IMPORT = _PAUSER + """
+import json
 from sqlalchemy.orm import configure_mappers
-paused, resume = threading.Event(), threading.Event()
-
-def pause_before_lab_result(frame, event, arg):
-    if frame.f_code.co_filename.endswith("shared/models/orders.py") and frame.f_code.co_name == "<module>":
-        def lines(frame, event, arg):
-            if event == "line" and frame.f_lineno == int(sys.argv[1]):
-                paused.set()
-                resume.wait(10)
-            return lines
-        return lines
-    return None
-
 from shared.models import ProcessedEvent  # a request that took its class first (an inbox check)
 
 def first_order_request():  # another request's first use of the order tables
-    sys.settrace(pause_before_lab_result)
+    sys.settrace(pause_at("shared/models/orders.py", int(sys.argv[1]), 10))
     from shared.models import LabOrder  # noqa: F401
     sys.settrace(None)
 
