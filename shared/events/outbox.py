@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import functools
 import uuid
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.events.catalog import CATALOG, EventData, dataschema_for
+from shared.instants import utcnow
 from shared.settings import get_settings
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
 
@@ -57,7 +57,7 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
             "source": event_source(),
             "type": event_type,
             "subject": str(subject) if subject is not None else None,
-            "time": datetime.now(UTC),
+            "time": utcnow(),
             "dataschema": dataschema_for(event_type),
             "data": data.model_dump(mode="json"),
             "traceparent": current_traceparent(),

@@ -26,10 +26,11 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, run
+from shared.instants import utcnow
 from shared.lis.content import content_digest
 from shared.lis.errors import ConcurrentChange
 from shared.lis.sql import positional
@@ -149,7 +150,7 @@ class _ClaimRow(NamedTuple):
 
 def _params(facility: str, control_id: str, digest: str, message_id: uuid.UUID) -> dict[str, Any]:
     return {"facility": facility, "control_id": control_id, "digest": digest, "message_id": message_id,
-            "now": datetime.now(UTC)}
+            "now": utcnow()}
 
 
 def _resolve_legacy(uow: UnitOfWork, facility: str, control_id: str, message_id: uuid.UUID) -> None:

@@ -34,11 +34,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.db import is_transient_db_error, unit_of_work, wire
 from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, driver_unit_of_work, run
+from shared.instants import utcnow
 from shared.lis import claims, sql
 from shared.hl7.model import Message
 from shared.lis.apply import ORDER_TYPES, RESULT_TYPES, MessageContext, apply_message
@@ -108,10 +109,6 @@ class Careful(Exception):
 
 
 _ON_THE_ORM = object()  # the fast path on the driver pool declined (`NeedsOrm`): run it on the ORM's
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _messages() -> sa.Table:

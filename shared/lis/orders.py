@@ -24,12 +24,13 @@ import functools
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.db.driver_uow import DriverUnitOfWork, run
 from shared.events import catalog
 from shared.hl7.model import OrderData, ParentLink
+from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.order_acceptance import acceptance
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 LIS_NAMESPACE = ""
 _NUMBER_MAX = 100
 _NAMESPACE_MAX = 200
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _orders_table() -> sa.Table:

@@ -23,13 +23,14 @@ import functools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared import auth
 from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, run
 from shared.errors import Conflict, DuplicateIdentifier
 from shared.hl7.model import Identifier
+from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange, Quarantine
 from shared.lis.ordering import merge_fields, stamp_time
@@ -50,10 +51,6 @@ if TYPE_CHECKING:
     from shared.db import UnitOfWork
 
 _MAX_MERGE_HOPS = 20  # as the registry's MAX_CHAIN
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _on_the_orm(uow: Any, step: str) -> None:

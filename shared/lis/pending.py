@@ -26,10 +26,10 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.db.driver_uow import run
+from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange
 from shared.log import current_request_id
@@ -41,10 +41,6 @@ if TYPE_CHECKING:
 # Rows as JSON (UUIDs and datetimes as their str): one encoder, built once; no cycle check (the rows
 # are fresh dicts of values and lists: ~20 % of the encoding of a message's eight results).
 _rows_json = json.JSONEncoder(default=str, check_circular=False).encode
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)

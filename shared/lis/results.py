@@ -24,11 +24,12 @@ import functools
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.db.driver_uow import run
 from shared.hl7.model import ResultData
+from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange
 from shared.lis.ordering import Stamp, available_status, current_version, stamp_time
@@ -39,10 +40,6 @@ if TYPE_CHECKING:
     from shared.db import UnitOfWork
 
 _KEY_MAX = 400
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @functools.cache

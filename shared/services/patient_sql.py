@@ -29,11 +29,12 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.db import driver_connection, wire
 from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
+from shared.instants import utcnow
 from shared.log import current_request_id
 from shared.prepared import PIPELINED, PREPARED, install
 
@@ -47,10 +48,6 @@ if TYPE_CHECKING:
 def dumps(doc: Any) -> str:
     """The compact JSON pydantic's ``model_dump_json`` writes (no spaces, UTF-8 as is)."""
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @contextmanager
