@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from shared.db import wire
+from shared.db import driver_connection, wire
 from shared.db.wire import Row, rows_of
 
 
@@ -60,26 +60,13 @@ class DriverUnitOfWork:
 @contextmanager
 def driver_unit_of_work() -> Iterator[DriverUnitOfWork]:
     """A transaction boundary on the driver pool: committed when the block ends, rolled back on any
-    error; ``after_commit`` callbacks run after the commit."""
-    from shared.db.pool import get_pool  # noqa: PLC0415
-
-    pool = get_pool()
-    con = pool.acquire()
-    uow = DriverUnitOfWork(con)
-    try:
-        con.autocommit = False  # wire sends the BEGIN with the first statement
+    error (the pool rolls back what a returned connection left open, and closes one out of step);
+    ``after_commit`` callbacks run after the commit."""
+    with driver_connection(autocommit=False) as con:  # wire sends the BEGIN with the first statement
+        uow = DriverUnitOfWork(con)
         yield uow
         if con._in_transaction:
             wire.simple(con, "COMMIT")
-    except BaseException:
-        if con._in_transaction and not con._pool_out_of_step:
-            try:
-                wire.simple(con, "ROLLBACK")
-            except Exception:  # noqa: BLE001, S110 — out of step now: the pool closes it on release
-                pass
-        raise
-    finally:
-        pool.release(con)
     for callback in uow._after_commit:
         callback()
 

@@ -12,7 +12,7 @@ step it replaces for an event and writes the same rows (``tests/integration/noti
 - ``record_outcome``: ``shared.notify.delivery.record_outcome`` (the same ``outcome_change``).
 
 The due job keeps the ORM steps: its rows are locked (``FOR UPDATE SKIP LOCKED``) in an ORM transaction.
-Functions take a ``Transaction`` and never commit; ``transaction()`` is the boundary.
+Functions take the driver pool's unit of work (``shared.db.driver_uow``) and never commit.
 """
 
 from __future__ import annotations
@@ -20,14 +20,13 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from shared.auth import SYSTEM_NOTIFY, Principal
-from shared.db import driver_connection, wire
+from shared.db import wire
+from shared.db.driver_uow import DriverUnitOfWork
 from shared.instants import utcnow
 from shared.log import current_request_id
 from shared.notify import runtime
@@ -35,32 +34,6 @@ from shared.notify.delivery import MAX_MERGE_HOPS, Claimed, Outcome, outcome_cha
 from shared.notify.policy import OUTCOME_UNKNOWN, Recipient
 from shared.notify.providers import Provider
 from shared.telemetry.outcomes import record_notification
-
-
-@dataclass
-class Transaction:
-    """A driver connection in a transaction (its ``BEGIN`` rides with the first statement), and what
-    waits for its commit."""
-
-    con: Any
-    callbacks: list[Callable[[], None]] = field(default_factory=list)
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self.callbacks.append(callback)
-
-
-@contextmanager
-def transaction() -> Iterator[Transaction]:
-    """A transaction on a pooled connection: committed when the block ends, rolled back on any error
-    (the pool rolls back what a returned connection left open); ``after_commit`` callbacks run after
-    the commit."""
-    with driver_connection(autocommit=False) as con:
-        tx = Transaction(con)
-        yield tx
-        if con._in_transaction:
-            wire.simple(con, "COMMIT")
-    for callback in tx.callbacks:
-        callback()
 
 
 class Row(NamedTuple):
@@ -76,7 +49,7 @@ _ROWS = ("SELECT channel, id, status, claimed_at, attempts FROM notifications "
          "WHERE event_source = %s AND event_id = %s AND kind = %s")
 
 
-def rows_for_event(tx: Transaction, event_source: str, event_id: str, kind: str) -> dict[str, Row]:
+def rows_for_event(tx: DriverUnitOfWork, event_source: str, event_id: str, kind: str) -> dict[str, Row]:
     """The rows of one (event, kind), by channel."""
     found = wire.rows(tx.con, _ROWS, (event_source, event_id, kind), prepared=True)
     return {channel: Row(*rest) for channel, *rest in found}
@@ -86,7 +59,7 @@ _EXPIRE = ("UPDATE notifications SET status = 'failed', reason = %s, updated_at 
            "WHERE status = 'sending' AND claimed_at < %s::timestamptz AND id = ANY(%s::uuid[]) RETURNING id")
 
 
-def expire_stale_claims(tx: Transaction, now: datetime, lease: timedelta, ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+def expire_stale_claims(tx: DriverUnitOfWork, now: datetime, lease: timedelta, ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
     """Of ``ids``, the rows ``sending`` for longer than ``lease`` become ``failed``/``outcome_unknown``;
     returns their ids (``store.expire_stale_claims``: the message may have gone out, it is not resent)."""
     found = wire.rows(tx.con, _EXPIRE, (OUTCOME_UNKNOWN, now, now - lease, [str(i) for i in ids]), prepared=True)
@@ -113,7 +86,7 @@ SELECT p.id, p.status, p.email, p.phone, p.comm_email, p.comm_sms, p.timezone, p
 FROM last JOIN patients p ON p.id = last.id"""
 
 
-def load_recipient(tx: Transaction, patient_id: uuid.UUID, *, follow_merge: bool, purpose: str) -> Recipient | None:
+def load_recipient(tx: DriverUnitOfWork, patient_id: uuid.UUID, *, follow_merge: bool, purpose: str) -> Recipient | None:
     """The patient to notify (audited read), or None if no such patient exists."""
     found = wire.rows(tx.con, _RECIPIENT, (patient_id, follow_merge, utcnow(), SYSTEM_NOTIFY.name, SYSTEM_NOTIFY.key_id,
                                            current_request_id(), json.dumps({"purpose": purpose})), prepared=True)
@@ -131,7 +104,7 @@ _INSERTED = ("id", "patient_id", "kind", "channel", "event_source", "event_id", 
              "status", "claimed_at", "attempts", "language", "reason", "send_after", "updated_at")
 
 
-def insert(tx: Transaction, values: dict[str, Any]) -> bool:
+def insert(tx: DriverUnitOfWork, values: dict[str, Any]) -> bool:
     """Insert one row unless its (event, kind, channel) exists; True if this call inserted it (``ON
     CONFLICT DO NOTHING`` waits for a concurrent transaction inserting the same key: of two copies of
     an event, exactly one inserts, and so claims, the row)."""
@@ -150,13 +123,13 @@ def _update(columns: tuple[str, ...], guard: str) -> str:
     return f"UPDATE notifications SET {assignments} WHERE id = %s::uuid AND {guard} RETURNING id"
 
 
-def transition(tx: Transaction, notification_id: uuid.UUID, from_statuses: Iterable[str], **values: Any) -> bool:
+def transition(tx: DriverUnitOfWork, notification_id: uuid.UUID, from_statuses: Iterable[str], **values: Any) -> bool:
     """Set ``values`` on the row if its status is one of ``from_statuses``; True if it was."""
     sql = _update(tuple(values), "status = ANY(%s::text[])")
     return bool(wire.rows(tx.con, sql, (*values.values(), notification_id, list(from_statuses)), prepared=True))
 
 
-def transition_if_outcome_unknown(tx: Transaction, notification_id: uuid.UUID, **values: Any) -> bool:
+def transition_if_outcome_unknown(tx: DriverUnitOfWork, notification_id: uuid.UUID, **values: Any) -> bool:
     """Correct a row the lease sweep marked ``failed``/``outcome_unknown`` once its outcome is known."""
     sql = _update(tuple(values), f"status = 'failed' AND reason = '{OUTCOME_UNKNOWN}'")
     return bool(wire.rows(tx.con, sql, (*values.values(), notification_id), prepared=True))
@@ -166,7 +139,7 @@ _STATUS = ("SELECT status FROM notifications "
            "WHERE event_source = %s AND event_id = %s AND kind = %s AND channel = %s")
 
 
-def status_of(tx: Transaction, event_source: str, event_id: str, kind: str, channel: str) -> str | None:
+def status_of(tx: DriverUnitOfWork, event_source: str, event_id: str, kind: str, channel: str) -> str | None:
     found = wire.rows(tx.con, _STATUS, (event_source, event_id, kind, channel), prepared=True)
     return found[0][0] if found else None
 
@@ -175,7 +148,7 @@ _AUDIT = ("INSERT INTO audit_log (at, principal, principal_id, action, patient_i
           "VALUES (%s::timestamptz, %s, %s::uuid, %s, %s::uuid[], %s, %s, %s::jsonb)")
 
 
-def audit(tx: Transaction, principal: Principal, action: str, patient_ids: Iterable[uuid.UUID], *,
+def audit(tx: DriverUnitOfWork, principal: Principal, action: str, patient_ids: Iterable[uuid.UUID], *,
           outcome: str = "success", details: dict[str, Any] | None = None) -> None:
     """One audit row (``shared.audit.record``'s, stamped now) in the transaction: ids, counts and codes only."""
     ids = [str(i) for i in dict.fromkeys(patient_ids)]
@@ -183,7 +156,7 @@ def audit(tx: Transaction, principal: Principal, action: str, patient_ids: Itera
                                   json.dumps(details) if details is not None else None), prepared=True)
 
 
-def record_outcome(tx: Transaction, claimed: Claimed, outcome: Outcome, now: datetime, provider: Provider) -> str:
+def record_outcome(tx: DriverUnitOfWork, claimed: Claimed, outcome: Outcome, now: datetime, provider: Provider) -> str:
     """Store the provider's answer on the claimed row and audit it; returns the status recorded
     (``delivery.record_outcome``'s rules: ``outcome_change``)."""
     name = runtime.provider_name(provider)

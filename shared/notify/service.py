@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 
 from shared.auth import SYSTEM_NOTIFY
 from shared.consumer import RetryLater
+from shared.db.driver_uow import DriverUnitOfWork, driver_unit_of_work
 from shared.log import get_logger
 from shared.notify import event_sql, runtime
 from shared.notify.delivery import Claimed, Outcome, claim_values, deliver, render_for
-from shared.notify.event_sql import Transaction
 from shared.notify.policy import CHANNELS, Channel, Decision, decide
 from shared.notify.providers import Provider
 from shared.notify.render import resolve_language
@@ -73,13 +73,13 @@ def notify_for_event(
     """Apply one event; returns counts by outcome. Raises RetryLater (5xx), UnknownPatient, TemplateError."""
     now = clock()
     counts: Counter[str] = Counter()
-    with event_sql.transaction() as tx:
+    with driver_unit_of_work() as tx:
         claimed = _claim(tx, request, now, counts)
     if claimed:
         provider = provider or runtime.get_provider()
         outcomes = [(c, deliver(c, provider)) for c in claimed]
         after = clock()
-        with event_sql.transaction() as tx:
+        with driver_unit_of_work() as tx:
             for c, outcome in outcomes:
                 counts[event_sql.record_outcome(tx, c, outcome, after, provider)] += 1
         for _c, outcome in outcomes:
@@ -92,7 +92,7 @@ def notify_for_event(
     return dict(counts)
 
 
-def _claim(tx: Transaction, request: NotifyRequest, now: datetime, counts: Counter[str]) -> list[Claimed]:
+def _claim(tx: DriverUnitOfWork, request: NotifyRequest, now: datetime, counts: Counter[str]) -> list[Claimed]:
     lease = timedelta(seconds=get_settings().notify_sending_lease_seconds)
     rows = event_sql.rows_for_event(tx, request.event_source, request.event_id, request.kind)
     stale = [r.id for r in rows.values() if r.status == "sending" and r.claimed_at and r.claimed_at < now - lease]

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from shared.db import unit_of_work
+from shared.db.driver_uow import driver_unit_of_work
 from shared.models import AuditEntry, Notification, Patient
 from shared.notify import delivery, event_sql, store
 from shared.notify.delivery import MAX_ATTEMPTS, MAX_MERGE_HOPS, Claimed, Outcome
@@ -56,7 +57,7 @@ def test_the_recipient_and_its_audit_row_are_the_orms(database_url, follow_merge
     chain = _merge_chain(length)
     with unit_of_work() as uow:
         by_orm = delivery.load_recipient(uow, chain[0], follow_merge=follow_merge, purpose="results_ready")
-    with event_sql.transaction() as tx:
+    with driver_unit_of_work() as tx:
         by_sql = event_sql.load_recipient(tx, chain[0], follow_merge=follow_merge, purpose="results_ready")
     assert by_sql == by_orm
     assert by_sql.patient_id == (chain[min(length - 1, MAX_MERGE_HOPS)] if follow_merge else chain[0])
@@ -71,7 +72,7 @@ def test_a_patient_without_given_name_language_or_phone_gets_the_same_defaults(d
         uow.session.execute(sa.update(Patient).where(Patient.id == patient.id).values(
             given=[], preferred_language=None, comm_sms=False, phone=None))
         by_orm = delivery.load_recipient(uow, patient.id, follow_merge=True, purpose="welcome")
-    with event_sql.transaction() as tx:
+    with driver_unit_of_work() as tx:
         by_sql = event_sql.load_recipient(tx, patient.id, follow_merge=True, purpose="welcome")
     assert by_sql == by_orm
     assert (by_sql.given_name, by_sql.language, by_sql.phone) == ("", "en", None)
@@ -79,7 +80,7 @@ def test_a_patient_without_given_name_language_or_phone_gets_the_same_defaults(d
 
 def test_an_unknown_patient_is_none_and_not_audited(database_url):
     unknown = uuid.uuid4()
-    with event_sql.transaction() as tx:
+    with driver_unit_of_work() as tx:
         assert event_sql.load_recipient(tx, unknown, follow_merge=True, purpose="welcome") is None
     assert _audit_rows("patient.read", patient=str(unknown)) == []
 
@@ -123,7 +124,7 @@ def test_recording_an_outcome_writes_the_orms_row_and_audit_row(database_url, an
     by_orm, by_sql = (_claimed_row(patient.id, attempts, status, reason) for _ in range(2))
     with unit_of_work() as uow:
         orm_status = delivery.record_outcome(uow, by_orm, OUTCOMES[answer], later, provider)
-    with event_sql.transaction() as tx:
+    with driver_unit_of_work() as tx:
         sql_status = event_sql.record_outcome(tx, by_sql, OUTCOMES[answer], later, provider)
     assert sql_status == orm_status
     assert _row(by_sql.notification_id) == _row(by_orm.notification_id)
@@ -136,7 +137,7 @@ def test_recording_an_outcome_writes_the_orms_row_and_audit_row(database_url, an
 def test_a_rolled_back_claim_leaves_nothing(database_url):
     patient = create_patient()
     event_id = str(uuid.uuid4())
-    with pytest.raises(RuntimeError), event_sql.transaction() as tx:
+    with pytest.raises(RuntimeError), driver_unit_of_work() as tx:
         event_sql.load_recipient(tx, patient.id, follow_merge=False, purpose="welcome")
         assert event_sql.insert(tx, {"id": uuid.uuid4(), "patient_id": patient.id, "kind": "welcome", "channel": "sms",
                                      "event_source": "/tests/event-sql", "event_id": event_id, "created_at": NOON_UTC,
