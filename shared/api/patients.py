@@ -32,8 +32,9 @@ def _patient_response(patient: object, status: int = 200, headers: dict[str, str
 def create_patient(ctx: RequestContext) -> Response:
     q = ctx.query(PatientCreateQuery)
     data = ctx.json_body(PatientCreate)
-    doc = patient_sql.register_patient(ctx.principal, data, reject_duplicates=not q.allow_duplicate)
-    return document_response(patient_sql.dumps(doc), doc["version"], 201, {"Location": f"/patients/{doc['id']}"})
+    # The document as PostgreSQL wrote it, not decoded and encoded again (as a read answers it)
+    created = patient_sql.register(ctx.principal, data, reject_duplicates=not q.allow_duplicate)
+    return document_response(created.json, created.version, 201, {"Location": f"/patients/{created.id}"})
 
 
 @route("GET", "/patients", scope="patients:read", summary="Search patients", query=PatientSearchQuery,

@@ -18,8 +18,8 @@ prepared too (one text per query shape, ``prepared_rows``); other searches are p
 (``pipelined_rows``), planned for their values (``services.search.search_page`` says why). A
 SQLAlchemy connection's ``do_execute`` hook (``shared.prepared``) sends ``PREPARED`` and
 ``PIPELINED`` statements the same way. The JSON is the document ``schemas.patients.Patient`` dumps
-(``test_patient_sql.py`` compares them byte for byte); a read answers PostgreSQL's text as the
-body, undecoded.
+(``test_patient_sql.py`` compares them byte for byte); a read and a registration answer PostgreSQL's
+text as the body, undecoded.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _register_sql() -> str:
         "box AS (INSERT INTO outbox (id, source, type, subject, time, dataschema, data, traceparent, tracestate, "
         "created_at, attempts) SELECT %s::uuid, %s, %s, %s, %s::timestamptz, %s, %s::jsonb, %s, %s, %s::timestamptz, 0 "
         "FROM pat) "
-        "SELECT doc.body, (SELECT count(*) FROM ident), "
+        "SELECT doc.body::text, (SELECT count(*) FROM ident), "
         "(SELECT coalesce(json_agg(json_build_object('patient_id', dup.id, 'reason', dup.reason) "
         "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup) FROM doc"
     ).format(doc=patient_json("pat", identifiers=json_array(
@@ -211,11 +211,26 @@ def _lock_and_mrn(birth_date: date) -> str:
     return f"BEGIN; SELECT pg_advisory_xact_lock({int(key)}::bigint), nextval('patient_mrn_seq')"
 
 
+class Registered(NamedTuple):
+    """A registered patient as the API answers it: the document's JSON text as PostgreSQL wrote it
+    (compact, the bytes of the 201's body, never decoded here), its id (the Location) and version."""
+
+    json: str
+    id: uuid.UUID
+    version: int
+
+
 def register_patient(principal: Principal, data: PatientCreate, *, origin: str = "api",
                      reject_duplicates: bool = False) -> dict[str, Any]:
+    """`register`'s document, decoded (for callers that read its fields)."""
+    return json.loads(register(principal, data, origin=origin, reject_duplicates=reject_duplicates).json)  # type: ignore[no-any-return]
+
+
+def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
+             reject_duplicates: bool = False) -> Registered:
     """Register a patient (``services.patients.register_patient``'s rules and rows, three statements);
-    returns the API's JSON document. 409s as there: an identifier owned by another patient first,
-    then probable duplicates unless allowed. Publishing the outbox row waits for the commit."""
+    returns the API's JSON document as its text. 409s as there: an identifier owned by another patient
+    first, then probable duplicates unless allowed. Publishing the outbox row waits for the commit."""
     from shared.events import catalog  # noqa: PLC0415
     from shared.events.outbox import event_source  # noqa: PLC0415
     from shared.mrn import MRN_SYSTEM, luhn_check_digit  # noqa: PLC0415
@@ -253,7 +268,7 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
         body, claimed, candidates = wire.rows(con, _register_sql(), params, prepared=True)[0]
         if claimed < len(wanted):
             wire.simple(con, "ROLLBACK")
-            taken = {(i["system"], i["value"]) for i in body["identifiers"]}
+            taken = {(i["system"], i["value"]) for i in json.loads(body)["identifiers"]}
             system, value = next((s, v) for s, v, _t in wanted if (s, v) not in taken)
             owner = next(iter(wire.rows(
                 con, "SELECT patient_id FROM patient_identifiers WHERE system = %s AND value = %s", (system, value))),
@@ -272,7 +287,7 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
             )
         wire.simple(con, "COMMIT")
     _publish([event_id])
-    return body  # type: ignore[no-any-return]
+    return Registered(body, patient_id, 1)
 
 
 def _publish(ids: list[uuid.UUID]) -> None:

@@ -68,6 +68,14 @@ def test_registration_and_read_answer_the_orm_document_byte_for_byte(database_ur
     assert [i["system"] for i in created["identifiers"]][0] == "urn:patient-mgt:mrn"
 
 
+@pytest.mark.parametrize("overrides", [{}, {"address": None, "phone": None, "email": None, "identifiers": []}, TRICKY])
+def test_a_registration_answers_postgresqls_text_which_is_the_orm_document_byte_for_byte(database_url, overrides):
+    created = patient_sql.register(CLERK, body(**overrides), reject_duplicates=True)
+    assert isinstance(created.json, str) and created.version == 1
+    assert json.loads(created.json)["id"] == str(created.id)
+    assert created.json == orm_document(created.id)  # the 201's body, never decoded and encoded again
+
+
 def test_registration_writes_every_row_of_the_orm_path(database_url):
     data = body()
     doc = patient_sql.register_patient(CLERK, data, reject_duplicates=True)
