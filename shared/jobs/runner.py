@@ -16,7 +16,8 @@ failure is recorded as ``failed`` with the exception's type name (never its mess
 The claim and the finish are SQL on a pg8000 connection of the process's pool (``shared.db.wire``),
 no SQLAlchemy: a tick whose job needs no ORM (``outbox-sweep``, every minute, what wakes a jobs
 instance scaled to zero) loads none. The claim is one statement (``_CLAIM``: the run and the lease)
-in a transaction with its ``BEGIN`` in the same round trip, then ``COMMIT``; a run of a busy job is
+in the driver pool's unit of work (``shared.db.driver_uow``: its ``BEGIN`` in the same round trip,
+then ``COMMIT``, a rollback on any error); a run of a busy job is
 marked ``skipped`` in that transaction (``_SKIPPED``). The finish is one statement (``_FINISH``: the
 outcome and the lease's release), atomic on its own.
 """
@@ -32,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.db import driver_connection, is_transient_db_error, wire
+from shared.db.driver_uow import driver_unit_of_work
 from shared.instants import utcnow
 from shared.jobs import registry
 from shared.jobs.context import JobContext, JobRetry, LeaseLost
@@ -171,17 +173,14 @@ def _claim(
     now = utcnow()
     lease = timedelta(seconds=budget + LEASE_GRACE_SECONDS)
     params = (uuid.uuid4(), name, slot, trigger, event_id, now, now - lease, name, now + lease, now)
-    with driver_connection(autocommit=False) as con:  # BEGIN rides with the claim
-        rows = wire.rows(con, _CLAIM, params, pipelined=True)
+    with driver_unit_of_work() as uow:  # BEGIN rides with the claim; COMMIT as the block ends
+        rows = uow.rows(_CLAIM, params, pipelined=True)
         if not rows:
-            wire.simple(con, "COMMIT")
             return None
         run_id, holds_lease, cursor = rows[0]
         if not holds_lease:
-            wire.execute(con, _SKIPPED, (now, run_id), pipelined=True)
-            wire.simple(con, "COMMIT")
+            uow.rows(_SKIPPED, (now, run_id), pipelined=True)
             return run_id, False, None
-        wire.simple(con, "COMMIT")
         return run_id, True, cursor
 
 
