@@ -39,7 +39,6 @@ from shared.lis.pending import Pending
 from shared.lis.values import Warnings, clean, current_demographics, patient_columns, safe_text
 from shared.log import current_request_id
 from shared.mrn import MRN_SYSTEM, luhn_check_digit
-from shared.normalize import fold
 from shared.prepared import PREPARED
 from shared.services import provenance
 from shared.services.duplicates import lock_key
@@ -315,14 +314,14 @@ def _queue_identifiers(pending: Pending, patient_id: uuid.UUID, keys: list[tuple
 def _probable_duplicates(uow: UnitOfWork, columns: dict[str, Any], patient_id: uuid.UUID) -> list[Any]:
     """``services.duplicates.find_duplicates`` of the new patient's columns (its birth date given), as
     SQL text: (id, reason) rows."""
-    family = fold(columns["family"])
-    values = {"family": family, "first": fold(columns["given"][0]) if columns["given"] else "",
-              "phone": columns["phone"], "email": columns["email"].lower() if columns["email"] else None,
-              "birth_date": columns["birth_date"], "exclude": patient_id}
-    shape = (bool(family), bool(values["phone"]), bool(values["email"]))
-    if not any(shape):
+    from shared.services.duplicates import applicable, probe_values  # noqa: PLC0415 — pure
+
+    values: dict[str, Any] = probe_values(columns["family"], columns["given"], columns["phone"], columns["email"])
+    rules = applicable(values)
+    if not rules:
         return []
-    text, names = sql.probable_duplicates(*shape)
+    text, names = sql.probable_duplicates(tuple(rule.reason for rule in rules))
+    values.update(birth_date=columns["birth_date"], exclude=patient_id)
     return run(uow, text, [values[name] for name in names], pipelined=True)  # planned for its values, as there
 
 

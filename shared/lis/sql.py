@@ -154,16 +154,15 @@ INSERT_FIRST_VERSION = (
 
 
 @functools.cache
-def probable_duplicates(name: bool, phone: bool, email: bool) -> tuple[str, tuple[str, ...]]:
-    """``services.duplicates.find_duplicates`` for a new patient, with the rules its values allow: the
-    text (id, reason; by creation) and its parameters' names (family, first, phone, email, birth_date, exclude)."""
-    from shared.services.duplicates import MAX_CANDIDATES, REASONS  # noqa: PLC0415 — pure constants
+def probable_duplicates(reasons: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """``services.duplicates.find_duplicates`` for a new patient, by the rules of ``reasons`` (those its
+    values allow: ``duplicates.applicable``): the text (id, reason; by creation) and its parameters'
+    names (the rules' columns, birth_date, exclude)."""
+    from shared.services.duplicates import MAX_CANDIDATES, RULES, match_sql  # noqa: PLC0415 — pure
 
-    rules = [rule for rule, wanted in (("family_norm = :family AND first_given_norm = :first", name),
-                                       ("phone = :phone", phone), ("email = :email", email)) if wanted]
-    reasons = [reason for reason, wanted in zip(REASONS, (name, phone, email), strict=True) if wanted]
-    case = " ".join(f"WHEN {rule} THEN '{reason}'" for rule, reason in zip(rules, reasons, strict=True))
+    matches, reason = match_sql([r for r in RULES if r.reason in reasons], lambda column: column,
+                                lambda column: f":{column}")
     return positional(
-        f"SELECT id, CASE {case} ELSE '{REASONS[2]}' END AS reason FROM patients "
-        f"WHERE birth_date = CAST(:birth_date AS date) AND status <> 'merged' AND ({' OR '.join(f'({r})' for r in rules)}) "
+        f"SELECT id, {reason} AS reason FROM patients "
+        f"WHERE birth_date = CAST(:birth_date AS date) AND status <> 'merged' AND {matches} "
         f"AND id <> CAST(:exclude AS uuid) ORDER BY created_at, id LIMIT {MAX_CANDIDATES}")

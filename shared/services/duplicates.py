@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -27,11 +27,54 @@ if TYPE_CHECKING:
 
     from shared.db import UnitOfWork
 
-# SQLAlchemy and the model load with the first search, not on import: the LIS consumer's fast path
-# reads REASONS, MAX_CANDIDATES and lock_key only (shared.lis.sql).
+# SQLAlchemy and the model load with the first search, not on import: the registration's SQL and the
+# LIS consumer's fast path read the rules, MAX_CANDIDATES and lock_key only (shared.lis.sql).
 
 REASONS = ("name_and_birth_date", "phone_and_birth_date", "email_and_birth_date")
 MAX_CANDIDATES = 50
+
+
+class Rule(NamedTuple):
+    """One rule beside the birth date: every column of the candidate equal to the probe's. It applies
+    to a probe whose first column has a value (a folded family name that is not empty, a phone, an
+    e-mail); a candidate matching several rules is given the first one's reason."""
+
+    reason: str
+    columns: tuple[str, ...]
+
+
+# The rules, in order of strength: every implementation builds its conditions from these (the ORM's
+# ``find_duplicates``; the registration's CTE, ``services.patient_sql``; the LIS fast path's text,
+# ``shared.lis.sql``) — a rule changed here changes all three.
+RULES = (Rule(REASONS[0], ("family_norm", "first_given_norm")), Rule(REASONS[1], ("phone",)),
+         Rule(REASONS[2], ("email",)))
+
+
+def probe_values(family: str, given: Sequence[str], phone: str | None, email: str | None) -> dict[str, str | None]:
+    """The probe's value of each rule column, as the columns store them (names folded, e-mail lower case)."""
+    return {"family_norm": fold(family), "first_given_norm": fold(given[0]) if given else "", "phone": phone,
+            "email": email.lower() if email else None}
+
+
+def applicable(values: dict[str, Any]) -> list[Rule]:
+    """The rules a probe with these `probe_values` is checked by."""
+    return [rule for rule in RULES if values.get(rule.columns[0])]
+
+
+def match_sql(rules: Sequence[Rule], candidate: Callable[[str], str], probe: Callable[[str], str], *,
+              guarded: bool = False) -> tuple[str, str]:
+    """SQL text of (any of `rules` holds, the reason of the first that holds): ``candidate(column)`` is
+    the candidate row's column, ``probe(column)`` the probe's value. `guarded`: each rule also checks
+    that the probe's first column has a value (``<> ''``: NULL fails it too), for a probe whose values
+    are only known to SQL."""
+    conditions = []
+    for rule in rules:
+        parts = [f"{probe(rule.columns[0])} <> ''"] if guarded else []
+        parts += [f"{candidate(column)} = {probe(column)}" for column in rule.columns]
+        conditions.append(" AND ".join(parts))
+    reason = "CASE " + " ".join(f"WHEN {c} THEN '{r.reason}'" for c, r in zip(conditions, rules, strict=True)) \
+        + f" ELSE '{REASONS[-1]}' END"
+    return "(" + " OR ".join(f"({c})" for c in conditions) + ")", reason
 
 
 @dataclass(frozen=True)
@@ -74,18 +117,12 @@ def find_duplicates(uow: UnitOfWork, patient_like: Any) -> list[Duplicate]:
 
     from shared.models import Patient  # noqa: PLC0415
 
-    family = fold(probe.family)
-    first = fold(probe.given[0]) if probe.given else ""
-    rules: list[tuple[sa.ColumnElement[bool], str]] = []
-    if family:
-        rules.append((sa.and_(Patient.family_norm == family, Patient.first_given_norm == first), REASONS[0]))
-    if probe.phone:
-        rules.append((Patient.phone == probe.phone, REASONS[1]))
-    if probe.email:
-        rules.append((Patient.email == probe.email.lower(), REASONS[2]))
+    values = probe_values(probe.family, probe.given, probe.phone, probe.email)
+    rules = [(sa.and_(*(getattr(Patient, column) == values[column] for column in rule.columns)), rule.reason)
+             for rule in applicable(values)]
     if not rules:
         return []
-    reason = sa.case(*rules, else_=sa.literal(REASONS[2]))
+    reason = sa.case(*rules, else_=sa.literal(REASONS[-1]))
     stmt = (
         sa.select(Patient.id, reason.label("reason"))
         .where(Patient.birth_date == probe.birth_date, Patient.status != "merged", sa.or_(*(r for r, _ in rules)))

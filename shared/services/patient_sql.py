@@ -158,8 +158,10 @@ def read_patient(principal: Principal, patient_id: uuid.UUID) -> Document:
 @functools.cache
 def _register_sql() -> str:
     """The registration CTE (built on first use: its duplicate rules come from ``services.duplicates``)."""
-    from shared.services.duplicates import MAX_CANDIDATES, REASONS  # noqa: PLC0415
+    from shared.services.duplicates import MAX_CANDIDATES, RULES, match_sql  # noqa: PLC0415
 
+    # every rule, each checked only when this row's value for it is there (``guarded``)
+    matches, reason = match_sql(RULES, lambda column: f"q.{column}", lambda column: f"pat.{column}", guarded=True)
     return (
         "WITH pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
         "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
@@ -176,12 +178,9 @@ def _register_sql() -> str:
         "tok AS (INSERT INTO patient_name_tokens (patient_id, kind, token) "
         "SELECT pat.id, t.kind, t.token FROM pat, unnest(%s::text[], %s::text[]) AS t(kind, token) ON CONFLICT DO NOTHING), "
         # services.duplicates.find_duplicates, for a probe with this row's folded names, phone and e-mail.
-        "dup AS (SELECT q.id, q.created_at, CASE WHEN q.family_norm = pat.family_norm AND pat.family_norm <> '' "
-        f"AND q.first_given_norm = pat.first_given_norm THEN '{REASONS[0]}' "
-        f"WHEN q.phone = pat.phone THEN '{REASONS[1]}' ELSE '{REASONS[2]}' END AS reason "
+        f"dup AS (SELECT q.id, q.created_at, {reason} AS reason "
         "FROM pat JOIN patients q ON q.birth_date = pat.birth_date AND q.status <> 'merged' AND q.id <> pat.id "
-        "AND ((pat.family_norm <> '' AND q.family_norm = pat.family_norm AND q.first_given_norm = pat.first_given_norm) "
-        "OR q.phone = pat.phone OR q.email = pat.email) "
+        f"AND {matches} "
         f"WHERE %s::boolean ORDER BY q.created_at, q.id LIMIT {MAX_CANDIDATES}), "
         "doc AS (SELECT {doc} AS body FROM pat), "
         "ver AS (INSERT INTO resource_versions (resource_type, resource_id, patient_id, version, change, snapshot, "

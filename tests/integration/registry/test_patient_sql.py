@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -118,6 +118,39 @@ def test_a_probable_duplicate_is_a_409_listing_it_unless_allowed(database_url):
     assert error.value.extensions["candidates"] == [{"patient_id": first["id"], "reason": "phone_and_birth_date"}]
     allowed = patient_sql.register_patient(CLERK, again, reject_duplicates=False)
     assert allowed["id"] != first["id"] and allowed["birth_date"] == first["birth_date"]
+
+
+@pytest.mark.parametrize("probe", [
+    {"name": {"family": "VAN der-Berg", "given": ["Zoë"]}, "phone": None, "email": None},  # the name, folded
+    {"name": {"family": "Other", "given": ["Ann"]}, "phone": "stored", "email": None},  # the phone
+    {"name": {"family": "Other", "given": ["Ann"]}, "phone": None, "email": "STORED"},  # the e-mail, any case
+    {"name": {"family": "Vanderberg", "given": ["zoe"]}, "phone": "stored", "email": "STORED"},  # all three
+    {"name": {"family": "Vanderberg", "given": []}, "phone": None, "email": None},  # no first given name
+])
+def test_a_registrations_candidates_are_those_find_duplicates_finds(database_url, probe):
+    """The CTE's rules and the ORM's come from one definition (services.duplicates.RULES): same
+    candidates, same order, same reasons, whichever rules the probe's values allow."""
+    from shared.services.duplicates import PatientLike, find_duplicates
+
+    tag = uuid.uuid4()
+    birth_date = date(1930, 1, 1) + timedelta(days=tag.int % 25_000)  # a day no other test's patients share
+    phone, mail = f"+1415{tag.int % 10**7:07d}", f"shared.{tag.hex[:8]}@example.org"
+    stored = [patient_sql.register_patient(CLERK, body(**fields, birth_date=birth_date.isoformat()), reject_duplicates=False)
+              for fields in ({"name": {"family": "Vanderberg", "given": ["Zoe", "X"]}},
+                             {"name": {"family": "Vanderberg", "given": []}, "email": mail.title()},
+                             {"name": {"family": "Nobody", "given": ["Y"]}, "phone": phone})]
+    fields = dict(probe)
+    fields["phone"] = phone if probe["phone"] == "stored" else None
+    fields["email"] = mail.upper() if probe["email"] == "STORED" else None
+    data = body(**fields, birth_date=birth_date.isoformat(), identifiers=[])
+    with unit_of_work() as uow:
+        expected = [{"patient_id": str(d.patient_id), "reason": d.reason} for d in find_duplicates(uow, PatientLike(
+            birth_date, data.name.family, tuple(data.name.given), data.phone, str(data.email) if data.email else None))]
+    assert expected, "each probe matches a stored patient by some rule"
+    assert {c["patient_id"] for c in expected} <= {p["id"] for p in stored}
+    with pytest.raises(ProbableDuplicate) as error:
+        patient_sql.register_patient(CLERK, data, reject_duplicates=True)
+    assert error.value.extensions["candidates"] == expected
 
 
 def test_reading_an_unknown_patient_is_not_found_and_audits_nothing(database_url):
