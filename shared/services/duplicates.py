@@ -1,12 +1,13 @@
 """Probable duplicates: the same birth date and (the same folded family and first given name, or
 the same phone, or the same e-mail). Case, accents, spacing and hyphens are folded (``fold``).
 
-``find_duplicates`` is the one implementation: the API refuses a registration with candidates
-(unless ``allow_duplicate``) and lists them at ``GET /patients/{id}/duplicates``; the LIS feed
-flags them for review. Every rule includes the birth date, so each lookup is a range of an index
-that leads with ``birth_date``, and ``lock_birth_date`` serialises the check-then-insert of
-registrations that share a birth date (so two concurrent registrations of the same person cannot
-both miss each other).
+``RULES`` is the one definition: ``find_duplicates`` (the ORM's), the registration's CTE
+(``services.patient_sql``) and the LIS fast path's text (``shared.lis.sql``) build their conditions
+from it (``match_sql``). The API refuses a registration with candidates (unless ``allow_duplicate``)
+and lists them at ``GET /patients/{id}/duplicates``; the LIS feed flags them for review. Every rule
+includes the birth date, so each lookup is a range of an index that leads with ``birth_date``, and
+``lock_birth_date`` serialises the check-then-insert of registrations that share a birth date (so two
+concurrent registrations of the same person cannot both miss each other).
 """
 
 from __future__ import annotations
