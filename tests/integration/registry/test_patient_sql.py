@@ -70,7 +70,8 @@ def test_registration_and_read_answer_the_orm_document_byte_for_byte(database_ur
 
 @pytest.mark.parametrize("overrides", [{}, {"address": None, "phone": None, "email": None, "identifiers": []}, TRICKY])
 def test_a_registration_answers_postgresqls_text_which_is_the_orm_document_byte_for_byte(database_url, overrides):
-    created = patient_sql.register(CLERK, body(**overrides), reject_duplicates=True)
+    # duplicates allowed: the other document test registers the same names on the same birth date
+    created = patient_sql.register(CLERK, body(**overrides), reject_duplicates=False)
     assert isinstance(created.json, str) and created.version == 1
     assert json.loads(created.json)["id"] == str(created.id)
     assert created.json == orm_document(created.id)  # the 201's body, never decoded and encoded again
