@@ -22,6 +22,17 @@ def fold(text: str) -> str:
     return _SEPARATORS.sub("", _folded(text))
 
 
+# The width of the columns that store folded names (patients.family_norm, first_given_norm).
+KEY_WIDTH = 200
+
+
+def fold_key(text: str) -> str:
+    """``fold(text)`` as the folded-name columns store it: cut to their width. Folding can lengthen a
+    name (ß → ss, ﬁ → fi, Ⅻ → xii), so a name within its 200 characters may fold past them; every
+    writer and every duplicate probe cuts the same way, so equal names still compare equal."""
+    return fold(text)[:KEY_WIDTH]
+
+
 def tokens(text: str) -> list[str]:
     """Folded words of a name, for prefix search: 'De la Cruz-Núñez' → ['de', 'la', 'cruz', 'nunez']."""
     return [t for t in _SEPARATORS.split(_folded(text)) if t]

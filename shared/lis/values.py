@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any
 
 from shared.hl7.model import PatientData
-from shared.normalize import fold
+from shared.normalize import fold_key
 
 EARLIEST_BIRTH_DATE = date(1890, 1, 1)
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -142,8 +142,8 @@ def patient_columns(fields: dict[str, Any]) -> dict[str, Any]:
         if key == "name":
             columns.update(
                 family=value["family"], given=value["given"], prefix=value["prefix"], suffix=value["suffix"],
-                family_norm=fold(value["family"])[:200],
-                first_given_norm=fold(value["given"][0])[:200] if value["given"] else "",
+                family_norm=fold_key(value["family"]),
+                first_given_norm=fold_key(value["given"][0]) if value["given"] else "",
             )
         elif key == "birth_date":
             columns["birth_date"] = date.fromisoformat(value)

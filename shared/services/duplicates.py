@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from shared.normalize import fold
+from shared.normalize import fold_key
 from shared.prepared import PIPELINED
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ RULES = (Rule(REASONS[0], ("family_norm", "first_given_norm")), Rule(REASONS[1],
 
 def probe_values(family: str, given: Sequence[str], phone: str | None, email: str | None) -> dict[str, str | None]:
     """The probe's value of each rule column, as the columns store them (names folded, e-mail lower case)."""
-    return {"family_norm": fold(family), "first_given_norm": fold(given[0]) if given else "", "phone": phone,
+    return {"family_norm": fold_key(family), "first_given_norm": fold_key(given[0]) if given else "", "phone": phone,
             "email": email.lower() if email else None}
 
 

@@ -233,7 +233,7 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
     from shared.events import catalog  # noqa: PLC0415
     from shared.events.outbox import event_source  # noqa: PLC0415
     from shared.mrn import MRN_SYSTEM, luhn_check_digit  # noqa: PLC0415
-    from shared.normalize import fold  # noqa: PLC0415
+    from shared.normalize import fold_key  # noqa: PLC0415
     from shared.services.name_index import name_tokens  # noqa: PLC0415
     from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
 
@@ -249,8 +249,8 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
         wanted = [(MRN_SYSTEM, mrn, "MR")] + [(i.system, i.value, i.type) for i in data.identifiers]
         event = catalog.PatientRegistered(patient_id=patient_id, version=1, origin=origin)  # type: ignore[arg-type]
         params = (
-            patient_id, mrn, name.family, list(name.given), list(name.prefix), list(name.suffix), fold(name.family),
-            fold(name.given[0]) if name.given else "", data.birth_date, data.sex, data.phone,
+            patient_id, mrn, name.family, list(name.given), list(name.prefix), list(name.suffix), fold_key(name.family),
+            fold_key(name.given[0]) if name.given else "", data.birth_date, data.sex, data.phone,
             str(data.email).lower() if data.email else None,
             # no address: JSON null, as the ORM's JSONB column stores None
             dumps(data.address.model_dump() if data.address else None),

@@ -24,7 +24,7 @@ from shared.models import MRN_SYSTEM, Patient, PatientIdentifier
 from shared.models.base import utcnow
 from shared.models.patients import is_mrn_system
 from shared.mrn import next_mrn
-from shared.normalize import fold
+from shared.normalize import fold_key
 from shared.schemas.patients import Patient as PatientResource
 from shared.schemas.patients import PatientCreate, PatientState
 from shared.services import provenance, versions
@@ -97,8 +97,8 @@ def _columns(data: PatientCreate) -> dict[str, Any]:
         "given": list(name.given),
         "prefix": list(name.prefix),
         "suffix": list(name.suffix),
-        "family_norm": fold(name.family),
-        "first_given_norm": fold(name.given[0]) if name.given else "",
+        "family_norm": fold_key(name.family),
+        "first_given_norm": fold_key(name.given[0]) if name.given else "",
         "birth_date": data.birth_date,
         "sex": data.sex,
         "phone": data.phone,

@@ -31,7 +31,7 @@ from shared.events import catalog
 from shared.events.outbox import emit
 from shared.models import Patient, PatientIdentifier, PatientMerge, ResourceVersion
 from shared.models.base import utcnow
-from shared.normalize import fold
+from shared.normalize import fold_key
 from shared.services import versions
 from shared.services.duplicate_flags import close_pair
 from shared.services.name_index import index_names
@@ -81,8 +81,8 @@ def _columns(snapshot: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": snapshot["status"], "merged_into": None,
         "family": name["family"], "given": given, "prefix": list(name.get("prefix") or []),
-        "suffix": list(name.get("suffix") or []), "family_norm": fold(name["family"]),
-        "first_given_norm": fold(given[0]) if given else "",
+        "suffix": list(name.get("suffix") or []), "family_norm": fold_key(name["family"]),
+        "first_given_norm": fold_key(given[0]) if given else "",
         "birth_date": date.fromisoformat(snapshot["birth_date"]) if snapshot.get("birth_date") else None,
         "sex": snapshot["sex"], "phone": snapshot.get("phone"), "email": snapshot.get("email"),
         "address": snapshot.get("address"), "preferred_language": snapshot["preferred_language"],
