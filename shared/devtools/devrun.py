@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -77,22 +78,52 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on now (the system's choice), none of ``avoid`` (ports the stack has
+    chosen but its processes have not bound yet: the system may hand one of them out again)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in avoid:
+            return port
+
+
+def listens(proc: subprocess.Popen[bytes], port: int) -> bool | None:
+    """Whether ``proc`` or a process it started listens on 127.0.0.1:``port``; None when this cannot
+    be told (psutil, which the project's venv has, missing)."""
+    try:
+        import psutil  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        root = psutil.Process(proc.pid)
+        for process in [root, *root.children(recursive=True)]:
+            for conn in process.net_connections(kind="tcp"):
+                if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+                    return True
+    except psutil.Error:
+        return False
+    return False
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: float = 60.0) -> None:
+    """Until ``proc`` listens on ``port``. Something answering there is not enough: when another
+    process holds the port, ``proc`` fails to bind it (or already has), and every request meant for
+    it would reach the other one — PortsInUse at once instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode} while starting")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                pass
         except OSError:
             time.sleep(0.1)
+            continue
+        if listens(proc, port) is False:
+            raise PortsInUse([(name, port)])
+        return
     raise RuntimeError(f"{name} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
@@ -202,7 +233,7 @@ class DevStack:
         base_env.pop("EVENT_SINK", None)
 
         if cfg.use_emulator and emulator.emulator_command("127.0.0.1", 0) is not None:
-            port = cfg.emulator_port or free_port()
+            port = cfg.emulator_port or free_port(avoid={port for _name, port in self.wanted_ports()})
             log_path = (cfg.log_dir or get_settings().data_dir / "dev") / "pubsub-emulator.log"
             proc = emulator.start("127.0.0.1", port, log_path)
             self.children.append(Child("pubsub-emulator", proc, port))

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
-from shared.devtools.devrun import DevStack, PortsInUse, StackConfig, dev_ports, function_command
+from shared.devtools.devrun import (
+    DevStack,
+    PortsInUse,
+    StackConfig,
+    dev_ports,
+    function_command,
+    listens,
+    wait_for_port,
+)
 
 
 def test_the_base_lays_out_every_process_and_a_flag_moves_one() -> None:
@@ -76,3 +87,42 @@ def test_stop_ends_what_delivers_before_what_it_delivers_to(tmp_path) -> None:  
     stack.stop()
     assert stopped[:3] == ["mllp", "pubsub-emulator", "router"]
     assert sorted(stopped[3:]) == ["api", "jobs", "lis_consumer", "notify"] and stack.children == []
+
+
+def _child(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_a_port_another_process_holds_is_not_taken_for_the_child_listening() -> None:
+    """The race that hung a stack: the port chosen for the router was bound first by another process
+    (the stack's own emulator, or another worker's stack); the router died on EADDRINUSE while
+    connecting to the port still succeeded, and every event went to the other process."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        child = _child("import time; time.sleep(30)")  # never binds: it could not
+        try:
+            started = time.monotonic()
+            with pytest.raises(PortsInUse) as info:
+                wait_for_port(port, child, "router", timeout=20)
+            assert info.value.taken == [("router", port)] and time.monotonic() - started < 10
+            assert child.poll() is None and listens(child, port) is False
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_the_child_that_listens_on_its_port_is_waited_for() -> None:
+    port = _free()
+    child = _child("import socket, time\n"
+                   "time.sleep(0.5)\n"  # not listening at first: waited for, not refused
+                   f"s = socket.create_server(('127.0.0.1', {port}))\n"
+                   "time.sleep(30)")
+    try:
+        wait_for_port(port, child, "api", timeout=20)
+        assert listens(child, port) is True
+    finally:
+        child.kill()
+        child.wait()
+
