@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from shared.devtools.devrouter.emulator import Emulator
-from shared.devtools.devrun import DevStack, PortsInUse, StackConfig
+from shared.devtools.devrun import DevStack, StackConfig
 from shared.settings import PROJECT_ROOT
+from tests.support.dev_stack import start_on_free_ports
 from tests.support.processes import closed_port as hold_closed_port
 
 UNREACHABLE_TYPE = "org.patientmgt.test.unreachable.v1"
@@ -73,22 +74,16 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     # retry their pushes to it, and a port that was merely free could meanwhile become another worker's
     # lis_consumer (which then stored this module's dead-letter message as its own delivery).
     with hold_closed_port() as closed_port:
-        for attempt in range(3):  # a port another worker's stack took before ours bound it: chosen again
+        def config() -> StackConfig:
             ports = {name: _free_port() for name in ("api", "lis_consumer", "notify", "jobs")}
-            config = StackConfig(
+            return StackConfig(
                 ports=ports, router_port=_free_port(), emulator_port=None, use_emulator=True, reload=False, pingsources=False,
                 backoff_scale=1.0, manifests=_manifests(tmp, closed_port), log_dir=tmp / "logs",
                 state_path=tmp / "dev" / "stack.json",
                 env={"DATA_DIR": str(tmp), "API_KEY_CACHE_SECONDS": "0", "THREADS": "4", "NOTIFY_PROVIDER": "console"},
             )
-            dev = DevStack(config, database_url)
-            try:
-                dev.start()  # stops what it started when it fails
-            except PortsInUse:
-                if attempt == 2:
-                    raise
-                continue
-            break
+
+        dev = start_on_free_ports(database_url, config)
         try:
             assert dev.emulator_host, "the Pub/Sub emulator must run in this test (it is installed on CI machines)"
             with unit_of_work() as uow:

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from shared.devtools.devrouter import emulator as emulator_mod
-from shared.devtools.devrun import DevStack, PortsInUse, StackConfig
+from shared.devtools.devrun import DevStack, StackConfig
+from tests.support.dev_stack import start_on_free_ports
 from tests.support.processes import ROOT, FunctionProcess, free_port, start_function
 from tests.support.fake_lis import FakeLis
 from tests.support.pubsub import running_emulator
@@ -90,24 +91,18 @@ def distinct_ports(count: int) -> list[int]:
 
 @contextmanager
 def dev_stack(database_url: str, tmp: Path, env: dict[str, str] | None = None) -> Iterator[DevStack]:
-    """`make dev`'s stack with the MLLP adapter, on free ports, logging under ``tmp``. A port that
-    another process (another worker's stack) took between its choice and the bind is chosen again."""
-    for attempt in range(3):
+    """`make dev`'s stack with the MLLP adapter, on free ports, logging under ``tmp``."""
+
+    def config() -> StackConfig:
         api, lis_consumer, notify, jobs, router, mllp = distinct_ports(6)
-        config = StackConfig(
+        return StackConfig(
             ports={"api": api, "lis_consumer": lis_consumer, "notify": notify, "jobs": jobs}, router_port=router,
             emulator_port=None, use_emulator=True, mllp_port=mllp, reload=False, pingsources=False,
             log_dir=tmp / "logs", state_path=tmp / "dev" / "stack.json",
             env={"DATA_DIR": str(tmp), "THREADS": "4", "NOTIFY_PROVIDER": "console", "API_KEY_CACHE_SECONDS": "0", **(env or {})},
         )
-        stack = DevStack(config, database_url)
-        try:
-            stack.start()  # stops what it started when it fails
-        except PortsInUse:
-            if attempt == 2:
-                raise
-            continue
-        break
+
+    stack = start_on_free_ports(database_url, config)
     try:
         yield stack
     finally:
