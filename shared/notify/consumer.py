@@ -74,11 +74,14 @@ def on_result_available(event: CloudEvent) -> dict[str, int] | str:
     if data.get("status") not in NOTIFYING_STATUSES:
         return "not_final"  # preliminary results never notify
     parsed: catalog.ResultAvailable = _parse(catalog.ResultAvailable, data)
-    from shared.critical.alerts import raise_alerts  # noqa: PLC0415 — the ORM: a welcome's path does without it
+    from shared.critical.check import any_critical  # noqa: PLC0415 — SQL text: no ORM for results that are not critical
 
-    # Critical results first (their own transaction; once per result, whatever happens to the rest).
-    with unit_of_work() as uow:
-        raise_alerts(uow, parsed.result_ids)
+    if any_critical(parsed.result_ids):
+        from shared.critical.alerts import raise_alerts  # noqa: PLC0415 — the ORM, for the alerts to raise
+
+        # Critical results first (their own transaction; once per result, whatever happens to the rest).
+        with unit_of_work() as uow:
+            raise_alerts(uow, parsed.result_ids)
     return notify_for_event(_request(event, "results_ready", parsed.patient_id, parsed.order_id))
 
 

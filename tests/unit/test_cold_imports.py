@@ -327,3 +327,27 @@ def test_a_cold_notify_sends_its_first_welcome_without_sqlalchemy(database_url, 
     assert [(r.channel, r.status, r.reason) for r in notification_rows(event_id=patient.registered_event_id)] == [
         ("email", "sent", None), ("sms", "skipped", "no_consent")]
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+# A cold notify's first result.available event for results that are not critical — what most lab results
+# are — checks them with one SQL statement (shared.critical.check) and sends the results-ready message
+# without these: raising a critical alert is the ORM's (shared.critical.alerts), only when one is due.
+FIRST_RESULT_NEVER = ("sqlalchemy", "shared.models", "shared.db.orm", "shared.audit", "shared.notify.store",
+                      "shared.critical.alerts", "shared.services", "shared.schemas")
+
+
+def test_a_cold_notify_answers_its_first_result_event_without_sqlalchemy(database_url, tmp_path):
+    from tests.support.notify import create_final_result, create_patient, notification_rows, outbox_cloudevent  # noqa: PLC0415
+
+    patient = create_patient(sms_opt_in=False)
+    event_id = create_final_result(patient.id)
+    event = outbox_cloudevent(event_id)
+    body = json.dumps({"specversion": "1.0", **{k: event[k] for k in ("id", "source", "type", "subject")},
+                       "datacontenttype": "application/json", "data": event.get_data()})
+    status, modules = _first_request("notify", _FIRST_EVENT, PROBE_BODY=body, DATABASE_URL=database_url,
+                                     DATA_DIR=str(tmp_path), NOTIFY_PROVIDER="console")
+    assert status == 200
+    assert {"shared.critical.check", "shared.notify.event_sql", "shared.notify.providers.console"} <= modules
+    assert _loaded(modules, FIRST_RESULT_NEVER) == []
+    assert [(r.channel, r.status, r.reason) for r in notification_rows(event_id=event_id)] == [
+        ("email", "sent", None), ("sms", "skipped", "no_consent")]

@@ -126,3 +126,19 @@ def test_escalation_happens_once_and_only_when_due(feed: Feed) -> None:
         assert alert_id in alerts.escalate_due(uow, now=later)
     with unit_of_work() as uow:
         assert alert_id not in alerts.escalate_due(uow, now=later + timedelta(hours=1))
+
+
+@pytest.mark.parametrize(("value", "flag"), [("2.1", "L"), ("4.0", "N"), ("4.0", "HH"), ("7.9", "")])
+def test_the_notify_check_finds_a_critical_result_exactly_when_raise_alerts_raises_one(feed: Feed, value: str,
+                                                                                        flag: str) -> None:
+    """notify asks ``check.any_critical`` (SQL text, no ORM) before ``raise_alerts``: the same verdict,
+    by flag (HH), by the configured range (2.1, 7.9), and none for a normal result (4.0 N)."""
+    from shared.critical.check import any_critical
+
+    ids = _potassium(feed, value, flag, "F", "20260301090000")
+    verdict = any_critical(ids)
+    with unit_of_work() as uow:
+        raised = alerts.raise_alerts(uow, ids)
+    assert verdict is bool(raised)
+    assert verdict is (value != "4.0" or flag == "HH")
+    assert any_critical([]) is False
