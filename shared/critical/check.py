@@ -1,24 +1,28 @@
-"""Whether any of a ``result.available`` event's results is critical: SQL text on the driver pool, no
-SQLAlchemy.
+"""Whether critical-alert work is waiting, asked with SQL text on the driver pool before the ORM (no
+SQLAlchemy): the common answer is no, and an instance woken from zero should not load SQLAlchemy, the
+models and their mappers only to find that out (``tests/unit/test_cold_imports.py``).
 
-Most ``result.available`` events notify without raising an alert: their results are not critical. A
-notify instance woken from zero by one should not load SQLAlchemy, the models and their mappers only
-to find that out (``tests/unit/test_cold_imports.py``). `any_critical` reads the result columns
-``alerts.raise_alerts`` judges and applies the same rule (``rules.critical_reason``, with the settings'
-ranges); when it finds one, the caller runs ``raise_alerts`` on the ORM's unit of work as before,
-which reads them again in its own transaction and raises each alert once.
+- `any_critical`: is any of a ``result.available`` event's results critical? Most are not. It reads
+  the result columns ``alerts.raise_alerts`` judges and applies the same rule (``rules.critical_reason``,
+  with the settings' ranges); when it finds one, notify runs ``raise_alerts`` on the ORM's unit of
+  work as before, which reads them again in its own transaction and raises each alert once.
+- `any_escalation_due`: is an open alert past its escalation time (``alerts.escalate_due``'s
+  condition)? The ``critical-escalation`` job ticks every minute and mostly finds none.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 
 from shared.critical.rules import critical_reason
 from shared.db import driver_connection, wire
 from shared.settings import get_settings
 
 _RESULTS = "SELECT abnormal_flags, value_type, value, code FROM lab_results WHERE id = ANY(%s::uuid[])"
+_ESCALATION_DUE = ("SELECT EXISTS (SELECT 1 FROM critical_alerts WHERE status = 'open' AND escalated_at IS NULL "
+                   "AND escalate_at <= %s::timestamptz)")
 
 
 def any_critical(result_ids: Iterable[uuid.UUID]) -> bool:
@@ -31,3 +35,9 @@ def any_critical(result_ids: Iterable[uuid.UUID]) -> bool:
         rows = wire.rows(con, _RESULTS, (ids,), prepared=True)
     return any(critical_reason(flags or [], value_type, value, code, ranges) is not None
                for flags, value_type, value, code in rows)
+
+
+def any_escalation_due(now: datetime) -> bool:
+    """Whether an open alert not escalated yet has ``escalate_at`` at or before ``now`` (one statement)."""
+    with driver_connection() as con:  # autocommit: one read
+        return bool(wire.rows(con, _ESCALATION_DUE, (now,), prepared=True)[0][0])

@@ -351,3 +351,53 @@ def test_a_cold_notify_answers_its_first_result_event_without_sqlalchemy(databas
     assert _loaded(modules, FIRST_RESULT_NEVER) == []
     assert [(r.channel, r.status, r.reason) for r in notification_rows(event_id=event_id)] == [
         ("email", "sent", None), ("sms", "skipped", "no_consent")]
+
+
+# The three PingSources that fire every minute (outbox-sweep, notifications-due, critical-escalation) reach a
+# cold jobs instance together: with nothing due — most minutes — none of them loads SQLAlchemy. The two
+# ORM jobs ask first, with one statement on the driver pool (shared.notify.due_check, shared.critical.check).
+_MINUTE_TICKS = """
+import json, os, sys
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
+from functions_framework import create_app
+app = create_app(target="jobs", source=sys.argv[1], signature_type="cloudevent")
+client = app.test_client()
+statuses = []
+for job in ("outbox-sweep", "notifications-due", "critical-escalation"):
+    event = CloudEvent({"type": "dev.knative.sources.ping", "source": f"/apis/v1/namespaces/patient-mgt/pingsources/{job}",
+                        "time": os.environ["PROBE_TIME"], "datacontenttype": "application/json"}, {"job": job})
+    headers, body = to_binary(event)
+    statuses.append(client.post("/", headers=headers, data=body).status_code)
+print(json.dumps([statuses, sorted(sys.modules)]))
+"""
+
+
+def test_a_cold_jobs_instance_runs_the_three_minute_ticks_with_nothing_due_without_sqlalchemy(database_url):
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    from shared.migrate import migrate  # noqa: PLC0415
+    from tests.support.database import admin_url, create_database, drop_database  # noqa: PLC0415
+    from tests.support.jobs_data import unique_minute  # noqa: PLC0415
+
+    # A database of its own: other tests leave notifications and alerts due in the shared one.
+    url = create_database(admin_url(), prefix="pmcold")
+    engine = sa.create_engine(url)
+    try:
+        migrate(engine)
+        minute = unique_minute()
+        statuses, modules = _first_request("jobs", _MINUTE_TICKS, PROBE_TIME=minute.isoformat(), DATABASE_URL=url)
+        assert statuses == [200, 200, 200]
+        assert {"shared.jobs.notifications_due", "shared.notify.due_check", "shared.jobs.critical_escalation",
+                "shared.critical.check"} <= modules  # the ticks' checks are seen
+        assert _loaded(modules, FIRST_TICK_NEVER + ("shared.notify.due", "shared.notify.store",
+                                                    "shared.critical.alerts")) == []
+        with engine.connect() as conn:
+            runs = conn.execute(sa.text("SELECT job, status, counts FROM job_runs WHERE slot = :slot ORDER BY job"),
+                                {"slot": minute}).all()
+        assert [(r.job, r.status) for r in runs] == [
+            ("critical-escalation", "succeeded"), ("notifications-due", "succeeded"), ("outbox-sweep", "succeeded")]
+        assert runs[0].counts == {"escalated": 0}
+    finally:
+        engine.dispose()
+        drop_database(admin_url(), url)
