@@ -62,33 +62,41 @@ def welcome_probe(patient_id: str) -> Probe:
     return probe
 
 
-# The PingSource that wakes the jobs function most often (every minute; knative/app/pingsources.yaml), and
-# the first minute of the ticks' slots: far from any real slot, and new for every bench process.
+# The PingSource that wakes the jobs function most often (every minute; knative/app/pingsources.yaml), the
+# three that fire every minute and so reach a cold instance together, and the first minute of the ticks'
+# slots: far from any real slot, and new for every bench process.
 TICK_JOB = "outbox-sweep"
+MINUTE_JOBS = ("outbox-sweep", "notifications-due", "critical-escalation")
 _TICK_BASE = datetime(2200, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=(time.time_ns() // 1000) % (500 * 365 * 24 * 60))
 
 
-def tick(sent_at: datetime) -> tuple[dict[str, str], bytes]:
-    """The headers and body of a PingSource tick of ``outbox-sweep`` as the mt-ping adapter sends it (binary
-    mode, ``time`` a moment after the scheduled minute, the PingSource's ``data``)."""
+def tick(sent_at: datetime, job: str = TICK_JOB) -> tuple[dict[str, str], bytes]:
+    """The headers and body of a PingSource tick of ``job`` as the mt-ping adapter sends it (binary mode,
+    ``time`` a moment after the scheduled minute, the PingSource's ``data``)."""
     headers = {"ce-specversion": "1.0", "ce-id": str(uuid.uuid4()), "ce-type": "dev.knative.sources.ping",
-               "ce-source": f"/apis/v1/namespaces/patient-mgt/pingsources/{TICK_JOB}",
+               "ce-source": f"/apis/v1/namespaces/patient-mgt/pingsources/{job}",
                "ce-time": sent_at.isoformat().replace("+00:00", "Z"), "Content-Type": "application/json"}
-    return headers, json.dumps({"job": TICK_JOB}).encode()
+    return headers, json.dumps({"job": job}).encode()
 
 
 def tick_probe() -> Probe:
-    """What wakes a jobs instance scaled to zero: a PingSource tick of ``outbox-sweep`` (``tick``).
-    Each tick names a minute of its own, so every launch claims a new slot and runs the job: the runner's
-    claim, the sweep (a claim of the oldest unpublished rows, the count of what is left) and the finish."""
+    """What wakes a jobs instance scaled to zero: the minute's PingSource ticks (``MINUTE_JOBS``: outbox-sweep,
+    notifications-due, critical-escalation), which fire together. Each probe names a minute of its own, so
+    every launch claims new slots and runs the jobs: the runner's claim, the job (the sweep's claim of the
+    oldest unpublished rows; the two others' question whether anything is due) and the finish. Done when
+    all three answered 2xx."""
     minutes = iter(range(10**6))
 
     def probe(fn: Fn) -> bool:
         conn = http.client.HTTPConnection("127.0.0.1", fn.port, timeout=30)
         conn.connect()  # refused until gunicorn listens: no slot is spent on that
         try:
-            headers, body = tick(_TICK_BASE + timedelta(minutes=next(minutes), seconds=0.4))
-            return _ok(client.request(fn.port, "POST", "/", body=body, headers=headers, conn=conn)[0])
+            minute = _TICK_BASE + timedelta(minutes=next(minutes), seconds=0.4)
+            for job in MINUTE_JOBS:
+                headers, body = tick(minute, job)
+                if not _ok(client.request(fn.port, "POST", "/", body=body, headers=headers, conn=conn)[0]):
+                    return False
+            return True
         finally:
             conn.close()
 
