@@ -129,17 +129,22 @@ def _row_version(row: Any) -> dict[str, Any]:
     }
 
 
-def _columns(version: dict[str, Any]) -> dict[str, Any]:
+def _columns(version: dict[str, Any], *, as_text: bool = False) -> dict[str, Any]:
+    """The result columns of a version. `as_text`: the timestamps and the message id as the JSON of a
+    pending insert sends them (their ISO text, as the version holds it), not parsed into objects that
+    the encoder would only turn back into text."""
+    observed, message_id = version["observed_at"], version["message_id"]
+    applied = stamp_time(tuple(version["stamp"])) if version["stamp"][0] else None
     return {
         "status": version["status"], "value": version["value"], "values": version["values"],
         "value_type": version["value_type"], "units": version["units"], "reference_range": version["reference_range"],
         "abnormal_flags": version["abnormal_flags"],
-        "observed_at": datetime.fromisoformat(version["observed_at"]) if version["observed_at"] else None,
+        "observed_at": (observed if as_text else datetime.fromisoformat(observed)) if observed else None,
         "observed_text": version.get("observed_text"),  # versions stored before migration 0015 have none
         "notes": version["notes"], "code_system": version["code_system"], "code": version["code"],
         "code_display": version["code_display"], "lis_stamp": version["stamp"],
-        "lis_message_id": uuid.UUID(version["message_id"]) if version["message_id"] else None,
-        "lis_applied_at": stamp_time(tuple(version["stamp"])) if version["stamp"][0] else None,
+        "lis_message_id": (message_id if as_text else uuid.UUID(message_id)) if message_id else None,
+        "lis_applied_at": applied.isoformat() if as_text and applied is not None else applied,
     }
 
 
@@ -165,15 +170,21 @@ def record_results(
     existing = {} if new_order else _existing(uow, patient_id, order_id, keys)
     now = utcnow()
     new_rows: list[dict[str, Any]] = []
+    # A pending insert's rows travel as JSON: the ids and times every row shares are written as text once
+    # here, not converted by the encoder's fallback for each row (an ORU's eight rows, built and encoded:
+    # 131 → 81 µs).
+    text = pending is not None
+    shared = ({"order_id": str(order_id) if order_id else None, "patient_id": str(patient_id), "created_at": now.isoformat(),
+               "updated_at": now.isoformat()} if text else
+              {"order_id": order_id, "patient_id": patient_id, "created_at": now, "updated_at": now})
     for key, result in zip(keys, results, strict=True):
         incoming = version_of(result, stamp, message_id, warnings)
         row = existing.get(key)
         if row is None:
             result_id = uuid.uuid4()
-            new_rows.append({"id": result_id, "order_id": order_id, "patient_id": patient_id, "result_key": key,
+            new_rows.append({"id": str(result_id) if text else result_id, **shared, "result_key": key,
                              "sub_id": clean(result.sub_id, 64, warnings, "OBX-4"),
-                             "previous_versions": [], "version": 1, "created_at": now, "updated_at": now,
-                             **_columns(incoming)})
+                             "previous_versions": [], "version": 1, **_columns(incoming, as_text=text)})
             before, current = None, incoming
         else:
             result_id = row.id
