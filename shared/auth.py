@@ -138,7 +138,7 @@ def _lookup(digest: bytes) -> Any | None:
     pooled connection in the driver's autocommit mode: a read-only lookup needs no transaction, so no
     BEGIN/COMMIT round trips, and no SQLAlchemy."""
     with driver_connection() as con:
-        found = wire.named(wire.execute(con, _LOOKUP, (digest,), prepared=True))
+        found = wire.rows_of(wire.execute(con, _LOOKUP, (digest,), prepared=True))
     return found[0] if found else None
 
 

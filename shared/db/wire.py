@@ -167,18 +167,6 @@ def rows(con: Any, sql: str, params: Any = (), **how: bool) -> list[Any]:
     return execute(con, sql, params, **how).rows or []
 
 
-def named(result: Any) -> list[Any]:
-    """The rows of a result context as named tuples (``row.id``), the column names the server gave."""
-    return [_row_type(tuple(c["name"] for c in result.columns or ()))._make(r) for r in result.rows or ()]
-
-
-@functools.lru_cache(maxsize=64)
-def _row_type(names: tuple[str, ...]) -> Any:
-    from collections import namedtuple  # noqa: PLC0415
-
-    return namedtuple("Row", names)  # noqa: PYI024
-
-
 class Row(tuple):
     """A result row: a tuple whose columns are also attributes and ``_mapping`` keys (as SQLAlchemy's rows are)."""
 
@@ -198,7 +186,14 @@ class Row(tuple):
 
 @functools.lru_cache(maxsize=256)
 def row_type(names: tuple[str, ...]) -> type[Row]:
-    return type("Row", (Row,), {"__slots__": (), "_keys": {n: i for i, n in enumerate(names)}})
+    """The row class of a result's column names: each column an attribute read by position in C, as a
+    namedtuple's are (a name that is not an identifier, or that a tuple already has, by ``__getattr__``;
+    a repeated name is its last column, as in ``_mapping``)."""
+    import operator  # noqa: PLC0415
+
+    keys = {n: i for i, n in enumerate(names)}
+    columns = {n: property(operator.itemgetter(i)) for n, i in keys.items() if n.isidentifier() and not hasattr(Row, n)}
+    return type("Row", (Row,), {"__slots__": (), "_keys": keys, **columns})
 
 
 def rows_of(result: Any) -> list[Row]:

@@ -241,7 +241,7 @@ def _publish_rows(publisher: Publisher, claim: str, *, timeout: float, deadline:
     pool's rollback: nothing recorded, the rows unlocked."""
     result = BatchResult()
     with driver_connection() as con:  # autocommit: the statements carry BEGIN and COMMIT themselves
-        rows = wire.named(wire.simple(con, claim))
+        rows = wire.rows_of(wire.simple(con, claim))
         result.claimed = len(rows)
         sendable = []
         for row in rows:
