@@ -174,7 +174,7 @@ def record_results(
     # here, not converted by the encoder's fallback for each row (an ORU's eight rows, built and encoded:
     # 131 → 81 µs).
     text = pending is not None
-    shared = ({"order_id": str(order_id) if order_id else None, "patient_id": str(patient_id), "created_at": now.isoformat(),
+    common = ({"order_id": str(order_id) if order_id else None, "patient_id": str(patient_id), "created_at": now.isoformat(),
                "updated_at": now.isoformat()} if text else
               {"order_id": order_id, "patient_id": patient_id, "created_at": now, "updated_at": now})
     for key, result in zip(keys, results, strict=True):
@@ -182,7 +182,7 @@ def record_results(
         row = existing.get(key)
         if row is None:
             result_id = uuid.uuid4()
-            new_rows.append({"id": str(result_id) if text else result_id, **shared, "result_key": key,
+            new_rows.append({"id": str(result_id) if text else result_id, **common, "result_key": key,
                              "sub_id": clean(result.sub_id, 64, warnings, "OBX-4"),
                              "previous_versions": [], "version": 1, **_columns(incoming, as_text=text)})
             before, current = None, incoming
