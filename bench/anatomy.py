@@ -181,24 +181,34 @@ def _patch_pg8000() -> None:
             inside.depth -= 1
 
     cls.prepare_statement = preparing
-    parse = cls.send_PARSE
+    parse, bind = cls.send_PARSE, cls.send_BIND
 
     def parsed(self, statement_name_bin, statement, oids=()):
-        """A statement sent by parts (shared.services.patient_sql's pipelined search: Parse, Bind,
-        Describe, Execute, Sync in one write) counts once, at its Parse."""
-        if _ACTIVE and not getattr(inside, "depth", 0):
-            _ACTIVE[0]["statements"] += statements_in(statement or "")
+        if not getattr(inside, "depth", 0):
+            self._bench_parsed = statement  # counted at its Bind
         return parse(self, statement_name_bin, statement, oids)
 
-    cls.send_PARSE = parsed
-    handle = cls.handle_messages
+    def bound(self, statement_name_bin, params):
+        """A statement sent by parts counts once, at its Bind: an unnamed one (shared.services.patient_sql's
+        pipelined search: Parse, Bind, Describe, Execute, Sync in one write) by the text its Parse
+        carried, a prepared one (each of shared.db.wire.transaction's) as one."""
+        if _ACTIVE and not getattr(inside, "depth", 0):
+            unnamed = statement_name_bin == core.NULL_BYTE
+            _ACTIVE[0]["statements"] += statements_in(getattr(self, "_bench_parsed", "") or "") if unnamed else 1
+        return bind(self, statement_name_bin, params)
 
-    def waited(self, *args, **kwargs):
+    cls.send_PARSE = parsed
+    cls.send_BIND = bound
+    flush = core._flush
+
+    def flushed(sock):
+        """A round trip: what was written goes out to wait for the server's answer (pg8000 flushes only
+        then; shared.db.wire's exchanges too)."""
         if _ACTIVE:
             _ACTIVE[0]["round_trips"] += 1
-        return handle(self, *args, **kwargs)
+        return flush(sock)
 
-    cls.handle_messages = waited
+    core._flush = flushed
     cls._bench_counting = True
 
 

@@ -22,6 +22,16 @@ def luhn_check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+def luhn_check_digit_sql(digits: str) -> str:
+    """SQL for ``luhn_check_digit`` of the text expression ``digits`` (a scalar subquery): for a
+    statement that takes the number from ``patient_mrn_seq`` itself (``services.patient_sql``'s
+    registration). Written inline, not as a database function, so that code needs no migration
+    before it runs. No ``%``: texts go through the driver's ``format`` paramstyle."""
+    return (f"(SELECT mod(10 - mod(coalesce(sum(CASE WHEN mod(i, 2) = 1 THEN d * 2 - CASE WHEN d >= 5 THEN 9 ELSE 0 END "
+            f"ELSE d END), 0), 10), 10)::text FROM (SELECT substr(reverse({digits}), i, 1)::int AS d, i "
+            f"FROM generate_series(1, length({digits})) AS i) AS luhn)")
+
+
 def is_valid_mrn(mrn: str) -> bool:
     return mrn.isdigit() and len(mrn) >= 2 and luhn_check_digit(mrn[:-1]) == mrn[-1]
 

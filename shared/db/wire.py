@@ -132,6 +132,72 @@ def _pipelined(con: Any, sql: str, params: Any, begin: bool = False) -> Any:
     return result
 
 
+def transaction(con: Any, statements: Any) -> list[Any]:
+    """``statements`` (pairs of a fixed text with ``%s`` placeholders and its parameters) as one implicit
+    transaction in one round trip: each prepared on this connection the first time (as ``prepared``),
+    then a Bind and an Execute of each and one Sync in a single write. PostgreSQL runs them in order,
+    each with its own snapshot (READ COMMITTED: a statement sees what committed before it started,
+    after the locks the ones before it took), and commits at the Sync when all succeeded; when one
+    fails, the rest are skipped and nothing is committed. Returns each statement's result context;
+    the first error is raised once every answer is read, so the connection stays in step.
+
+    Only outside a transaction (no ``BEGIN`` is sent: the Sync is the commit)."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    if con._in_transaction:
+        raise RuntimeError("wire.transaction runs its statements as a transaction of their own; one is open")
+    kept: dict[str, Any] = con.__dict__.setdefault(_KEPT[False], {})
+    sent = []
+    for sql, params in statements:
+        entry = kept.get(sql)
+        if entry is None and len(kept) < MAX_PREPARED:
+            try:
+                entry = kept[sql] = con.prepare_statement(dollar_params(sql), ())
+            except BaseException as exc:
+                raise _failed(con, exc, sql) from None
+        # every value checked to encode before anything is written: a failure leaves the stream as it was
+        sent.append((sql, entry, _values(con, params)))
+    results: list[Any] = []
+    try:
+        for sql, entry, values in sent:
+            if entry is None:  # past the cap: unnamed, its columns described in the same exchange
+                con.send_PARSE(core.NULL_BYTE, dollar_params(sql), ())
+                con.send_BIND(core.NULL_BYTE, values)
+                con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+                results.append(core.Context(sql))
+            else:
+                con.send_BIND(entry[0], values)
+                results.append(core.Context(columns=entry[1], input_funcs=entry[2], statement=sql))
+            con.send_EXECUTE()
+        core._write(con._sock, core.SYNC_MSG)
+        core._flush(con._sock)
+        _read_results(con, results)
+    except BaseException as exc:
+        failed = next((r.statement for r in results if r.error is not None), None)
+        raise _failed(con, exc, failed) from None
+    return results
+
+
+def _read_results(con: Any, results: list[Any]) -> None:
+    """The answers to `transaction`'s exchange up to its ReadyForQuery, each statement's rows and
+    CommandComplete into its own context (an error into the one that failed, the rest skipped);
+    then the first error, as pg8000's ``handle_messages`` raises it."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    handlers = con.message_types
+    contexts = iter(results)
+    context = next(contexts)
+    code = None
+    while code != core.READY_FOR_QUERY:
+        code, data_len = core.ci_unpack(core._read(con._sock, 5))
+        handlers[code](core._read(con._sock, data_len - 4), context)
+        if code == core.COMMAND_COMPLETE:
+            context = next(contexts, context)
+    for result in results:
+        if result.error is not None:
+            raise result.error
+
+
 def _failed(con: Any, exc: BaseException, sql: str | None) -> BaseException:
     """The exception to raise for ``exc``, after marking ``con``: a server's error as pg8000's cursor
     classes it (a prepared statement is prepared again next time: dropped, or the schema changed);

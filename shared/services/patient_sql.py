@@ -3,10 +3,12 @@
 ``GET /patients/{id}`` and ``GET /patients`` are one statement each: a data-modifying CTE that writes
 the audit row and returns the patient(s) as compact JSON built by PostgreSQL (``json_object``), run
 in autocommit mode, so the read and its audit row are one implicit transaction and pg8000 sends no
-separate BEGIN or COMMIT. Registration is three: ``BEGIN`` with the birth-date lock and the MRN
-sequence, one CTE that inserts the patient, its identifiers, name tokens, version, audit and
-outbox rows and reads the probable duplicates (after the lock, so its snapshot sees every
-committed registration of that birth date), then ``COMMIT`` (or ``ROLLBACK`` for a 409).
+separate BEGIN or COMMIT. Registration is two statements in one round trip, one implicit transaction
+(``wire.transaction``): the birth-date lock, then one CTE that reads the identifiers another patient
+holds and the probable duplicates (after the lock, so its snapshot sees every committed registration
+of that birth date) and, when neither refuses the request, takes the MRN's number and inserts the
+patient, its identifiers, name tokens, version, audit and outbox rows; the Sync commits (a refused
+request wrote nothing).
 
 The statements run on a pg8000 connection of the process's pool (``shared.db.pool``), through
 ``shared.db.wire``, without SQLAlchemy: the pool's discard of a connection left out of step and the
@@ -155,59 +157,78 @@ def read_patient(principal: Principal, patient_id: uuid.UUID) -> Document:
 
 # -- POST /patients ----------------------------------------------------------------------------------
 
+_LOCK = "SELECT pg_advisory_xact_lock(%s::bigint)"
+_IDENTIFIER_UNIQUE = "uq_patient_identifiers_system_value"  # (system, value): one patient per identifier
+
+
 @functools.cache
 def _register_sql() -> str:
-    """The registration CTE (built on first use: its duplicate rules come from ``services.duplicates``)."""
+    """The registration statement (built on first use: its duplicate rules come from
+    ``services.duplicates``, the MRN's system from ``shared.mrn``).
+
+    Its first CTEs only read, in the statement's snapshot (taken after ``_LOCK``): the request's
+    identifiers another patient holds (``taken``) and the probable duplicates (``dup``, when they are
+    to be refused). ``go`` is the request's row when neither stops it, else nothing, and every write
+    hangs on it: the MRN's number (``nextval``, so a refused registration takes none), the patient,
+    its identifiers (the MRN first), name tokens, version, audit and outbox rows. A refused
+    registration writes nothing, and the statement says why; the Sync that follows commits either
+    way. An identifier claimed by a transaction that commits after this snapshot is the unique
+    constraint's to refuse (23505: the statement fails, nothing is committed)."""
+    from shared.mrn import MRN_SYSTEM, luhn_check_digit_sql  # noqa: PLC0415
     from shared.services.duplicates import MAX_CANDIDATES, RULES, match_sql  # noqa: PLC0415
 
-    # every rule, each checked only when this row's value for it is there (``guarded``)
-    matches, reason = match_sql(RULES, lambda column: f"q.{column}", lambda column: f"pat.{column}", guarded=True)
+    # every rule, each checked only when the request has a value for it (``guarded``)
+    matches, reason = match_sql(RULES, lambda column: f"q.{column}", lambda column: f"v.{column}", guarded=True)
     return (
-        "WITH pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
-        "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
-        "source, version, created_at, updated_at) VALUES (%s::uuid, %s, 'active', %s, %s::text[], %s::text[], "
-        "%s::text[], %s, %s, %s::date, %s, %s, %s, %s::jsonb, %s, %s, %s::boolean, %s::boolean, %s, 1, "
-        "%s::timestamptz, %s::timestamptz) RETURNING *), "
+        "WITH v AS (SELECT %s::uuid AS id, %s::text AS family, %s::text[] AS given, %s::text[] AS prefix, "
+        "%s::text[] AS suffix, %s::text AS family_norm, %s::text AS first_given_norm, %s::date AS birth_date, "
+        "%s::text AS sex, %s::text AS phone, %s::text AS email, %s::jsonb AS address, %s::text AS preferred_language, "
+        "%s::text AS timezone, %s::boolean AS comm_email, %s::boolean AS comm_sms, %s::text AS source, "
+        "%s::timestamptz AS at, %s::text AS principal, %s::uuid AS principal_id, %s::text AS request_id, "
+        "%s::boolean AS reject_duplicates), "
         "wanted AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) WITH ORDINALITY AS w(system, value, type, n)), "
-        # ON CONFLICT DO NOTHING: the (system, value) constraint decides; a skipped row means a 409.
+        "taken AS (SELECT w.n, w.system, i.patient_id FROM wanted w "
+        "JOIN patient_identifiers i ON i.system = w.system AND i.value = w.value), "
+        # services.duplicates.find_duplicates, for a probe with the request's folded names, phone and e-mail.
+        f"dup AS (SELECT q.id, q.created_at, {reason} AS reason "
+        "FROM v JOIN patients q ON q.birth_date = v.birth_date AND q.status <> 'merged' "
+        f"AND {matches} "
+        f"WHERE v.reject_duplicates ORDER BY q.created_at, q.id LIMIT {MAX_CANDIDATES}), "
+        "go AS (SELECT * FROM v WHERE NOT EXISTS (SELECT FROM taken) AND NOT EXISTS (SELECT FROM dup)), "
+        "num AS (SELECT nextval('patient_mrn_seq')::text AS n FROM go), "
+        f"mrn AS (SELECT num.n || {luhn_check_digit_sql('num.n')} AS value FROM num), "
+        "pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
+        "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
+        "source, version, created_at, updated_at) SELECT go.id, mrn.value, 'active', go.family, go.given, go.prefix, "
+        "go.suffix, go.family_norm, go.first_given_norm, go.birth_date, go.sex, go.phone, go.email, go.address, "
+        "go.preferred_language, go.timezone, go.comm_email, go.comm_sms, go.source, 1, go.at, go.at FROM go, mrn "
+        "RETURNING *), "
+        f"ids AS (SELECT 0::bigint AS n, '{MRN_SYSTEM}'::text AS system, mrn.value, 'MR'::text AS type FROM mrn "
+        "UNION ALL SELECT n, system, value, type FROM wanted), "
         "ident AS (INSERT INTO patient_identifiers (id, patient_id, system, value, type, created_at) "
-        "SELECT gen_random_uuid(), pat.id, w.system, w.value, w.type, pat.created_at FROM pat, wanted w ORDER BY w.n "
-        "ON CONFLICT (system, value) DO NOTHING RETURNING system, value, type), "
-        "claimed AS (SELECT w.n, ident.system, ident.value, ident.type FROM ident "
-        "JOIN wanted w ON w.system = ident.system AND w.value = ident.value), "
+        "SELECT gen_random_uuid(), pat.id, ids.system, ids.value, ids.type, pat.created_at FROM pat, ids ORDER BY ids.n "
+        "RETURNING system, value, type), "
+        "claimed AS (SELECT ids.n, ident.system, ident.value, ident.type FROM ident "
+        "JOIN ids ON ids.system = ident.system AND ids.value = ident.value), "
         "tok AS (INSERT INTO patient_name_tokens (patient_id, kind, token) "
         "SELECT pat.id, t.kind, t.token FROM pat, unnest(%s::text[], %s::text[]) AS t(kind, token) ON CONFLICT DO NOTHING), "
-        # services.duplicates.find_duplicates, for a probe with this row's folded names, phone and e-mail.
-        f"dup AS (SELECT q.id, q.created_at, {reason} AS reason "
-        "FROM pat JOIN patients q ON q.birth_date = pat.birth_date AND q.status <> 'merged' AND q.id <> pat.id "
-        f"AND {matches} "
-        f"WHERE %s::boolean ORDER BY q.created_at, q.id LIMIT {MAX_CANDIDATES}), "
         "doc AS (SELECT {doc} AS body FROM pat), "
         "ver AS (INSERT INTO resource_versions (resource_type, resource_id, patient_id, version, change, snapshot, "
         "changed_at, changed_by, request_id, field_sources) SELECT 'patient', pat.id, pat.id, 1, 'create', "
-        "doc.body::jsonb, %s::timestamptz, %s, %s, '{{}}'::jsonb FROM pat, doc), "
+        "doc.body::jsonb, go.at, go.principal, go.request_id, '{{}}'::jsonb FROM pat, doc, go), "
         f"aud AS (INSERT INTO {_AUDIT_COLUMNS} "
-        "SELECT %s::timestamptz, %s, %s::uuid, 'patient.create', ARRAY[pat.id], %s, 'success', NULL FROM pat), "
+        "SELECT go.at, go.principal, go.principal_id, 'patient.create', ARRAY[pat.id], go.request_id, 'success', NULL "
+        "FROM pat, go), "
         "box AS (INSERT INTO outbox (id, source, type, subject, time, dataschema, data, traceparent, tracestate, "
-        "created_at, attempts) SELECT %s::uuid, %s, %s, %s, %s::timestamptz, %s, %s::jsonb, %s, %s, %s::timestamptz, 0 "
-        "FROM pat) "
-        "SELECT doc.body::text, (SELECT count(*) FROM ident), "
+        "created_at, attempts) SELECT %s::uuid, %s, %s, pat.id::text, go.at, %s, %s::jsonb, %s, %s, go.at, 0 "
+        "FROM pat, go) "
+        "SELECT (SELECT body::text FROM doc), "
+        "(SELECT json_agg(json_build_object('system', taken.system, 'patient_id', taken.patient_id) ORDER BY taken.n) "
+        "FROM taken), "
         "(SELECT coalesce(json_agg(json_build_object('patient_id', dup.id, 'reason', dup.reason) "
-        "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup) FROM doc"
+        "ORDER BY dup.created_at, dup.id), '[]'::json) FROM dup)"
     ).format(doc=patient_json("pat", identifiers=json_array(
         json_object(system="c.system", value="c.value", type="c.type"), "claimed c", "c.n")))
-
-
-def _lock_and_mrn(birth_date: date) -> str:
-    """``BEGIN``, the birth-date lock of ``services.duplicates.lock_birth_date`` and the next MRN
-    number, in one simple-protocol round trip. The key is inlined (the simple protocol takes no
-    parameters): an integer computed from the date, so the text holds no birth date."""
-    if not isinstance(birth_date, date):
-        raise TypeError("birth_date must be a date")
-    from shared.services.duplicates import lock_key  # noqa: PLC0415
-
-    key = lock_key(birth_date)
-    return f"BEGIN; SELECT pg_advisory_xact_lock({int(key)}::bigint), nextval('patient_mrn_seq')"
 
 
 class Registered(NamedTuple):
@@ -227,66 +248,77 @@ def register_patient(principal: Principal, data: PatientCreate, *, origin: str =
 
 def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
              reject_duplicates: bool = False) -> Registered:
-    """Register a patient (``services.patients.register_patient``'s rules and rows, three statements);
-    returns the API's JSON document as its text. 409s as there: an identifier owned by another patient
+    """Register a patient (``services.patients.register_patient``'s rules and rows): the birth date's
+    lock and ``_register_sql`` as one implicit transaction in one round trip (``wire.transaction``).
+    Returns the API's JSON document as its text. 409s as there: an identifier owned by another patient
     first, then probable duplicates unless allowed. Publishing the outbox row waits for the commit."""
     from shared.events import catalog  # noqa: PLC0415
     from shared.events.outbox import event_source  # noqa: PLC0415
-    from shared.mrn import MRN_SYSTEM, luhn_check_digit  # noqa: PLC0415
     from shared.normalize import fold_key  # noqa: PLC0415
+    from shared.services.duplicates import lock_key  # noqa: PLC0415
     from shared.services.name_index import name_tokens  # noqa: PLC0415
     from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
 
+    if not isinstance(data.birth_date, date):
+        raise TypeError("birth_date must be a date")
     name = data.name
-    now = utcnow()
     patient_id = uuid.uuid4()
     event_id = uuid.uuid4()
-    request_id = current_request_id()
     tokens = sorted(name_tokens(name.family, name.given))
+    wanted = [(i.system, i.value, i.type) for i in data.identifiers]
+    event = catalog.PatientRegistered(patient_id=patient_id, version=1, origin=origin)  # type: ignore[arg-type]
+    params = (
+        patient_id, name.family, list(name.given), list(name.prefix), list(name.suffix), fold_key(name.family),
+        fold_key(name.given[0]) if name.given else "", data.birth_date, data.sex, data.phone,
+        str(data.email).lower() if data.email else None,
+        # no address: JSON null, as the ORM's JSONB column stores None
+        dumps(data.address.model_dump() if data.address else None),
+        data.preferred_language, data.timezone, data.communication.email, data.communication.sms, origin,
+        utcnow(), principal.name, principal.key_id, current_request_id(), reject_duplicates,
+        [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted],
+        [t[0] for t in tokens], [t[1] for t in tokens],
+        event_id, event_source(), catalog.PATIENT_REGISTERED, catalog.dataschema_for(catalog.PATIENT_REGISTERED),
+        dumps(event.model_dump(mode="json")), current_traceparent(), current_tracestate(),
+    )
     with driver_connection() as con:
-        number = str(wire.simple(con, _lock_and_mrn(data.birth_date)).rows[0][1])
-        mrn = number + luhn_check_digit(number)
-        wanted = [(MRN_SYSTEM, mrn, "MR")] + [(i.system, i.value, i.type) for i in data.identifiers]
-        event = catalog.PatientRegistered(patient_id=patient_id, version=1, origin=origin)  # type: ignore[arg-type]
-        params = (
-            patient_id, mrn, name.family, list(name.given), list(name.prefix), list(name.suffix), fold_key(name.family),
-            fold_key(name.given[0]) if name.given else "", data.birth_date, data.sex, data.phone,
-            str(data.email).lower() if data.email else None,
-            # no address: JSON null, as the ORM's JSONB column stores None
-            dumps(data.address.model_dump() if data.address else None),
-            data.preferred_language, data.timezone, data.communication.email, data.communication.sms, origin, now, now,
-            [w[0] for w in wanted], [w[1] for w in wanted], [w[2] for w in wanted],
-            [t[0] for t in tokens], [t[1] for t in tokens],
-            reject_duplicates,
-            now, principal.name, request_id,
-            now, principal.name, principal.key_id, request_id,
-            event_id, event_source(), catalog.PATIENT_REGISTERED, str(patient_id), now,
-            catalog.dataschema_for(catalog.PATIENT_REGISTERED), dumps(event.model_dump(mode="json")),
-            current_traceparent(), current_tracestate(), now,
+        try:
+            _locked, registered = wire.transaction(con, ((_LOCK, (lock_key(data.birth_date),)), (_register_sql(), params)))
+        except Exception as exc:  # noqa: BLE001 — only a lost race for an identifier is ours to answer
+            fields = wire.server_error_fields(exc)
+            if fields is None or fields.get("n") != _IDENTIFIER_UNIQUE:
+                raise
+            # an identifier claimed by a registration that committed after this one's snapshot
+            raise _identifier_taken(con, wanted) from None
+        body, taken, candidates = registered.rows[0]
+    if taken:
+        raise _identifier_owned(taken[0]["system"], taken[0]["patient_id"])
+    if candidates:
+        raise ProbableDuplicate(
+            "Probable duplicates exist; review them, or send ?allow_duplicate=true to register anyway",
+            candidate_ids=[c["patient_id"] for c in candidates],
+            candidates=candidates,
         )
-        body, claimed, candidates = wire.rows(con, _register_sql(), params, prepared=True)[0]
-        if claimed < len(wanted):
-            wire.simple(con, "ROLLBACK")
-            taken = {(i["system"], i["value"]) for i in json.loads(body)["identifiers"]}
-            system, value = next((s, v) for s, v, _t in wanted if (s, v) not in taken)
-            owner = next(iter(wire.rows(
-                con, "SELECT patient_id FROM patient_identifiers WHERE system = %s AND value = %s", (system, value))),
-                [None])[0]
-            raise DuplicateIdentifier(
-                "An identifier in the request already belongs to another patient",
-                existing_patient_id=str(owner) if owner else None,
-                identifier_system=system,
-            )
-        if candidates:
-            wire.simple(con, "ROLLBACK")
-            raise ProbableDuplicate(
-                "Probable duplicates exist; review them, or send ?allow_duplicate=true to register anyway",
-                candidate_ids=[c["patient_id"] for c in candidates],
-                candidates=candidates,
-            )
-        wire.simple(con, "COMMIT")
     _publish([event_id])
     return Registered(body, patient_id, 1)
+
+
+def _identifier_owned(system: str, owner: Any) -> DuplicateIdentifier:
+    return DuplicateIdentifier(
+        "An identifier in the request already belongs to another patient",
+        existing_patient_id=str(owner) if owner else None,
+        identifier_system=system,
+    )
+
+
+def _identifier_taken(con: Any, wanted: list[tuple[str, str, str]]) -> DuplicateIdentifier:
+    """The 409 of a registration whose identifier another committed first: the first of the request's
+    identifiers that another patient now holds, and its owner."""
+    found = wire.rows(
+        con, "SELECT w.system, i.patient_id FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS w(system, value, n) "
+        "JOIN patient_identifiers i ON i.system = w.system AND i.value = w.value ORDER BY w.n LIMIT 1",
+        ([w[0] for w in wanted], [w[1] for w in wanted]))
+    system, owner = found[0] if found else (wanted[0][0], None)
+    return _identifier_owned(system, owner)
 
 
 def _publish(ids: list[uuid.UUID]) -> None:

@@ -74,3 +74,21 @@ def test_a_statement_sent_by_parts_counts_once(database_url):
     finally:
         stop_counting()
         conn.close()
+
+
+def test_statements_sent_as_one_implicit_transaction_count_each_in_one_round_trip(database_url):
+    """shared.db.wire.transaction (the registration: the lock, then its statement) binds and executes
+    prepared statements and sends one Sync: two statements, one round trip (their first preparation apart)."""
+    from shared.db import wire  # noqa: PLC0415
+
+    conn = pg8000.dbapi.connect(**_kwargs(database_url))  # a DB-API connection, as the pool's are
+    try:
+        statements = [("SELECT pg_advisory_xact_lock(%s::bigint)", (7,)), ("SELECT %s::int * 5", (3,))]
+        wire.transaction(conn, statements)  # prepares both
+        counter = {"statements": 0, "round_trips": 0}
+        count_statements(counter)
+        assert wire.transaction(conn, statements)[1].rows == [[15]]
+        assert counter == {"statements": 2, "round_trips": 1}
+    finally:
+        stop_counting()
+        conn.close()

@@ -4,7 +4,9 @@ immediate publish's commit of the outcomes it records never (``relay._CLAIM_COMM
 again).
 
 Checked on the wire: right before every COMMIT a connection sends, the test asks the same
-connection, in the same transaction, ``SHOW synchronous_commit``."""
+connection, in the same transaction, ``SHOW synchronous_commit``; right before an implicit transaction
+(``wire.transaction``: its Sync is the commit, and none of its statements sets the setting), the
+session's setting, which that transaction commits with."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def commits() -> Iterator[list[tuple[str, str]]]:
     for the publish's statement that records the outcomes, "commit" for any other."""
     seen: list[tuple[str, str]] = []
     simple, unnamed = pg8000.core.CoreConnection.execute_simple, pg8000.core.CoreConnection.execute_unnamed
+    transaction = wire.transaction
 
     def before(con, sql: str) -> None:  # noqa: ANN001
         if isinstance(sql, str) and _ENDS_WITH_COMMIT.search(sql) and con._in_transaction:
@@ -50,7 +53,14 @@ def commits() -> Iterator[list[tuple[str, str]]]:
         before(self, statement)
         return unnamed(self, statement, *args, **kwargs)
 
+    def on_transaction(con, statements):  # noqa: ANN001, ANN202
+        statements = list(statements)
+        assert not any("synchronous_commit" in sql for sql, _params in statements)
+        seen.append(("commit", simple(con, "SHOW synchronous_commit").rows[0][0]))
+        return transaction(con, statements)
+
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(wire, "transaction", on_transaction)
         patch.setattr(pg8000.core.CoreConnection, "execute_simple", on_simple)
         patch.setattr(pg8000.core.CoreConnection, "execute_unnamed", on_unnamed)
         yield seen

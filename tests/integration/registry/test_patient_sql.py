@@ -105,6 +105,96 @@ def test_an_identifier_of_another_patient_is_a_409_naming_it_and_nothing_is_writ
     assert rows(PatientIdentifier, PatientIdentifier.value == data.identifiers[0].value) == []
 
 
+def _mrn_sequence_and_rows() -> tuple[int, int, int, int]:
+    """The MRN sequence's last value and the counts of the rows a registration writes besides the patient."""
+    with unit_of_work() as uow:
+        return tuple(uow.session.execute(sa.text(
+            "SELECT (SELECT last_value FROM patient_mrn_seq), (SELECT count(*) FROM audit_log), "
+            "(SELECT count(*) FROM outbox), (SELECT count(*) FROM resource_versions)")).one())
+
+
+def test_a_refused_registration_writes_nothing_and_takes_no_mrn_number(database_url):
+    """The refusal is decided inside the one statement: nothing of the request is written, and no
+    number of the MRN sequence is spent on it."""
+    first = patient_sql.register_patient(CLERK, body(), reject_duplicates=True)
+    before = _mrn_sequence_and_rows()
+    with pytest.raises(ProbableDuplicate):
+        patient_sql.register_patient(CLERK, body(phone=first["phone"], birth_date=first["birth_date"]),
+                                     reject_duplicates=True)
+    with pytest.raises(DuplicateIdentifier):
+        patient_sql.register_patient(CLERK, body(identifiers=[first["identifiers"][1]]), reject_duplicates=False)
+    assert _mrn_sequence_and_rows() == before
+    after = patient_sql.register_patient(CLERK, body(), reject_duplicates=True)
+    assert int(after["mrn"][:-1]) == before[0] + 1  # the next number, its check digit appended
+
+
+def test_the_mrn_check_digit_in_sql_is_shared_mrns(database_url):
+    from shared.mrn import is_valid_mrn, luhn_check_digit, luhn_check_digit_sql  # noqa: PLC0415
+
+    numbers = [str(n) for n in range(1000)] + [str(7 ** k) for k in range(1, 40)] + ["0000", "9" * 30]
+    with unit_of_work() as uow:
+        found = dict(uow.session.execute(sa.text(f"SELECT n, {luhn_check_digit_sql('n')} FROM unnest(CAST(:n AS text[])) AS n"),
+                                         {"n": numbers}).all())
+    assert found == {n: luhn_check_digit(n) for n in numbers}
+    assert is_valid_mrn(patient_sql.register_patient(CLERK, body(), reject_duplicates=True)["mrn"])
+
+
+def test_the_birth_dates_lock_is_sent_as_its_key_never_as_the_date(database_url, monkeypatch):
+    """A failed statement's text reaches PostgreSQL's log (``log_min_error_statement``): the lock's
+    text holds a placeholder, and its parameter is the key, a number."""
+    from shared.db import wire  # noqa: PLC0415
+    from shared.services.duplicates import lock_key  # noqa: PLC0415
+
+    sent: list = []
+    transaction = wire.transaction
+    monkeypatch.setattr(wire, "transaction", lambda con, statements: transaction(con, sent.extend(statements) or sent))
+    patient_sql.register_patient(CLERK, body(birth_date="1961-02-03"), reject_duplicates=False)
+    (lock_text, lock_params), (text, _params) = sent
+    assert lock_params == (lock_key(date(1961, 2, 3)),)
+    assert "1961" not in lock_text + text and "02-03" not in lock_text + text
+
+
+def test_an_identifier_claimed_by_a_registration_that_commits_after_the_snapshot_is_a_409_naming_it(database_url):
+    """The statement's read of the identifiers cannot see a registration still in flight: the unique
+    constraint waits for it, and once it commits refuses this one (23505) — a 409 naming the owner,
+    and nothing of this registration committed."""
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    shared_identifier = {"system": "urn:test:race", "value": uuid.uuid4().hex}
+    ours = body(identifiers=[shared_identifier], birth_date="1975-05-05")
+    outcome: list[object] = []
+
+    def register_ours() -> None:
+        try:
+            outcome.append(patient_sql.register_patient(CLERK, ours, reject_duplicates=True))
+        except DuplicateIdentifier as exc:
+            outcome.append(exc)
+
+    with unit_of_work() as uow:  # the other registration (a different birth date: another lock)
+        other = patients.register_patient(uow, CLERK, body(identifiers=[shared_identifier], birth_date="1976-06-06"))
+        uow.session.flush()
+        thread = threading.Thread(target=register_ours)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_on_a_transaction() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert outcome == [], "ours went through while the other registration held the identifier"
+        other_id = other.id
+    thread.join(10)
+    [refused] = outcome
+    assert isinstance(refused, DuplicateIdentifier), refused
+    assert refused.extensions["existing_patient_id"] == str(other_id)
+    assert refused.extensions["identifier_system"] == "urn:test:race"
+    assert rows(Patient, Patient.family == ours.name.family) == []
+
+
+def _waiting_on_a_transaction() -> bool:
+    with patient_sql.autocommit() as conn:
+        return bool(conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted").scalar())
+
+
 def test_a_probable_duplicate_is_a_409_listing_it_unless_allowed(database_url):
     first = patient_sql.register_patient(CLERK, body(), reject_duplicates=True)
     again = body(name={"family": first["name"]["family"], "given": ["zoe  MARIA"]}, phone=None, email=None,

@@ -1,0 +1,124 @@
+"""``wire.transaction``: statements as one implicit transaction in one round trip (the registration's
+shape: a lock, then a statement whose snapshot must come after it). All commit or none; the first
+error is raised with the connection still in step; a statement sees what committed while the one
+before it waited for its lock; a value the driver cannot send fails before anything is sent."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from shared.db import wire
+from shared.db.pool import DriverPool, open_connection
+
+TABLE = "CREATE TABLE IF NOT EXISTS wire_tx_probe (id uuid PRIMARY KEY, tag text NOT NULL)"  # dropped after each test
+INSERT = "INSERT INTO wire_tx_probe (id, tag) VALUES (%s::uuid, %s) RETURNING tag"
+LOCK = "SELECT pg_advisory_xact_lock(%s::bigint)"
+COUNT = "SELECT count(*) FROM wire_tx_probe WHERE tag = %s"
+
+
+@pytest.fixture()
+def pool(database_url: str):
+    p = DriverPool(lambda: open_connection(database_url, 15000), size=3, timeout=5)
+    with p.connection() as con:
+        wire.simple(con, TABLE)
+    yield p
+    with p.connection() as con:  # not the models' schema (test_models_match_migrations)
+        wire.simple(con, "DROP TABLE wire_tx_probe")
+    p.dispose()
+
+
+def _count(pool: DriverPool, tag: str) -> int:
+    with pool.connection() as con:
+        return wire.rows(con, COUNT, (tag,))[0][0]
+
+
+def _backends_waiting_on_advisory_locks(pool: DriverPool) -> int:
+    with pool.connection() as con:
+        return wire.rows(con, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted", ())[0][0]
+
+
+def test_the_statements_commit_together_in_one_round_trip(pool, monkeypatch):
+    import pg8000.core
+
+    tag = uuid.uuid4().hex
+    with pool.connection() as con:
+        wire.transaction(con, [(INSERT, (uuid.uuid4(), "warm")), (COUNT, ("warm",))])  # prepares both texts
+        flushes = []
+        flush = pg8000.core._flush
+        monkeypatch.setattr(pg8000.core, "_flush", lambda sock: flushes.append(1) or flush(sock))
+        first, second = wire.transaction(con, [(INSERT, (uuid.uuid4(), tag)), (INSERT, (uuid.uuid4(), tag))])
+        monkeypatch.undo()
+        assert (first.rows, second.rows) == ([[tag]], [[tag]]) and len(flushes) == 1
+        assert not con._in_transaction  # the Sync committed
+    assert _count(pool, tag) == 2
+
+
+def test_a_failing_statement_commits_nothing_and_leaves_the_connection_in_step(pool):
+    tag, taken = uuid.uuid4().hex, uuid.uuid4()
+    with pool.connection() as con:
+        wire.transaction(con, [(INSERT, (taken, "first"))])
+        with pytest.raises(Exception) as error:  # noqa: PT011 — pg8000's IntegrityError, classed by wire
+            wire.transaction(con, [(INSERT, (uuid.uuid4(), tag)), (INSERT, (taken, tag)), (COUNT, (tag,))])
+        assert wire.server_error_fields(error.value)["C"] == "23505"
+        assert not con._in_transaction and not con._pool_out_of_step
+        assert wire.rows(con, "SELECT %s::text", ("still in step",)) == [["still in step"]]
+    assert _count(pool, tag) == 0
+
+
+def test_a_statement_sees_what_committed_while_the_one_before_it_waited_for_its_lock(pool):
+    """The registration's guarantee: its statement's snapshot is taken after the birth date's lock,
+    so it sees the registration that held the lock and committed meanwhile."""
+    key, tag = int(uuid.uuid4().int % 2**62), uuid.uuid4().hex
+    holder = pool.acquire()
+    try:
+        wire.simple(holder, "BEGIN")
+        wire.rows(holder, LOCK, (key,))
+        wire.rows(holder, INSERT, (uuid.uuid4(), tag))
+        seen: list[object] = []
+
+        def waiter() -> None:
+            with pool.connection() as con:
+                seen.append(wire.transaction(con, [(LOCK, (key,)), (COUNT, (tag,))])[1].rows)
+
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while _backends_waiting_on_advisory_locks(pool) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == []  # still waiting for the lock
+        wire.simple(holder, "COMMIT")
+        thread.join(10)
+    finally:
+        pool.release(holder)
+    assert seen == [[[1]]]
+
+
+def test_inside_an_open_transaction_it_refuses_to_run(pool):
+    with pool.connection() as con:
+        wire.simple(con, "BEGIN")
+        with pytest.raises(RuntimeError, match="one is open"):
+            wire.transaction(con, [(COUNT, ("x",))])
+        wire.simple(con, "ROLLBACK")
+
+
+def test_a_value_the_driver_cannot_send_fails_before_anything_is_sent(pool):
+    tag = uuid.uuid4().hex
+    with pool.connection() as con:
+        with pytest.raises(UnicodeEncodeError):
+            wire.transaction(con, [(INSERT, (uuid.uuid4(), tag)), (INSERT, (uuid.uuid4(), "a\ud800b"))])
+        assert not con._pool_out_of_step
+        assert wire.rows(con, "SELECT 1", ()) == [[1]]
+    assert _count(pool, tag) == 0
+
+
+def test_past_the_prepared_statements_cap_the_statements_go_unnamed_in_the_same_exchange(pool, monkeypatch):
+    monkeypatch.setattr(wire, "MAX_PREPARED", 0)
+    tag = uuid.uuid4().hex
+    with pool.connection() as con:
+        first, second = wire.transaction(con, [(INSERT, (uuid.uuid4(), tag)), (COUNT, (tag,))])
+        assert (first.rows, second.rows) == ([[tag]], [[1]])
+        assert con.__dict__.get("_patient_sql_prepared", {}) == {}
