@@ -9,7 +9,8 @@ What the SQLAlchemy ``QueuePool`` gave before is kept: connections opened on dem
 with the one ``shared.db.warm_up`` opens), last in first out (the connection used last has its
 statements prepared), at most ``Settings.pool_size()`` open, a checkout that waits
 ``DB_POOL_TIMEOUT_SECONDS`` and then raises :class:`PoolExhausted` (a 503), recycling after 30 minutes,
-a 5 s connect timeout, TCP_NODELAY, ``SET TIME ZONE 'UTC'`` and ``statement_timeout`` per connection.
+a 5 s connect timeout (kept as the read timeout but where no statement timeout is set), TCP_NODELAY, ``SET TIME
+ZONE 'UTC'`` and ``statement_timeout`` per connection.
 A connection comes back rolled back when a transaction was left open. One that saw an error
 PostgreSQL did not send is closed instead of returned (``discard``: pg8000 may have failed with the
 server's answers unread, ``shared.db.wire``), and a real disconnect closes every idle connection
@@ -70,10 +71,12 @@ def connect_args(url: str) -> dict[str, Any]:
 
 
 def open_connection(url: str, statement_timeout_ms: int) -> Any:
-    """A new pg8000 connection configured as every pooled one is: TCP_NODELAY, UTC, statement_timeout."""
+    """A new pg8000 connection configured as every pooled one is: TCP_NODELAY, UTC, statement_timeout,
+    and the client's read timeout that goes with it (`_read_timeout`)."""
     con = _connect(connect_args(url))
     try:
         _no_delay(con)
+        _read_timeout(con, statement_timeout_ms)
         con.execute_simple("SET TIME ZONE 'UTC'")
         if statement_timeout_ms:
             con.execute_simple(f"SET statement_timeout = {int(statement_timeout_ms)}")
@@ -135,6 +138,30 @@ def _no_delay(con: Any) -> None:
     sock = getattr(con, "_usock", None)
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+# A dead peer under a connection with no read timeout is found by TCP keepalive (pg8000 turns it on):
+# probes after 30 s of silence, every 10 s, given up after 3 unanswered (instead of the kernel's 2 hours).
+KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+
+
+def _read_timeout(con: Any, statement_timeout_ms: int) -> None:
+    """pg8000 keeps its connect timeout (``CONNECT_TIMEOUT_SECONDS``) on the socket for every later read:
+    an answer that takes longer fails client-side as a lost connection. For the services that is the
+    design — a hung server (its processes stopped, its connections open) gives 503s within seconds
+    (tests/fault/test_database_outage.py) — and their ``statement_timeout`` is the server's bound on
+    the rest. Without a statement timeout (``DB_STATEMENT_TIMEOUT_MS=0``: the migrate Job, whose DDL on
+    a large table "may legitimately run longer") the 5 s cut defeated the setting: a
+    ``CREATE INDEX CONCURRENTLY`` over a hospital's patients failed as a disconnect. There the socket
+    waits as long as the statement runs, and keepalive (`KEEPALIVE`) finds a dead peer."""
+    sock = getattr(con, "_usock", None)
+    if sock is None or statement_timeout_ms:
+        return
+    sock.settimeout(None)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        for option, value in KEEPALIVE.items():
+            if hasattr(socket, option):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _close_quietly(con: Any) -> None:

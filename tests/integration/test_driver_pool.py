@@ -119,3 +119,28 @@ def test_connections_use_tls_exactly_when_the_server_offers_it(database_url):
             con.close()
     assert (server in pool_module._REFUSES_TLS) is (not offered)
     assert pool_module._tls_context().cert_store_stats()["x509_ca"] == 0
+
+
+def test_only_a_connection_without_a_statement_timeout_waits_past_the_connect_timeout(database_url, monkeypatch):
+    """The services' connections keep pg8000's connect timeout as their read timeout (a hung server
+    answers 503 within seconds; their statement_timeout bounds the rest). One without a statement
+    timeout — the migrate Job's, whose DDL on a large table may run for minutes — waits as long as its
+    statement runs, and TCP keepalive (probes after 30 s) finds a dead peer instead."""
+    import socket  # noqa: PLC0415
+
+    monkeypatch.setattr(pool_module, "CONNECT_TIMEOUT_SECONDS", 0.5)
+    unbounded, bounded = open_connection(database_url, 0), open_connection(database_url, 15000)
+    try:
+        assert unbounded._usock.gettimeout() is None
+        assert wire.rows(unbounded, "SELECT 1 FROM pg_sleep(0.8)", ()) == [[1]]
+        assert unbounded._usock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
+        assert bounded._usock.gettimeout() == 0.5
+        with pytest.raises(TimeoutError):
+            wire.rows(bounded, "SELECT 1 FROM pg_sleep(0.8)", ())
+        assert bounded._pool_out_of_step
+    finally:
+        for con in (unbounded, bounded):
+            try:
+                con.close()
+            except Exception:  # noqa: BLE001, S110 — the bounded one is out of step; closing is best effort
+                pass
