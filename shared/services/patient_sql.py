@@ -285,7 +285,7 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
             _locked, registered = wire.transaction(con, ((_LOCK, (lock_key(data.birth_date),)), (_register_sql(), params)))
         except Exception as exc:  # noqa: BLE001 — only a lost race for an identifier is ours to answer
             fields = wire.server_error_fields(exc)
-            if fields is None or fields.get("n") != _IDENTIFIER_UNIQUE:
+            if fields is None or fields.get("n") != _IDENTIFIER_UNIQUE or not wanted:
                 raise
             # an identifier claimed by a registration that committed after this one's snapshot
             raise _identifier_taken(con, wanted) from None
@@ -298,6 +298,8 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
             candidate_ids=[c["patient_id"] for c in candidates],
             candidates=candidates,
         )
+    if body is None:  # the statement writes unless it names a refusal: not a 201 without a patient
+        raise RuntimeError("the registration statement wrote nothing and named no refusal")
     _publish([event_id])
     return Registered(body, patient_id, 1)
 
