@@ -158,7 +158,8 @@ def read_patient(principal: Principal, patient_id: uuid.UUID) -> Document:
 # -- POST /patients ----------------------------------------------------------------------------------
 
 _LOCK = "SELECT pg_advisory_xact_lock(%s::bigint)"
-_IDENTIFIER_UNIQUE = "uq_patient_identifiers_system_value"  # (system, value): one patient per identifier
+# An identifier row whose patient was not inserted: the statement's sign of a lost race (_register_sql).
+_IDENTIFIER_OWNER = "fk_patient_identifiers_patient_id_patients"
 
 
 @functools.cache
@@ -169,11 +170,14 @@ def _register_sql() -> str:
     Its first CTEs only read, in the statement's snapshot (taken after ``_LOCK``): the request's
     identifiers another patient holds (``taken``) and the probable duplicates (``dup``, when they are
     to be refused). ``go`` is the request's row when neither stops it, else nothing, and every write
-    hangs on it: the MRN's number (``nextval``, so a refused registration takes none), the patient,
-    its identifiers (the MRN first), name tokens, version, audit and outbox rows. A refused
+    hangs on it: the MRN's number (``nextval``, so a refused registration takes none), the
+    identifiers (the MRN first), the patient, name tokens, version, audit and outbox rows. A refused
     registration writes nothing, and the statement says why; the Sync that follows commits either
-    way. An identifier claimed by a transaction that commits after this snapshot is the unique
-    constraint's to refuse (23505: the statement fails, nothing is committed)."""
+    way. An identifier claimed by a transaction that commits after this snapshot is skipped by
+    ``ON CONFLICT`` (which waits for that transaction); the patient is then not inserted, and the
+    identifiers that were fail its foreign key when the statement ends (23503, ``_IDENTIFIER_OWNER``):
+    nothing is committed. Not a unique violation: its DETAIL, which PostgreSQL logs, would carry the
+    identifier's value; the foreign key's carries only this registration's new, random id."""
     from shared.mrn import MRN_SYSTEM, luhn_check_digit_sql  # noqa: PLC0415
     from shared.services.duplicates import MAX_CANDIDATES, RULES, match_sql  # noqa: PLC0415
 
@@ -197,17 +201,19 @@ def _register_sql() -> str:
         "go AS (SELECT * FROM v WHERE NOT EXISTS (SELECT FROM taken) AND NOT EXISTS (SELECT FROM dup)), "
         "num AS (SELECT nextval('patient_mrn_seq')::text AS n FROM go), "
         f"mrn AS (SELECT num.n || {luhn_check_digit_sql('num.n')} AS value FROM num), "
+        f"ids AS (SELECT 0::bigint AS n, '{MRN_SYSTEM}'::text AS system, mrn.value, 'MR'::text AS type FROM mrn "
+        "UNION ALL SELECT n, system, value, type FROM wanted), "
+        # The identifiers first (the patient's id is the request's): one a registration committing after
+        # this snapshot holds is skipped, and then the patient is not inserted (below).
+        "ident AS (INSERT INTO patient_identifiers (id, patient_id, system, value, type, created_at) "
+        "SELECT gen_random_uuid(), go.id, ids.system, ids.value, ids.type, go.at FROM go, ids ORDER BY ids.n "
+        "ON CONFLICT (system, value) DO NOTHING RETURNING system, value, type), "
         "pat AS (INSERT INTO patients (id, mrn, status, family, given, prefix, suffix, family_norm, "
         "first_given_norm, birth_date, sex, phone, email, address, preferred_language, timezone, comm_email, comm_sms, "
         "source, version, created_at, updated_at) SELECT go.id, mrn.value, 'active', go.family, go.given, go.prefix, "
         "go.suffix, go.family_norm, go.first_given_norm, go.birth_date, go.sex, go.phone, go.email, go.address, "
         "go.preferred_language, go.timezone, go.comm_email, go.comm_sms, go.source, 1, go.at, go.at FROM go, mrn "
-        "RETURNING *), "
-        f"ids AS (SELECT 0::bigint AS n, '{MRN_SYSTEM}'::text AS system, mrn.value, 'MR'::text AS type FROM mrn "
-        "UNION ALL SELECT n, system, value, type FROM wanted), "
-        "ident AS (INSERT INTO patient_identifiers (id, patient_id, system, value, type, created_at) "
-        "SELECT gen_random_uuid(), pat.id, ids.system, ids.value, ids.type, pat.created_at FROM pat, ids ORDER BY ids.n "
-        "RETURNING system, value, type), "
+        "WHERE (SELECT count(*) FROM ident) = (SELECT count(*) FROM ids) RETURNING *), "
         "claimed AS (SELECT ids.n, ident.system, ident.value, ident.type FROM ident "
         "JOIN ids ON ids.system = ident.system AND ids.value = ident.value), "
         "tok AS (INSERT INTO patient_name_tokens (patient_id, kind, token) "
@@ -285,7 +291,7 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
             _locked, registered = wire.transaction(con, ((_LOCK, (lock_key(data.birth_date),)), (_register_sql(), params)))
         except Exception as exc:  # noqa: BLE001 — only a lost race for an identifier is ours to answer
             fields = wire.server_error_fields(exc)
-            if fields is None or fields.get("n") != _IDENTIFIER_UNIQUE or not wanted:
+            if fields is None or fields.get("n") != _IDENTIFIER_OWNER or not wanted:
                 raise
             # an identifier claimed by a registration that committed after this one's snapshot
             raise _identifier_taken(con, wanted) from None

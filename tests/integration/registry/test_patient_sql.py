@@ -154,12 +154,20 @@ def test_the_birth_dates_lock_is_sent_as_its_key_never_as_the_date(database_url,
     assert "1961" not in lock_text + text and "02-03" not in lock_text + text
 
 
-def test_an_identifier_claimed_by_a_registration_that_commits_after_the_snapshot_is_a_409_naming_it(database_url):
-    """The statement's read of the identifiers cannot see a registration still in flight: the unique
-    constraint waits for it, and once it commits refuses this one (23505) — a 409 naming the owner,
-    and nothing of this registration committed."""
+def test_an_identifier_claimed_by_a_registration_that_commits_after_the_snapshot_is_a_409_naming_it(
+        database_url, monkeypatch):
+    """The statement's read of the identifiers cannot see a registration still in flight: its insert
+    waits for it and, once it commits, skips the identifier, and the statement fails as a whole — a
+    409 naming the owner, nothing of this registration committed, and nothing of the identifier in
+    the error PostgreSQL logs."""
+    import sys  # noqa: PLC0415
     import threading  # noqa: PLC0415
     import time  # noqa: PLC0415
+
+    errors: list[BaseException | None] = []
+    taken = patient_sql._identifier_taken
+    monkeypatch.setattr(patient_sql, "_identifier_taken",
+                        lambda con, wanted: errors.append(sys.exc_info()[1]) or taken(con, wanted))
 
     shared_identifier = {"system": "urn:test:race", "value": uuid.uuid4().hex}
     ours = body(identifiers=[shared_identifier], birth_date="1975-05-05")
@@ -187,6 +195,11 @@ def test_an_identifier_claimed_by_a_registration_that_commits_after_the_snapshot
     assert refused.extensions["existing_patient_id"] == str(other_id)
     assert refused.extensions["identifier_system"] == "urn:test:race"
     assert rows(Patient, Patient.family == ours.name.family) == []
+    [error] = errors  # what PostgreSQL logged: the foreign key's failure, naming no identifier
+    from shared.db import wire  # noqa: PLC0415
+
+    fields = wire.server_error_fields(error)
+    assert fields["C"] == "23503" and shared_identifier["value"] not in " ".join(fields.values())
 
 
 def _waiting_on_a_transaction() -> bool:
