@@ -7,7 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import random
+import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 from tests.support.hl7_gen import PANELS, START, GenOrder, make_patient, oru_batch, oru_r01, results_for
 
@@ -62,3 +65,12 @@ def push_lines(raws: list[bytes], namespace: str) -> list[str]:
     """Push bodies as JSON lines (message ids unique per namespace)."""
     now = datetime.now(timezone.utc)
     return [json.dumps(push_body(raw, f"{namespace}-{n}", now), separators=(",", ":")) for n, raw in enumerate(raws)]
+
+
+def push_file(directory: Path, count: int, **kwargs: Any) -> Path:
+    """``count`` 8-OBX ORU^R01 push bodies (``messages`` with ``kwargs``) under a namespace of their own,
+    one JSON line each, written to a file in ``directory`` (``bench.loadgen``'s input)."""
+    namespace = f"P{uuid.uuid4().hex[:6].upper()}"
+    path = directory / f"oru-{namespace}.jsonl"
+    path.write_text("\n".join(push_lines(messages(count, namespace, panel=EIGHT_OBX_PANEL, **kwargs), namespace)) + "\n")
+    return path

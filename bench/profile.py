@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from bench import coldstart, flame, seed
 from bench.load import ensure_wrk, fixed_point, http_point
-from bench.oru import EIGHT_OBX_PANEL, messages, push_lines
+from bench.oru import push_file
 from bench.procs import ROOT, Fn, compile_project, launch, launch_sink, production_env, wait_until
 
 OUT = ROOT / "bench" / ".profiles"
@@ -253,11 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             pool = f"L{uuid.uuid4().hex[:6].upper()}"
 
             def batch(count: int, **kwargs) -> Path:
-                namespace = f"P{uuid.uuid4().hex[:6].upper()}"
-                path = work / f"oru-{namespace}.jsonl"
-                raws = messages(count, namespace, panel=EIGHT_OBX_PANEL, **kwargs)
-                path.write_text("\n".join(push_lines(raws, namespace)) + "\n")
-                return path
+                return push_file(work, count, **kwargs)
 
             # As in the bench: results for known patients (a first pass makes them known) unless
             # --oru-new-patients, where every message brings a patient the LIS must create.
