@@ -76,13 +76,20 @@ def simple(con: Any, sql: str) -> Any:
 _KEPT = ("_patient_sql_prepared", "_patient_sql_shaped")  # the connection's statements: fixed texts, shaped texts
 
 
-def _prepared(con: Any, sql: str, params: Any, begin: bool, shaped: bool) -> Any:
+def _kept(con: Any, sql: str, shaped: bool = False) -> Any:
+    """``sql``'s statement prepared on ``con`` (prepared now the first time: one round trip), or None
+    when the connection keeps its cap of such texts already (the caller sends it unnamed)."""
     statements: dict[str, Any] = con.__dict__.setdefault(_KEPT[shaped], {})
     entry = statements.get(sql)
-    if entry is None:
-        if len(statements) >= (MAX_PREPARED_SHAPED if shaped else MAX_PREPARED):  # run unprepared, one round trip
-            return _pipelined(con, dollar_params(sql), params, begin)
+    if entry is None and len(statements) < (MAX_PREPARED_SHAPED if shaped else MAX_PREPARED):
         entry = statements[sql] = con.prepare_statement(dollar_params(sql), ())
+    return entry
+
+
+def _prepared(con: Any, sql: str, params: Any, begin: bool, shaped: bool) -> Any:
+    entry = _kept(con, sql, shaped)
+    if entry is None:  # run unprepared, one round trip
+        return _pipelined(con, dollar_params(sql), params, begin)
     name, columns, input_funcs = entry
     values = _values(con, params)
     if begin:
@@ -121,15 +128,23 @@ def _pipelined(con: Any, sql: str, params: Any, begin: bool = False) -> Any:
     values = _values(con, params)
     if begin:
         _send_begin(con)
-    con.send_PARSE(core.NULL_BYTE, sql, ())
-    con.send_BIND(core.NULL_BYTE, values)
-    con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+    _send_unnamed(con, sql, values)
     con.send_EXECUTE()
     core._write(con._sock, core.SYNC_MSG)
     core._flush(con._sock)
     result = core.Context(sql)
     con.handle_messages(result)
     return result
+
+
+def _send_unnamed(con: Any, sql: str, values: Any) -> None:
+    """Parse and Bind of the unnamed statement ``sql`` (``$n`` placeholders), and a Describe of its portal
+    (its columns come with the answer); the caller sends the Execute."""
+    import pg8000.core as core  # noqa: PLC0415
+
+    con.send_PARSE(core.NULL_BYTE, sql, ())
+    con.send_BIND(core.NULL_BYTE, values)
+    con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
 
 
 def transaction(con: Any, statements: Any) -> list[Any]:
@@ -146,24 +161,19 @@ def transaction(con: Any, statements: Any) -> list[Any]:
 
     if con._in_transaction:
         raise RuntimeError("wire.transaction runs its statements as a transaction of their own; one is open")
-    kept: dict[str, Any] = con.__dict__.setdefault(_KEPT[False], {})
     sent = []
     for sql, params in statements:
-        entry = kept.get(sql)
-        if entry is None and len(kept) < MAX_PREPARED:
-            try:
-                entry = kept[sql] = con.prepare_statement(dollar_params(sql), ())
-            except BaseException as exc:
-                raise _failed(con, exc, sql) from None
+        try:
+            entry = _kept(con, sql)
+        except BaseException as exc:
+            raise _failed(con, exc, sql) from None
         # every value checked to encode before anything is written: a failure leaves the stream as it was
         sent.append((sql, entry, _values(con, params)))
     results: list[Any] = []
     try:
         for sql, entry, values in sent:
             if entry is None:  # past the cap: unnamed, its columns described in the same exchange
-                con.send_PARSE(core.NULL_BYTE, dollar_params(sql), ())
-                con.send_BIND(core.NULL_BYTE, values)
-                con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+                _send_unnamed(con, dollar_params(sql), values)
                 results.append(core.Context(sql))
             else:
                 con.send_BIND(entry[0], values)

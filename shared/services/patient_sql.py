@@ -31,7 +31,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.db import driver_connection, wire
@@ -265,8 +264,6 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
     from shared.services.name_index import name_tokens  # noqa: PLC0415
     from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
 
-    if not isinstance(data.birth_date, date):
-        raise TypeError("birth_date must be a date")
     name = data.name
     patient_id = uuid.uuid4()
     event_id = uuid.uuid4()
