@@ -57,6 +57,13 @@ class DriverUnitOfWork:
         return rows_of(wire.execute(self.con, sql, params, prepared=not pipelined, pipelined=pipelined))
 
 
+    def pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """``statements`` (fixed texts, prepared on this connection) sent in one write and answered in
+        one round trip, in order, each with its own snapshot, in this transaction (``wire.pipeline``);
+        the rows of each."""
+        return [rows_of(result) for result in wire.pipeline(self.con, statements)]
+
+
 @contextmanager
 def driver_unit_of_work() -> Iterator[DriverUnitOfWork]:
     """A transaction boundary on the driver pool: committed when the block ends, rolled back on any
@@ -80,3 +87,11 @@ def run(uow: Any, sql: str, params: Sequence[Any], *, pipelined: bool = False) -
     from shared import direct_sql  # noqa: PLC0415 — the ORM's unit of work: SQLAlchemy is loaded already
 
     return direct_sql.execute_text(uow, sql, params, pipelined=pipelined)
+
+
+def run_together(uow: Any, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+    """`run` of each of ``statements`` in order, their rows: in one round trip on a `DriverUnitOfWork`
+    (``wire.pipeline``), one after the other on the ORM's unit of work."""
+    if isinstance(uow, DriverUnitOfWork):
+        return uow.pipeline(statements)
+    return [run(uow, text, params) for text, params in statements]

@@ -157,10 +157,23 @@ def transaction(con: Any, statements: Any) -> list[Any]:
     the first error is raised once every answer is read, so the connection stays in step.
 
     Only outside a transaction (no ``BEGIN`` is sent: the Sync is the commit)."""
-    import pg8000.core as core  # noqa: PLC0415
-
     if con._in_transaction:
         raise RuntimeError("wire.transaction runs its statements as a transaction of their own; one is open")
+    return _exchange(con, statements, begin=False)
+
+
+def pipeline(con: Any, statements: Any) -> list[Any]:
+    """``statements`` as `transaction` sends them — prepared, in order, each with its own snapshot, one
+    write and one round trip — but inside the connection's transaction, which stays open: the
+    ``BEGIN`` rides ahead of them when none is open (outside autocommit), and the Sync ends the
+    exchange without committing. When one fails the rest are skipped, the transaction is aborted (the
+    caller rolls back) and the first error is raised once every answer is read."""
+    return _exchange(con, statements, begin=not con._in_transaction and not con.autocommit)
+
+
+def _exchange(con: Any, statements: Any, *, begin: bool) -> list[Any]:
+    import pg8000.core as core  # noqa: PLC0415
+
     sent = []
     for sql, params in statements:
         try:
@@ -171,6 +184,8 @@ def transaction(con: Any, statements: Any) -> list[Any]:
         sent.append((sql, entry, _values(con, params)))
     results: list[Any] = []
     try:
+        if begin:
+            _send_begin(con)
         for sql, entry, values in sent:
             if entry is None:  # past the cap: unnamed, its columns described in the same exchange
                 _send_unnamed(con, dollar_params(sql), values)
@@ -181,7 +196,7 @@ def transaction(con: Any, statements: Any) -> list[Any]:
             con.send_EXECUTE()
         core._write(con._sock, core.SYNC_MSG)
         core._flush(con._sock)
-        _read_results(con, results)
+        _read_results(con, [core.Context(_BEGIN), *results] if begin else results)
     except BaseException as exc:
         failed = next((r.statement for r in results if r.error is not None), None)
         raise _failed(con, exc, failed) from None

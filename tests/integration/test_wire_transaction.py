@@ -1,7 +1,11 @@
 """``wire.transaction``: statements as one implicit transaction in one round trip (the registration's
 shape: a lock, then a statement whose snapshot must come after it). All commit or none; the first
 error is raised with the connection still in step; a statement sees what committed while the one
-before it waited for its lock; a value the driver cannot send fails before anything is sent."""
+before it waited for its lock; a value the driver cannot send fails before anything is sent.
+
+``wire.pipeline``: the same exchange inside the connection's transaction (the LIS fast path's first
+write: the message row, whose RETURNING takes the claim's lock, then the claim and the order lookup),
+which it opens when none is and leaves open."""
 
 from __future__ import annotations
 
@@ -57,21 +61,33 @@ def test_the_statements_commit_together_in_one_round_trip(pool, monkeypatch):
     assert _count(pool, tag) == 2
 
 
-def test_a_failing_statement_commits_nothing_and_leaves_the_connection_in_step(pool):
+def _in_a_pipeline(con, statements):  # noqa: ANN001, ANN202
+    """`wire.pipeline`, then the caller's end of the transaction it leaves open: a rollback."""
+    try:
+        return wire.pipeline(con, statements)
+    finally:
+        wire.simple(con, "ROLLBACK")
+
+
+@pytest.mark.parametrize("send", [wire.transaction, _in_a_pipeline], ids=["transaction", "pipeline"])
+def test_a_failing_statement_commits_nothing_and_leaves_the_connection_in_step(pool, send):
     tag, taken = uuid.uuid4().hex, uuid.uuid4()
     with pool.connection() as con:
         wire.transaction(con, [(INSERT, (taken, "first"))])
         with pytest.raises(Exception) as error:  # noqa: PT011 — pg8000's IntegrityError, classed by wire
-            wire.transaction(con, [(INSERT, (uuid.uuid4(), tag)), (INSERT, (taken, tag)), (COUNT, (tag,))])
+            send(con, [(INSERT, (uuid.uuid4(), tag)), (INSERT, (taken, tag)), (COUNT, (tag,))])
         assert wire.server_error_fields(error.value)["C"] == "23505"
         assert not con._in_transaction and not con._pool_out_of_step
         assert wire.rows(con, "SELECT %s::text", ("still in step",)) == [["still in step"]]
     assert _count(pool, tag) == 0
 
 
-def test_a_statement_sees_what_committed_while_the_one_before_it_waited_for_its_lock(pool):
+@pytest.mark.parametrize("send", [wire.transaction, _in_a_pipeline], ids=["transaction", "pipeline"])
+def test_a_statement_sees_what_committed_while_the_one_before_it_waited_for_its_lock(pool, send):
     """The registration's guarantee: its statement's snapshot is taken after the birth date's lock,
-    so it sees the registration that held the lock and committed meanwhile."""
+    so it sees the registration that held the lock and committed meanwhile. And the LIS fast path's:
+    the claim, sent in the same write as the row whose RETURNING takes the claim's lock, reads the
+    claims after that lock."""
     key, tag = int(uuid.uuid4().int % 2**62), uuid.uuid4().hex
     holder = pool.acquire()
     try:
@@ -82,7 +98,7 @@ def test_a_statement_sees_what_committed_while_the_one_before_it_waited_for_its_
 
         def waiter() -> None:
             with pool.connection() as con:
-                seen.append(wire.transaction(con, [(LOCK, (key,)), (COUNT, (tag,))])[1].rows)
+                seen.append(send(con, [(LOCK, (key,)), (COUNT, (tag,))])[1].rows)
 
         thread = threading.Thread(target=waiter)
         thread.start()
@@ -122,3 +138,36 @@ def test_past_the_prepared_statements_cap_the_statements_go_unnamed_in_the_same_
         first, second = wire.transaction(con, [(INSERT, (uuid.uuid4(), tag)), (COUNT, (tag,))])
         assert (first.rows, second.rows) == ([[tag]], [[1]])
         assert con.__dict__.get("_patient_sql_prepared", {}) == {}
+
+
+def test_a_pipeline_opens_the_transaction_and_leaves_it_open_in_one_round_trip(pool, monkeypatch):
+    import pg8000.core
+
+    tag = uuid.uuid4().hex
+    with pool.connection() as con:
+        wire.pipeline(con, [(INSERT, (uuid.uuid4(), "warm")), (COUNT, ("warm",))])  # prepares both texts
+        wire.simple(con, "ROLLBACK")
+        flushes = []
+        flush = pg8000.core._flush
+        monkeypatch.setattr(pg8000.core, "_flush", lambda sock: flushes.append(1) or flush(sock))
+        first, second, third = wire.pipeline(
+            con, [(INSERT, (uuid.uuid4(), tag)), (INSERT, (uuid.uuid4(), tag)), (COUNT, (tag,))])
+        monkeypatch.undo()
+        assert (first.rows, second.rows, third.rows) == ([[tag]], [[tag]], [[2]]) and len(flushes) == 1
+        assert con._in_transaction  # the BEGIN rode ahead; the Sync committed nothing
+        assert _count(pool, tag) == 0  # not visible to another connection yet
+        wire.simple(con, "COMMIT")
+    assert _count(pool, tag) == 2
+
+
+def test_a_pipeline_runs_in_the_transaction_already_open(pool):
+    tag = uuid.uuid4().hex
+    with pool.connection() as con:
+        wire.simple(con, "BEGIN")
+        wire.rows(con, INSERT, (uuid.uuid4(), tag))
+        [count] = wire.pipeline(con, [(COUNT, (tag,))])
+        assert count.rows == [[1]] and con._in_transaction
+        wire.simple(con, "ROLLBACK")
+    assert _count(pool, tag) == 0
+
+
