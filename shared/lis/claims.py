@@ -44,7 +44,9 @@ UNKNOWN_LEGACY = ""
 # SQL text (``shared.lis.sql``), sent on either unit of work (``shared.db.driver_uow.run``).
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # One statement after the lock: the claims already made under (facility, control id), plus ours
-# when no claim of the same content (or of unknown content) exists.
+# when no claim of the same content (or of unknown content) exists and our message row does — the
+# fast path sends the claim in the same write as that row's insert (`claim_statement`), and a
+# redelivery inserts no row (and takes no lock): its claim must then write nothing.
 _CLAIM_CTES = """
 existing AS (
     SELECT message_id, content_sha256, claimed_at FROM lis_control_ids
@@ -53,6 +55,7 @@ existing AS (
     INSERT INTO lis_control_ids (sending_facility, control_id, content_sha256, message_id, claimed_at)
     SELECT :facility, :control_id, :digest, :message_id, :now
     WHERE NOT EXISTS (SELECT 1 FROM existing WHERE content_sha256 IN (:digest, ''))
+      AND EXISTS (SELECT 1 FROM lis_messages WHERE id = :message_id)
     ON CONFLICT DO NOTHING
     RETURNING message_id
 ), claims AS (
@@ -104,7 +107,7 @@ def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_
           locked: bool = False, rows: list[_ClaimRow] | None = None) -> Claim:
     """Claim (facility, control id, digest) for `message_id`, inside the caller's savepoint
     (`locked`: the caller took the advisory lock already, see `lock_clause`; `rows`: the claim's
-    statement ran already, as part of `claim_and_find_patient`)."""
+    statement ran already: `claimed`)."""
     if not locked:
         run(uow, _LOCK, (f"lis-control-id:{facility}\x1f{control_id}",))
     for _ in range(2):
@@ -127,18 +130,33 @@ def claim(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_
     raise AssertionError("a legacy claim was resolved and is still unresolved")  # pragma: no cover
 
 
-def claim_and_find_patient(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID,
-                           identifiers: list[tuple[str, str]]) -> tuple[Claim, list[Any]]:
-    """`claim` (the advisory lock taken already) and the patient rows holding any of `identifiers`,
-    locked FOR UPDATE, in one statement: (the claim, `shared.lis.patients.find_and_lock`'s rows)."""
+def claim_statement(facility: str, control_id: str, digest: str, message_id: uuid.UUID,
+                    identifiers: list[tuple[str, str]] | None) -> tuple[str, list[Any]]:
+    """The claim's statement and its values, to be sent after the advisory lock is taken (the fast path
+    sends it in the same write as the row's insert whose RETURNING takes it): with `identifiers`, the
+    claim and the patient rows holding any of them, locked FOR UPDATE (`shared.lis.patients.find_and_lock`'s
+    rows) in one statement; read its answer with `claimed`."""
     params = _params(facility, control_id, digest, message_id)
-    params.update(systems=[s for s, _ in identifiers], identifiers=[v for _, v in identifiers])
-    text, names = _CLAIM_AND_PATIENT_SENT
-    result = run(uow, text, [params[name] for name in names])
-    rows = [_ClaimRow(uuid.UUID(message_id), digest_, datetime.fromisoformat(claimed_at), mine)
-            for message_id, digest_, claimed_at, mine in json.loads(result[0].claims or "[]")]
-    return (claim(uow, facility, control_id, digest, message_id, locked=True, rows=rows),
-            [r for r in result if r.id is not None])
+    if identifiers is None:
+        text, names = _CLAIM
+    else:
+        params.update(systems=[s for s, _ in identifiers], identifiers=[v for _, v in identifiers])
+        text, names = _CLAIM_AND_PATIENT_SENT
+    return text, [params[name] for name in names]
+
+
+def claimed(uow: UnitOfWork, facility: str, control_id: str, digest: str, message_id: uuid.UUID, answer: list[Any],
+            *, with_patient: bool) -> tuple[Claim, list[Any]]:
+    """`claim` from the `answer` of `claim_statement` (the advisory lock taken already): (the claim, the
+    patient rows when `with_patient`, else none)."""
+    if with_patient:
+        rows = [_ClaimRow(uuid.UUID(message_id_), digest_, datetime.fromisoformat(claimed_at), mine)
+                for message_id_, digest_, claimed_at, mine in json.loads(answer[0].claims or "[]")]
+        patients = [r for r in answer if r.id is not None]
+    else:
+        rows = [_ClaimRow(*r) for r in answer]
+        patients = []
+    return claim(uow, facility, control_id, digest, message_id, locked=True, rows=rows), patients
 
 
 class _ClaimRow(NamedTuple):

@@ -57,7 +57,9 @@ def apply_orders(uow: UnitOfWork, ctx: MessageContext, group: PatientGroup, warn
         order, key = group.orders[index], keys[index]
         if n and ctx.pending is not None:
             ctx.pending.flush(uow)  # an earlier order of this message may be the one these keys name
-        done = lis_orders.apply_order(uow, patient_id, order, key, ctx.stamp, warnings, pending=ctx.pending)
+        prefetched = ctx.found_order[1] if n == 0 and ctx.found_order and ctx.found_order[0] == key else None
+        done = lis_orders.apply_order(uow, patient_id, order, key, ctx.stamp, warnings, pending=ctx.pending,
+                                      prefetched=prefetched)
         written[index] = done.order_id
         outcome.orders_created += done.created
         outcome.orders_updated += bool(done.changed)

@@ -81,12 +81,20 @@ def _ns_match(stored: str, incoming: str) -> bool:
     return stored == incoming or not stored or not incoming or stored == API_PLACER_NAMESPACE
 
 
-def order_keys(order: OrderData, ctx: MessageContext, position: int) -> OrderKeys:
+def numbered_keys(order: OrderData) -> OrderKeys | None:
+    """The keys of an order that carries a placer or filler number, else None (`order_keys`)."""
     placer = _number(order.placer_number, "ORC-2")
     filler = _number(order.filler_number, "ORC-3")
     if placer or filler:
         return OrderKeys(placer=placer, filler=filler, placer_namespace=_namespace(order.placer_namespace, "ORC-2"),
                          filler_namespace=_namespace(order.filler_namespace, "ORC-3"))
+    return None
+
+
+def order_keys(order: OrderData, ctx: MessageContext, position: int) -> OrderKeys:
+    numbered = numbered_keys(order)
+    if numbered is not None:
+        return numbered
     # No number at all: one order per (message, position), stable across redeliveries and replays.
     synthetic = f"{ctx.control_id}#{position + 1}"
     if ctx.reused_control_id:
@@ -233,10 +241,8 @@ def _find_statement(placer: bool, filler: bool, lock: bool) -> sa.Select[Any]:
     return stmt.with_for_update() if lock else stmt
 
 
-def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool,
-          direct: bool = False) -> tuple[Any, OrderKeys]:
-    """(the order these keys name or None, the keys a new order may take); `direct`: on the fast
-    path, as SQL text (`shared.lis.sql.find_orders`)."""
+def _params(keys: OrderKeys) -> dict[str, Any]:
+    """The lookup's values by name (`_find_statement`'s parameters)."""
     params: dict[str, Any] = {}
     if keys.placer:
         params.update(placer=keys.placer, **_namespace_params(
@@ -244,17 +250,34 @@ def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, loc
     if keys.filler:
         namespaces = {keys.filler_namespace} if keys.synthetic else {keys.filler_namespace, LIS_NAMESPACE}
         params.update(filler=keys.filler, **_namespace_params("filler_namespace", namespaces, _FILLER_NAMESPACES))
-    if direct or isinstance(uow, DriverUnitOfWork):
-        args: list[Any] = []
-        if keys.placer:
-            args += [params[f"placer_namespace{i}"] for i in range(_PLACER_NAMESPACES)] + [keys.placer]
-        if keys.filler:
-            args += [params[f"filler_namespace{i}"] for i in range(_FILLER_NAMESPACES)] + [keys.filler]
-        text = sql.find_orders(bool(keys.placer), bool(keys.filler), lock, _PLACER_NAMESPACES, _FILLER_NAMESPACES)
-        rows: Any = run(uow, text, args)
+    return params
+
+
+def find_text(keys: OrderKeys, *, lock: bool) -> tuple[str, list[Any]]:
+    """The lookup as SQL text and its values (`shared.lis.sql.find_orders`): what `_find` sends on the
+    fast path, and what the consumer's fast path sends ahead with the claim (`prefetched` rows)."""
+    params = _params(keys)
+    args: list[Any] = []
+    if keys.placer:
+        args += [params[f"placer_namespace{i}"] for i in range(_PLACER_NAMESPACES)] + [keys.placer]
+    if keys.filler:
+        args += [params[f"filler_namespace{i}"] for i in range(_FILLER_NAMESPACES)] + [keys.filler]
+    return sql.find_orders(bool(keys.placer), bool(keys.filler), lock, _PLACER_NAMESPACES, _FILLER_NAMESPACES), args
+
+
+def _find(uow: UnitOfWork, keys: OrderKeys, patient_id: uuid.UUID | None, *, lock: bool,
+          direct: bool = False, prefetched: list[Any] | None = None) -> tuple[Any, OrderKeys]:
+    """(the order these keys name or None, the keys a new order may take); `direct`: on the fast
+    path, as SQL text (`find_text`); `prefetched`: the rows of that text, read (and locked) already
+    in this transaction with nothing written to ``lab_orders`` since."""
+    rows: Any
+    if prefetched is not None:
+        rows = prefetched
+    elif direct or isinstance(uow, DriverUnitOfWork):
+        rows = run(uow, *find_text(keys, lock=lock))
     else:
         statement = _find_statement(bool(keys.placer), bool(keys.filler), lock)
-        rows = uow.session.execute(statement, params, execution_options=PREPARED).all()
+        rows = uow.session.execute(statement, _params(keys), execution_options=PREPARED).all()
     matches = [row for row in rows if _compatible(row, keys)]
     # Prefer the order in the same namespace, then the patient's own, then one that has both numbers.
     matches.sort(key=lambda r: (not _exact(r, keys), r.patient_id != patient_id, r.placer_number != keys.placer,
@@ -284,14 +307,15 @@ class OrderOutcome:
 
 def apply_order(
     uow: UnitOfWork, patient_id: uuid.UUID, order: OrderData, keys: OrderKeys, stamp: Stamp, warnings: Warnings,
-    *, pending: Pending | None = None,
+    *, pending: Pending | None = None, prefetched: list[Any] | None = None,
 ) -> OrderOutcome:
-    """Create or update the order; with `pending`, its writes wait for the message's last statement."""
+    """Create or update the order; with `pending`, its writes wait for the message's last statement;
+    `prefetched`: its lookup's rows, read already (see `_find`)."""
     fields = _fields(order, warnings)
     asserted = order_status(order.control, order.status, (r.status for r in order.results))
     if order.status and asserted is None and (order.control or "").upper() not in CANCEL_CONTROLS:
         warnings.add("unknown_status:ORC-5")
-    row, free = _find(uow, keys, patient_id, lock=True, direct=pending is not None)
+    row, free = _find(uow, keys, patient_id, lock=True, direct=pending is not None, prefetched=prefetched)
     if row is None:
         if free != keys:
             warnings.add("order_number_shared:ORC-2" if free.placer != keys.placer else "order_number_shared:ORC-3")

@@ -28,6 +28,10 @@ class MessageContext:
     # The fast path's patient lookup, made with the claim: (identifier keys, the locked rows of
     # `shared.lis.patients.find_and_lock`), used once by the lookup of those keys.
     found: tuple[tuple[tuple[str, str], ...], list[Any]] | None = field(default=None, compare=False)
+    # The fast path's lookup of the group's first order (by key), made with the claim: (its keys, the
+    # locked rows of `shared.lis.orders.find_text`), used by that order's lookup when nothing was
+    # written to ``lab_orders`` before it (the first order the group writes).
+    found_order: tuple[Any, list[Any]] | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -145,7 +145,7 @@ def find_and_lock(uow: UnitOfWork, keys: list[tuple[str, str, str | None]],
 
     Every patient row the identifiers name is locked (in id order, so concurrent messages cannot
     deadlock on them); identifiers naming two different surviving patients quarantine the message.
-    `prefetched`: (keys, rows) of this lookup made already (``claims.claim_and_find_patient``).
+    `prefetched`: (keys, rows) of this lookup made already, with the claim (``claims.claim_statement``).
     """
     if not keys:
         return None

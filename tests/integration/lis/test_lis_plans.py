@@ -40,6 +40,13 @@ FILL = [
     VALUES ('00000000-0000-4000-8000-000000000001', now(), 'test', 'test', 'plans', 0, 1, 'hl7v2', '', 0, 'processed',
             '{}', 1, 1)
     """,
+    # earlier messages (the claim's insert checks that its own message row is there, by primary key)
+    """
+    INSERT INTO lis_messages (id, received_at, transport, ce_source, ce_id, part, parts, content_format, raw_sha256,
+                              raw_size, status, warnings, delivery_count, attempts)
+    SELECT gen_random_uuid(), now(), 'test', 'test', 'earlier-' || i, 0, 1, 'hl7v2', '', 0, 'processed', '{}', 1, 1
+    FROM generate_series(1, 3000) AS i
+    """,
     # earlier claims, and every patient a LIS demographic source
     """
     INSERT INTO lis_control_ids (sending_facility, control_id, content_sha256, message_id, claimed_at)
