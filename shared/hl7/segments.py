@@ -52,6 +52,9 @@ class _Values:
         raw = raw.strip()
         if not raw or raw == _NULL:
             return None
+        escape = self.d.escape
+        if not escape or escape not in raw:  # nothing to decode (most values): stripped already
+            return raw
         return unescape(raw, self.d, self.hex_codecs).strip() or None
 
     def text(self, raw: str) -> str:
@@ -82,7 +85,8 @@ class Rep:
 
         For components of a simple type (ST, ID, ...) an unescaped ``&`` is data, not structure.
         """
-        return self._v.clean(self._component_raw(i))
+        raw = self._component_raw(i)
+        return self._v.clean(raw) if raw else None
 
     def sub(self, i: int, j: int = 1) -> str | None:
         """Subcomponent j of component i."""
@@ -144,15 +148,31 @@ class Segment:
 
     def first(self, n: int) -> Rep:
         """First repetition of SEG-n (an empty one when the field is empty)."""
-        raw = self.field(n)
+        fields = self._fields
+        raw = fields[n] if 0 < n < len(fields) else ""
         sep = self._v.d.repetition
         if sep and sep in raw:
             raw = raw.split(sep, 1)[0]
         return Rep(raw, self._v)
 
     def value(self, n: int, component: int = 1) -> str | None:
-        """Component of the first repetition of SEG-n, as text."""
-        return self.first(n).component(component)
+        """Component of the first repetition of SEG-n, as text: ``first(n).component(component)``,
+        without making the repetition (the mapping reads ~60 such values per ORU)."""
+        fields = self._fields
+        raw = fields[n] if 0 < n < len(fields) else ""
+        if not raw:
+            return None
+        d = self._v.d
+        if d.repetition and d.repetition in raw:
+            raw = raw.split(d.repetition, 1)[0]
+        if not d.component:
+            raw = raw if component == 1 else ""
+        elif component == 1:
+            raw = raw.split(d.component, 1)[0]
+        else:
+            parts = raw.split(d.component)
+            raw = parts[component - 1] if 0 < component <= len(parts) else ""
+        return self._v.clean(raw) if raw else None
 
     def text_lines(self, n: int) -> list[str]:
         """Every repetition of SEG-n as free text (repetitions of a text field are lines)."""
