@@ -57,11 +57,12 @@ class DriverUnitOfWork:
         return rows_of(wire.execute(self.con, sql, params, prepared=not pipelined, pipelined=pipelined))
 
 
-    def pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+    def pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], *, commit: bool = False) -> list[list[Row]]:
         """``statements`` (fixed texts, prepared on this connection) sent in one write and answered in
         one round trip, in order, each with its own snapshot, in this transaction (``wire.pipeline``);
-        the rows of each."""
-        return [rows_of(result) for result in wire.pipeline(self.con, statements)]
+        the rows of each. With `commit` the transaction's ``COMMIT`` rides after them: they must be its
+        last statements (the block's end then sends none; ``after_commit`` callbacks run as usual)."""
+        return [rows_of(result) for result in wire.pipeline(self.con, statements, commit=commit)]
 
 
 @contextmanager

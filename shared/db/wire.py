@@ -112,9 +112,16 @@ def _values(con: Any, params: Any) -> Any:
 def _send_begin(con: Any) -> None:
     """``BEGIN`` as an unnamed Parse/Bind/Execute with no Sync: the statement sent after it (and its
     Sync) completes the exchange, and its ReadyForQuery tells pg8000 the transaction is open."""
+    _send_control(con, _BEGIN)
+
+
+def _send_control(con: Any, statement: str) -> None:
+    """A transaction-control statement (``BEGIN``, ``COMMIT``) as an unnamed Parse/Bind/Execute with no
+    Sync: the exchange it rides in ends with the Sync, whose ReadyForQuery tells pg8000 whether a
+    transaction is open."""
     import pg8000.core as core  # noqa: PLC0415
 
-    con.send_PARSE(core.NULL_BYTE, _BEGIN, ())
+    con.send_PARSE(core.NULL_BYTE, statement, ())
     con.send_BIND(core.NULL_BYTE, ())
     con.send_EXECUTE()
 
@@ -162,16 +169,17 @@ def transaction(con: Any, statements: Any) -> list[Any]:
     return _exchange(con, statements, begin=False)
 
 
-def pipeline(con: Any, statements: Any) -> list[Any]:
+def pipeline(con: Any, statements: Any, *, commit: bool = False) -> list[Any]:
     """``statements`` as `transaction` sends them — prepared, in order, each with its own snapshot, one
-    write and one round trip — but inside the connection's transaction, which stays open: the
-    ``BEGIN`` rides ahead of them when none is open (outside autocommit), and the Sync ends the
-    exchange without committing. When one fails the rest are skipped, the transaction is aborted (the
-    caller rolls back) and the first error is raised once every answer is read."""
-    return _exchange(con, statements, begin=not con._in_transaction and not con.autocommit)
+    write and one round trip — but inside the connection's transaction: the ``BEGIN`` rides ahead of
+    them when none is open (outside autocommit), and the Sync ends the exchange without committing;
+    with `commit`, a ``COMMIT`` rides after them and the transaction ends when they all succeeded.
+    When one fails the rest are skipped (the ``COMMIT`` too), the transaction is aborted (the caller
+    rolls back) and the first error is raised once every answer is read."""
+    return _exchange(con, statements, begin=not con._in_transaction and not con.autocommit, commit=commit)
 
 
-def _exchange(con: Any, statements: Any, *, begin: bool) -> list[Any]:
+def _exchange(con: Any, statements: Any, *, begin: bool, commit: bool = False) -> list[Any]:
     import pg8000.core as core  # noqa: PLC0415
 
     sent = []
@@ -194,9 +202,12 @@ def _exchange(con: Any, statements: Any, *, begin: bool) -> list[Any]:
                 con.send_BIND(entry[0], values)
                 results.append(core.Context(columns=entry[1], input_funcs=entry[2], statement=sql))
             con.send_EXECUTE()
+        if commit:
+            _send_control(con, "commit")
         core._write(con._sock, core.SYNC_MSG)
         core._flush(con._sock)
-        _read_results(con, [core.Context(_BEGIN), *results] if begin else results)
+        _read_results(con, [*([core.Context(_BEGIN)] if begin else []), *results,
+                            *([core.Context("commit")] if commit else [])])
     except BaseException as exc:
         failed = next((r.statement for r in results if r.error is not None), None)
         raise _failed(con, exc, failed) from None

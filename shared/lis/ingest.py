@@ -94,6 +94,7 @@ class RowMeta:
     fast: bool = False  # applied on the fast path (see `process_part`)
     locked: bool = False  # this transaction holds the claim's advisory lock already
     ahead: Ahead | None = None  # the fast path's reads sent with the row's insert
+    commits: bool = False  # the final status is the transaction's last statement: its COMMIT rides with it
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ def _fast(delivery: Delivery, parts: list[Part], *, driver: bool) -> Any:
         boundary = unit_of_work
     try:
         with boundary() as uow:
-            return [_store_and_process(uow, delivery, i, len(parts), part, final=False, fast=True)
+            return [_store_and_process(uow, delivery, i, len(parts), part, final=False, fast=True,
+                                       commits=driver and i == len(parts) - 1)
                     for i, part in enumerate(parts)]
     except NeedsOrm:
         return _ON_THE_ORM
@@ -269,7 +271,7 @@ def _insert_row(pubsub: bool, lock: bool) -> sa.Insert:
 
 
 def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool,
-                       fast: bool = False) -> PartOutcome:
+                       fast: bool = False, commits: bool = False) -> PartOutcome:
     received = utcnow()
     row_id = uuid.uuid4()
     values = {
@@ -324,8 +326,8 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         published = seen.publish_time or delivery.publish_time
         uow.session.execute(sa.update(t).where(t.c.id == seen.id).values(publish_time=published, **header_columns(part)))
         return process_part(uow, RowMeta(seen.id, seen.received_at, published, fast=fast), part, final=final)
-    return process_part(uow, RowMeta(row_id, received, delivery.publish_time, fast=fast, locked=lock, ahead=ahead),
-                        part, final=final)
+    return process_part(uow, RowMeta(row_id, received, delivery.publish_time, fast=fast, locked=lock, ahead=ahead,
+                                     commits=commits), part, final=final)
 
 
 def _reads_ahead(part: Part, row_id: uuid.UUID, facility: str, control_id: str
@@ -514,14 +516,16 @@ def _finish(uow: UnitOfWork, row: RowMeta, status: str, reason: str | None, warn
     if row.fast:  # SQL text (shared.lis.sql), on either unit of work
         params = (values["processed_at"], status, values["error_code"], values["warnings"], patient_id,
                   values["patient_ids"], duplicate_of, values["processed_at"], row.id)
+        # The transaction's last statement on the driver pool: its COMMIT rides in the same write, and a
+        # failed check fails the statement itself, so nothing is committed (`Pending.attach`'s guard).
+        commits = row.commits and isinstance(uow, DriverUnitOfWork)
+        update, args, checks = sql.FINAL_STATUS, params, []
         if pending:
             # The message's writes ride along as CTEs (shared.lis.pending): one statement for all.
-            update, args, checks = pending.attach(sql.FINAL_STATUS, params, returning=True)
-            rows = run(uow, update, args)
-            if checks:
-                check(rows[0] if rows else None, checks)
-        else:
-            run(uow, sql.FINAL_STATUS, params)
+            update, args, checks = pending.attach(sql.FINAL_STATUS, params, returning=True, guarded=commits)
+        rows = uow.pipeline([(update, args)], commit=True)[0] if commits else run(uow, update, args)
+        if checks:
+            check(rows[0] if rows else None, checks)
     else:
         uow.session.execute(_final_status("m_"), {f"m_{name}": value for name, value in values.items()},
                             execution_options=PREPARED)

@@ -24,6 +24,7 @@ it (tests/integration/lis/test_fast_sql.py holds each text to the SQLAlchemy sta
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,11 +112,16 @@ class Pending:
             "details": details,
         })
 
-    def attach(self, text: str, params: tuple[Any, ...], *, returning: bool
+    def attach(self, text: str, params: tuple[Any, ...], *, returning: bool, guarded: bool = False
                ) -> tuple[str, tuple[Any, ...], list[tuple[int, int, str]]]:
         """`text` (an UPDATE when `returning`, whose RETURNING then carries the checks; else a
         SELECT whose columns do) with every pending write as a CTE before it; its parameters in
-        order; and the checks to make of its answer (column index, rows, reason). Empties the queue."""
+        order; and the checks to make of its answer (column index, rows, reason). Empties the queue.
+
+        `guarded`: a check that fails also fails the statement itself (so a ``COMMIT`` sent in the same
+        write commits nothing): its count is cast from ``'<reason>:<rows>'`` to a number, an error
+        (22P02) that names the reason and the count only, never a value of the rows — a lost unique
+        race's own error would be logged by PostgreSQL with the key's values (identifiers, numbers)."""
         if self._outbox:
             self.insert_rows("outbox", self._outbox)
         if self._audit:
@@ -127,7 +133,8 @@ class Pending:
         counted = [n for n, w in enumerate(writes) if w.expect is not None]
         statement = f"WITH {ctes} {text}"
         if counted:
-            counts = ", ".join(f"(SELECT count(*) FROM w{n}) AS w{n}_rows" for n in counted)
+            counts = ", ".join(_guarded_count(n, writes[n]) if guarded else f"(SELECT count(*) FROM w{n}) AS w{n}_rows"
+                               for n in counted)
             statement += f" RETURNING {counts}" if returning else f", {counts}"
         values = tuple(v for w in writes for v in w.params) + tuple(params)
         checks = [(i, writes[n].expect, writes[n].reason) for i, n in enumerate(counted)]  # type: ignore[misc]
@@ -140,6 +147,18 @@ class Pending:
         statement, values, checks = self.attach(sql.FLUSHED, (), returning=False)
         rows = run(uow, statement, values)
         check(rows[0][1:] if rows else None, checks)
+
+
+_REASON = re.compile(r"[a-z_]+")
+
+
+def _guarded_count(n: int, write: _Write) -> str:
+    """The count of CTE ``w<n>``'s rows, or an error when it is not the `write`'s expected number
+    (`Pending.attach`'s `guarded`). It reads the count at run time, so no plan can fold it away."""
+    if not _REASON.fullmatch(write.reason):
+        raise ValueError(f"a check's reason is a code, not {write.reason!r}")
+    return (f"(SELECT CASE WHEN count(*) = {int(write.expect or 0)} THEN count(*) "
+            f"ELSE ('{write.reason}:' || count(*))::bigint END FROM w{n}) AS w{n}_rows")
 
 
 def check(counts: Any, checks: list[tuple[int, int, str]]) -> None:

@@ -69,7 +69,17 @@ def _in_a_pipeline(con, statements):  # noqa: ANN001, ANN202
         wire.simple(con, "ROLLBACK")
 
 
-@pytest.mark.parametrize("send", [wire.transaction, _in_a_pipeline], ids=["transaction", "pipeline"])
+def _committing(con, statements):  # noqa: ANN001, ANN202
+    """`wire.pipeline` with its COMMIT; after a failure, the caller's rollback of the aborted transaction."""
+    try:
+        return wire.pipeline(con, statements, commit=True)
+    except Exception:
+        wire.simple(con, "ROLLBACK")
+        raise
+
+
+@pytest.mark.parametrize("send", [wire.transaction, _in_a_pipeline, _committing],
+                         ids=["transaction", "pipeline", "pipeline-with-commit"])
 def test_a_failing_statement_commits_nothing_and_leaves_the_connection_in_step(pool, send):
     tag, taken = uuid.uuid4().hex, uuid.uuid4()
     with pool.connection() as con:
@@ -171,3 +181,19 @@ def test_a_pipeline_runs_in_the_transaction_already_open(pool):
     assert _count(pool, tag) == 0
 
 
+
+
+def test_a_pipeline_with_its_commit_ends_the_transaction_in_the_same_round_trip(pool, monkeypatch):
+    import pg8000.core
+
+    tag = uuid.uuid4().hex
+    with pool.connection() as con:
+        wire.pipeline(con, [(INSERT, (uuid.uuid4(), "warm"))])  # prepares the text
+        wire.simple(con, "ROLLBACK")
+        flushes = []
+        flush = pg8000.core._flush
+        monkeypatch.setattr(pg8000.core, "_flush", lambda sock: flushes.append(1) or flush(sock))
+        [first] = wire.pipeline(con, [(INSERT, (uuid.uuid4(), tag))], commit=True)
+        monkeypatch.undo()
+        assert first.rows == [[tag]] and len(flushes) == 1 and not con._in_transaction
+    assert _count(pool, tag) == 1

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from shared.auth import SYSTEM_LIS
-from shared.db import unit_of_work
+from shared.db import unit_of_work, wire
 from shared.db.driver_uow import driver_unit_of_work, run
 from shared.lis import ingest, sql
 from shared.lis.orders import _FILLER_NAMESPACES, _PLACER_NAMESPACES, _find_statement, _namespace_params
@@ -248,6 +248,52 @@ def test_a_checked_insert_that_lost_a_row_raises_concurrent_change(patient, orde
                             reason="result_created_concurrently")
         with pytest.raises(ConcurrentChange, match="result_created_concurrently"):
             pending.flush(uow)
+
+
+def _results_by_id(ids: list[uuid.UUID]) -> list[Any]:
+    with driver_unit_of_work() as uow:  # another connection: what was committed
+        return run(uow, "SELECT id FROM lab_results WHERE id = ANY(%s::uuid[])", (ids,))
+
+
+def test_a_guarded_check_that_failed_fails_the_statement_and_the_commit_riding_with_it(patient, order):
+    """The fast path's last statement carries its COMMIT: a lost row must fail the statement itself,
+    with an error naming the reason and the count only, and leave nothing committed."""
+    with driver_unit_of_work() as uow:
+        [existing] = run(uow, sql.ORDER_RESULTS, (order, ["LN|2345-7|#1"]))
+    again = {c: getattr(existing, c) for c in LabResult.__table__.c.keys()}  # its id is taken
+    other = {**again, "id": uuid.uuid4(), "result_key": f"LN|guard-{uuid.uuid4().hex}|#1"}
+    pending = Pending()
+    pending.insert_rows("lab_results", [again, other], reason="result_created_concurrently")
+    statement, values, checks = pending.attach(sql.FLUSHED, (), returning=False, guarded=True)
+    with pytest.raises(Exception) as error, driver_unit_of_work() as uow:  # noqa: PT011 — pg8000's, as wire classes it
+        uow.pipeline([(statement, values)], commit=True)
+    fields = wire.server_error_fields(error.value)
+    assert fields["C"] == "22P02" and "result_created_concurrently:1" in fields["M"]
+    assert str(existing.id) not in str(fields) and "guard-" not in str(fields) and "2345" not in str(fields)
+    assert checks == [(0, 2, "result_created_concurrently")]
+    assert _results_by_id([other["id"]]) == []
+
+
+def test_a_guarded_check_that_held_commits_with_its_statement(patient, order):
+    row = {c: None for c in LabResult.__table__.c.keys()}
+    row.update(id=uuid.uuid4(), order_id=order, patient_id=patient, result_key=f"LN|guard-{uuid.uuid4().hex}|#1",
+               previous_versions=[], version=1, created_at=NOW, updated_at=NOW, status="F", values=[],
+               abnormal_flags=[], notes=[])
+    pending = Pending()
+    pending.insert_rows("lab_results", [row], reason="result_created_concurrently")
+    statement, values, checks = pending.attach(sql.FLUSHED, (), returning=False, guarded=True)
+    with driver_unit_of_work() as uow:
+        [answer] = uow.pipeline([(statement, values)], commit=True)
+        check(answer[0][1:], checks)
+        assert not uow.con._in_transaction  # committed: the block's end sends no COMMIT
+        assert [r.id for r in _results_by_id([row["id"]])] == [row["id"]]
+
+
+def test_a_check_s_reason_is_a_code_before_it_is_written_into_a_guard():
+    pending = Pending()
+    pending.add("INSERT INTO audit_log DEFAULT VALUES RETURNING id", expect=1, reason="x'; DROP TABLE patients; --")
+    with pytest.raises(ValueError, match="is a code"):
+        pending.attach(sql.FLUSHED, (), returning=False, guarded=True)
 
 
 def test_a_new_patient_s_rows_and_a_known_one_s_stamps_are_written_as_through_sqlalchemy(patient):
