@@ -59,7 +59,9 @@ TRICKY = {"name": {"family": 'O" : x, \\', "given": ['", "', "é ü 漢 \u2028",
 @pytest.mark.parametrize("overrides", [{}, {"address": None, "phone": None, "email": None, "identifiers": []},
                                        {"name": {"family": "Ó'Brien-Núñez", "given": []}}, TRICKY])
 def test_registration_and_read_answer_the_orm_document_byte_for_byte(database_url, overrides):
-    created = patient_sql.register_patient(CLERK, body(**overrides), reject_duplicates=True)
+    # duplicates allowed: the next test registers the same TRICKY names on the same birth date in the
+    # worker's database, and may run first (a full run of 2026-12-07 met ProbableDuplicate here)
+    created = patient_sql.register_patient(CLERK, body(**overrides), reject_duplicates=False)
     pid = uuid.UUID(created["id"])
     expected = orm_document(pid)
     assert patient_sql.dumps(created) == expected
