@@ -56,7 +56,6 @@ class DriverUnitOfWork:
         values, in one round trip), in this transaction; its rows."""
         return rows_of(wire.execute(self.con, sql, params, prepared=not pipelined, pipelined=pipelined))
 
-
     def pipeline(self, statements: Sequence[tuple[str, Sequence[Any]]], *, commit: bool = False) -> list[list[Row]]:
         """``statements`` (fixed texts, prepared on this connection) sent in one write and answered in
         one round trip, in order, each with its own snapshot, in this transaction (``wire.pipeline``);

@@ -104,9 +104,6 @@ class Ahead:
     claim (with the patient rows of the message's identifiers, locked) and the lookup of its group's
     first order (locked). One round trip instead of three; `_process_fast` reads their answers."""
 
-    facility: str
-    control_id: str
-    digest: str
     identifiers: list[tuple[str, str]] | None
     claim: list[Any]  # the answer of `claims.claim_statement`
     order: tuple[Any, list[Any]] | None  # (the order's keys, the answer of `orders.find_text`)
@@ -298,14 +295,12 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
         statements: list[tuple[str, Any]] = [(sql.insert_row(pubsub, lock), params)]
         if lock:
             params.append(f"lis-control-id:{values['lock_facility']}\x1f{values['lock_control_id']}")
-            assert part.message is not None
-            reads = _reads_ahead(part, row_id, values["lock_facility"], values["lock_control_id"])
-            statements += reads[1]
+            identifiers, keys, reads = _reads_ahead(part, row_id, values["lock_facility"], values["lock_control_id"])
+            statements += reads
         answers = run_together(uow, statements)
         inserted = next(iter(answers[0]), None)
         if lock and inserted is not None:
-            plan, _ = reads
-            ahead = replace(plan, claim=answers[1], order=(plan.order[0], answers[2]) if plan.order else None)
+            ahead = Ahead(identifiers, answers[1], (keys, answers[2]) if keys is not None else None)
     else:
         inserted = uow.session.execute(_insert_row(pubsub, lock), values, execution_options=PREPARED).first()
     if inserted is None:
@@ -331,8 +326,9 @@ def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: i
 
 
 def _reads_ahead(part: Part, row_id: uuid.UUID, facility: str, control_id: str
-                 ) -> tuple[Ahead, list[tuple[str, Any]]]:
-    """The reads to send with the row's insert (`Ahead`, its answers still empty) and their statements."""
+                 ) -> tuple[list[tuple[str, str]] | None, Any, list[tuple[str, Any]]]:
+    """The reads to send with the row's insert: (the identifiers the claim looks the patient up by, the
+    first order's keys, or None for either, and the statements: the claim, then the order's lookup)."""
     assert part.message is not None
     digest = part.digest or hashlib.sha256(part.raw).hexdigest()
     identifiers = _patient_identifiers(part.message)
@@ -340,8 +336,7 @@ def _reads_ahead(part: Part, row_id: uuid.UUID, facility: str, control_id: str
     keys = _first_order_keys(part.message) if identifiers else None
     if keys is not None:
         statements.append(lis_orders.find_text(keys, lock=True))
-    plan = Ahead(facility, control_id, digest, identifiers, [], (keys, []) if keys is not None else None)
-    return plan, statements
+    return identifiers, keys, statements
 
 
 def _first_order_keys(message: Message) -> Any:
@@ -460,7 +455,6 @@ def _process_fast(uow: UnitOfWork, row: RowMeta, part: Part, ctx: MessageContext
     found = found_order = None
     ahead = row.ahead
     if ahead is not None:
-        assert (ahead.facility, ahead.control_id, ahead.digest) == (ctx.facility, ctx.control_id, digest)
         claimed, rows = claims.claimed(uow, ctx.facility, ctx.control_id, digest, row.id, ahead.claim,
                                        with_patient=ahead.identifiers is not None)
         if ahead.identifiers is not None:
