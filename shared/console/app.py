@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 from flask import Request, Response
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
@@ -22,6 +21,7 @@ from shared.console import sessions
 from shared.console.web import PREFIX, SECURITY_HEADERS, Page, View, page_for, redirect, url_map
 from shared.db import is_transient_db_error
 from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, PayloadTooLarge
+from shared.ids import uuid4
 from shared.log import get_logger
 from shared.settings import get_settings
 from shared.telemetry import spans
@@ -32,7 +32,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 def handle(request: Request) -> Response:
     incoming = request.headers.get("X-Request-Id", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _REQUEST_ID.match(incoming) else uuid4().hex
     span = spans.start_server(request.method, request.headers, request_id)
     started = time.perf_counter()
     matched: Page | None = None

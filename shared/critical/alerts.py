@@ -21,6 +21,7 @@ from shared.db import UnitOfWork
 from shared.errors import NotFound
 from shared.events import catalog
 from shared.events.outbox import emit
+from shared.ids import uuid4
 from shared.models import CriticalAlert, CriticalAlertMessage, LabResult, LisMessage
 from shared.models.base import utcnow
 from shared.services.changed import record_change
@@ -52,7 +53,7 @@ def raise_alerts(uow: UnitOfWork, result_ids: Iterable[uuid.UUID], *, now: datet
         route, _target = route_for(settings.critical_alert_routes, row.sending_facility, ward)
         alert_id = uow.session.execute(
             pg_insert(CriticalAlert).values(
-                id=uuid.uuid4(), result_id=row.id, patient_id=row.patient_id, order_id=row.order_id, code=row.code,
+                id=uuid4(), result_id=row.id, patient_id=row.patient_id, order_id=row.order_id, code=row.code,
                 reason=reason, facility=row.sending_facility, ward=ward, route=route, status="open",
                 escalate_at=now + timedelta(seconds=settings.critical_alert_escalate_after_seconds), version=1,
                 created_at=now, updated_at=now,

@@ -30,6 +30,7 @@ from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.events.dead_letter_route import KNATIVE_ERROR_EXTENSIONS
+from shared.ids import uuid4
 from shared.log import get_logger
 from shared.models import DeadLetter
 from shared.models.base import utcnow
@@ -56,7 +57,7 @@ def record(uow: UnitOfWork, attributes: dict[str, Any], data: Any) -> tuple[uuid
     attrs = {k: str(v) for k, v in attributes.items() if k != "data" and v is not None}
     is_knative = any(name in attrs for name in KNATIVE_ERROR_EXTENSIONS)
     values: dict[str, Any] = {
-        "id": uuid.uuid4(),
+        "id": uuid4(),
         "event_id": attrs["id"],
         "event_source": attrs["source"],
         "event_type": attrs["type"],

@@ -14,6 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from shared.events.catalog import CATALOG, EventData, dataschema_for
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.settings import get_settings
 from shared.telemetry.tracecontext import current_traceparent, current_tracestate
@@ -46,7 +47,7 @@ def emit(uow: UnitOfWork, event_type: str, subject: uuid.UUID | str | None, data
     model = CATALOG[event_type][0]
     if not isinstance(data, model):
         raise TypeError(f"{event_type} carries {model.__name__}, not {type(data).__name__}")
-    event_id = uuid.uuid4()
+    event_id = uuid4()
     # Core insert on the session's connection, same transaction (cheaper than the ORM bulk path).
     # One statement object with bound parameters: its compiled form is cached once, where
     # ``.values(...)`` with the values inline made SQLAlchemy build a cache key over them every time.

@@ -22,6 +22,7 @@ from shared.auth import Principal
 from shared.db import UnitOfWork, unit_of_work
 from shared.errors import BadRequest, NotFound
 from shared.events import catalog, outbox
+from shared.ids import uuid4
 from shared.instants import is_storable
 from shared.models import FhirExport, FhirExportChunk, FhirExportFile
 from shared.models.base import utcnow
@@ -82,7 +83,7 @@ def kick_off(uow: UnitOfWork, principal: Principal, level: str, types: list[str]
              request_url: str) -> uuid.UUID:
     """The export row, its audit row and the event that starts the work, in the caller's transaction."""
     now = utcnow()
-    export = FhirExport(id=uuid.uuid4(), level=level, types=types, since=since, request_url=request_url,
+    export = FhirExport(id=uuid4(), level=level, types=types, since=since, request_url=request_url,
                         requested_by=principal.key_id, status="accepted", step=0, type_index=0, written=0,
                         transaction_time=now, created_at=now, updated_at=now)
     uow.session.add(export)

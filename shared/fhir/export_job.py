@@ -32,6 +32,7 @@ from shared.fhir.encoding import dumps
 from shared.fhir.export import ACTIVE, expires_at
 from shared.fhir.lab import to_diagnostic_report, to_service_request
 from shared.fhir.patient import to_fhir_patient
+from shared.ids import uuid4
 from shared.log import get_logger
 from shared.models import FhirExport, FhirExportChunk, FhirExportFile, LabOrder, LabResult, Patient
 from shared.models.base import utcnow
@@ -90,7 +91,7 @@ def _append(uow: UnitOfWork, export: FhirExport, kind: str, lines: list[str]) ->
         FhirExportFile.export_id == export.id, FhirExportFile.resource_type == kind)
         .order_by(FhirExportFile.part.desc()).limit(1))
     if file is None or file.count + len(lines) > FILE_LINES:
-        file = FhirExportFile(id=uuid.uuid4(), export_id=export.id, resource_type=kind,
+        file = FhirExportFile(id=uuid4(), export_id=export.id, resource_type=kind,
                               part=0 if file is None else file.part + 1, count=0, created_at=utcnow())
         uow.session.add(file)
         uow.flush()

@@ -21,6 +21,7 @@ from shared.errors import DomainError, Forbidden, MethodNotAllowed, NotFound, Se
 from shared.http.context import RequestContext
 from shared.http.problems import from_domain_error, internal_error
 from shared.http.routing import NO_STORE, Route, error_renderer_for, match_request, route_for
+from shared.ids import uuid4
 from shared.log import get_logger, info_fields
 from shared.telemetry import spans
 
@@ -32,7 +33,7 @@ AUDITED_FAILURES = {403, 404, 409, 412, 422, 428}
 
 def _request_id(request: Request) -> str:
     incoming = request.headers.get("X-Request-Id", "")
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.match(incoming) else uuid4().hex
 
 
 def handle(request: Request) -> Response:

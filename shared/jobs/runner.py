@@ -34,6 +34,7 @@ from typing import Any
 
 from shared.db import driver_connection, is_transient_db_error, wire
 from shared.db.driver_uow import driver_unit_of_work
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.jobs import registry
 from shared.jobs.context import JobContext, JobRetry, LeaseLost
@@ -172,7 +173,7 @@ def _claim(
 ) -> tuple[uuid.UUID, bool, dict[str, Any] | None] | None:
     now = utcnow()
     lease = timedelta(seconds=budget + LEASE_GRACE_SECONDS)
-    params = (uuid.uuid4(), name, slot, trigger, event_id, now, now - lease, name, now + lease, now)
+    params = (uuid4(), name, slot, trigger, event_id, now, now - lease, name, now + lease, now)
     with driver_unit_of_work() as uow:  # BEGIN rides with the claim; COMMIT as the block ends
         rows = uow.rows(_CLAIM, params, pipelined=True)
         if not rows:

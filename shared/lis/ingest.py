@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.db import is_transient_db_error, unit_of_work, wire
 from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, driver_unit_of_work, run, run_together
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.lis import claims, sql
 from shared.lis import orders as lis_orders
@@ -270,7 +271,7 @@ def _insert_row(pubsub: bool, lock: bool) -> sa.Insert:
 def _store_and_process(uow: UnitOfWork, delivery: Delivery, index: int, count: int, part: Part, final: bool,
                        fast: bool = False, commits: bool = False) -> PartOutcome:
     received = utcnow()
-    row_id = uuid.uuid4()
+    row_id = uuid4()
     values = {
         "id": row_id, "received_at": received, "transport": delivery.transport, "ce_source": delivery.ce_source,
         "ce_id": delivery.ce_id, "ce_type": delivery.ce_type, "pubsub_message_id": delivery.pubsub_message_id,
@@ -384,7 +385,7 @@ def _store_failed(uow: UnitOfWork, delivery: Delivery, parts: list[Part], error:
         where = sa.text("pubsub_message_id IS NOT NULL") if delivery.pubsub_message_id else sa.text("pubsub_message_id IS NULL")
         row = uow.session.execute(
             pg_insert(t).values(
-                id=uuid.uuid4(), received_at=utcnow(), processed_at=utcnow(), transport=delivery.transport,
+                id=uuid4(), received_at=utcnow(), processed_at=utcnow(), transport=delivery.transport,
                 ce_source=delivery.ce_source, ce_id=delivery.ce_id, pubsub_message_id=delivery.pubsub_message_id,
                 part=index, parts=len(parts), content_format=part.content_format, raw=part.raw,
                 raw_sha256=hashlib.sha256(part.raw).hexdigest(), raw_size=len(part.raw), status="failed",

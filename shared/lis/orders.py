@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from shared.db.driver_uow import DriverUnitOfWork, run
 from shared.events import catalog
 from shared.hl7.model import OrderData, ParentLink
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange, Quarantine
@@ -376,7 +377,7 @@ def _create(uow: UnitOfWork, patient_id: uuid.UUID, keys: OrderKeys, fields: dic
             stamp: Stamp, pending: Pending | None) -> OrderOutcome:
     now = utcnow()
     present = {k: v for k, v in fields.items() if v is not None}
-    order_id = uuid.uuid4()
+    order_id = uuid4()
     row = dict(id=order_id, patient_id=patient_id, placer_namespace=keys.placer_namespace, placer_number=keys.placer,
                filler_namespace=keys.filler_namespace, filler_number=keys.filler, status=status, source="lis",
                lis_applied_at=stamp_time(stamp), lis_field_stamps={k: list(stamp) for k in present}, version=1,

@@ -30,6 +30,7 @@ from shared import auth
 from shared.db.driver_uow import DriverUnitOfWork, NeedsOrm, run
 from shared.errors import Conflict, DuplicateIdentifier
 from shared.hl7.model import Identifier
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange, Quarantine
@@ -214,7 +215,7 @@ def create_patient(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fie
 
     stamp = ctx.stamp
     now = utcnow()
-    patient_id = uuid.uuid4()
+    patient_id = uuid4()
     mrn = next_mrn(uow)
     present = {k: v for k, v in fields.items() if v is not None}
     columns = _columns(present)
@@ -264,7 +265,7 @@ def _create_pending(uow: UnitOfWork, keys: list[tuple[str, str, str | None]], fi
     from shared.events import catalog  # noqa: PLC0415 — pydantic, not SQLAlchemy
 
     now = utcnow()
-    patient_id = uuid.uuid4()
+    patient_id = uuid4()
     present = {k: v for k, v in fields.items() if v is not None}
     columns = _columns(present)
     birth_date = columns["birth_date"]
@@ -307,7 +308,7 @@ def _queue_identifiers(pending: Pending, patient_id: uuid.UUID, keys: list[tuple
     """The registry's `claim_identifiers` rows, with the message's last statement: the unique (system,
     value) constraint decides a race, lost as `ConcurrentChange`."""
     pending.insert_rows("patient_identifiers", [
-        {"id": uuid.uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
+        {"id": uuid4(), "patient_id": patient_id, "system": system, "value": value, "type": id_type, "created_at": now}
         for system, value, id_type in keys], conflict=("system", "value"), reason="identifier_claimed_concurrently")
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.db.driver_uow import run
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange
@@ -91,7 +92,7 @@ class Pending:
         model = CATALOG[event_type][0]
         if not isinstance(data, model):
             raise TypeError(f"{event_type} carries {model.__name__}, not {type(data).__name__}")
-        event_id = uuid.uuid4()
+        event_id = uuid4()
         now = utcnow()
         self._outbox.append({
             "id": event_id, "source": event_source(), "type": event_type,

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.db.driver_uow import run
 from shared.hl7.model import ResultData
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.lis import sql
 from shared.lis.errors import ConcurrentChange
@@ -181,7 +182,7 @@ def record_results(
         incoming = version_of(result, stamp, message_id, warnings)
         row = existing.get(key)
         if row is None:
-            result_id = uuid.uuid4()
+            result_id = uuid4()
             new_rows.append({"id": str(result_id) if text else result_id, **common, "result_key": key,
                              "sub_id": clean(result.sub_id, 64, warnings, "OBX-4"),
                              "previous_versions": [], "version": 1, **_columns(incoming, as_text=text)})

@@ -10,9 +10,9 @@ HL7 table 0357, ERR-4 severity) and a PHI-free MSA-3 text.
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from shared.ids import uuid4
 
 _LINE_END = re.compile(rb"[\r\n]")
 _OWN = (b"patient-mgt", b"")
@@ -70,7 +70,7 @@ def build_ack(msh: Msh | None, code: str, *, error: tuple[str, str] | None = Non
     header = [
         msh.get(5) if msh else _OWN[0], msh.get(6) if msh else _OWN[1],  # we are the receiver that answers
         msh.get(3) if msh else b"", msh.get(4) if msh else b"",
-        now, b"", message_type, uuid.uuid4().hex[:20].encode(),
+        now, b"", message_type, uuid4().hex[:20].encode(),
         (msh.get(11) if msh else b"") or b"P", (msh.get(12) if msh else b"") or _DEFAULT_VERSION,
     ]
     charset = msh.get(18) if msh else b""

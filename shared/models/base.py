@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from shared.ids import uuid4
 from shared.instants import utcnow
 
 __all__ = ["NAMING_CONVENTION", "Base", "new_id", "utcnow"]
@@ -27,4 +28,4 @@ class Base(DeclarativeBase):
 
 
 def new_id() -> uuid.UUID:
-    return uuid.uuid4()
+    return uuid4()

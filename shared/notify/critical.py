@@ -25,6 +25,7 @@ from shared.auth import SYSTEM_NOTIFY
 from shared.consumer import RetryLater
 from shared.critical import rules
 from shared.db import unit_of_work
+from shared.ids import uuid4
 from shared.log import get_logger
 from shared.models import CriticalAlert, CriticalAlertMessage, LabResult
 from shared.models.base import utcnow
@@ -62,7 +63,7 @@ def _claim(alert_id: uuid.UUID, level: str) -> tuple[str, dict[str, Any] | None]
                   "created_at": now, "updated_at": now}
         if target is None:
             inserted = uow.session.execute(pg_insert(CriticalAlertMessage).values(
-                id=uuid.uuid4(), status="unrouted", reason="no_route", attempts=0, **values)
+                id=uuid4(), status="unrouted", reason="no_route", attempts=0, **values)
                 .on_conflict_do_nothing().returning(CriticalAlertMessage.id)).scalar_one_or_none()
             if inserted is not None:
                 log.error("critical alert has no route", extra={"fields": {"alert_id": str(alert_id), "level": level}})
@@ -70,7 +71,7 @@ def _claim(alert_id: uuid.UUID, level: str) -> tuple[str, dict[str, Any] | None]
                              details={"alert_id": str(alert_id), "level": level})
             return "unrouted", None
         claimed = uow.session.execute(pg_insert(CriticalAlertMessage).values(
-            id=uuid.uuid4(), status="sending", claimed_at=now, attempts=1, **values)
+            id=uuid4(), status="sending", claimed_at=now, attempts=1, **values)
             .on_conflict_do_nothing().returning(CriticalAlertMessage.id)).scalar_one_or_none()
         if claimed is None:
             row = uow.session.scalar(sa.select(CriticalAlertMessage).where(

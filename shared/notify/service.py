@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from shared.auth import SYSTEM_NOTIFY
 from shared.consumer import RetryLater
 from shared.db.driver_uow import DriverUnitOfWork, driver_unit_of_work
+from shared.ids import uuid4
 from shared.log import get_logger
 from shared.notify import event_sql, runtime
 from shared.notify.delivery import Claimed, Outcome, claim_values, deliver, render_for
@@ -123,7 +124,7 @@ def _claim(tx: DriverUnitOfWork, request: NotifyRequest, now: datetime, counts: 
         attempts = (existing.attempts if existing else 0) + (1 if rendered else 0)
         values = _values_for(decision, now, attempts, language)
         if existing is None:
-            nid = uuid.uuid4()
+            nid = uuid4()
             won = event_sql.insert(tx, {
                 "id": nid, "patient_id": recipient.patient_id, "kind": request.kind, "channel": channel,
                 "event_source": request.event_source, "event_id": request.event_id, "event_type": request.event_type,
@@ -188,7 +189,7 @@ def queue_notification(
     queued = 0
     for channel in channels:
         queued += store.insert(uow, {
-            "id": uuid.uuid4(), "patient_id": patient_id, "kind": kind, "channel": channel, "event_source": source,
+            "id": uuid4(), "patient_id": patient_id, "kind": kind, "channel": channel, "event_source": source,
             "event_id": key, "event_type": None, "order_id": order_id, "status": "scheduled", "send_after": send_after,
             "attempts": 0, "created_at": now, "updated_at": now,
         })

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from shared import audit
 from shared.auth import Principal
 from shared.db import UnitOfWork
+from shared.ids import uuid4
 from shared.models import DuplicateFlag, Patient
 from shared.models.base import utcnow
 from shared.services.duplicates import Duplicate, find_duplicates, lock_birth_date
@@ -48,7 +49,7 @@ def flag_duplicates(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID
     if not found:
         return []
     now = utcnow()
-    rows = [{"id": uuid.uuid4(), "patient_a": pair(patient_id, d.patient_id)[0], "patient_b": pair(patient_id, d.patient_id)[1],
+    rows = [{"id": uuid4(), "patient_a": pair(patient_id, d.patient_id)[0], "patient_b": pair(patient_id, d.patient_id)[1],
              "reason": d.reason, "status": "open", "flagged_patient_id": patient_id, "origin": origin,
              "flagged_at": now, "flagged_by": principal.name} for d in found]
     inserted = {row.patient_b if row.patient_a == patient_id else row.patient_a for row in uow.session.execute(
@@ -75,7 +76,7 @@ def close_pair(uow: UnitOfWork, principal: Principal, a: uuid.UUID, b: uuid.UUID
     low, high = pair(a, b)
     now = utcnow()
     insert = pg_insert(DuplicateFlag).values(
-        id=uuid.uuid4(), patient_a=low, patient_b=high, reason="manual", status=status, flagged_patient_id=a,
+        id=uuid4(), patient_a=low, patient_b=high, reason="manual", status=status, flagged_patient_id=a,
         origin="review", flagged_at=now, flagged_by=principal.name, reviewed_at=now, reviewed_by=principal.name)
     uow.session.execute(insert.on_conflict_do_update(
         index_elements=[DuplicateFlag.patient_a, DuplicateFlag.patient_b],
@@ -90,7 +91,7 @@ def carry_over(uow: UnitOfWork, principal: Principal, source_id: uuid.UUID, targ
     if not others:
         return 0
     now = utcnow()
-    rows = [{"id": uuid.uuid4(), "patient_a": pair(target_id, other)[0], "patient_b": pair(target_id, other)[1],
+    rows = [{"id": uuid4(), "patient_a": pair(target_id, other)[0], "patient_b": pair(target_id, other)[1],
              "reason": f.reason, "status": "open", "flagged_patient_id": target_id, "origin": f.origin,
              "flagged_at": now, "flagged_by": principal.name} for other, f in others.items()]
     uow.session.execute(pg_insert(DuplicateFlag).values(rows).on_conflict_do_nothing(

@@ -18,6 +18,7 @@ from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.events import catalog
 from shared.events.outbox import emit
+from shared.ids import uuid4
 from shared.models import HistoryEntry, Patient
 from shared.models.base import utcnow
 from shared.schemas.history import HistoryEntry as EntryResource
@@ -74,7 +75,7 @@ def _require_patient(uow: UnitOfWork, patient_id: uuid.UUID) -> None:
 def add_entry(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, data: HistoryEntryCreate) -> HistoryEntry:
     _patient_for_write(uow, patient_id)
     now = utcnow()
-    entry = HistoryEntry(id=uuid.uuid4(), patient_id=patient_id, **_columns(data), recorded_at=now,
+    entry = HistoryEntry(id=uuid4(), patient_id=patient_id, **_columns(data), recorded_at=now,
                          recorded_by=principal.name, version=1, created_at=now, updated_at=now)
     uow.session.add(entry)
     uow.flush()

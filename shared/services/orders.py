@@ -23,6 +23,7 @@ from shared.db import UnitOfWork
 from shared.errors import Conflict, NotFound, PreconditionFailed
 from shared.events import catalog
 from shared.events.outbox import emit
+from shared.ids import uuid4
 from shared.models import LabOrder, LabResult, Patient
 from shared.placer import PLACER_NAMESPACE
 from shared.models.base import utcnow
@@ -109,7 +110,7 @@ def place_order(uow: UnitOfWork, principal: Principal, patient_id: uuid.UUID, da
     number = uow.session.execute(sa.text("SELECT nextval('lab_order_placer_seq')")).scalar_one()
     now = utcnow()
     order = LabOrder(
-        id=uuid.uuid4(), patient_id=patient_id, placer_namespace=PLACER_NAMESPACE, placer_number=f"PM{number}",
+        id=uuid4(), patient_id=patient_id, placer_namespace=PLACER_NAMESPACE, placer_number=f"PM{number}",
         code_system=data.code.system, code=data.code.code, code_display=data.code.display, status="requested",
         priority=data.priority, notes=data.notes, ordered_at=now, source="api", version=1, created_at=now, updated_at=now,
     )

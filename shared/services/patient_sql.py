@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from shared.db import driver_connection, wire
 from shared.errors import DuplicateIdentifier, NotFound, ProbableDuplicate
+from shared.ids import uuid4
 from shared.instants import utcnow
 from shared.log import current_request_id
 from shared.prepared import PIPELINED, PREPARED, install
@@ -265,8 +266,8 @@ def register(principal: Principal, data: PatientCreate, *, origin: str = "api",
     from shared.telemetry.tracecontext import current_traceparent, current_tracestate  # noqa: PLC0415
 
     name = data.name
-    patient_id = uuid.uuid4()
-    event_id = uuid.uuid4()
+    patient_id = uuid4()
+    event_id = uuid4()
     tokens = sorted(name_tokens(name.family, name.given))
     wanted = [(i.system, i.value, i.type) for i in data.identifiers]
     event = catalog.PatientRegistered(patient_id=patient_id, version=1, origin=origin)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from shared.db import UnitOfWork
 from shared.errors import Conflict, DuplicateIdentifier, NotFound, PreconditionFailed, ProbableDuplicate, ValidationFailed
 from shared.events import catalog
 from shared.events.outbox import emit
+from shared.ids import uuid4
 from shared.models import MRN_SYSTEM, Patient, PatientIdentifier
 from shared.models.base import utcnow
 from shared.models.patients import is_mrn_system
@@ -72,7 +73,7 @@ def claim_identifiers(uow: UnitOfWork, patient_id: uuid.UUID, identifiers: list[
     for system, value, id_type in identifiers:
         inserted = uow.session.execute(
             pg_insert(PatientIdentifier)
-            .values(id=uuid.uuid4(), patient_id=patient_id, system=system, value=value, type=id_type, created_at=now)
+            .values(id=uuid4(), patient_id=patient_id, system=system, value=value, type=id_type, created_at=now)
             .on_conflict_do_nothing(index_elements=["system", "value"])
             .returning(PatientIdentifier.id)
         ).first()
@@ -121,7 +122,7 @@ def register_patient(
     precise answer (409 naming that patient).
     """
     now = utcnow()
-    patient = Patient(id=uuid.uuid4(), mrn=next_mrn(uow), status="active", **_columns(data), source=origin,
+    patient = Patient(id=uuid4(), mrn=next_mrn(uow), status="active", **_columns(data), source=origin,
                       version=1, created_at=now, updated_at=now)
     uow.session.add(patient)
     uow.flush()

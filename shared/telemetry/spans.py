@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.ids import uuid4
 from shared.log import get_logger
 from shared.telemetry import instruments, labels, setup
 from shared.telemetry.tracecontext import (
@@ -137,7 +137,7 @@ def begin_delivery(event_type: str, traceparent: str | None = None, tracestate: 
     attributes: dict[str, Any] = {"patient_mgt.consumer": consumer, "cloudevents.event_type": kind}
     if event_id and _SAFE_ID.match(event_id):
         attributes["cloudevents.event_id"] = event_id
-    span = _start(f"{consumer} {kind}", "CONSUMER", parent, uuid.uuid4().hex, attributes, traced=in_request)
+    span = _start(f"{consumer} {kind}", "CONSUMER", parent, uuid4().hex, attributes, traced=in_request)
     if not in_request:
         return
     flask.g._telemetry_span = span

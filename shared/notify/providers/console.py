@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import uuid
 from datetime import datetime, timezone
 from email import policy
 from email.message import EmailMessage
@@ -19,6 +18,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shared.ids import uuid4
 from shared.notify.providers.base import TransientProviderError, check_email, check_phone, check_rendered
 
 if TYPE_CHECKING:
@@ -85,4 +85,4 @@ class ConsoleProvider:
 
 
 def _new_id(now: datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}"
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{uuid4().hex}"
