@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from shared import pg8000_dates
+from shared import sockets
 from shared.log import get_logger
 from shared.settings import get_settings
 
@@ -153,9 +154,20 @@ def _read_timeout(con: Any, statement_timeout_ms: int) -> None:
     the rest. Without a statement timeout (``DB_STATEMENT_TIMEOUT_MS=0``: the migrate Job, whose DDL on
     a large table "may legitimately run longer") the 5 s cut defeated the setting: a
     ``CREATE INDEX CONCURRENTLY`` over a hospital's patients failed as a disconnect. There the socket
-    waits as long as the statement runs, and keepalive (`KEEPALIVE`) finds a dead peer."""
+    waits as long as the statement runs, and keepalive (`KEEPALIVE`) finds a dead peer.
+
+    On a plain connection the read timeout is the kernel's (``shared.sockets``): a Python one polls the
+    socket before each write and read, four system calls per round trip, each a hand-over of the GIL,
+    where two do. A TLS connection keeps Python's: CPython's TLS read retries a blocking socket's
+    timed-out read, so there the kernel's bound would never end a wait (tests/fault/test_database_tls.py)."""
     sock = getattr(con, "_usock", None)
-    if sock is None or statement_timeout_ms:
+    if sock is None:
+        return
+    if statement_timeout_ms:
+        if not sockets.can_bound(sock):
+            return
+        sockets.bound(sock, CONNECT_TIMEOUT_SECONDS)
+        con._sock = sockets.buffered(sock)  # pg8000's file over the socket, raising TimeoutError as before
         return
     sock.settimeout(None)
     if sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -27,15 +27,22 @@ import sqlalchemy as sa
 from tests.support.processes import free_port
 
 
+def system_bin_dir() -> Path | None:
+    """The machine's own PostgreSQL binaries (Debian's postgresql package), built with TLS as
+    pgserver's are not; None when there are none."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    return Path(found[-1]).parent if found else None
+
+
 def _bin_dir() -> Path:
     spec = importlib.util.find_spec("pgserver")
     if spec and spec.submodule_search_locations:
         candidate = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         if (candidate / "pg_ctl").exists():
             return candidate
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    found = system_bin_dir()
     if found:
-        return Path(found[-1]).parent
+        return found
     raise RuntimeError("no PostgreSQL binaries: install the test extra (pgserver) or postgresql")
 
 
@@ -58,8 +65,8 @@ def _run_user() -> str | None:
 class PrivatePostgres:
     """initdb + pg_ctl around one throwaway cluster listening on 127.0.0.1:<free port>."""
 
-    def __init__(self) -> None:
-        self.bin = _bin_dir()
+    def __init__(self, bin_dir: Path | None = None) -> None:
+        self.bin = bin_dir or _bin_dir()
         self.user = _run_user()
         self.root = Path(tempfile.mkdtemp(prefix="pm-fault-pg-"))
         self.data = self.root / "data"
@@ -78,6 +85,36 @@ class PrivatePostgres:
         self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "--encoding=UTF8",
                   "--no-sync", "--no-instructions")
         return self
+
+    def enable_tls(self) -> None:
+        """Offer TLS (``ssl=on``) from the next start, with a self-signed certificate for localhost.
+        Needs binaries built with TLS (``system_bin_dir``; pgserver's are not)."""
+        from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+
+        from cryptography import x509  # noqa: PLC0415
+        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
+        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
+        now = datetime.now(timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+                .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+        files = {
+            "server.crt": cert.public_bytes(serialization.Encoding.PEM),
+            "server.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()),
+        }
+        for filename, data in files.items():
+            path = self.data / filename
+            path.write_bytes(data)
+            path.chmod(0o600)  # PostgreSQL refuses a key others can read
+            if self.user:
+                entry = pwd.getpwnam(self.user)
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write("\nssl = on\n")
 
     def start(self) -> None:
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c max_connections=100"

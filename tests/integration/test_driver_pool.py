@@ -15,6 +15,7 @@ from shared.db import is_transient_db_error, wire
 from shared.db.orm import make_engine
 from shared.db import pool as pool_module
 from shared.db.pool import DriverPool, PoolExhausted, connect_args, open_connection
+from shared import sockets
 
 POISON = {
     "year_9999_minus_14h": datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14))),
@@ -134,7 +135,9 @@ def test_only_a_connection_without_a_statement_timeout_waits_past_the_connect_ti
         assert unbounded._usock.gettimeout() is None
         assert wire.rows(unbounded, "SELECT 1 FROM pg_sleep(0.8)", ()) == [[1]]
         assert unbounded._usock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 30
-        assert bounded._usock.gettimeout() == 0.5
+        # the bound is the kernel's (shared.sockets): a blocking socket, each recv and send cut at 0.5 s
+        assert bounded._usock.gettimeout() is None and sockets.bounds(bounded._usock) == (0.5, 0.5)
+        assert sockets.bounds(unbounded._usock) == (0.0, 0.0)
         with pytest.raises(TimeoutError):
             wire.rows(bounded, "SELECT 1 FROM pg_sleep(0.8)", ())
         assert bounded._pool_out_of_step

@@ -17,6 +17,10 @@ ingresses) and the peer has not closed it. A kept connection the peer closed at 
 event was sent — no byte of an answer before the close — is retried once on a new connection:
 the server closed it idle, so it never read the event; were it otherwise, the event arrives
 twice with the same CloudEvent id, which consumers dedupe, as after a lost outbox mark.
+
+Kept connections are blocking sockets bounded by the kernel's timeouts (``shared.sockets``): a
+Python timeout polls before every send and receive, so a publish made seven system calls that hand
+the GIL over (two ``ioctl``, the peek, two ``poll``, ``sendto``, ``recvfrom``) where three do.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from shared import sockets
 from shared.events.publishing.types import OutgoingEvent, PublishError
 from shared.events.publishing.envelope import to_http_binary
 
@@ -76,15 +81,19 @@ class KeepAlive:
                     break
                 sock, since = self._idle.pop()
             if now - since < IDLE_SECONDS and _open(sock):
-                sock.settimeout(timeout)
+                sockets.bound(sock, timeout)
                 return sock, True
             sock.close()
         sock = socket.create_connection(self.address, timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sockets.bound(sock, timeout)
+        except BaseException:
+            sock.close()
+            raise
         return sock, False
 
     def give_back(self, sock: socket.socket) -> None:
-        sock.setblocking(False)  # so that ``_open`` peeks without waiting (a timeout would poll first)
         with self._lock:
             if len(self._idle) < MAX_IDLE:
                 self._idle.append((sock, time.monotonic()))
@@ -100,7 +109,7 @@ class KeepAlive:
 
 def _open(sock: socket.socket) -> bool:
     """Whether an idle connection can carry a request: the peer has not closed it (nor sent anything
-    unasked)."""
+    unasked). The peek does not wait (``MSG_DONTWAIT``), blocking socket or not."""
     try:
         sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)  # b"": closed; bytes: unasked
     except BlockingIOError:
@@ -222,7 +231,7 @@ class HttpPublisher:
                 status = self._post_plain(headers, body, timeout)
             else:
                 status, _ = post(self.url, headers, body, timeout)
-        except (TimeoutError, socket.timeout):
+        except (TimeoutError, socket.timeout, BlockingIOError):  # BlockingIOError: a kernel bound ran out
             raise PublishError("timeout") from None
         except OSError as exc:
             raise PublishError(f"connection_{type(exc).__name__}") from None

@@ -163,7 +163,8 @@ def test_a_header_value_with_a_line_break_is_refused_before_anything_is_sent():
 @contextmanager
 def keepalive_server(answer) -> Iterator[tuple[str, list[tuple[int, bytes]], list[socket.socket]]]:
     """A loopback server that reads any number of requests per connection; ``answer(n)`` is the
-    bytes written for the n-th request (0-based) or None to close that connection unanswered.
+    bytes written for the n-th request (0-based) or None to close that connection unanswered
+    (``b""``: no answer, the connection left open — a sink that hangs).
     Records (connection number, request) for each request read; yields its URL, those records and
     its connections."""
     received: list[tuple[int, bytes]] = []
@@ -258,3 +259,37 @@ def test_a_new_connection_closed_unanswered_is_a_failure_not_a_retry():
     with keepalive_server(lambda n: None) as (url, received, _):
         [outcome] = HttpPublisher(url).publish_many([ev(1, "a")], timeout=5, deadline=far())
     assert outcome.code == "connection_ConnectionError" and len(received) == 1
+
+
+# -- time bounds (the kernel's, on blocking sockets: shared.sockets) ----------------------------------
+
+SILENT = b""
+
+
+def test_a_sink_that_never_answers_is_a_timeout():
+    with keepalive_server(lambda n: SILENT) as (url, received, _):
+        started = time.monotonic()
+        [outcome] = HttpPublisher(url).publish_many([ev(1, "a")], timeout=0.3, deadline=far())
+        waited = time.monotonic() - started
+    assert outcome.code == "timeout" and len(received) == 1
+    assert waited >= 0.29  # it waited for the answer the whole bound, not failed at once
+
+
+def test_a_kept_connection_that_goes_silent_is_a_timeout_and_is_not_kept():
+    with keepalive_server(lambda n: SILENT if n == 1 else ACCEPTED) as (url, received, _):
+        publisher = HttpPublisher(url)
+        assert publisher.publish_many([ev(1, "a")], timeout=0.3, deadline=far()) == [None]
+        [outcome] = publisher.publish_many([ev(2, "a")], timeout=0.3, deadline=far())
+        assert outcome.code == "timeout"
+        assert publisher._post_plain.connections._idle == []  # noqa: SLF001 — the silent one was closed
+        assert publisher.publish_many([ev(3, "a")], timeout=0.3, deadline=far()) == [None]
+    assert [number for number, _ in received] == [0, 0, 1]
+
+
+def test_the_deadline_bounds_the_wait_when_it_is_nearer_than_the_timeout():
+    with keepalive_server(lambda n: SILENT) as (url, received, _):
+        started = time.monotonic()
+        [outcome] = HttpPublisher(url).publish_many([ev(1, "a")], timeout=60, deadline=time.monotonic() + 0.3)
+        waited = time.monotonic() - started
+    assert outcome.code == "timeout" and len(received) == 1
+    assert 0.29 <= waited < 30  # the deadline's 0.3 s, not the timeout's 60
