@@ -89,26 +89,9 @@ class PrivatePostgres:
     def enable_tls(self) -> None:
         """Offer TLS (``ssl=on``) from the next start, with a self-signed certificate for localhost.
         Needs binaries built with TLS (``system_bin_dir``; pgserver's are not)."""
-        from datetime import datetime, timedelta, timezone  # noqa: PLC0415
+        from tests.support.certs import certificate, write_pem  # noqa: PLC0415 — only TLS tests need cryptography
 
-        from cryptography import x509  # noqa: PLC0415
-        from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-        from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "localhost")])
-        now = datetime.now(timezone.utc)
-        cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-                .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
-        files = {
-            "server.crt": cert.public_bytes(serialization.Encoding.PEM),
-            "server.key": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()),
-        }
-        for filename, data in files.items():
-            path = self.data / filename
-            path.write_bytes(data)
+        for path in write_pem(self.data / "server", *certificate("localhost")):
             path.chmod(0o600)  # PostgreSQL refuses a key others can read
             if self.user:
                 entry = pwd.getpwnam(self.user)

@@ -4,19 +4,14 @@ the network allowlist, the connection limit, and many concurrent senders."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from shared.mllp.frames import wrap
 from shared.mllp.server import Limits, MllpServer, parse_networks, tls_context
+from tests.support.certs import certificate, write_pem
 
 
 class Recorder:
@@ -119,37 +114,14 @@ def test_beyond_the_connection_limit_a_connection_is_closed():
 # --- TLS ------------------------------------------------------------------------------------
 
 
-def _cert(name: str, issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None, *, ca: bool = False):
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(issuer[0].subject if issuer else subject).public_key(key.public_key())
-               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + dt.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if not ca:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-    cert = builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-    return cert, key
-
-
-def _write(path: Path, cert, key) -> tuple[Path, Path]:
-    cert_path, key_path = path.with_suffix(".crt"), path.with_suffix(".key")
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 @pytest.fixture()
 def pki(tmp_path: Path) -> dict[str, Path]:
-    ca = _cert("test-ca", None, ca=True)
-    other_ca = _cert("other-ca", None, ca=True)
-    files = {"ca": _write(tmp_path / "ca", *ca)[0]}
-    files["server"], files["server_key"] = _write(tmp_path / "server", *_cert("mllp", ca))
-    files["client"], files["client_key"] = _write(tmp_path / "client", *_cert("lis", ca))
-    files["stranger"], files["stranger_key"] = _write(tmp_path / "stranger", *_cert("lis", other_ca))
+    ca = certificate("test-ca", None, ca=True)
+    other_ca = certificate("other-ca", None, ca=True)
+    files = {"ca": write_pem(tmp_path / "ca", *ca)[0]}
+    files["server"], files["server_key"] = write_pem(tmp_path / "server", *certificate("mllp", ca))
+    files["client"], files["client_key"] = write_pem(tmp_path / "client", *certificate("lis", ca))
+    files["stranger"], files["stranger_key"] = write_pem(tmp_path / "stranger", *certificate("lis", other_ca))
     return files
 
 
