@@ -4,8 +4,10 @@ of this process (the part the GIL serialises: one gunicorn worker cannot do more
 second), the SQL statements sent and the round trips to PostgreSQL — beside the budget the issue's
 goals imply (`budgets`).
 
-Statements and round trips are counted in pg8000 itself (``CoreConnection``), so they are counted the
-same whether a path goes through SQLAlchemy or straight to the driver. A *statement* is what the code
+Statements and round trips are counted in what pg8000's connections write (``_patch_pg8000``), so
+they are counted the same whether a path goes through SQLAlchemy, pg8000's own methods or the
+messages ``shared.db.wire`` composes; they are counted over calls of their own, and the CPU is timed
+with the counting paused. A *statement* is what the code
 asked for (BEGIN/COMMIT/ROLLBACK/SAVEPOINT not counted; each statement of a multi-statement simple
 query counted); a *round trip* is every wait for the server's
 answer, transaction control included (pg8000 sends an unnamed statement in three of them: parse,
@@ -27,7 +29,6 @@ import os
 import random
 import re
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -116,26 +117,44 @@ def budgets(hello_rps: float, raw_insert_rps: float | None) -> dict[str, dict[st
     return out
 
 
+def _warm_calls(n: int) -> int:
+    return max(3, n // 10)
+
+
 def _measure(call, n: int, counter: dict[str, int]) -> dict[str, float]:
-    for _ in range(max(3, n // 10)):  # warm caches (compiled statements, key cache, prepared statements)
+    """``call`` measured: warmed first (compiled statements, the key cache, prepared statements), then
+    its statements and round trips counted over as many calls again, then ``n`` calls timed with the
+    counting paused (what counting costs is the measurement's, not the request's). ``2 × _warm_calls(n)
+    + n`` calls in all."""
+    warm = _warm_calls(n)
+    for _ in range(warm):
         call()
     counter["statements"] = counter["round_trips"] = 0
-    wall, cpu = time.perf_counter(), time.process_time()
-    for _ in range(n):
+    for _ in range(warm):
         call()
-    return {"wall_ms": round((time.perf_counter() - wall) / n * 1000, 3),
-            "cpu_ms": round((time.process_time() - cpu) / n * 1000, 3),
-            "statements": round(counter["statements"] / n, 2),
-            "round_trips": round(counter["round_trips"] / n, 2)}
+    counted = dict(counter)
+    paused = _ACTIVE[:]
+    _ACTIVE.clear()
+    try:
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(n):
+            call()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    finally:
+        _ACTIVE[:] = paused
+    return {"wall_ms": round(wall / n * 1000, 3),
+            "cpu_ms": round(cpu / n * 1000, 3),
+            "statements": round(counted["statements"] / warm, 2),
+            "round_trips": round(counted["round_trips"] / warm, 2)}
 
 
 _ACTIVE: list[dict[str, int]] = []  # the counter being counted into (none: the wrappers only pass through)
 
 
 def count_statements(counter: dict[str, int]) -> None:
-    """From now on count into ``counter``, in pg8000's core connection: every statement sent (transaction
-    control apart) as ``statements``, every wait for the server's answer as ``round_trips``. pg8000 is
-    patched once per process; a later call only changes the counter."""
+    """From now on count into ``counter``, from what pg8000's connections write: every statement sent
+    (transaction control apart) as ``statements``, every wait for the server's answer as
+    ``round_trips``. pg8000 is patched once per process; a later call only changes the counter."""
     _patch_pg8000()
     _ACTIVE[:] = [counter]
 
@@ -144,72 +163,63 @@ def stop_counting() -> None:
     _ACTIVE.clear()
 
 
+_NAMED: dict[tuple[int, bytes], str] = {}  # (socket, statement name) → its text, from the Parse that prepared it
+_UNNAMED: dict[int, str] = {}  # socket → the text of its last unnamed Parse (its Bind may come in a later write)
+
+
 def _patch_pg8000() -> None:
+    """Count in the byte stream: ``pg8000.core._write`` carries every message a connection sends, pg8000's
+    own (``execute_simple``, ``execute_unnamed``, ``execute_named``, a prepare) and those
+    ``shared.db.wire`` composes itself, and ``pg8000.core._flush`` every wait for an answer (pg8000
+    flushes only then; ``shared.db.wire`` too, once per exchange)."""
     import pg8000.core as core  # noqa: PLC0415
 
-    cls = core.CoreConnection
-    if getattr(cls, "_bench_counting", False):
+    if getattr(core, "_bench_counting", False):
         return
+    write, flush = core._write, core._flush
 
-    inside = threading.local()  # within execute_*: its own send_PARSE is not a second statement
-
-    def wrap(name: str, position: int) -> None:
-        original = getattr(cls, name)
-
-        def counted(self, *args, **kwargs):
-            statement = kwargs.get("statement", args[position] if len(args) > position else "")
-            if _ACTIVE:
-                _ACTIVE[0]["statements"] += statements_in(statement or "")
-            inside.depth = getattr(inside, "depth", 0) + 1
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                inside.depth -= 1
-
-        setattr(cls, name, counted)
-
-    wrap("execute_simple", 0)
-    wrap("execute_unnamed", 0)
-    wrap("execute_named", 4)
-    prepare = cls.prepare_statement
-
-    def preparing(self, *args, **kwargs):  # a Parse to prepare is not a statement run (its execute_named is)
-        inside.depth = getattr(inside, "depth", 0) + 1
-        try:
-            return prepare(self, *args, **kwargs)
-        finally:
-            inside.depth -= 1
-
-    cls.prepare_statement = preparing
-    parse, bind = cls.send_PARSE, cls.send_BIND
-
-    def parsed(self, statement_name_bin, statement, oids=()):
-        if not getattr(inside, "depth", 0):
-            self._bench_parsed = statement  # counted at its Bind
-        return parse(self, statement_name_bin, statement, oids)
-
-    def bound(self, statement_name_bin, params):
-        """A statement sent by parts counts once, at its Bind: an unnamed one (shared.services.patient_sql's
-        pipelined search: Parse, Bind, Describe, Execute, Sync in one write) by the text its Parse
-        carried, a prepared one (each of shared.db.wire.transaction's) as one."""
-        if _ACTIVE and not getattr(inside, "depth", 0):
-            unnamed = statement_name_bin == core.NULL_BYTE
-            _ACTIVE[0]["statements"] += statements_in(getattr(self, "_bench_parsed", "") or "") if unnamed else 1
-        return bind(self, statement_name_bin, params)
-
-    cls.send_PARSE = parsed
-    cls.send_BIND = bound
-    flush = core._flush
+    def written(sock, data):
+        if _ACTIVE:
+            _ACTIVE[0]["statements"] += _statements_written(id(sock), bytes(data))
+        return write(sock, data)
 
     def flushed(sock):
-        """A round trip: what was written goes out to wait for the server's answer (pg8000 flushes only
-        then; shared.db.wire's exchanges too)."""
         if _ACTIVE:
             _ACTIVE[0]["round_trips"] += 1
         return flush(sock)
 
-    core._flush = flushed
-    cls._bench_counting = True
+    core._write, core._flush = written, flushed
+    core._bench_counting = True
+
+
+def _statements_written(sock: int, data: bytes) -> int:
+    """The statements the frontend messages in ``data`` run: a simple Query by its text (several
+    statements in one string each count), a Bind by the text of the statement it binds — a prepared
+    one's from the Parse that named it (1 when that Parse was not seen), the unnamed one's from its
+    last Parse. A Parse, Describe, Execute or Sync runs nothing of its own; a write that is not a
+    sequence of messages (the startup packet, an SSL request) counts nothing."""
+    count, i, n = 0, 0, len(data)
+    while i + 5 <= n:
+        code, length = data[i:i + 1], int.from_bytes(data[i + 1:i + 5], "big")
+        body = data[i + 5:i + 1 + length]
+        if length < 4 or not code.isalpha() or len(body) != length - 4:
+            break
+        if code == b"Q":
+            count += statements_in(body[:-1].decode())
+        elif code == b"P":
+            name, _, rest = body.partition(b"\x00")
+            text = rest[:rest.index(b"\x00")].decode()
+            if name:
+                _NAMED[(sock, name)] = text
+            else:
+                _UNNAMED[sock] = text
+        elif code == b"B":
+            _portal, _, rest = body.partition(b"\x00")
+            name = rest[:rest.index(b"\x00")]
+            text = _NAMED.get((sock, name)) if name else _UNNAMED.get(sock, "")
+            count += 1 if text is None else statements_in(text)
+        i += 1 + length
+    return count
 
 
 def hello(n: int, counter: dict[str, int]) -> dict[str, float]:
@@ -255,7 +265,7 @@ def lis(args: argparse.Namespace, counter: dict[str, int]) -> dict:
     app = create_app(target="lis_consumer", source=str(ROOT / "functions" / "lis_consumer" / "main.py"),
                      signature_type="cloudevent")
     client = app.test_client()
-    count = args.n + max(3, args.n // 10)  # measured + warm-up
+    count = args.n + 2 * _warm_calls(args.n)  # timed, counted and warm-up (_measure)
     pool = f"K{uuid.uuid4().hex[:6].upper()}"
     known_patients = 20
 

@@ -10,11 +10,18 @@ pool closes such a connection instead of lending it again; after a disconnect (o
 server ended the session) the pool closes its idle connections too. A server's error leaves the stream in
 step and is raised as pg8000's cursor raises it (``IntegrityError`` for 23505, ``InterfaceError`` for
 28000, else ``ProgrammingError``), its fields as a dict (the SQLSTATE under ``"C"``).
+
+Each exchange is composed here, message by message, and written at once with one Sync at its end and
+no Flush before it (`_send`). pg8000's ``send_PARSE``, ``send_BIND`` and ``send_EXECUTE`` each add a
+Flush, which makes PostgreSQL write out what it has answered so far: a prepared read came back in three
+packets (BindComplete; the row and CommandComplete; ReadyForQuery) and its thread woke for each. Without
+them the server answers the exchange in one write, at the Sync (docs/performance.md, "Eleventh round").
 """
 
 from __future__ import annotations
 
 import functools
+import struct
 from typing import Any
 
 # Statements prepared per connection at most: fixed texts only (the read, the registration, the key
@@ -90,40 +97,81 @@ def _prepared(con: Any, sql: str, params: Any, begin: bool, shaped: bool) -> Any
     entry = _kept(con, sql, shaped)
     if entry is None:  # run unprepared, one round trip
         return _pipelined(con, dollar_params(sql), params, begin)
+    import pg8000.core as core  # noqa: PLC0415
+
     name, columns, input_funcs = entry
-    values = _values(con, params)
-    if begin:
-        _send_begin(con)
-    return con.execute_named(name, values, columns, input_funcs, sql)
+    values = _encoded(con, params)
+    _send(con, b"".join((_BEGIN_MESSAGES if begin else b"", _bind(name, values), _EXECUTE, _SYNC)))
+    result = core.Context(columns=columns, input_funcs=input_funcs, statement=sql)
+    con.handle_messages(result)
+    return result
 
 
-def _values(con: Any, params: Any) -> Any:
-    """pg8000's text of each parameter, checked to encode before anything is written (so an
-    unencodable value leaves the connection in step)."""
+def _encoded(con: Any, params: Any) -> list[bytes | None]:
+    """Each parameter as the bytes its Bind carries (pg8000's text of it, in the connection's encoding;
+    None for NULL), all of them made before anything is written (so an unencodable value leaves the
+    connection in step)."""
     import pg8000.core as core  # noqa: PLC0415
 
-    values = core.make_params(con.py_types, params)
+    encoding = con._client_encoding
+    return [None if value is None else value.encode(encoding) for value in core.make_params(con.py_types, params)]
+
+
+# -- messages (PostgreSQL's frontend protocol, version 3) ---------------------------------------------
+
+_I32 = struct.Struct("!i").pack
+_I16 = struct.Struct("!h").pack
+_NO_FORMATS = _I16(0)  # "every parameter (or result column) in text"
+_EXECUTE = b"E" + _I32(9) + b"\x00" + _I32(0)  # the unnamed portal, every row
+_SYNC = b"S" + _I32(4)
+_DESCRIBE_PORTAL = b"D" + _I32(6) + b"P\x00"  # the unnamed portal's columns
+_UNNAMED = b"\x00"  # the unnamed statement's name, with its NUL
+
+
+def _message(code: bytes, body: bytes) -> bytes:
+    return code + _I32(len(body) + 4) + body
+
+
+def _parse(con: Any, sql: str) -> bytes:
+    """Parse of the unnamed statement ``sql`` (``$n`` placeholders; the server infers their types)."""
+    return _message(b"P", b"\x00" + sql.encode(con._client_encoding) + b"\x00" + _NO_FORMATS)
+
+
+def _bind(name: bytes, values: list[bytes | None]) -> bytes:
+    """Bind of statement ``name`` to the unnamed portal, values in text. ``name`` ends with its NUL, as
+    pg8000's prepared statements' names do (``_UNNAMED`` for the unnamed statement)."""
+    body = [b"\x00", name, _NO_FORMATS, _I16(len(values))]
     for value in values:
-        if value is not None:
-            value.encode(con._client_encoding)
-    return values
+        if value is None:
+            body.append(_I32(-1))
+        else:
+            body += (_I32(len(value)), value)
+    body.append(_NO_FORMATS)
+    return _message(b"B", b"".join(body))
 
 
-def _send_begin(con: Any) -> None:
-    """``BEGIN`` as an unnamed Parse/Bind/Execute with no Sync: the statement sent after it (and its
-    Sync) completes the exchange, and its ReadyForQuery tells pg8000 the transaction is open."""
-    _send_control(con, _BEGIN)
+def _control(statement: str) -> bytes:
+    """A transaction-control statement as an unnamed Parse/Bind/Execute with no Sync: the exchange it
+    rides in ends with the Sync, whose ReadyForQuery tells pg8000 whether a transaction is open."""
+    return _message(b"P", b"\x00" + statement.encode("ascii") + b"\x00" + _NO_FORMATS) + _bind(_UNNAMED, []) + _EXECUTE
 
 
-def _send_control(con: Any, statement: str) -> None:
-    """A transaction-control statement (``BEGIN``, ``COMMIT``) as an unnamed Parse/Bind/Execute with no
-    Sync: the exchange it rides in ends with the Sync, whose ReadyForQuery tells pg8000 whether a
-    transaction is open."""
+_BEGIN_MESSAGES = _control(_BEGIN)
+_COMMIT_MESSAGES = _control("commit")
+
+
+def _send(con: Any, data: bytes) -> None:
+    """Write an exchange and flush it to the server, as pg8000 does (a socket error is its
+    ``InterfaceError("network error")``; a closed connection its ``"connection is closed"``)."""
     import pg8000.core as core  # noqa: PLC0415
 
-    con.send_PARSE(core.NULL_BYTE, statement, ())
-    con.send_BIND(core.NULL_BYTE, ())
-    con.send_EXECUTE()
+    sock = con._sock
+    if sock is None:
+        from pg8000.exceptions import InterfaceError  # noqa: PLC0415
+
+        raise InterfaceError("connection is closed")
+    core._write(sock, data)
+    core._flush(sock)
 
 
 def _pipelined(con: Any, sql: str, params: Any, begin: bool = False) -> Any:
@@ -132,26 +180,17 @@ def _pipelined(con: Any, sql: str, params: Any, begin: bool = False) -> Any:
     server plans an unnamed statement at Bind with the values (a custom plan, always)."""
     import pg8000.core as core  # noqa: PLC0415
 
-    values = _values(con, params)
-    if begin:
-        _send_begin(con)
-    _send_unnamed(con, sql, values)
-    con.send_EXECUTE()
-    core._write(con._sock, core.SYNC_MSG)
-    core._flush(con._sock)
+    values = _encoded(con, params)
+    _send(con, b"".join((_BEGIN_MESSAGES if begin else b"", _unnamed(con, sql, values), _EXECUTE, _SYNC)))
     result = core.Context(sql)
     con.handle_messages(result)
     return result
 
 
-def _send_unnamed(con: Any, sql: str, values: Any) -> None:
+def _unnamed(con: Any, sql: str, values: list[bytes | None]) -> bytes:
     """Parse and Bind of the unnamed statement ``sql`` (``$n`` placeholders), and a Describe of its portal
-    (its columns come with the answer); the caller sends the Execute."""
-    import pg8000.core as core  # noqa: PLC0415
-
-    con.send_PARSE(core.NULL_BYTE, sql, ())
-    con.send_BIND(core.NULL_BYTE, values)
-    con._send_message(core.DESCRIBE, core.PORTAL + core.NULL_BYTE)
+    (its columns come with the answer); the caller adds the Execute."""
+    return _parse(con, sql) + _bind(_UNNAMED, values) + _DESCRIBE_PORTAL
 
 
 def transaction(con: Any, statements: Any) -> list[Any]:
@@ -182,30 +221,26 @@ def pipeline(con: Any, statements: Any, *, commit: bool = False) -> list[Any]:
 def _exchange(con: Any, statements: Any, *, begin: bool, commit: bool = False) -> list[Any]:
     import pg8000.core as core  # noqa: PLC0415
 
-    sent = []
+    messages = [_BEGIN_MESSAGES] if begin else []
+    results: list[Any] = []
     for sql, params in statements:
         try:
             entry = _kept(con, sql)
         except BaseException as exc:
             raise _failed(con, exc, sql) from None
-        # every value checked to encode before anything is written: a failure leaves the stream as it was
-        sent.append((sql, entry, _values(con, params)))
-    results: list[Any] = []
+        values = _encoded(con, params)  # before anything is written: a failure leaves the stream as it was
+        if entry is None:  # past the cap: unnamed, its columns described in the same exchange
+            messages.append(_unnamed(con, dollar_params(sql), values))
+            results.append(core.Context(sql))
+        else:
+            messages.append(_bind(entry[0], values))
+            results.append(core.Context(columns=entry[1], input_funcs=entry[2], statement=sql))
+        messages.append(_EXECUTE)
+    if commit:
+        messages.append(_COMMIT_MESSAGES)
+    messages.append(_SYNC)
     try:
-        if begin:
-            _send_begin(con)
-        for sql, entry, values in sent:
-            if entry is None:  # past the cap: unnamed, its columns described in the same exchange
-                _send_unnamed(con, dollar_params(sql), values)
-                results.append(core.Context(sql))
-            else:
-                con.send_BIND(entry[0], values)
-                results.append(core.Context(columns=entry[1], input_funcs=entry[2], statement=sql))
-            con.send_EXECUTE()
-        if commit:
-            _send_control(con, "commit")
-        core._write(con._sock, core.SYNC_MSG)
-        core._flush(con._sock)
+        _send(con, b"".join(messages))
         _read_results(con, [*([core.Context(_BEGIN)] if begin else []), *results,
                             *([core.Context("commit")] if commit else [])])
     except BaseException as exc:

@@ -16,9 +16,9 @@ import uuid
 import pytest
 
 from shared.db import wire
-from shared.db.pool import DriverPool, open_connection
+from shared.db.pool import DriverPool
+from tests.support.probe_table import probe_pool
 
-TABLE = "CREATE TABLE IF NOT EXISTS wire_tx_probe (id uuid PRIMARY KEY, tag text NOT NULL)"  # dropped after each test
 INSERT = "INSERT INTO wire_tx_probe (id, tag) VALUES (%s::uuid, %s) RETURNING tag"
 LOCK = "SELECT pg_advisory_xact_lock(%s::bigint)"
 COUNT = "SELECT count(*) FROM wire_tx_probe WHERE tag = %s"
@@ -26,13 +26,8 @@ COUNT = "SELECT count(*) FROM wire_tx_probe WHERE tag = %s"
 
 @pytest.fixture()
 def pool(database_url: str):
-    p = DriverPool(lambda: open_connection(database_url, 15000), size=3, timeout=5)
-    with p.connection() as con:
-        wire.simple(con, TABLE)
-    yield p
-    with p.connection() as con:  # not the models' schema (test_models_match_migrations)
-        wire.simple(con, "DROP TABLE wire_tx_probe")
-    p.dispose()
+    with probe_pool(database_url, "wire_tx_probe") as p:  # dropped after each test
+        yield p
 
 
 def _count(pool: DriverPool, tag: str) -> int:

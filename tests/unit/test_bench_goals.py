@@ -126,3 +126,36 @@ def test_statements_of_a_simple_query_string_are_each_counted():
     assert statements_in("SELECT 'a;b', \"x;y\", $q$ c; d $q$;") == 1
     assert statements_in("COMMIT") == 0
     assert statements_in("") == 0
+
+
+def test_statements_are_counted_from_the_messages_written():
+    """bench.anatomy counts what a connection writes: a simple query by its statements (transaction
+    control apart), a Bind by the statement it binds; a prepare, a Describe or an Execute by nothing;
+    a write that is not a run of messages (the startup packet) by nothing."""
+    from bench.anatomy import _statements_written  # noqa: PLC0415
+
+    def message(code: bytes, body: bytes) -> bytes:
+        return code + (len(body) + 4).to_bytes(4, "big") + body
+
+    def parse(name: bytes, text: str) -> bytes:
+        return message(b"P", name + b"\x00" + text.encode() + b"\x00\x00\x00")
+
+    def bind(name: bytes) -> bytes:
+        return message(b"B", b"\x00" + name + b"\x00\x00\x00\x00\x00\x00\x00")
+
+    execute, sync = message(b"E", b"\x00\x00\x00\x00\x00"), message(b"S", b"")
+    sock = object()
+    startup = (8).to_bytes(4, "big") + (196608).to_bytes(4, "big")
+    assert _statements_written(id(sock), startup) == 0
+    assert _statements_written(id(sock), message(b"Q", b"BEGIN; SELECT 1; SELECT 2; COMMIT\x00")) == 2
+    # a prepare (Parse, Describe, Sync) runs nothing; its later Binds run its statement
+    assert _statements_written(id(sock), parse(b"s1", "SELECT 1") + message(b"D", b"Ss1\x00") + sync) == 0
+    assert _statements_written(id(sock), bind(b"s1") + execute + bind(b"s1") + execute + sync) == 2
+    # a BEGIN and a COMMIT ride along unnamed: not counted; the unnamed statement between them is
+    exchange = (parse(b"", "begin transaction") + bind(b"") + execute + parse(b"", "INSERT INTO t VALUES (1)")
+                + bind(b"") + execute + parse(b"", "commit") + bind(b"") + execute + sync)
+    assert _statements_written(id(sock), exchange) == 1
+    # an unnamed Parse sent in one write, its Bind in the next (pg8000's execute_unnamed)
+    assert _statements_written(id(sock), parse(b"", "SELECT 3") + sync) == 0
+    assert _statements_written(id(sock), bind(b"") + execute + sync) == 1
+    assert _statements_written(id(object()), bind(b"never-parsed") + execute + sync) == 1

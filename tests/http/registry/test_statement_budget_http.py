@@ -1,12 +1,12 @@
 """Statement budgets of the patient hot paths (issue 15), counted, never timed.
 
-Two counts per request, with the API key cached as in production, both in pg8000 (the hot paths run on
-the driver pool without SQLAlchemy, so an engine event would miss them): the statements sent (each
-``execute_simple``, ``execute_unnamed`` or ``execute_named``, and the Bind of a statement sent by parts
-— a pipelined one, each of ``wire.transaction``'s; a query string of several statements counts once) and
-the network round trips (pg8000 flushing what it sent to wait for the answer, so an implicit ``BEGIN``
-or ``COMMIT`` of the driver counts too; pg8000's own unnamed extended-protocol statement takes three,
-a prepared or pipelined one or a simple query one). GET /patients/{id} and search are one statement
+Two counts per request, with the API key cached as in production, both in what pg8000's connections
+write (the hot paths run on the driver pool without SQLAlchemy, so an engine event would miss them;
+``bench.anatomy``'s counting, through ``tests.support.statements``): the statements run (a simple
+query's by its text, transaction control apart; every Bind by the statement it binds) and the
+network round trips (each write flushed to wait for the answer, so an implicit ``BEGIN`` or ``COMMIT``
+of the driver counts too; pg8000's own unnamed extended-protocol statement takes three, a prepared or
+pipelined one or a simple query one). GET /patients/{id} and search are one statement
 each (the audit row in it); a registration is two in one round trip (the birth date's lock, then the
 statement that writes everything, as one implicit transaction). A change that adds a statement or a
 round trip to these paths fails here.
@@ -15,11 +15,9 @@ round trip to these paths fails here.
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pg8000.core
 import pytest
 import sqlalchemy as sa
 
@@ -27,6 +25,7 @@ from shared.db import unit_of_work
 from shared.models import AuditEntry
 from tests.conftest import auth
 from tests.http.registry.support import patient_body
+from tests.support import statements
 
 BUDGET = {"read": 1, "search": 1, "register": 2}
 # The read, the registration CTE and a search by name words are prepared; other searches are unnamed
@@ -35,54 +34,21 @@ ROUND_TRIPS = {"read": 1, "search": 1, "register": 1}
 
 
 @contextmanager
-def counting() -> Iterator[Counter[str]]:
-    counts: Counter[str] = Counter()
-    core = pg8000.core.CoreConnection
-    inside = [0]  # within execute_* or a prepare: its own Parse is not another statement
+def counting() -> Iterator[dict[str, int]]:
+    """Statements and round trips as ``bench.anatomy`` counts them (``tests.support.statements``), but
+    the round trip that prepares a statement: once per statement and connection, and the pool hands
+    out any of its connections."""
+    import pg8000.core  # noqa: PLC0415
 
-    def sends(name: str) -> object:
-        original = getattr(core, name)
-
-        def sent(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-            counts["statements"] += 1
-            inside[0] += 1
-            try:
-                return original(self, *args, **kwargs)
-            finally:
-                inside[0] -= 1
-
-        return sent
-
-    bind = core.send_BIND
-
-    def bound(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if not inside[0]:
-            counts["statements"] += 1  # a statement sent by parts (a pipelined search, a wire.transaction's)
-        return bind(self, *args, **kwargs)
-
-    flush = pg8000.core._flush
-
-    def flushed(sock):  # noqa: ANN001, ANN202
-        counts["round_trips"] += 1
-        return flush(sock)
-
-    prepare = core.prepare_statement
-
-    def prepared(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        counts["round_trips"] -= 1  # once per statement and connection (the pool hands out any of its connections)
-        inside[0] += 1
-        try:
+    prepare = pg8000.core.CoreConnection.prepare_statement
+    with statements.counting() as counts, pytest.MonkeyPatch.context() as patch:
+        def prepared(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            counts["round_trips"] -= 1
             return prepare(self, *args, **kwargs)
-        finally:
-            inside[0] -= 1
 
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("execute_simple", "execute_unnamed", "execute_named"):
-            patch.setattr(core, name, sends(name))
-        patch.setattr(core, "send_BIND", bound)
-        patch.setattr(pg8000.core, "_flush", flushed)
-        patch.setattr(core, "prepare_statement", prepared)
+        patch.setattr(pg8000.core.CoreConnection, "prepare_statement", prepared)
         yield counts
+    del counts["on_the_pool"]
 
 
 def audit_rows(action: str, request_id: str) -> list[tuple[str, list[uuid.UUID]]]:
