@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import sys
+import time
 import traceback
 from datetime import datetime, timezone
 from typing import Any
@@ -25,6 +26,7 @@ _trace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id
 _span_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("span_id", default=None)
 
 _configured = False
+_handler: logging.StreamHandler | None = None  # the JSON handler `configure_logging` installed on the root logger
 # One encoder for every line: json.dumps with these options builds a new one per call.
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 # Terminal colour/style sequences (Werkzeug styles its lines): never inside a JSON line.
@@ -54,35 +56,40 @@ def _safe_traceback(exc_info: Any) -> str:
     return f"{etype.__module__}.{etype.__qualname__} at {where}"
 
 
+def _line(severity: str, message: str, created: float, logger_name: str, fields: Any, exc_info: Any) -> str:
+    """One JSON line (without its newline): what `CloudLoggingFormatter` makes of a record, and
+    `info_fields` of its arguments."""
+    if "\x1b" in message:
+        message = _ANSI.sub("", message)
+    entry: dict[str, Any] = {
+        "severity": severity,
+        "message": message,
+        "time": datetime.fromtimestamp(created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+        "logger": logger_name,
+    }
+    trace_id = _trace_id.get()
+    if trace_id:
+        project = get_settings().google_cloud_project
+        entry["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace_id}"
+        span_id = _span_id.get()
+        if span_id:
+            entry["logging.googleapis.com/spanId"] = span_id
+    request_id = _request_id.get()
+    if request_id:
+        entry["request_id"] = request_id
+    if isinstance(fields, dict):
+        for key, value in fields.items():
+            if key not in entry:
+                entry[key] = value
+    if exc_info:
+        entry["error"] = _safe_traceback(exc_info)
+    return _ENCODER.encode(entry)
+
+
 class CloudLoggingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if "\x1b" in message:
-            message = _ANSI.sub("", message)
-        entry: dict[str, Any] = {
-            "severity": "CRITICAL" if record.levelno >= logging.CRITICAL else record.levelname,
-            "message": message,
-            "time": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
-            "logger": record.name,
-        }
-        trace_id = _trace_id.get()
-        if trace_id:
-            project = get_settings().google_cloud_project
-            entry["logging.googleapis.com/trace"] = f"projects/{project}/traces/{trace_id}"
-            span_id = _span_id.get()
-            if span_id:
-                entry["logging.googleapis.com/spanId"] = span_id
-        request_id = _request_id.get()
-        if request_id:
-            entry["request_id"] = request_id
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            for key, value in fields.items():
-                if key not in entry:
-                    entry[key] = value
-        if record.exc_info:
-            entry["error"] = _safe_traceback(record.exc_info)
-        return _ENCODER.encode(entry)
+        return _line("CRITICAL" if record.levelno >= logging.CRITICAL else record.levelname, record.getMessage(),
+                     record.created, record.name, getattr(record, "fields", None), record.exc_info)
 
 
 def configure_logging() -> None:
@@ -90,7 +97,8 @@ def configure_logging() -> None:
     global _configured
     if _configured:
         return
-    handler = logging.StreamHandler(sys.stdout)
+    global _handler
+    handler = _handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(CloudLoggingFormatter())
     root = logging.getLogger()
     for existing in list(root.handlers):
@@ -104,12 +112,48 @@ def configure_logging() -> None:
 
 
 def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
-    """``logger.info(message, extra={"fields": fields})`` without looking up the caller's frame: a
-    line of ours never prints its source location, and ``findCaller`` walks the stack on every call
-    (the api's per-request line is logged on every request)."""
-    if logger.isEnabledFor(logging.INFO):
+    """``logger.info(message, extra={"fields": fields})``, for lines logged on every request (the api's
+    request line). When the line can only reach the JSON handler of `configure_logging` — no filter on
+    the way, no other handler (a test's capture adds one) — it is written straight to that handler's
+    stream, the same line its formatter would make: no ``LogRecord`` (its dozen attributes, the thread's
+    and process's names), no trip through ``Logger.handle`` and ``Handler.handle``. Otherwise it goes
+    through logging as ``logger.info`` would, without looking up the caller's frame (a line of ours never
+    prints its source location)."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handler = _sole_handler(logger)
+    if handler is None:
         logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None,
                                         extra={"fields": fields}))
+        return
+    line = _line("INFO", message, time.time(), logger.name, fields, None) + "\n"
+    with handler.lock:  # type: ignore[union-attr]  (a StreamHandler always has its lock)
+        try:
+            handler.stream.write(line)
+            handler.stream.flush()
+        except Exception:  # noqa: BLE001 — what StreamHandler.emit does with a failed write
+            handler.handleError(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None,
+                                                  extra={"fields": fields}))
+
+
+def _sole_handler(logger: logging.Logger) -> logging.StreamHandler | None:
+    """`configure_logging`'s handler when an INFO line of ``logger`` would reach it and nothing else:
+    no logger on the way has a filter or a handler of its own, and the root has that handler alone,
+    unfiltered, at INFO or below."""
+    handler = _handler
+    if handler is None or handler.filters or handler.level > logging.INFO:
+        return None
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        if current.parent is None:  # the root
+            handlers = current.handlers
+            return handler if len(handlers) == 1 and handlers[0] is handler else None
+        if current.handlers or not current.propagate:
+            return None
+        current = current.parent
+    return None
 
 
 def get_logger(name: str) -> logging.Logger:

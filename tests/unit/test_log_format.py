@@ -64,3 +64,85 @@ def test_info_fields_writes_the_line_logger_info_writes_and_honours_the_level():
     first, second = (json.loads(line) for line in lines)
     first.pop("time"), second.pop("time")
     assert first == second and second["route"] == "/patients/<uuid:patient_id>" and second["request_id"] == "req-2"
+
+
+def _json_handler(monkeypatch):  # noqa: ANN001, ANN202
+    """A JSON handler as configure_logging installs it, alone on the root logger, writing to a buffer."""
+    import io  # noqa: PLC0415
+
+    from shared import log  # noqa: PLC0415
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(CloudLoggingFormatter())
+    monkeypatch.setattr(log, "_handler", handler)
+    monkeypatch.setattr(logging.root, "handlers", [handler])
+    return stream
+
+
+def _records_made(monkeypatch) -> list[str]:  # noqa: ANN001
+    made: list[str] = []
+    original = logging.Logger.makeRecord
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        made.append(self.name)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(logging.Logger, "makeRecord", counted)
+    return made
+
+
+def test_a_line_only_the_json_handler_takes_is_written_straight_and_as_its_formatter_writes_it(monkeypatch):
+    from shared.log import info_fields  # noqa: PLC0415
+
+    stream = _json_handler(monkeypatch)
+    made = _records_made(monkeypatch)
+    logger = logging.getLogger("test.info_fields.direct")
+    logger.setLevel(logging.INFO)
+    bind_request("req-3", "e" * 32, "f" * 16)
+    fields = {"httpRequest": {"requestMethod": "GET", "status": 200, "latency": "0.0004s"},
+              "route": "/patients/<uuid:patient_id>", "principal": "clerk \u00e9\x1b", "message": "not this one"}
+    try:
+        info_fields(logger, "request", fields)
+        assert made == []  # no LogRecord: straight to the stream
+        logger.addFilter(lambda record: True)  # a filter on the way: the long way, through logging
+        info_fields(logger, "request", fields)
+        assert made == ["test.info_fields.direct"]
+    finally:
+        logger.filters.clear()
+        logger.setLevel(logging.NOTSET)
+    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert direct["time"].endswith("+00:00") and len(direct["time"]) == len("2026-12-07T13:31:15.983+00:00")
+    del direct["time"], through_logging["time"]
+    assert direct == through_logging
+    assert direct["message"] == "request" and direct["principal"] == "clerk \u00e9\x1b"
+    assert direct["logging.googleapis.com/spanId"] == "f" * 16 and direct["request_id"] == "req-3"
+
+
+def test_a_line_another_handler_would_see_goes_through_logging(monkeypatch, caplog):
+    """A capture (pytest's caplog, an operator's extra handler) gets the record as logger.info gives it;
+    the JSON handler writes the line all the same."""
+    from shared.log import info_fields  # noqa: PLC0415
+
+    stream = _json_handler(monkeypatch)
+    logging.root.handlers.append(caplog.handler)  # as pytest installs it (the list is the test's own)
+    logger = logging.getLogger("test.info_fields.captured")
+    with caplog.at_level(logging.INFO, logger="test.info_fields.captured"):
+        info_fields(logger, "request", {"route": "/readyz"})
+    assert [(r.getMessage(), r.fields) for r in caplog.records] == [("request", {"route": "/readyz"})]
+    assert json.loads(stream.getvalue())["route"] == "/readyz"
+
+
+def test_a_line_below_the_handlers_level_is_not_written(monkeypatch):
+    from shared.log import info_fields  # noqa: PLC0415
+
+    stream = _json_handler(monkeypatch)
+    made = _records_made(monkeypatch)
+    logging.root.handlers[0].setLevel(logging.WARNING)
+    logger = logging.getLogger("test.info_fields.quiet")
+    logger.setLevel(logging.INFO)
+    try:
+        info_fields(logger, "request", {"route": "/readyz"})
+    finally:
+        logger.setLevel(logging.NOTSET)
+    assert stream.getvalue() == "" and made == ["test.info_fields.quiet"]  # logging's own path decided
