@@ -1,4 +1,5 @@
-"""Random (version 4) UUIDs for new rows and events, without a system call for each.
+"""Random (version 4) UUIDs for new rows and events, and random hex ids for traces and spans, without
+a system call for each.
 
 ``uuid.uuid4()`` asks the kernel for 16 bytes (``getrandom``) every time, and Python releases the
 interpreter lock around that call. On a threaded worker under load each release lets another thread
@@ -42,17 +43,28 @@ def _read(n: int) -> bytes:
     return os.urandom(n)
 
 
-def uuid4() -> uuid.UUID:
-    """A random UUID, as ``uuid.uuid4()`` makes it (RFC 4122 variant, version 4)."""
+def _take(size: int) -> bytes:
+    """The next ``size`` (≤ 4 KiB) random bytes of the pool, never handed out before."""
     pool = _pool
     with pool.lock:
         start = pool.offset
-        if start + _SIZE > len(pool.buffer):
+        if start + size > len(pool.buffer):
             pool.buffer = _read(_CHUNK)
             start = 0
-        pool.offset = start + _SIZE
-        value = int.from_bytes(pool.buffer[start:start + _SIZE], "big")
+        pool.offset = start + size
+        return pool.buffer[start:start + size]
+
+
+def uuid4() -> uuid.UUID:
+    """A random UUID, as ``uuid.uuid4()`` makes it (RFC 4122 variant, version 4)."""
+    value = int.from_bytes(_take(_SIZE), "big")
     return uuid.UUID(int=(value & _CLEAR) | _VERSION_4 | _RFC_4122)
+
+
+def token_hex(nbytes: int) -> str:
+    """``nbytes`` random bytes in hex, as ``secrets.token_hex`` makes them (the W3C trace and span ids
+    of every request and delivery: ``shared.telemetry.tracecontext``)."""
+    return _take(nbytes).hex()
 
 
 def _forget() -> None:

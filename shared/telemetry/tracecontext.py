@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextvars
 import re
-import secrets
 from dataclasses import dataclass
 
+from shared.ids import token_hex
 from shared.log import bind_request, current_trace
 
 _TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[0-9a-f].*)?$")
@@ -41,11 +41,11 @@ class RemoteParent:
 
 
 def new_trace_id() -> str:
-    return secrets.token_hex(16)
+    return token_hex(16)
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    return token_hex(8)
 
 
 def parse_traceparent(value: str | None, tracestate: str | None = None) -> RemoteParent | None:

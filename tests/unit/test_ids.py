@@ -46,6 +46,31 @@ def test_the_bytes_are_the_kernels_in_order(monkeypatch: pytest.MonkeyPatch) -> 
     assert made == [uuid.UUID(bytes=chunk[i:i + 16], version=4) for i in range(0, 4096, 16)]
 
 
+def test_hex_ids_come_from_the_same_bytes_without_overlapping_the_uuids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trace and span ids (shared.telemetry.tracecontext) take the pool's next bytes, in hex: none of
+    them is part of a UUID handed out, and a read is made only when the chunk cannot hold the next one."""
+    chunks = [os.urandom(4096), os.urandom(4096)]
+    reads: list[int] = []
+
+    def counted(n: int) -> bytes:
+        reads.append(n)
+        return chunks[len(reads) - 1]
+
+    monkeypatch.setattr(ids, "_pool", ids._Pool())
+    monkeypatch.setattr(ids, "_read", counted)
+    first = ids.uuid4()
+    trace, span = ids.token_hex(16), ids.token_hex(8)
+    second = ids.uuid4()
+    assert first == uuid.UUID(bytes=chunks[0][0:16], version=4)
+    assert (trace, span) == (chunks[0][16:32].hex(), chunks[0][32:40].hex())
+    assert second == uuid.UUID(bytes=chunks[0][40:56], version=4)
+    for _ in range((4096 - 56) // 16):  # 252 more ids: the chunk keeps 8 bytes
+        ids.uuid4()
+    assert reads == [4096]
+    assert ids.token_hex(8) == chunks[0][4088:4096].hex() and reads == [4096]
+    assert ids.token_hex(16) == chunks[1][0:16].hex() and reads == [4096, 4096]
+
+
 def test_threads_never_get_the_same_id() -> None:
     per_thread: list[list[uuid.UUID]] = [[] for _ in range(8)]
     start = threading.Barrier(8)
