@@ -23,8 +23,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -193,6 +192,7 @@ class DriverPool:
         self.timeout = timeout
         self.recycle = recycle
         self._cond = threading.Condition(threading.Lock())
+        self._waiting = 0  # checkouts waiting for a connection (none: a return notifies nobody)
         self._idle: list[Any] = []  # a stack: the last returned is lent first
         self._open = 0  # lent + idle + being opened
         self._generation = 0
@@ -203,20 +203,20 @@ class DriverPool:
     # -- lending ----------------------------------------------------------------------------------
 
     def acquire(self, timeout: float | None = None) -> Any:
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        now = time.monotonic()
+        deadline = now + (self.timeout if timeout is None else timeout)
         stale: list[Any] = []
         try:
             with self._cond:
                 while True:
                     while self._idle:
                         con = self._idle.pop()
-                        if (con._pool_generation != self._generation
-                                or time.monotonic() - con._pool_opened_at > self.recycle):
+                        if con._pool_generation != self._generation or now - con._pool_opened_at > self.recycle:
                             self._open -= 1
                             stale.append(con)
                             continue
                         self.lent += 1
-                        self.last_active = time.monotonic()
+                        self.last_active = now
                         return con
                     if self._open < self.size:
                         self._open += 1
@@ -225,7 +225,12 @@ class DriverPool:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise PoolExhausted(f"no pooled connection free within {self.timeout:g} s")
-                    self._cond.wait(left)
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(left)
+                    finally:
+                        self._waiting -= 1
+                    now = time.monotonic()
         finally:
             for con in stale:
                 _close_quietly(con)
@@ -271,21 +276,16 @@ class DriverPool:
                 con.autocommit = False
                 self._idle.append(con)
                 con = None
-            self._cond.notify()
+            if self._waiting:
+                self._cond.notify()
         if con is not None:
             _close_quietly(con)
 
-    @contextmanager
-    def connection(self, *, autocommit: bool = False) -> Iterator[Any]:
+    def connection(self, *, autocommit: bool = False) -> _Lending:
         """A connection for the block; with ``autocommit`` pg8000 sends no BEGIN of its own (each
         statement commits on its own, and one carrying its own ``BEGIN`` opens a transaction that
         leaving without ``COMMIT`` hands to the rollback on return)."""
-        con = self.acquire()
-        try:
-            con.autocommit = autocommit
-            yield con
-        finally:
-            self.release(con)
+        return _Lending(self, autocommit)
 
     # -- invalidation -----------------------------------------------------------------------------
 
@@ -308,6 +308,25 @@ class DriverPool:
     def idle(self) -> int:
         with self._cond:
             return len(self._idle)
+
+
+class _Lending:
+    """``DriverPool.connection``'s block, as a class rather than a ``contextmanager`` generator: every
+    request on the pool enters one."""
+
+    __slots__ = ("pool", "autocommit", "con")
+
+    def __init__(self, pool: DriverPool, autocommit: bool) -> None:
+        self.pool = pool
+        self.autocommit = autocommit
+
+    def __enter__(self) -> Any:
+        con = self.con = self.pool.acquire()
+        con.autocommit = self.autocommit
+        return con
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.pool.release(self.con)
 
 
 def is_disconnect(exc: BaseException) -> bool:
