@@ -81,6 +81,32 @@ def test_an_exhausted_pool_is_a_transient_error(pool):
     assert is_transient_db_error(raised.value)
 
 
+def test_a_checkout_waiting_on_a_full_pool_gets_the_connection_returned(database_url):
+    """A return wakes a waiting checkout at once (it notifies only when one waits), and the waiter
+    gets the connection that came back."""
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    pool = DriverPool(lambda: open_connection(database_url, 15000), size=1, timeout=10)
+    try:
+        held = pool.acquire()
+        got: list[object] = []
+        waiter = threading.Thread(target=lambda: got.append(pool.acquire()))
+        waiter.start()
+        deadline = time.monotonic() + 5
+        while not pool._waiting and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert pool._waiting == 1 and got == []  # waiting: the pool is full
+        returned = time.monotonic()
+        pool.release(held)
+        waiter.join(5)
+        assert got == [held] and time.monotonic() - returned < 2  # woken by the return, not its timeout
+        assert pool._waiting == 0
+        pool.release(held)
+    finally:
+        pool.dispose()
+
+
 def test_a_transaction_left_open_is_rolled_back_on_return(pool):
     table = f"t_{uuid.uuid4().hex[:10]}"
     with pool.connection(autocommit=True) as con:
