@@ -31,7 +31,9 @@ import re
 import sys
 import time
 import uuid
+import weakref
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,8 +165,9 @@ def stop_counting() -> None:
     _ACTIVE.clear()
 
 
-_NAMED: dict[tuple[int, bytes], str] = {}  # (socket, statement name) → its text, from the Parse that prepared it
-_UNNAMED: dict[int, str] = {}  # socket → the text of its last unnamed Parse (its Bind may come in a later write)
+# Per connection's file (forgotten with it): its prepared statements' texts by name, from the Parses that
+# prepared them, and under b"" the text of its last unnamed Parse (whose Bind may come in a later write).
+_PARSED: weakref.WeakKeyDictionary[Any, dict[bytes, str]] = weakref.WeakKeyDictionary()
 
 
 def _patch_pg8000() -> None:
@@ -180,7 +183,7 @@ def _patch_pg8000() -> None:
 
     def written(sock, data):
         if _ACTIVE:
-            _ACTIVE[0]["statements"] += _statements_written(id(sock), bytes(data))
+            _ACTIVE[0]["statements"] += _statements_written(_PARSED.setdefault(sock, {}), bytes(data))
         return write(sock, data)
 
     def flushed(sock):
@@ -192,12 +195,13 @@ def _patch_pg8000() -> None:
     core._bench_counting = True
 
 
-def _statements_written(sock: int, data: bytes) -> int:
+def _statements_written(parsed: dict[bytes, str], data: bytes) -> int:
     """The statements the frontend messages in ``data`` run: a simple Query by its text (several
     statements in one string each count), a Bind by the text of the statement it binds — a prepared
     one's from the Parse that named it (1 when that Parse was not seen), the unnamed one's from its
     last Parse. A Parse, Describe, Execute or Sync runs nothing of its own; a write that is not a
-    sequence of messages (the startup packet, an SSL request) counts nothing."""
+    sequence of messages (the startup packet, an SSL request) counts nothing. ``parsed`` is the
+    connection's texts by statement name (b"": the unnamed one), kept up to date here."""
     count, i, n = 0, 0, len(data)
     while i + 5 <= n:
         code, length = data[i:i + 1], int.from_bytes(data[i + 1:i + 5], "big")
@@ -208,15 +212,10 @@ def _statements_written(sock: int, data: bytes) -> int:
             count += statements_in(body[:-1].decode())
         elif code == b"P":
             name, _, rest = body.partition(b"\x00")
-            text = rest[:rest.index(b"\x00")].decode()
-            if name:
-                _NAMED[(sock, name)] = text
-            else:
-                _UNNAMED[sock] = text
+            parsed[name] = rest[:rest.index(b"\x00")].decode()
         elif code == b"B":
             _portal, _, rest = body.partition(b"\x00")
-            name = rest[:rest.index(b"\x00")]
-            text = _NAMED.get((sock, name)) if name else _UNNAMED.get(sock, "")
+            text = parsed.get(rest[:rest.index(b"\x00")])
             count += 1 if text is None else statements_in(text)
         i += 1 + length
     return count

@@ -144,18 +144,18 @@ def test_statements_are_counted_from_the_messages_written():
         return message(b"B", b"\x00" + name + b"\x00\x00\x00\x00\x00\x00\x00")
 
     execute, sync = message(b"E", b"\x00\x00\x00\x00\x00"), message(b"S", b"")
-    sock = object()
+    parsed: dict[bytes, str] = {}  # the connection's statements, as bench.anatomy keeps them
     startup = (8).to_bytes(4, "big") + (196608).to_bytes(4, "big")
-    assert _statements_written(id(sock), startup) == 0
-    assert _statements_written(id(sock), message(b"Q", b"BEGIN; SELECT 1; SELECT 2; COMMIT\x00")) == 2
+    assert _statements_written(parsed, startup) == 0
+    assert _statements_written(parsed, message(b"Q", b"BEGIN; SELECT 1; SELECT 2; COMMIT\x00")) == 2
     # a prepare (Parse, Describe, Sync) runs nothing; its later Binds run its statement
-    assert _statements_written(id(sock), parse(b"s1", "SELECT 1") + message(b"D", b"Ss1\x00") + sync) == 0
-    assert _statements_written(id(sock), bind(b"s1") + execute + bind(b"s1") + execute + sync) == 2
+    assert _statements_written(parsed, parse(b"s1", "SELECT 1") + message(b"D", b"Ss1\x00") + sync) == 0
+    assert _statements_written(parsed, bind(b"s1") + execute + bind(b"s1") + execute + sync) == 2
     # a BEGIN and a COMMIT ride along unnamed: not counted; the unnamed statement between them is
     exchange = (parse(b"", "begin transaction") + bind(b"") + execute + parse(b"", "INSERT INTO t VALUES (1)")
                 + bind(b"") + execute + parse(b"", "commit") + bind(b"") + execute + sync)
-    assert _statements_written(id(sock), exchange) == 1
+    assert _statements_written(parsed, exchange) == 1
     # an unnamed Parse sent in one write, its Bind in the next (pg8000's execute_unnamed)
-    assert _statements_written(id(sock), parse(b"", "SELECT 3") + sync) == 0
-    assert _statements_written(id(sock), bind(b"") + execute + sync) == 1
-    assert _statements_written(id(object()), bind(b"never-parsed") + execute + sync) == 1
+    assert _statements_written(parsed, parse(b"", "SELECT 3") + sync) == 0
+    assert _statements_written(parsed, bind(b"") + execute + sync) == 1
+    assert _statements_written({}, bind(b"never-parsed") + execute + sync) == 1
