@@ -94,10 +94,9 @@ class CloudLoggingFormatter(logging.Formatter):
 
 def configure_logging() -> None:
     """Install the JSON handler on the root logger once per process."""
-    global _configured
+    global _configured, _handler
     if _configured:
         return
-    global _handler
     handler = _handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(CloudLoggingFormatter())
     root = logging.getLogger()
@@ -123,8 +122,7 @@ def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) ->
         return
     handler = _sole_handler(logger)
     if handler is None:
-        logger.handle(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None,
-                                        extra={"fields": fields}))
+        logger.handle(_info_record(logger, message, fields))
         return
     line = _line("INFO", message, time.time(), logger.name, fields, None) + "\n"
     with handler.lock:  # type: ignore[union-attr]  (a StreamHandler always has its lock)
@@ -132,8 +130,12 @@ def info_fields(logger: logging.Logger, message: str, fields: dict[str, Any]) ->
             handler.stream.write(line)
             handler.stream.flush()
         except Exception:  # noqa: BLE001 — what StreamHandler.emit does with a failed write
-            handler.handleError(logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None,
-                                                  extra={"fields": fields}))
+            handler.handleError(_info_record(logger, message, fields))
+
+
+def _info_record(logger: logging.Logger, message: str, fields: dict[str, Any]) -> logging.LogRecord:
+    """The record ``logger.info(message, extra={"fields": fields})`` makes, without finding the caller's frame."""
+    return logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, message, (), None, extra={"fields": fields})
 
 
 def _sole_handler(logger: logging.Logger) -> logging.StreamHandler | None:

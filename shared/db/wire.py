@@ -132,9 +132,9 @@ def _message(code: bytes, body: bytes) -> bytes:
     return code + _I32(len(body) + 4) + body
 
 
-def _parse(con: Any, sql: str) -> bytes:
-    """Parse of the unnamed statement ``sql`` (``$n`` placeholders; the server infers their types)."""
-    return _message(b"P", b"\x00" + sql.encode(con._client_encoding) + b"\x00" + _NO_FORMATS)
+def _parse(text: bytes) -> bytes:
+    """Parse of the unnamed statement ``text`` (encoded; ``$n`` placeholders, whose types the server infers)."""
+    return _message(b"P", b"\x00" + text + b"\x00" + _NO_FORMATS)
 
 
 def _bind(name: bytes, values: list[bytes | None]) -> bytes:
@@ -153,7 +153,7 @@ def _bind(name: bytes, values: list[bytes | None]) -> bytes:
 def _control(statement: str) -> bytes:
     """A transaction-control statement as an unnamed Parse/Bind/Execute with no Sync: the exchange it
     rides in ends with the Sync, whose ReadyForQuery tells pg8000 whether a transaction is open."""
-    return _message(b"P", b"\x00" + statement.encode("ascii") + b"\x00" + _NO_FORMATS) + _bind(_UNNAMED, []) + _EXECUTE
+    return _parse(statement.encode("ascii")) + _bind(_UNNAMED, []) + _EXECUTE
 
 
 _BEGIN_MESSAGES = _control(_BEGIN)
@@ -190,7 +190,7 @@ def _pipelined(con: Any, sql: str, params: Any, begin: bool = False) -> Any:
 def _unnamed(con: Any, sql: str, values: list[bytes | None]) -> bytes:
     """Parse and Bind of the unnamed statement ``sql`` (``$n`` placeholders), and a Describe of its portal
     (its columns come with the answer); the caller adds the Execute."""
-    return _parse(con, sql) + _bind(_UNNAMED, values) + _DESCRIBE_PORTAL
+    return _parse(sql.encode(con._client_encoding)) + _bind(_UNNAMED, values) + _DESCRIBE_PORTAL
 
 
 def transaction(con: Any, statements: Any) -> list[Any]:
